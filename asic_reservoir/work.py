@@ -385,3 +385,21 @@ class Job:
                    version=hex_u32(ver, "version"), nbits=hex_u32(bits, "nbits"),
                    ntime=hex_u32(ntime, "ntime"), clean_jobs=bool(clean),
                    claimtrie=claimtrie, algorithm=algorithm)
+
+
+# --------------------------------------------------------------------------- chips
+
+def nonce_slice(chip: int, n_chips: int) -> range:
+    """The contiguous slice of the 32-bit nonce space searched by ``chip`` of ``n_chips``.
+
+    Mirrors how BM13xx chains split the nonce space by chip address, so the chip that
+    found a share can be read back from its nonce with :func:`chip_of_nonce`.
+    """
+    if not 0 <= chip < n_chips:
+        raise WorkError(f"chip {chip} out of range for {n_chips} chips")
+    return range((chip << 32) // n_chips, ((chip + 1) << 32) // n_chips)
+
+
+def chip_of_nonce(nonce: int, n_chips: int) -> int:
+    """Inverse of :func:`nonce_slice`: which chip's slice a nonce lies in."""
+    return ((nonce & 0xFFFFFFFF) * n_chips) >> 32

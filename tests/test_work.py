@@ -167,3 +167,13 @@ def test_notify_round_trip_and_bad_input():
         Job.from_notify(params)
     with pytest.raises(WorkError):
         Job("j", bytes(32), b"", b"", algorithm="lbry")
+
+
+@given(st.integers(1, 5000), st.data())
+def test_chip_slices_partition_nonce_space(n_chips, data):
+    chip = data.draw(st.integers(0, n_chips - 1))
+    sl = work.nonce_slice(chip, n_chips)
+    assert work.chip_of_nonce(sl.start, n_chips) == chip
+    assert work.chip_of_nonce(sl.stop - 1, n_chips) == chip
+    if chip + 1 < n_chips:
+        assert work.nonce_slice(chip + 1, n_chips).start == sl.stop
