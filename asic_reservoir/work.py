@@ -397,7 +397,10 @@ def nonce_slice(chip: int, n_chips: int) -> range:
     """
     if not 0 <= chip < n_chips:
         raise WorkError(f"chip {chip} out of range for {n_chips} chips")
-    return range((chip << 32) // n_chips, ((chip + 1) << 32) // n_chips)
+    def boundary(c: int) -> int:  # ceil(c * 2^32 / n): exact inverse of chip_of_nonce
+        return -(-(c << 32) // n_chips)
+
+    return range(boundary(chip), boundary(chip + 1))
 
 
 def chip_of_nonce(nonce: int, n_chips: int) -> int:
