@@ -1,0 +1,83 @@
+"""PUF metrics on synthetic fleets whose answers are known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from asic_reservoir import puf_metrics as pm
+
+
+def synthetic_fleet(n_dev: int, n_feat: int, reads: int, between: float, within: float, seed=0):
+    rng = np.random.default_rng(seed)
+    truth = rng.normal(0, between, (n_dev, n_feat))
+    enrolled = truth + rng.normal(0, within, truth.shape)
+    owner = np.repeat(np.arange(n_dev), reads)
+    rereads = truth[owner] + rng.normal(0, within, (len(owner), n_feat))
+    return enrolled, rereads, owner
+
+
+def test_separable_fleet_is_perfect():
+    enrolled, reads, owner = synthetic_fleet(20, 16, 5, between=1.0, within=0.01)
+    m = pm.evaluate_fleet(enrolled, reads, owner, n_boot=100)
+    assert m.rank1_accuracy.value == 1.0
+    assert m.eer.value == 0.0 and m.eer.high <= 0.02
+    assert m.decidability > 5
+    assert m.bits.reliability > 95
+    assert 35 < m.bits.uniqueness < 65
+
+
+def test_indistinguishable_fleet_is_chance():
+    enrolled, reads, owner = synthetic_fleet(20, 16, 5, between=0.0, within=1.0)
+    m = pm.evaluate_fleet(enrolled, reads, owner, n_boot=100)
+    assert m.rank1_accuracy.low < 1 / 20 + 0.1
+    assert m.eer.value > 0.3
+    assert m.eer.low < 0.5 < m.eer.high or abs(m.eer.value - 0.5) < 0.15
+    assert m.decidability < 1.0
+
+
+def test_eer_exact_on_known_distributions():
+    genuine = np.array([0.1, 0.2, 0.3, 0.9])
+    impostor = np.array([0.25, 1.0, 1.1, 1.2])
+    eer, thr = pm.equal_error_rate(genuine, impostor)
+    # Threshold 0.3: FAR 1/4, FRR 1/4.
+    assert eer == pytest.approx(0.25)
+    assert pm.far_frr(genuine, impostor, thr) == (0.25, 0.25)
+
+
+def test_threshold_at_far_respects_the_rate():
+    impostor = np.linspace(1, 2, 101)
+    for far in (0.0, 0.01, 0.1, 0.5):
+        thr = pm.threshold_at_far(impostor, far)
+        assert np.mean(impostor <= thr) <= far
+    with pytest.raises(ValueError):
+        pm.threshold_at_far(np.array([]), 0.1)
+
+
+def test_bit_metrics_known_values():
+    ref = np.array([[0, 0, 1, 1], [0, 1, 0, 1], [1, 1, 1, 1]], dtype=np.uint8)
+    reread = np.array([[0, 0, 1, 1], [0, 1, 0, 0]], dtype=np.uint8)
+    m = pm.bit_metrics(ref, reread, np.array([0, 1]))
+    # pairwise HD: (0,1)=2/4, (0,2)=2/4, (1,2)=2/4 -> 50%
+    assert m.uniqueness == pytest.approx(50.0)
+    # intra: 0 and 1/4 -> mean 12.5% -> reliability 87.5%
+    assert m.reliability == pytest.approx(87.5)
+    assert m.uniformity == pytest.approx(100 * 8 / 12)
+    assert m.bit_aliasing_min == pytest.approx(100 / 3)
+    assert m.bit_aliasing_max == pytest.approx(100.0)
+
+
+def test_wilson_interval_bounds():
+    iv = pm.wilson(20, 20)
+    assert iv.value == 1.0 and iv.high == 1.0 and 0.8 < iv.low < 0.9
+    iv = pm.wilson(0, 10)
+    assert iv.low == 0.0 and iv.high > 0.2
+
+
+def test_scale_makes_units_irrelevant():
+    enrolled, reads, owner = synthetic_fleet(10, 4, 3, between=1.0, within=0.2, seed=3)
+    scaled = np.array([1, 1000, 0.001, 50.0])
+    a = pm.evaluate_fleet(enrolled, reads, owner, n_boot=50)
+    b = pm.evaluate_fleet(enrolled * scaled, reads * scaled, owner, n_boot=50)
+    assert a.rank1_accuracy == b.rank1_accuracy
+    assert a.eer.value == pytest.approx(b.eer.value)
