@@ -1,0 +1,348 @@
+"""Input channels: how an input sample u(t) is written into a mining unit.
+
+A channel turns a value ``v`` in the task's input range ``[lo, hi]`` into commands:
+
+- ``difficulty`` — the published encoding: pool difficulty ``D = D0 / (u + eps)``. It only
+  changes how often the pool hears about shares, not what the chips do, so the share
+  rate is a noisy, memoryless copy of the input. ``difficulty-log`` maps ``u`` log-linearly
+  onto ``[D_lo, D_hi]`` instead.
+- ``frequency`` — chip clock (changes hashrate at once and power, hence temperature, slowly).
+- ``fan`` — manual fan duty (changes the thermal path, hence temperatures).
+- ``duty`` — fraction of each slot the unit is paused (LV06 pause/resume): power and
+  hashrate follow the input with the unit's thermal inertia.
+- ``work`` — the input written into the coinbase of the job the pool pushes (the hash
+  function ignores meaning, so this is expected to add nothing; kept for the record).
+
+``a+b`` combines channels (each gets the same slot value). Options follow a colon:
+``frequency:lo=450:hi=575``, ``difficulty:eps=0.05:rate=4``.
+
+Time multiplexing (Appeltant et al. 2011): each step is split into ``slots`` virtual-node
+slots; slot ``k`` receives the input transformed by a fixed random mask value
+``m_k`` in [-1, 1]: with ``x = (u - lo) / (hi - lo)``, ``v_k = lo + (hi - lo) (1/2 + m_k (x - 1/2))``,
+so every slot value stays in the input range and the unit's inertia couples neighbouring
+slots. The mask comes from a seed and is recorded in the run file.
+
+Each channel declares which unit capabilities it needs (``drivers.units`` Capabilities)
+and its latency; :func:`check_support` refuses impossible choices with a clear message.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+
+class ChannelError(ValueError):
+    """A channel specification is malformed or a unit cannot carry the channel."""
+
+
+@dataclass(frozen=True)
+class Command:
+    """One thing to do to one unit in one slot.
+
+    ``target`` is ``pool`` (difficulty, job) or ``unit`` (driver settings, pause duty).
+    ``name`` is a pool action (``difficulty``, ``work``) or a driver settings key
+    (``frequency_mhz``, ``fan_pct``) or ``duty`` (pause fraction of the slot).
+    Pool difficulties are in real-hardware units; the experiment multiplies them by the
+    unit's difficulty scale.
+    """
+
+    target: str
+    name: str
+    value: float
+
+
+@dataclass(frozen=True)
+class UnitInfo:
+    """What a channel needs to know about a unit to bind to it."""
+
+    model: str
+    hashrate_ghs: float = 0.0                   # nominal hashrate (real-hardware scale)
+    frequency_range: tuple[float, float] | None = None   # safe range from the driver
+    frequency_steps: tuple[float, ...] = ()             # discrete settings (power plans)
+    fan_range: tuple[float, float] | None = None
+    capabilities: Any = None
+
+
+def _cap(caps: Any, *names: str) -> Any:
+    """Read a capability flag from a Capabilities object or a mapping (first name found)."""
+    for name in names:
+        if isinstance(caps, Mapping) and name in caps:
+            return caps[name]
+        if hasattr(caps, name):
+            return getattr(caps, name)
+    return None
+
+
+class Channel:
+    """Base class: maps a slot value in [lo, hi] to commands for one unit."""
+
+    name = "?"
+    latency_s = 0.0          # typical delay from command to physical effect (experiment s)
+    needs: tuple[str, ...] = ()
+
+    def __init__(self, lo: float = 0.0, hi: float = 0.5, **options: float) -> None:
+        if not hi > lo:
+            raise ChannelError(f"{self.name}: input range needs hi > lo, got [{lo}, {hi}]")
+        self.lo, self.hi = float(lo), float(hi)
+        self.options = dict(options)
+
+    def x(self, v: float) -> float:
+        """The value as a fraction of the input range, clipped to [0, 1]."""
+        return min(1.0, max(0.0, (v - self.lo) / (self.hi - self.lo)))
+
+    def check(self, unit: UnitInfo) -> None:
+        """Raise :class:`ChannelError` when ``unit`` cannot carry this channel."""
+
+    def commands(self, v: float, unit: UnitInfo) -> list[Command]:
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "lo": self.lo, "hi": self.hi, **self.options}
+
+
+def _shares_per_second(hashrate_ghs: float, difficulty: float) -> float:
+    return hashrate_ghs * 1e9 / (difficulty * 2.0 ** 32)
+
+
+class DifficultyChannel(Channel):
+    """Published encoding D = D0 / (u + eps), or a log-linear map (``mode='log'``).
+
+    ``D0`` is chosen per unit from its nominal hashrate so that the share rate at the top
+    of the input range is ``rate`` shares per experiment second (unless ``d0`` is given).
+    """
+
+    name = "difficulty"
+    latency_s = 0.0  # takes effect with the next job the pool sends
+
+    def __init__(self, lo: float = 0.0, hi: float = 0.5, mode: str = "published",
+                 eps: float = 0.01, rate: float = 20.0, d0: float | None = None,
+                 span: float = 10.0) -> None:
+        if mode not in ("published", "log"):
+            raise ChannelError(f"difficulty mode must be 'published' or 'log', got {mode!r}")
+        if not eps > 0 or not rate > 0 or not span > 1:
+            raise ChannelError("difficulty: need eps > 0, rate > 0 and span > 1")
+        if mode == "published" and lo + eps <= 0:
+            raise ChannelError(f"difficulty: u + eps must stay > 0 (lo={lo}, eps={eps})")
+        opts: dict[str, Any] = {"mode": mode, "eps": eps, "rate": rate, "span": span}
+        if d0 is not None:
+            opts["d0"] = d0
+        super().__init__(lo, hi, **opts)
+        self.name = "difficulty" if mode == "published" else "difficulty-log"
+        self.mode, self.eps, self.rate, self.span, self.d0 = mode, eps, rate, span, d0
+
+    def check(self, unit: UnitInfo) -> None:
+        if self.d0 is None and not unit.hashrate_ghs > 0:
+            raise ChannelError(f"difficulty: unit {unit.model} reports no nominal hashrate; "
+                               f"give d0=... explicitly")
+
+    def base(self, unit: UnitInfo) -> float:
+        """D0 (published) or the lowest difficulty (log), real-hardware units."""
+        if self.d0 is not None:
+            return float(self.d0)
+        top = self.hi + self.eps if self.mode == "published" else 1.0
+        # rate at u = hi: H / (2^32 D0 / top) = rate  =>  D0 = H top / (2^32 rate)
+        return unit.hashrate_ghs * 1e9 * top / (2.0 ** 32 * self.rate)
+
+    def commands(self, v: float, unit: UnitInfo) -> list[Command]:
+        d0 = self.base(unit)
+        if self.mode == "published":
+            d = d0 / (min(max(v, self.lo), self.hi) + self.eps)
+        else:  # high input -> low difficulty -> more shares, like the published map
+            d = d0 * self.span ** (1.0 - self.x(v))
+        return [Command("pool", "difficulty", d)]
+
+
+class FrequencyChannel(Channel):
+    """Chip frequency, linear in the input over the unit's safe range (or lo_mhz..hi_mhz)."""
+
+    name = "frequency"
+    latency_s = 0.5  # HTTP/RPC round trip plus the firmware's PLL re-tune
+
+    def __init__(self, lo: float = 0.0, hi: float = 0.5, lo_mhz: float | None = None,
+                 hi_mhz: float | None = None) -> None:
+        opts = {k: v for k, v in (("lo_mhz", lo_mhz), ("hi_mhz", hi_mhz)) if v is not None}
+        super().__init__(lo, hi, **opts)
+        self.lo_mhz, self.hi_mhz = lo_mhz, hi_mhz
+
+    def check(self, unit: UnitInfo) -> None:
+        caps = unit.capabilities
+        if not _cap(caps, "frequency"):
+            raise ChannelError(f"frequency: {unit.model} has no frequency control")
+        if _cap(caps, "frequency_needs_restart", "frequency_restart"):
+            raise ChannelError(
+                f"frequency: {unit.model} applies a frequency change only after a restart "
+                f"(stock firmware, minutes of downtime), so it cannot carry an input signal; "
+                f"use fan, difficulty or another unit")
+        lo, hi = self.range(unit)
+        if not hi > lo:
+            raise ChannelError(f"frequency: empty range [{lo}, {hi}] MHz for {unit.model}")
+
+    def range(self, unit: UnitInfo) -> tuple[float, float]:
+        safe = unit.frequency_range or (self.lo_mhz or 0.0, self.hi_mhz or 0.0)
+        lo = self.lo_mhz if self.lo_mhz is not None else safe[0]
+        hi = self.hi_mhz if self.hi_mhz is not None else safe[1]
+        if unit.frequency_range and (lo < safe[0] or hi > safe[1]):
+            raise ChannelError(f"frequency: [{lo}, {hi}] MHz leaves {unit.model}'s safe range "
+                               f"[{safe[0]}, {safe[1]}] MHz")
+        return float(lo), float(hi)
+
+    def commands(self, v: float, unit: UnitInfo) -> list[Command]:
+        lo, hi = self.range(unit)
+        f = lo + self.x(v) * (hi - lo)
+        if unit.frequency_steps:   # discrete settings (e.g. LB-Box power plans): nearest
+            f = min(unit.frequency_steps, key=lambda s: abs(s - f))
+        return [Command("unit", "frequency_mhz", round(f, 3))]
+
+
+class FanChannel(Channel):
+    """Manual fan duty in percent, linear in the input."""
+
+    name = "fan"
+    latency_s = 2.0  # fan spin-up/down
+
+    def __init__(self, lo: float = 0.0, hi: float = 0.5, lo_pct: float | None = None,
+                 hi_pct: float | None = None) -> None:
+        opts = {k: v for k, v in (("lo_pct", lo_pct), ("hi_pct", hi_pct)) if v is not None}
+        super().__init__(lo, hi, **opts)
+        self.lo_pct, self.hi_pct = lo_pct, hi_pct
+
+    def range(self, unit: UnitInfo) -> tuple[float, float]:
+        safe = unit.fan_range or (30.0, 100.0)
+        lo = self.lo_pct if self.lo_pct is not None else safe[0]
+        hi = self.hi_pct if self.hi_pct is not None else safe[1]
+        if lo < safe[0] or hi > safe[1] or not hi > lo:
+            raise ChannelError(f"fan: [{lo}, {hi}] % outside {unit.model}'s safe range "
+                               f"[{safe[0]}, {safe[1]}] %")
+        return float(lo), float(hi)
+
+    def check(self, unit: UnitInfo) -> None:
+        if not _cap(unit.capabilities, "fan"):
+            raise ChannelError(f"fan: {unit.model} has no manual fan control")
+        self.range(unit)
+
+    def commands(self, v: float, unit: UnitInfo) -> list[Command]:
+        lo, hi = self.range(unit)
+        return [Command("unit", "fan_pct", round(lo + self.x(v) * (hi - lo), 2))]
+
+
+class DutyChannel(Channel):
+    """Pause the unit for a fraction of each slot (high input = more hashing)."""
+
+    name = "duty"
+    latency_s = 0.05  # one HTTP request
+
+    def check(self, unit: UnitInfo) -> None:
+        if not _cap(unit.capabilities, "pause"):
+            raise ChannelError(f"duty: {unit.model} cannot pause and resume hashing "
+                               f"(only the LV06's firmware can)")
+
+    def commands(self, v: float, unit: UnitInfo) -> list[Command]:
+        return [Command("unit", "duty", round(self.x(v), 4))]
+
+
+class WorkChannel(Channel):
+    """Write the input into the coinbase of a freshly pushed job."""
+
+    name = "work"
+    latency_s = 0.0
+
+    def commands(self, v: float, unit: UnitInfo) -> list[Command]:
+        return [Command("pool", "work", float(v))]
+
+
+CHANNELS: dict[str, type[Channel]] = {
+    "difficulty": DifficultyChannel, "frequency": FrequencyChannel, "fan": FanChannel,
+    "duty": DutyChannel, "work": WorkChannel,
+}
+
+
+@dataclass
+class ChannelSet:
+    """The channels of one experiment (a ``+`` combination) and the virtual-node mask."""
+
+    channels: list[Channel]
+    mask: np.ndarray = field(default_factory=lambda: np.ones(1))
+    spec: str = ""
+
+    @property
+    def slots(self) -> int:
+        return len(self.mask)
+
+    @property
+    def latency_s(self) -> float:
+        return max(c.latency_s for c in self.channels)
+
+    def slot_values(self, u: float) -> list[float]:
+        """The masked input of each slot, all inside [lo, hi]."""
+        c = self.channels[0]
+        x = (u - c.lo) / (c.hi - c.lo)
+        return [c.lo + (c.hi - c.lo) * (0.5 + float(m) * (x - 0.5)) for m in self.mask]
+
+    def check(self, unit: UnitInfo) -> None:
+        for c in self.channels:
+            c.check(unit)
+
+    def commands(self, v: float, unit: UnitInfo) -> list[Command]:
+        return [cmd for c in self.channels for cmd in c.commands(v, unit)]
+
+    def describe(self) -> dict[str, Any]:
+        return {"spec": self.spec, "channels": [c.describe() for c in self.channels],
+                "slots": self.slots}
+
+
+def make_mask(slots: int, seed: int) -> np.ndarray:
+    """Fixed random virtual-node mask; one slot means the identity (mask 1)."""
+    if slots < 1:
+        raise ChannelError(f"slots must be >= 1, got {slots}")
+    if slots == 1:
+        return np.ones(1)
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x6D61736B]))
+    return rng.uniform(-1.0, 1.0, size=slots)
+
+
+def _number(text: str, where: str) -> float | str:
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    if not math.isfinite(value):
+        raise ChannelError(f"{where}: value must be finite, got {text!r}")
+    return value
+
+
+def parse_channels(spec: str, slots: int = 1, seed: int = 0, lo: float = 0.0,
+                   hi: float = 0.5, mask: Sequence[float] | None = None) -> ChannelSet:
+    """Parse ``difficulty``, ``difficulty-log``, ``frequency:lo_mhz=450+fan`` etc."""
+    if not spec or not spec.strip():
+        raise ChannelError("empty channel specification")
+    channels: list[Channel] = []
+    for part in spec.split("+"):
+        name, *opts = part.strip().split(":")
+        kwargs: dict[str, Any] = {}
+        if name == "difficulty-log":
+            name, kwargs["mode"] = "difficulty", "log"
+        if name not in CHANNELS:
+            raise ChannelError(f"unknown channel {name!r}; choose from "
+                               f"{', '.join(sorted(CHANNELS) + ['difficulty-log'])}")
+        for opt in opts:
+            key, sep, value = opt.partition("=")
+            if not sep or not key:
+                raise ChannelError(f"{name}: option {opt!r} is not key=value")
+            kwargs[key] = _number(value, f"{name}:{key}")
+        try:
+            channels.append(CHANNELS[name](lo=lo, hi=hi, **kwargs))
+        except TypeError as exc:
+            raise ChannelError(f"{name}: bad option ({exc})") from exc
+    names = [c.name for c in channels]
+    if len(set(names)) != len(names):
+        raise ChannelError(f"channel listed twice in {spec!r}")
+    if "difficulty" in names and "difficulty-log" in names:
+        raise ChannelError("choose one difficulty encoding")
+    m = np.asarray(mask, dtype=float) if mask is not None else make_mask(slots, seed)
+    if mask is not None and len(m) != slots:
+        raise ChannelError(f"mask has {len(m)} values for {slots} slots")
+    return ChannelSet(channels, m, spec)
