@@ -102,6 +102,7 @@ class UnitMeta:
     seed: int | None = None    # simulated units: the identity seed
     difficulty_scale: float = 1.0
     simulated: bool = False
+    chips: int = 0             # chips the pool maps nonces onto (0: unknown)
 
 
 @dataclass

@@ -1,0 +1,107 @@
+"""States from a handmade run file: every feature checked against numbers computed by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from asic_reservoir.runs import (RunMeta, RunReader, RunWriter, ShareRow, SlotRow, StepRecord,
+                                 TelemetryRow, UnitMeta)
+from asic_reservoir.states import StatesError, states
+
+S = 1_000_000_000  # ns per second
+
+
+def _write(path, marks_at: int | None = None, nan_at: int | None = None) -> None:
+    meta = RunMeta(task="narma10", seed=1, steps=4, runs=1, slots=2,
+                   units=[UnitMeta(name="a", url="s9://127.0.0.1:1", chips=4),
+                          UnitMeta(name="b", url="lv06://127.0.0.1:2")],
+                   channel={}, mask=[1.0, -1.0])
+    with RunWriter.create(path, meta) as w:
+        for t in range(4):
+            t0 = 2 * t * S
+            slots = [SlotRow(0, 0.1, t0, t0 + S), SlotRow(1, 0.4, t0 + S, t0 + 2 * S)]
+            shares = []
+            # Unit a: t+1 accepted shares in slot 0 at 0.1 s spacing, on chip t % 4;
+            # one rejected share in slot 1.
+            for i in range(t + 1):
+                shares.append(ShareRow("a", 0, t0 + (i + 1) * S // 10, "j", 0b1011 << (8 * i),
+                                       t % 4, 8.0, 2.0, True))
+            shares.append(ShareRow("a", 1, t0 + S + S // 2, "j", 1, 0, 1.0, 2.0, False, 23))
+            temp = float("nan") if t == nan_at else 50.0 + 2 * t
+            tel = [TelemetryRow("a", 0, t0 + 1, {"temp": temp, "model": "s9"}),
+                   TelemetryRow("a", 1, t0 + S + 1, {"temp": 50.0 + 2 * t + 1}),
+                   TelemetryRow("b", 0, t0 + 1, {"temp": 30.0, "fan": 100.0 - t})]
+            w.write_step(StepRecord(0, t, 0.1 * t, t0, t0 + 2 * S, slots, [], shares, tel,
+                                    {"a": "dropped"} if t == marks_at else {}))
+
+
+def test_share_and_telemetry_features(tmp_path):
+    path = tmp_path / "run.db"
+    _write(path)
+    with RunReader(path) as r:
+        sm = states(r, units=["a"], drop_constant=False)
+    assert sm.X.shape[0] == 4 and sm.slots == 2 and sm.n_marked == 0
+    col = {n: sm.X[:, i] for i, n in enumerate(sm.names)}
+    assert col["s0/count"].tolist() == [1, 2, 3, 4]
+    assert col["s1/count"].tolist() == [0, 0, 0, 0]
+    assert col["s1/rejected"].tolist() == [1, 1, 1, 1]
+    assert col["s0/work_rate"].tolist() == [2.0, 4.0, 6.0, 8.0]   # sum pool difficulty / 1 s
+    assert col["s0/first_delay"] == pytest.approx([0.1] * 4)
+    # Step 1 slot 0: shares at 2.1 s, 2.2 s after the last share at 0.1 s -> gaps 2.0, 0.1.
+    assert col["s0/gap_mean"][1] == pytest.approx(1.05)
+    assert col["s0/gap_std"][1] == pytest.approx(0.95)
+    assert col["s0/age_end"][1] == pytest.approx(3.0 - 2.2)
+    assert col["s1/age_end"][1] == pytest.approx(4.0 - 2.2)
+    assert col["s0/excess_log2"].tolist() == [2.0] * 4             # share 8 at pool 2
+    assert col["s0/nonce_popcount"].tolist() == [3.0] * 4
+    for chip in range(4):
+        assert col[f"s0/chip{chip}"].tolist() == [(t + 1) * (t % 4 == chip) for t in range(4)]
+    assert col["s0/tel.temp"].tolist() == [50, 52, 54, 56]
+    assert col["s1/tel.temp"].tolist() == [51, 53, 55, 57]
+    assert col["s0/tel.temp.d"].tolist() == [0, 1, 1, 1]         # change since previous slot
+    assert col["s1/tel.temp.d"].tolist() == [1, 1, 1, 1]
+    assert not any("model" in n for n in sm.names)                 # strings are not features
+    np.testing.assert_allclose(sm.u, [0.0, 0.1, 0.2, 0.3])
+
+
+def test_combined_units_per_slot_and_constant_columns(tmp_path):
+    path = tmp_path / "run.db"
+    _write(path)
+    with RunReader(path) as r:
+        both = states(r)
+        per_slot = states(r, units=["b"], per="slot")
+    assert any(n.startswith("a/s0/") for n in both.names)
+    assert any(n.startswith("b/s0/tel.fan") for n in both.names)
+    assert not any(n.endswith("tel.temp") and n.startswith("b/") for n in both.names)  # constant
+    assert per_slot.X.shape[0] == 8
+    # Unit b has one reading per step (slot 0); slot 1 carries it forward.
+    fan = per_slot.X[:, per_slot.names.index("tel.fan")]
+    assert fan.tolist() == [100, 100, 99, 99, 98, 98, 97, 97]
+
+
+def test_marked_steps_and_nan_telemetry_are_reported(tmp_path):
+    path = tmp_path / "run.db"
+    _write(path, marks_at=2, nan_at=1)
+    with RunReader(path) as r:
+        sm = states(r, units=["a"])
+        other = states(r, units=["b"])
+    assert sm.valid.tolist() == [True, True, False, True] and sm.n_marked == 1
+    assert other.n_marked == 0                                   # the mark was unit a's
+    assert any("1 of 4 steps marked" in n for n in sm.notes)
+    assert any("NaN" in n for n in sm.notes)
+    temp = sm.X[:, sm.names.index("s0/tel.temp")]
+    assert temp.tolist() == [50, 51, 54, 56]    # NaN: last good reading (step 0, slot 1)
+    assert np.all(np.isfinite(sm.X))
+
+
+def test_bad_requests(tmp_path):
+    path = tmp_path / "run.db"
+    _write(path)
+    with RunReader(path) as r:
+        with pytest.raises(StatesError, match="no unit 'zz'"):
+            states(r, units=["zz"])
+        with pytest.raises(StatesError, match="no finished steps"):
+            states(r, run=3)
+        with pytest.raises(StatesError, match="per must be"):
+            states(r, per="chip")
