@@ -1,0 +1,224 @@
+"""Share checks: every ``mining.submit`` is re-hashed and judged; nothing is taken on trust.
+
+Order of checks (the first failure decides the code): parameter shape and hex (20),
+subscribed (25), worker authorized on this session (24), job known to this session (21,
+also for jobs dropped by a ``clean_jobs`` notify), extranonce2 size (20), ntime window
+relative to the job's ntime (20), version bits inside the negotiated mask (20), duplicate
+of an already accepted share (22), then the hash against the target of the difficulty
+that was in force when the job was sent (23). Accepted shares whose hash is also <= the
+job's nBits target are flagged as block candidates.
+
+Version rolling (BIP310). A submit's sixth parameter ``version_bits`` is resolved
+deterministically, hashing exactly one header:
+
+* bits outside the mask are set -> the miner sent its whole rolled version ("absolute"
+  form); allowed only if those outside bits equal the job version's, and the header
+  version is ``(job & ~mask) | (bits & mask)``;
+* otherwise the bits lie inside the mask, and the OR form ``(job & ~mask) | bits``
+  (cgminer/bmminer, BIP310) and ESP-Miner's XOR form ``job ^ bits`` give the *same*
+  version whenever ``job & mask == 0`` (every default job: version 0x20000000). Only for
+  templates that set bits inside the mask do they differ; then the session's form
+  decides: XOR for ESP-Miner (detected by its ``version-rolling.mask`` request of
+  ``ffffffff`` or a ``bitaxe``/``esp-miner`` user agent), OR for everyone else,
+  overridable with ``PoolConfig.version_form``.
+
+A 5-parameter submit hashes the job's own version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import dataclass
+
+from asic_reservoir.work import DIFF1_TARGET, chip_of_nonce, lbry_pow
+
+from .jobs import MIDS_PER_JOB, JobRegistry, SentJob
+from .protocol import (DUPLICATE, JOB_NOT_FOUND, LOW_DIFFICULTY, NOT_SUBSCRIBED, OTHER,
+                       UNAUTHORIZED, StratumError)
+
+REASON_OK = "accepted"
+REASONS = {
+    JOB_NOT_FOUND: "job not found",
+    DUPLICATE: "duplicate share",
+    LOW_DIFFICULTY: "low difficulty share",
+    UNAUTHORIZED: "unauthorized worker",
+    NOT_SUBSCRIBED: "not subscribed",
+}
+
+_sha256 = hashlib.sha256
+_pack_version = struct.Struct("<I").pack
+_pack_tail = struct.Struct("<III").pack
+
+
+@dataclass(frozen=True, slots=True)
+class ShareEvent:
+    """One submitted share and the pool's verdict, as streamed to subscribers."""
+
+    recv_ns: int              # time.monotonic_ns() when the line arrived
+    clock_ns: int             # the same instant on the experiment clock
+    session_id: str
+    worker: str
+    algorithm: str
+    job_id: str
+    extranonce2: str          # hex
+    ntime: int
+    nonce: int
+    version_bits: int         # as submitted (0 for a 5-parameter submit)
+    version: int              # header version that was hashed
+    share_difficulty: float   # 0.0 if the share was rejected before hashing
+    pool_difficulty: float    # difficulty in force when the job was sent (or now, if unknown)
+    chip: int | None
+    accepted: bool
+    code: int | None          # None if accepted, else 20..25
+    reason: str
+    block_candidate: bool
+
+
+@dataclass(slots=True)
+class Verdict:
+    """Result of :meth:`ShareValidator.check` before it becomes a :class:`ShareEvent`."""
+
+    accepted: bool = False
+    code: int | None = OTHER
+    reason: str = ""
+    worker: str = ""
+    job_id: str = ""
+    extranonce2: str = ""
+    ntime: int = 0
+    nonce: int = 0
+    version_bits: int = 0
+    version: int = 0
+    share_difficulty: float = 0.0
+    pool_difficulty: float = 0.0
+    block_candidate: bool = False
+
+    def error(self) -> StratumError | None:
+        return None if self.accepted else StratumError(self.code or OTHER, self.reason)
+
+    def event(self, recv_ns: int, clock_ns: int, session_id: str, algorithm: str,
+              n_chips: int | None) -> ShareEvent:
+        chip = chip_of_nonce(self.nonce, n_chips) if n_chips else None
+        return ShareEvent(recv_ns, clock_ns, session_id, self.worker, algorithm, self.job_id,
+                          self.extranonce2, self.ntime, self.nonce, self.version_bits,
+                          self.version, self.share_difficulty, self.pool_difficulty, chip,
+                          self.accepted, None if self.accepted else self.code, self.reason,
+                          self.block_candidate)
+
+
+def resolve_version(job_version: int, bits: int, mask: int, xor_form: bool) -> int | None:
+    """Header version for submitted ``bits`` (see module docstring); None if not allowed."""
+    outside = bits & ~mask & 0xFFFFFFFF
+    if outside:
+        if outside != job_version & ~mask & 0xFFFFFFFF:
+            return None
+        return (job_version & ~mask & 0xFFFFFFFF) | (bits & mask)
+    if xor_form:
+        return (job_version ^ bits) & 0xFFFFFFFF
+    return (job_version & ~mask & 0xFFFFFFFF) | bits
+
+
+def _u32(value: object, name: str) -> int:
+    if type(value) is not str or len(value) != 8:
+        raise StratumError(OTHER, f"{name} must be 8 hex digits")
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError:
+        raise StratumError(OTHER, f"{name} is not valid hex") from None
+    if len(raw) != 4:
+        raise StratumError(OTHER, f"{name} is not valid hex")
+    return int.from_bytes(raw, "big")
+
+
+class ShareValidator:
+    """Checks submits for one listener (algorithm, difficulty scale, size/ntime limits)."""
+
+    def __init__(self, algorithm: str, factor: float, extranonce2_size: int,
+                 ntime_past_s: int, ntime_future_s: int) -> None:
+        self.algorithm = algorithm
+        self.factor = factor
+        self.extranonce2_size = extranonce2_size
+        self.ntime_past_s = ntime_past_s
+        self.ntime_future_s = ntime_future_s
+        self._diff_scale = DIFF1_TARGET * factor
+
+    def check(self, params: object, subscribed: bool, workers: set, jobs: JobRegistry,
+              mask: int, xor_form: bool, current_difficulty: float) -> Verdict:
+        v = Verdict(pool_difficulty=current_difficulty)
+        try:
+            self._check(v, params, subscribed, workers, jobs, mask, xor_form)
+        except StratumError as exc:
+            v.accepted, v.code, v.reason = False, exc.code, exc.message
+        return v
+
+    def _check(self, v: Verdict, params: object, subscribed: bool, workers: set,
+               jobs: JobRegistry, mask: int, xor_form: bool) -> None:
+        if type(params) is not list or len(params) not in (5, 6):
+            raise StratumError(OTHER, "mining.submit needs 5 or 6 params")
+        worker, job_id, en2_hex, ntime_hex, nonce_hex = params[:5]
+        if type(worker) is not str or type(job_id) is not str:
+            raise StratumError(OTHER, "worker and job_id must be strings")
+        v.worker, v.job_id = worker, job_id
+        if type(en2_hex) is not str:
+            raise StratumError(OTHER, "extranonce2 must be a hex string")
+        v.extranonce2 = en2_hex[:64]
+        v.ntime = _u32(ntime_hex, "ntime")
+        v.nonce = _u32(nonce_hex, "nonce")
+        bits = None
+        if len(params) == 6:
+            bits = v.version_bits = _u32(params[5], "version_bits")
+        if not subscribed:
+            raise StratumError(NOT_SUBSCRIBED, REASONS[NOT_SUBSCRIBED])
+        if worker not in workers:
+            raise StratumError(UNAUTHORIZED, REASONS[UNAUTHORIZED])
+        sent = jobs.get(job_id)
+        if sent is None:
+            raise StratumError(JOB_NOT_FOUND, REASONS[JOB_NOT_FOUND])
+        v.pool_difficulty = sent.difficulty
+        job = sent.job
+        size = self.extranonce2_size
+        if len(en2_hex) != 2 * size:
+            raise StratumError(OTHER, f"extranonce2 must be {size} bytes")
+        try:
+            en2 = bytes.fromhex(en2_hex)
+        except ValueError:
+            raise StratumError(OTHER, "extranonce2 is not valid hex") from None
+        if len(en2) != size:
+            raise StratumError(OTHER, "extranonce2 is not valid hex")
+        if not job.ntime - self.ntime_past_s <= v.ntime <= job.ntime + self.ntime_future_s:
+            raise StratumError(OTHER, "ntime out of range")
+        if bits is None:
+            version = job.version
+        else:
+            version = resolve_version(job.version, bits, mask, xor_form)
+            if version is None:
+                raise StratumError(OTHER, "version bits outside the negotiated mask")
+        v.version = version
+        key = (en2, v.ntime, v.nonce, version)
+        if key in sent.seen:
+            raise StratumError(DUPLICATE, REASONS[DUPLICATE])
+        mid = sent.mids.get(en2)
+        if mid is None:
+            mid = self._mid(sent, en2)
+        header = _pack_version(version) + mid + _pack_tail(v.ntime, job.nbits, v.nonce)
+        if self.algorithm == "sha256d":
+            digest = _sha256(_sha256(header).digest()).digest()
+        else:
+            digest = lbry_pow(header)
+        value = int.from_bytes(digest, "little")
+        v.share_difficulty = self._diff_scale / value if value else float("inf")
+        if value > sent.target:
+            raise StratumError(LOW_DIFFICULTY, REASONS[LOW_DIFFICULTY])
+        sent.seen.add(key)
+        v.accepted, v.code, v.reason = True, None, REASON_OK
+        v.block_candidate = value <= sent.block_target
+
+    @staticmethod
+    def _mid(sent: SentJob, en2: bytes) -> bytes:
+        """Header bytes between version and ntime (prevhash, root[, claimtrie]), cached."""
+        if len(sent.mids) >= MIDS_PER_JOB:
+            sent.mids.clear()
+        header = sent.job.header(sent.extranonce1, en2, 0, 0, version=0)
+        mid = sent.mids[en2] = header[4:-12]
+        return mid
+
