@@ -1,0 +1,119 @@
+"""Safety envelopes per model: refuse settings outside them, stop when a unit runs too hot.
+
+Limits come from the firmware's own ranges and protections where those are public; the
+rest are conservative estimates and say so. See ``firmware_notes/`` for the sources.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from drivers.errors import EnvelopeError, OverTemperature
+from drivers.telemetry import SETTINGS_KEYS, Telemetry
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """Allowed ranges (inclusive) and the temperatures at which an experiment must stop."""
+
+    model: str
+    frequency_mhz: tuple[float, float]
+    core_voltage_mv: tuple[float, float] | None  # None: the unit offers no voltage control
+    fan_pct: tuple[float, float]
+    temp_target_c: tuple[float, float]
+    chip_temp_max_c: float
+    board_temp_max_c: float | None
+    vr_temp_max_c: float | None
+    sources: tuple[str, ...]
+
+    def check_settings(self, settings: Mapping[str, Any], *, unit: str = "") -> None:
+        """Raise :class:`EnvelopeError` for unknown keys or values outside the envelope."""
+        for key, value in settings.items():
+            if key not in SETTINGS_KEYS:
+                raise EnvelopeError(f"unknown setting {key!r}; known: {', '.join(SETTINGS_KEYS)}",
+                                    unit=unit, command="apply")
+            if key in ("pool_url", "pool_user", "pool_password"):
+                if not isinstance(value, str) or (key != "pool_password" and not value):
+                    raise EnvelopeError(f"{key} must be a non-empty string, got {value!r}",
+                                        unit=unit, command="apply")
+                continue
+            if key == "fan_auto":
+                if not isinstance(value, bool):
+                    raise EnvelopeError(f"fan_auto must be true/false, got {value!r}",
+                                        unit=unit, command="apply")
+                continue
+            limits = {"frequency_mhz": self.frequency_mhz, "core_voltage_mv": self.core_voltage_mv,
+                      "fan_pct": self.fan_pct, "temp_target_c": self.temp_target_c}[key]
+            if limits is None:
+                raise EnvelopeError(f"{self.model} offers no {key} control", unit=unit,
+                                    command="apply")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+                raise EnvelopeError(f"{key} must be a number, got {value!r}", unit=unit,
+                                    command="apply")
+            lo, hi = limits
+            if not lo <= value <= hi:
+                raise EnvelopeError(f"{key}={value} outside the {self.model} safe range "
+                                    f"[{lo:g}, {hi:g}]", unit=unit, command="apply")
+
+    def check_temperature(self, reading: Telemetry) -> None:
+        """Raise :class:`OverTemperature` when any reported temperature crosses its limit."""
+        checks = [("chip", self.chip_temp_max_c,
+                   [reading.chip_temp_c] + [c.chip_temp_c for c in reading.chains]
+                   + [t for c in reading.chains for t in c.chip_temps_c]),
+                  ("board", self.board_temp_max_c,
+                   [reading.board_temp_c] + [c.board_temp_c for c in reading.chains]),
+                  ("VR", self.vr_temp_max_c, [reading.vr_temp_c])]
+        for name, limit, values in checks:
+            seen = [v for v in values if v is not None]
+            if limit is not None and seen and max(seen) >= limit:
+                raise OverTemperature(f"{name} temperature {max(seen):.1f} C >= limit {limit:g} C "
+                                      f"for {self.model}; stop the experiment", unit=reading.unit,
+                                      command="telemetry")
+
+
+ENVELOPES: dict[str, Envelope] = {
+    "s9": Envelope(
+        model="Antminer S9",
+        # bmminer's stock frequency list for the S9 (BM1387) tops out at 700 MHz; 650 is stock.
+        frequency_mhz=(100.0, 700.0),
+        core_voltage_mv=None,
+        fan_pct=(0.0, 100.0),
+        temp_target_c=(50.0, 80.0),  # estimate
+        # estimate: Bitmain's stock firmware protects the boards around 85 C (PCB sensor);
+        # chip sensors (temp2_N) run ~15 C hotter.
+        chip_temp_max_c=100.0,
+        board_temp_max_c=85.0,
+        vr_temp_max_c=None,
+        sources=("bmminer S9 frequency table (web UI, 100-700 MHz, default 650)",
+                 "estimate: board 85 C / chip 100 C, conservative vs. stock protection"),
+    ),
+    "lv06": Envelope(
+        model="Lucky Miner LV06",
+        # ESP-Miner /api/system/asic for BM1366: frequency options 400-575 MHz (default 485),
+        # core voltage options 1100-1300 mV (default 1200).
+        frequency_mhz=(400.0, 575.0),
+        core_voltage_mv=(1100.0, 1300.0),
+        fan_pct=(0.0, 100.0),
+        temp_target_c=(35.0, 66.0),  # AxeOS PATCH validation range for temptarget
+        # ESP-Miner power_management_task.c: THROTTLE_TEMP 75 C (chip), TPS546_THROTTLE_TEMP 105 C (VR).
+        chip_temp_max_c=75.0,
+        board_temp_max_c=None,
+        vr_temp_max_c=105.0,
+        sources=("ESP-Miner components/asic bm1366 frequency/voltage options",
+                 "ESP-Miner main/tasks/power_management_task.c throttle temperatures"),
+    ),
+    "lbbox": Envelope(
+        model="Goldshell LB-Box",
+        # estimate: the LB-Box exposes only its power plans; this range brackets them.
+        frequency_mhz=(100.0, 800.0),
+        core_voltage_mv=None,
+        fan_pct=(0.0, 100.0),
+        temp_target_c=(40.0, 80.0),
+        chip_temp_max_c=90.0,  # estimate
+        board_temp_max_c=85.0,  # estimate
+        vr_temp_max_c=None,
+        sources=("Goldshell web UI power plans (frequency choices)",
+                 "estimate: 90 C chip / 85 C board, conservative"),
+    ),
+}

@@ -1,0 +1,196 @@
+"""Client for the Goldshell web API (LB-Box), with a client-side rate limit and one login at a time.
+
+The real web backend races concurrent logins (sporadic 401s) and falls over under bursts
+of ~15 requests/s, so every request passes a token bucket (default 5/s, burst 5) and
+logins are single-flight: concurrent callers that hit a 401 share one re-login.
+
+Login: ``GET /user/login?username=..&password=..&cipher=false`` returns ``{"JWT Token": ...}``;
+with ``cipher=true`` the password travels encrypted. The key is the web UI's, not ours:
+pass the already-encrypted string the UI sends (``cipher_password``), and the client falls
+back to it when the plain form is refused.
+
+Settings are read-modify-write: ``GET /mcb/setting``, change fields, ``PUT`` the whole
+object back. Frequency is chosen by power plan (``powerplans`` list, ``select`` index).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from drivers.cgminer import DEFAULT_PORT as RPC_PORT, CgminerRPC
+from drivers.errors import AuthError, MalformedReply, UnitError, retry_read
+from drivers.http import HttpClient
+
+log = logging.getLogger(__name__)
+
+DEFAULT_USER = "admin"
+DEFAULT_PASSWORD = "123456789"  # Goldshell factory web password
+
+
+class TokenBucket:
+    """At most ``rate`` acquisitions per second on average, ``burst`` at once."""
+
+    def __init__(self, rate: float = 5.0, burst: int = 5) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError(f"rate must be > 0 and burst >= 1, got {rate}, {burst}")
+        self.rate = rate
+        self.burst = burst
+        self._tokens = float(burst)
+        self._last = time.monotonic()
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+                self._last = now
+                if self._tokens >= 1:
+                    self._tokens -= 1
+                    return
+                await asyncio.sleep((1 - self._tokens) / self.rate)
+
+
+def power_plan_frequencies(setting: dict[str, Any]) -> list[float]:
+    """Frequencies (MHz) of the power plans a settings object offers, in plan order."""
+    plans = setting.get("powerplans")
+    if not isinstance(plans, list):
+        return []
+    out = []
+    for plan in plans:
+        freq = plan.get("freq") if isinstance(plan, dict) else None
+        if isinstance(freq, (int, float)):
+            out.append(float(freq))
+    return out
+
+
+class GoldshellClient(HttpClient):
+    """Web API of one Goldshell unit, plus its cgminer RPC on 4028 (``self.rpc``)."""
+
+    def __init__(self, host: str, port: int = 80, *, rpc_port: int = RPC_PORT,
+                 username: str = DEFAULT_USER, password: str = DEFAULT_PASSWORD,
+                 cipher_password: str | None = None, rate: float = 5.0, burst: int = 5,
+                 **kwargs: Any) -> None:
+        super().__init__(host, port, **kwargs)
+        self.username = username
+        self.password = password
+        self.cipher_password = cipher_password
+        self.bucket = TokenBucket(rate, burst)
+        self.rpc = CgminerRPC(host, rpc_port, timeout=self.timeout, unit=self.unit)
+        self.token: str | None = None
+        self.logins = 0  # completed logins (observability; tests check single-flight)
+        self._login_lock = asyncio.Lock()
+
+    async def _raw(self, method: str, path: str, command: str, *, json_body: Any = None,
+                   params: dict[str, str] | None = None, auth: bool = True) -> tuple[int, str]:
+        await self.bucket.acquire()
+        headers = {"Authorization": f"Bearer {self.token}"} if auth and self.token else None
+        status, body, _ = await self.send(method, path, command=command, json_body=json_body,
+                                          params=params, headers=headers)
+        return status, body
+
+    async def login(self, stale_token: str | None = None) -> str:
+        """Log in once for all waiting callers; a caller holding ``stale_token`` re-logs only
+        if nobody replaced that token while it waited."""
+        async with self._login_lock:
+            if self.token is not None and self.token != stale_token:
+                return self.token
+            forms = [("false", self.password)]
+            if self.cipher_password:
+                forms.append(("true", self.cipher_password))
+            last = ""
+            for cipher, password in forms:
+                status, body = await self._raw(
+                    "GET", "/user/login", "login", auth=False,
+                    params={"username": self.username, "password": password, "cipher": cipher})
+                if status == 200:
+                    try:
+                        token = self.parse_json(body, "login").get("JWT Token")
+                    except (MalformedReply, AttributeError):
+                        token = None
+                    if isinstance(token, str) and token:
+                        self.token = token
+                        self.logins += 1
+                        return token
+                last = f"HTTP {status}: {body[:80]}"
+            raise AuthError(f"login refused ({last})", unit=self.unit, command="login")
+
+    async def call(self, method: str, path: str, command: str, *, json_body: Any = None,
+                   auth: bool = True) -> Any:
+        """One authenticated request; a 401 triggers one shared re-login and one retry."""
+        if auth and self.token is None:
+            await self.login()
+        for attempt in range(2):
+            token = self.token
+            status, body = await self._raw(method, path, command, json_body=json_body, auth=auth)
+            if status == 401 and auth and attempt == 0:
+                await self.login(stale_token=token)
+                continue
+            self.check(status, body, command)
+            return self.parse_json(body, command) if body.strip() else None
+        raise AuthError("token refused after re-login", unit=self.unit, command=command)
+
+    async def read(self, path: str, command: str, *, auth: bool = True) -> Any:
+        return await retry_read(lambda: self.call("GET", path, command, auth=auth),
+                                attempts=self.attempts)
+
+    async def status(self) -> dict[str, Any]:
+        """``/mcb/status`` needs no login: model, firmware, hardware."""
+        reply = await self.read("/mcb/status", "mcb/status", auth=False)
+        if not isinstance(reply, dict):
+            raise MalformedReply("mcb/status is not an object", unit=self.unit, command="mcb/status")
+        return reply
+
+    async def setting(self) -> dict[str, Any]:
+        reply = await self.read("/mcb/setting", "mcb/setting")
+        if not isinstance(reply, dict):
+            raise MalformedReply("mcb/setting is not an object", unit=self.unit, command="mcb/setting")
+        return reply
+
+    async def put_setting(self, setting: dict[str, Any]) -> None:
+        await self.call("PUT", "/mcb/setting", "PUT mcb/setting", json_body=setting)
+
+    async def modify_setting(self, **changes: Any) -> dict[str, Any]:
+        """GET the settings, change the given fields, PUT the whole object back."""
+        setting = await self.setting()
+        setting.update(changes)
+        await self.put_setting(setting)
+        return setting
+
+    async def set_frequency(self, frequency_mhz: float) -> dict[str, Any]:
+        """Select the power plan whose frequency equals ``frequency_mhz`` (no interpolation)."""
+        setting = await self.setting()
+        freqs = power_plan_frequencies(setting)
+        if frequency_mhz not in freqs:
+            raise UnitError(f"no power plan at {frequency_mhz:g} MHz; plans: {freqs}",
+                            unit=self.unit, command="set_frequency")
+        setting["select"] = freqs.index(frequency_mhz)
+        await self.put_setting(setting)
+        return setting
+
+    async def pools(self) -> list[dict[str, Any]]:
+        reply = await self.read("/mcb/pools", "mcb/pools")
+        if not isinstance(reply, list):
+            raise MalformedReply("mcb/pools is not a list", unit=self.unit, command="mcb/pools")
+        return reply
+
+    async def new_pool(self, url: str, user: str, password: str = "x") -> None:
+        await self.call("PUT", "/mcb/newpool", "newpool",
+                        json_body={"url": url, "user": user, "pass": password})
+
+    async def delete_pool(self, pool: dict[str, Any]) -> None:
+        await self.call("PUT", "/mcb/delpool", "delpool", json_body=pool)
+
+    async def set_pool(self, url: str, user: str, password: str = "x") -> None:
+        """Make ``url`` the only pool: add it first, then delete the others."""
+        existing = await self.pools()
+        await self.new_pool(url, user, password)
+        for pool in existing:
+            if (pool.get("url"), pool.get("user")) != (url, user):
+                await self.delete_pool(pool)
+
+    async def restart(self) -> None:
+        await self.call("PUT", "/mcb/restart", "restart")

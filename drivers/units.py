@@ -1,0 +1,738 @@
+"""One interface over the S9, LV06 and LB-Box: identify, telemetry, capabilities, settings.
+
+``await open_unit("s9://10.0.0.5")`` returns a :class:`Unit`; ``auto://HOST`` asks the
+host what it is first (:func:`identify`, the way third-party clients do it). Every
+setting passes the model's safety :class:`~drivers.envelope.Envelope` before anything is
+sent, and ``async with unit.session():`` puts the settings back afterwards, also when
+the block raises.
+
+Unit URLs: ``s9://HOST[:RPC_PORT][?http=PORT]``, ``lv06://HOST[:HTTP_PORT]``,
+``lbbox://HOST[:HTTP_PORT][?rpc=PORT]``, ``auto://HOST[?rpc=PORT&http=PORT]``; web
+credentials may ride in the URL (``s9://root:root@HOST``). Default ports: RPC 4028, HTTP 80.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+from urllib.parse import parse_qs, urlsplit
+
+import aiohttp
+
+from drivers import axeos
+from drivers.cgminer import DEFAULT_PORT as RPC_PORT, CgminerRPC
+from drivers.envelope import ENVELOPES, Envelope
+from drivers.errors import AccessDenied, InvalidCommand, UnitError, UnsupportedSetting
+from drivers.goldshell import GoldshellClient, power_plan_frequencies
+from drivers.http import HttpClient
+from drivers.telemetry import SETTINGS_KEYS, Capabilities, Chain, Telemetry, as_float, as_int
+
+log = logging.getLogger(__name__)
+
+HTTP_PORT = 80
+MODELS = ("s9", "lv06", "lbbox")
+S9_WEB_USER = "root"
+S9_WEB_PASSWORD = "root"  # Bitmain factory web login
+
+
+@dataclass(frozen=True)
+class UnitAddress:
+    """A parsed unit URL."""
+
+    model: str  # one of MODELS or "auto"
+    host: str
+    rpc_port: int = RPC_PORT
+    http_port: int = HTTP_PORT
+    username: str | None = None
+    password: str | None = None
+
+    @property
+    def url(self) -> str:
+        if self.model == "s9":
+            return f"s9://{self.host}:{self.rpc_port}?http={self.http_port}"
+        if self.model == "lv06":
+            return f"lv06://{self.host}:{self.http_port}"
+        if self.model == "lbbox":
+            return f"lbbox://{self.host}:{self.http_port}?rpc={self.rpc_port}"
+        return f"auto://{self.host}?rpc={self.rpc_port}&http={self.http_port}"
+
+
+def parse_unit_url(url: str) -> UnitAddress:
+    """Unit URL -> :class:`UnitAddress`; a clear ValueError for anything else."""
+    parts = urlsplit(url)
+    model = parts.scheme.lower()
+    if model not in MODELS + ("auto",):
+        raise ValueError(f"unknown unit URL scheme {parts.scheme!r} in {url!r}; "
+                         f"use s9://, lv06://, lbbox:// or auto://")
+    if not parts.hostname:
+        raise ValueError(f"unit URL without host: {url!r}")
+    try:
+        port = parts.port
+        query = {k: int(v[-1]) for k, v in parse_qs(parts.query).items() if k in ("rpc", "http")}
+    except ValueError as exc:
+        raise ValueError(f"bad port in unit URL {url!r}: {exc}") from None
+    rpc = query.get("rpc", RPC_PORT)
+    http = query.get("http", HTTP_PORT)
+    if port is not None:
+        if model == "s9":
+            rpc = port
+        elif model in ("lv06", "lbbox"):
+            http = port
+        else:
+            raise ValueError(f"auto:// takes ports as ?rpc=&http=, not :{port}")
+    for p in (rpc, http):
+        if not 0 < p < 65536:
+            raise ValueError(f"port {p} out of range in {url!r}")
+    return UnitAddress(model, parts.hostname, rpc, http, parts.username, parts.password)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What :func:`identify` learnt about a host, and from which reply."""
+
+    model: str
+    host: str
+    rpc_port: int
+    http_port: int
+    name: str = ""
+    firmware: str = ""
+    evidence: str = ""
+
+    @property
+    def url(self) -> str:
+        return UnitAddress(self.model, self.host, self.rpc_port, self.http_port).url
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """Which settings took effect at once and which wait for a restart."""
+
+    live: tuple[str, ...] = ()
+    pending_restart: tuple[str, ...] = ()
+    restarting: bool = False  # the write itself restarts the miner (S9 set_miner_conf)
+
+
+@dataclass
+class _SessionState:
+    snapshot: dict[str, Any] = field(default_factory=dict)
+    restarted: bool = False
+
+
+class Unit(ABC):
+    """A mining unit behind its management API. Subclasses implement the model specifics."""
+
+    model: str = ""
+
+    def __init__(self, address: UnitAddress, *, timeout: float = 5.0, attempts: int = 3) -> None:
+        self.address = address
+        self.host = address.host
+        self.timeout = timeout
+        self.attempts = attempts
+        self.name = address.url
+        self._sessions: list[_SessionState] = []
+
+    @property
+    def envelope(self) -> Envelope:
+        return ENVELOPES[self.model]
+
+    @abstractmethod
+    async def identify(self) -> Identity: ...
+
+    @abstractmethod
+    async def telemetry(self) -> Telemetry: ...
+
+    @abstractmethod
+    async def capabilities(self) -> Capabilities: ...
+
+    @abstractmethod
+    async def settings(self) -> dict[str, Any]:
+        """Current settings in canonical keys (:data:`drivers.telemetry.SETTINGS_KEYS`)."""
+
+    @abstractmethod
+    async def _write(self, changes: dict[str, Any]) -> ApplyResult: ...
+
+    async def restart(self) -> None:
+        await self._restart()
+        for state in self._sessions:
+            state.restarted = True
+
+    @abstractmethod
+    async def _restart(self) -> None: ...
+
+    async def pause(self) -> None:
+        raise UnsupportedSetting(f"{self.envelope.model} cannot pause hashing", unit=self.name,
+                                 command="pause")
+
+    async def resume(self) -> None:
+        raise UnsupportedSetting(f"{self.envelope.model} cannot pause hashing", unit=self.name,
+                                 command="resume")
+
+    async def close(self) -> None:
+        """Release HTTP sessions."""
+
+    async def __aenter__(self) -> Unit:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def check_support(self, changes: Mapping[str, Any]) -> None:
+        caps = await self.capabilities()
+        needs = {"frequency_mhz": caps.frequency, "core_voltage_mv": caps.voltage,
+                 "fan_auto": caps.fan, "fan_pct": caps.fan, "temp_target_c": caps.fan,
+                 "pool_url": caps.pool, "pool_user": caps.pool, "pool_password": caps.pool}
+        for key in changes:
+            if key in needs and not needs[key]:
+                raise UnsupportedSetting(f"{self.envelope.model} has no {key} control",
+                                         unit=self.name, command="apply")
+        freq = changes.get("frequency_mhz")
+        if freq is not None and caps.frequency_steps and float(freq) not in caps.frequency_steps:
+            raise UnsupportedSetting(f"frequency {freq} MHz is not one of the power plans "
+                                     f"{list(caps.frequency_steps)}", unit=self.name, command="apply")
+
+    async def apply(self, settings: Mapping[str, Any]) -> ApplyResult:
+        """Validate against the envelope and the unit's actuators, then write.
+
+        Nothing is sent when any value is refused.
+        """
+        changes = dict(settings)
+        if not changes:
+            return ApplyResult()
+        self.envelope.check_settings(changes, unit=self.name)
+        await self.check_support(changes)
+        return await self._write(changes)
+
+    async def point_at_pool(self, url: str, worker: str, password: str = "x") -> ApplyResult:
+        """Send the unit to the toolkit's pool (``stratum+tcp://host:port``) as ``worker``."""
+        return await self.apply({"pool_url": url, "pool_user": worker, "pool_password": password})
+
+    def check_temperature(self, reading: Telemetry) -> None:
+        """Raise :class:`~drivers.errors.OverTemperature` when the reading crosses the envelope."""
+        self.envelope.check_temperature(reading)
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[Unit]:
+        """Snapshot the settings; on exit (normal or by exception) write back what changed.
+
+        Settings that need a restart to take effect are restored with a restart only if the
+        unit was restarted inside the block (otherwise the original still runs).
+        """
+        state = _SessionState(snapshot=await self.settings())
+        self._sessions.append(state)
+        failed = False
+        try:
+            yield self
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            self._sessions.remove(state)
+            try:
+                await self._restore(state)
+            except Exception as exc:
+                if not failed:
+                    raise
+                log.error("unit %s: restoring settings after an error failed: %s", self.name, exc)
+
+    async def _restore(self, state: _SessionState) -> None:
+        current = await self.settings()
+        diff = {k: v for k, v in state.snapshot.items() if current.get(k) != v}
+        if diff:
+            log.info("unit %s: restoring %s", self.name, sorted(diff))
+            result = await self._write(diff)  # the unit's own values: no envelope check
+            if result.pending_restart and state.restarted:
+                await self.restart()
+        else:
+            log.debug("unit %s: settings unchanged, nothing to restore", self.name)
+
+
+def _max(values: list[float | None]) -> float | None:
+    seen = [v for v in values if v is not None]
+    return max(seen) if seen else None
+
+
+# ----------------------------------------------------------------------------- S9
+
+def parse_s9(stats: dict[str, Any], summary: dict[str, Any], pools: dict[str, Any] | None,
+             unit: str) -> Telemetry:
+    """bmminer stats/summary/pools -> Telemetry. Chains are found by non-zero ``chain_acnN``."""
+    head = stats.get("STATS", [{}])[0] if stats.get("STATS") else {}
+    body = stats["STATS"][1] if len(stats.get("STATS", [])) > 1 else {}
+    summ = (summary.get("SUMMARY") or [{}])[0]
+    chains = []
+    for n in range(1, 17):
+        chips = as_int(body.get(f"chain_acn{n}"))
+        if not chips:
+            continue
+        chains.append(Chain(
+            index=n, chips=chips,
+            board_temp_c=as_float(body.get(f"temp{n}")),
+            chip_temp_c=as_float(body.get(f"temp2_{n}")),
+            frequency_mhz=as_float(body.get(f"freq_avg{n}")) or as_float(body.get("frequency")),
+            hashrate_ghs=as_float(body.get(f"chain_rate{n}")),
+            hw_errors=as_int(body.get(f"chain_hw{n}")),
+            status=str(body.get(f"chain_acs{n}", "")).replace(" ", "")))
+    fans = [as_int(body.get(f"fan{n}")) for n in range(1, 9)]
+    active = None
+    for pool in (pools or {}).get("POOLS", []):
+        if pool.get("Stratum Active") or active is None:
+            active = pool
+    return Telemetry(
+        time=time.time(), unit=unit, model="s9",
+        firmware=f"{head.get('Miner', '')} {head.get('CompileTime', '')}".strip(),
+        hashrate_ghs=as_float(body.get("GHS 5s", summ.get("GHS 5s"))),
+        hashrate_avg_ghs=as_float(body.get("GHS av", summ.get("GHS av"))),
+        chains=chains,
+        chip_temp_c=_max([c.chip_temp_c for c in chains]),
+        board_temp_c=_max([c.board_temp_c for c in chains]),
+        frequency_mhz=as_float(body.get("frequency")),
+        fan_rpm=[f for f in fans if f],
+        hw_errors=as_int(summ.get("Hardware Errors")),
+        accepted=as_int(summ.get("Accepted")), rejected=as_int(summ.get("Rejected")),
+        best_share=as_float(summ.get("Best Share")),
+        pool_difficulty=as_float((active or {}).get("Last Share Difficulty")) or as_float((active or {}).get("Diff")),
+        pool_url=str((active or {}).get("URL", "")), pool_user=str((active or {}).get("User", "")),
+        uptime_s=as_float(summ.get("Elapsed", body.get("Elapsed"))),
+        raw={"stats": stats, "summary": summary, "pools": pools})
+
+
+class S9Unit(Unit):
+    """Antminer S9, stock bmminer: reads over RPC 4028; settings in the web UI's miner config
+    (digest auth), applied by bmminer on restart; pools also over RPC where the API allows."""
+
+    model = "s9"
+
+    def __init__(self, address: UnitAddress, **kwargs: Any) -> None:
+        super().__init__(address, **kwargs)
+        self.rpc = CgminerRPC(self.host, address.rpc_port, timeout=self.timeout,
+                              attempts=self.attempts, unit=self.name)
+        auth = aiohttp.DigestAuthMiddleware(address.username or S9_WEB_USER,
+                                            address.password or S9_WEB_PASSWORD)
+        self.web = HttpClient(self.host, address.http_port, timeout=self.timeout,
+                              attempts=self.attempts, unit=self.name, middlewares=(auth,))
+
+    async def close(self) -> None:
+        await self.web.close()
+
+    async def identify(self) -> Identity:
+        version = await self.rpc.version()
+        info = (version.get("VERSION") or [{}])[0]
+        return Identity("s9", self.host, self.address.rpc_port, self.address.http_port,
+                        name=str(info.get("Type", "")), firmware=str(info.get("Miner", "")),
+                        evidence="rpc version Type")
+
+    async def telemetry(self) -> Telemetry:
+        replies = await self.rpc.multicommand("stats", "summary", "pools")
+        return parse_s9(replies["stats"], replies["summary"], replies["pools"], self.name)
+
+    async def capabilities(self) -> Capabilities:
+        return Capabilities(frequency=True, frequency_needs_restart=True, fan=True,
+                            pool=True, pool_needs_restart=True)
+
+    async def miner_conf(self) -> dict[str, Any]:
+        """The web UI's miner configuration (bmminer.conf as JSON)."""
+        conf = await self.web.get_json("/cgi-bin/get_miner_conf.cgi", command="get_miner_conf")
+        if not isinstance(conf, dict):
+            raise UnitError("get_miner_conf is not an object", unit=self.name, command="get_miner_conf")
+        return conf
+
+    async def settings(self) -> dict[str, Any]:
+        conf = await self.miner_conf()
+        out: dict[str, Any] = {}
+        pools = conf.get("pools") or []
+        if pools:
+            out["pool_url"] = pools[0].get("url", "")
+            out["pool_user"] = pools[0].get("user", "")
+            out["pool_password"] = pools[0].get("pass", "")
+        freq = as_float(conf.get("bitmain-freq"))
+        if freq is not None:
+            out["frequency_mhz"] = freq
+        if "bitmain-fan-ctrl" in conf:
+            out["fan_auto"] = not bool(conf["bitmain-fan-ctrl"])
+        pwm = as_float(conf.get("bitmain-fan-pwm"))
+        if pwm is not None:
+            out["fan_pct"] = pwm
+        return out
+
+    async def _write(self, changes: dict[str, Any]) -> ApplyResult:
+        conf = await self.miner_conf()
+        pools = list(conf.get("pools") or [{}])
+        pool0 = dict(pools[0]) if pools else {}
+        form: dict[str, str] = {
+            "_ant_pool1url": changes.get("pool_url", pool0.get("url", "")),
+            "_ant_pool1user": changes.get("pool_user", pool0.get("user", "")),
+            "_ant_pool1pw": changes.get("pool_password", pool0.get("pass", "")),
+        }
+        for i in (2, 3):
+            extra = pools[i - 1] if len(pools) >= i else {}
+            form[f"_ant_pool{i}url"] = extra.get("url", "")
+            form[f"_ant_pool{i}user"] = extra.get("user", "")
+            form[f"_ant_pool{i}pw"] = extra.get("pass", "")
+        freq = changes.get("frequency_mhz", as_float(conf.get("bitmain-freq")))
+        if freq is not None:
+            form["_ant_freq"] = f"{float(freq):g}"
+        fan_auto = changes.get("fan_auto", not bool(conf.get("bitmain-fan-ctrl", False)))
+        form["_ant_fan_customize_switch"] = "false" if fan_auto else "true"
+        pwm = changes.get("fan_pct", as_float(conf.get("bitmain-fan-pwm")))
+        if pwm is not None:
+            form["_ant_fan_customize_value"] = f"{int(round(float(pwm)))}"
+        status, body, _ = await self.web.send("POST", "/cgi-bin/set_miner_conf.cgi",
+                                              command="set_miner_conf", form=form)
+        self.web.check(status, body, "set_miner_conf")
+        for state in self._sessions:  # the CGI restarts bmminer: the new values now run
+            state.restarted = True
+        return ApplyResult(live=tuple(sorted(changes)), restarting=True)
+
+    async def _restart(self) -> None:
+        try:
+            await self.rpc.privileged("restart")
+            return
+        except (AccessDenied, InvalidCommand):
+            pass
+        status, body, _ = await self.web.send("POST", "/cgi-bin/reboot.cgi", command="reboot")
+        self.web.check(status, body, "reboot")
+
+
+# --------------------------------------------------------------------------- LV06
+
+def parse_axeos(info: dict[str, Any], unit: str, model: str = "lv06") -> Telemetry:
+    """AxeOS ``/api/system/info`` -> Telemetry (one chip, one board)."""
+    chip_temp = as_float(info.get("temp"))
+    freq = as_float(info.get("frequency"))
+    rate = as_float(info.get("hashRate"))
+    chain = Chain(index=0, chips=as_int(info.get("asicCount")), chip_temp_c=chip_temp,
+                  chip_temps_c=[chip_temp] if chip_temp is not None else [],
+                  frequency_mhz=freq, hashrate_ghs=rate)
+    pool = axeos.current_pool(info)
+    url = str(pool.get("stratumURL", ""))
+    if url and "://" not in url:
+        url = f"stratum+tcp://{url}:{pool.get('stratumPort', '')}"
+    fanrpm = as_int(info.get("fanrpm"))
+    paused = info.get("paused", info.get("isPaused"))
+    return Telemetry(
+        time=time.time(), unit=unit, model=model,
+        firmware=str(info.get("version", "")),
+        hashrate_ghs=rate, hashrate_avg_ghs=as_float(info.get("hashRate_1m", info.get("hashRate"))),
+        chains=[chain], chip_temp_c=chip_temp, vr_temp_c=as_float(info.get("vrTemp")),
+        power_w=as_float(info.get("power")), voltage_mv=as_float(info.get("voltage")),
+        current_ma=as_float(info.get("current")),
+        core_voltage_mv=as_float(info.get("coreVoltageActual", info.get("coreVoltage"))),
+        frequency_mhz=freq, fan_rpm=[fanrpm] if fanrpm is not None else [],
+        fan_pct=as_float(info.get("fanspeed")),
+        hw_errors=None,
+        accepted=as_int(info.get("sharesAccepted")), rejected=as_int(info.get("sharesRejected")),
+        best_share=as_float(info.get("bestDiff")), pool_difficulty=as_float(info.get("poolDifficulty")),
+        pool_url=url, pool_user=str(pool.get("stratumUser", "")),
+        uptime_s=as_float(info.get("uptimeSeconds")),
+        paused=bool(paused) if paused is not None else None,
+        raw={"info": info})
+
+
+class LV06Unit(Unit):
+    """Lucky Miner LV06 (ESP-Miner/AxeOS clone): HTTP API, live frequency/voltage/fan, pause."""
+
+    model = "lv06"
+
+    def __init__(self, address: UnitAddress, **kwargs: Any) -> None:
+        super().__init__(address, **kwargs)
+        self.api = axeos.AxeOSClient(self.host, address.http_port, timeout=self.timeout,
+                                     attempts=self.attempts, unit=self.name)
+
+    async def close(self) -> None:
+        await self.api.close()
+
+    async def identify(self) -> Identity:
+        info = await self.api.system_info()
+        return Identity("lv06", self.host, self.address.rpc_port, self.address.http_port,
+                        name=str(info.get("minerModel") or info.get("ASICModel", "")),
+                        firmware=str(info.get("version", "")), evidence="AxeOS system/info")
+
+    async def telemetry(self) -> Telemetry:
+        return parse_axeos(await self.api.system_info(), self.name)
+
+    async def capabilities(self) -> Capabilities:
+        return Capabilities(frequency=True, voltage=True, fan=True, pause=True,
+                            pool=True, pool_needs_restart=True)
+
+    async def settings(self) -> dict[str, Any]:
+        return axeos.read_settings(await self.api.system_info())
+
+    async def _write(self, changes: dict[str, Any]) -> ApplyResult:
+        await self.api.apply(changes)
+        pool = tuple(sorted(k for k in changes if k.startswith("pool_")))
+        return ApplyResult(live=tuple(sorted(k for k in changes if k not in pool)),
+                           pending_restart=pool)
+
+    async def _restart(self) -> None:
+        await self.api.restart()
+
+    async def pause(self) -> None:
+        await self.api.pause()
+
+    async def resume(self) -> None:
+        await self.api.resume()
+
+
+# ------------------------------------------------------------------------- LB-Box
+
+def parse_lbbox(devs: dict[str, Any], summary: dict[str, Any], pools: dict[str, Any] | None,
+                status: dict[str, Any] | None, unit: str) -> Telemetry:
+    """Goldshell cgminer devs/summary/pools (+ web status) -> Telemetry (hashrates in GH/s)."""
+    chains = []
+    fans: list[int] = []
+    volts = []
+    for i, dev in enumerate(devs.get("DEVS", [])):
+        rate_mhs = as_float(dev.get("MHS 20s", dev.get("MHS 5s")))
+        chains.append(Chain(
+            index=as_int(dev.get("PGA", dev.get("ASC", i))) or i,
+            chip_temp_c=as_float(dev.get("tstemp-0")),
+            chip_temps_c=[t for t in (as_float(dev.get("tstemp-0")), as_float(dev.get("tstemp-1")))
+                          if t is not None],
+            board_temp_c=as_float(dev.get("tstemp-2")),
+            frequency_mhz=as_float(dev.get("clock")),
+            hashrate_ghs=None if rate_mhs is None else rate_mhs / 1000.0,
+            hw_errors=as_int(dev.get("Hardware Errors"))))
+        if not fans:
+            fans = [f for j in range(8) if (f := as_int(dev.get(f"fan{j}")))]
+        volts.append(as_float(dev.get("voltage")))
+    summ = (summary.get("SUMMARY") or [{}])[0]
+    active = None
+    for pool in (pools or {}).get("POOLS", []):
+        if pool.get("Stratum Active") or active is None:
+            active = pool
+    rate = as_float(summ.get("MHS 20s"))
+    avg = as_float(summ.get("MHS av"))
+    volt = _max(volts)
+    return Telemetry(
+        time=time.time(), unit=unit, model="lbbox",
+        firmware=str((status or {}).get("firmware", "")),
+        hashrate_ghs=None if rate is None else rate / 1000.0,
+        hashrate_avg_ghs=None if avg is None else avg / 1000.0,
+        chains=chains, chip_temp_c=_max([c.chip_temp_c for c in chains]),
+        board_temp_c=_max([c.board_temp_c for c in chains]),
+        core_voltage_mv=None if volt is None else volt * 1000.0,
+        frequency_mhz=_max([c.frequency_mhz for c in chains]),
+        fan_rpm=fans,
+        hw_errors=as_int(summ.get("Hardware Errors")),
+        accepted=as_int(summ.get("Accepted")), rejected=as_int(summ.get("Rejected")),
+        best_share=as_float(summ.get("Best Share")),
+        pool_difficulty=as_float((active or {}).get("Last Share Difficulty")) or as_float((active or {}).get("Diff")),
+        pool_url=str((active or {}).get("URL", "")), pool_user=str((active or {}).get("User", "")),
+        uptime_s=as_float(summ.get("Elapsed")),
+        raw={"devs": devs, "summary": summary, "pools": pools, "status": status})
+
+
+class LBBoxUnit(Unit):
+    """Goldshell LB-Box: web API for settings (rate-limited), cgminer RPC for telemetry."""
+
+    model = "lbbox"
+
+    def __init__(self, address: UnitAddress, **kwargs: Any) -> None:
+        super().__init__(address, **kwargs)
+        creds = {}
+        if address.username:
+            creds["username"] = address.username
+        if address.password:
+            creds["password"] = address.password
+        self.api = GoldshellClient(self.host, address.http_port, rpc_port=address.rpc_port,
+                                   timeout=self.timeout, attempts=self.attempts, unit=self.name,
+                                   **creds)
+        self.rpc = self.api.rpc
+        self._status: dict[str, Any] | None = None
+
+    async def close(self) -> None:
+        await self.api.close()
+
+    async def status(self) -> dict[str, Any]:
+        if self._status is None:
+            self._status = await self.api.status()
+        return self._status
+
+    async def identify(self) -> Identity:
+        status = await self.status()
+        return Identity("lbbox", self.host, self.address.rpc_port, self.address.http_port,
+                        name=str(status.get("model", "")), firmware=str(status.get("firmware", "")),
+                        evidence="mcb/status model")
+
+    async def telemetry(self) -> Telemetry:
+        replies = await self.rpc.multicommand("devs", "summary", "pools")
+        return parse_lbbox(replies["devs"], replies["summary"], replies["pools"],
+                           self._status, self.name)
+
+    async def capabilities(self) -> Capabilities:
+        steps = tuple(power_plan_frequencies(await self.api.setting()))
+        return Capabilities(frequency=bool(steps), frequency_steps=steps, fan=True, pool=True)
+
+    async def settings(self) -> dict[str, Any]:
+        setting = await self.api.setting()
+        out: dict[str, Any] = {}
+        freqs = power_plan_frequencies(setting)
+        select = setting.get("select")
+        if isinstance(select, int) and 0 <= select < len(freqs):
+            out["frequency_mhz"] = freqs[select]
+        if isinstance(setting.get("temp_target"), (int, float)):
+            out["temp_target_c"] = setting["temp_target"]
+        if "fan_auto" in setting:
+            out["fan_auto"] = bool(setting["fan_auto"])
+        if isinstance(setting.get("fan_pct"), (int, float)):
+            out["fan_pct"] = setting["fan_pct"]
+        pools = await self.api.pools()
+        if pools:
+            out["pool_url"] = pools[0].get("url", "")
+            out["pool_user"] = pools[0].get("user", "")
+            out["pool_password"] = pools[0].get("pass", "")
+        return out
+
+    async def _write(self, changes: dict[str, Any]) -> ApplyResult:
+        setting_changes = {k: v for k, v in changes.items() if not k.startswith("pool_")}
+        if setting_changes:
+            setting = await self.api.setting()
+            if "frequency_mhz" in setting_changes:
+                freqs = power_plan_frequencies(setting)
+                setting["select"] = freqs.index(float(setting_changes["frequency_mhz"]))
+            for key, field_name in (("temp_target_c", "temp_target"), ("fan_auto", "fan_auto"),
+                                    ("fan_pct", "fan_pct")):
+                if key in setting_changes:
+                    setting[field_name] = setting_changes[key]
+            await self.api.put_setting(setting)
+        if any(k.startswith("pool_") for k in changes):
+            pools = await self.api.pools()
+            first = pools[0] if pools else {}
+            await self.api.set_pool(changes.get("pool_url", first.get("url", "")),
+                                    changes.get("pool_user", first.get("user", "")),
+                                    changes.get("pool_password", first.get("pass", "x")))
+        return ApplyResult(live=tuple(sorted(changes)))
+
+    async def _restart(self) -> None:
+        await self.api.restart()
+
+
+UNIT_CLASSES: dict[str, type[Unit]] = {"s9": S9Unit, "lv06": LV06Unit, "lbbox": LBBoxUnit}
+
+
+# ----------------------------------------------------------------------- identify
+
+async def _http_probe(host: str, port: int, timeout: float) -> tuple[str, str, str] | None:
+    """(model, name, evidence) from the web UI, the AxeOS API or the Goldshell status."""
+    client = HttpClient(host, port, timeout=timeout, attempts=1)
+    try:
+        try:
+            status, body, headers = await client.send("GET", "/", command="GET /")
+        except UnitError:
+            return None
+        realm = headers.get("WWW-Authenticate", "")
+        if status == 401 and 'realm="antMiner' in realm:
+            return "s9", "Antminer", "HTTP 401 digest realm antMiner"
+        if "cloud-box" in body:
+            return "lbbox", "", "web page 'cloud-box'"
+        for path, command in (("/api/system/info", "system/info"), ("/mcb/status", "mcb/status")):
+            try:
+                reply = await client.get_json(path, command=command)
+            except UnitError:
+                continue
+            if not isinstance(reply, dict):
+                continue
+            if command == "system/info" and ("ASICModel" in reply or "minerModel" in reply):
+                name = str(reply.get("minerModel") or reply.get("ASICModel"))
+                return "lv06", name, f"AxeOS system/info {name}"
+            if command == "mcb/status" and "goldshell" in str(reply.get("model", "")).lower():
+                return "lbbox", str(reply["model"]), f"mcb/status model {reply['model']}"
+        if "AxeOS" in body or "Lucky miner" in body:
+            return "lv06", "", "web page AxeOS/Lucky miner"
+        return None
+    finally:
+        await client.close()
+
+
+async def _rpc_probe(host: str, port: int, timeout: float) -> tuple[str, str, str] | None:
+    rpc = CgminerRPC(host, port, timeout=timeout, attempts=1)
+    for command in ("version", "stats"):
+        try:
+            reply = await rpc.command(command)
+        except UnitError:
+            continue
+        for section in ("VERSION", "STATS"):
+            for item in reply.get(section) or []:
+                kind = str(item.get("Type", ""))
+                if "Antminer S9" in kind:
+                    return "s9", kind, f"rpc {command} Type {kind!r}"
+                if "goldshell" in kind.lower() or "intminer" in item:
+                    return "lbbox", kind, f"rpc {command} {'Type ' + kind if kind else 'intminer'}"
+    return None
+
+
+def _combine(host: str, web: list[tuple[int, tuple[str, str, str]]],
+             rpc: list[tuple[int, tuple[str, str, str]]], rpc_port: int, http_port: int) -> Identity | None:
+    """Pick the model from web evidence first (it is specific), then RPC; attach both ports."""
+    found = web[0] if web else (rpc[0] if rpc else None)
+    if found is None:
+        return None
+    model, name, evidence = found[1]
+    http = web[0][0] if web else http_port
+    match = [(port, r) for port, r in rpc if r[0] == model]
+    rpc_at = match[0][0] if match else rpc_port
+    if match and web:
+        evidence += f"; {match[0][1][2]}"
+        name = name or match[0][1][1]
+    return Identity(model, host, rpc_at, http, name=name, evidence=evidence)
+
+
+async def identify(host: str, *, rpc_port: int = RPC_PORT, http_port: int = HTTP_PORT,
+                   timeout: float = 2.0) -> Identity:
+    """Which model answers at ``host``: web and RPC probes run concurrently; web evidence wins."""
+    web, rpc = await asyncio.gather(_http_probe(host, http_port, timeout),
+                                    _rpc_probe(host, rpc_port, timeout))
+    ident = _combine(host, [(http_port, web)] if web else [], [(rpc_port, rpc)] if rpc else [],
+                     rpc_port, http_port)
+    if ident is None:
+        raise UnitError(f"no S9, LV06 or LB-Box answers on rpc {rpc_port} / http {http_port}",
+                        unit=host, command="identify")
+    return ident
+
+
+async def _port_open(host: str, port: int, timeout: float) -> bool:
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except (OSError, asyncio.TimeoutError):
+        return False
+    writer.close()
+    try:
+        await writer.wait_closed()
+    except OSError:
+        pass
+    return True
+
+
+async def identify_ports(host: str, ports: list[int], *, timeout: float = 2.0) -> Identity | None:
+    """Like :func:`identify`, but tries web and RPC probes on every open port of a list
+    (scans of simulators on ephemeral ports); None when nothing known answers."""
+    open_ports = [p for p, ok in zip(ports, await asyncio.gather(
+        *(_port_open(host, p, timeout) for p in ports))) if ok]
+    if not open_ports:
+        return None
+    web = await asyncio.gather(*(_http_probe(host, p, timeout) for p in open_ports))
+    rpc = await asyncio.gather(*(_rpc_probe(host, p, timeout) for p in open_ports))
+    return _combine(host, [(p, w) for p, w in zip(open_ports, web) if w],
+                    [(p, r) for p, r in zip(open_ports, rpc) if r], RPC_PORT, HTTP_PORT)
+
+
+async def open_unit(url: str, *, timeout: float = 5.0, attempts: int = 3) -> Unit:
+    """Unit URL -> a ready :class:`Unit` (``auto://`` identifies the model first)."""
+    address = parse_unit_url(url)
+    if address.model == "auto":
+        ident = await identify(address.host, rpc_port=address.rpc_port,
+                               http_port=address.http_port, timeout=timeout)
+        address = UnitAddress(ident.model, address.host, address.rpc_port, address.http_port,
+                              address.username, address.password)
+    return UNIT_CLASSES[address.model](address, timeout=timeout, attempts=attempts)
+
+
+__all__ = ["ApplyResult", "Capabilities", "Identity", "LBBoxUnit", "LV06Unit", "S9Unit",
+           "SETTINGS_KEYS", "Telemetry", "Unit", "UnitAddress", "identify", "identify_ports",
+           "open_unit", "parse_unit_url"]

@@ -1,0 +1,332 @@
+"""Goldshell and AxeOS clients against small real aiohttp servers on loopback.
+
+These servers reproduce the firmware behaviours the clients must cope with (token expiry,
+racing logins, bursts, key-set differences); the simulator's full servers are exercised in
+test_drivers_units.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+from aiohttp import web
+
+from drivers import axeos
+from drivers.errors import AuthError, ConnectionRefused, HTTPError, MalformedReply, Timeout, UnitError
+from drivers.goldshell import GoldshellClient, TokenBucket, power_plan_frequencies
+
+SETTING = {"powerplans": [{"level": 0, "freq": 300}, {"level": 1, "freq": 350},
+                          {"level": 2, "freq": 400}], "select": 1, "temp_target": 70,
+           "fan_auto": True, "fan_pct": 60, "name": "LB-Box"}
+
+
+class GoldshellServer:
+    """Issues tokens; can expire them; records request times; optional cipher-only login."""
+
+    def __init__(self, *, cipher_only: bool = False, login_delay: float = 0.0) -> None:
+        self.cipher_only = cipher_only
+        self.login_delay = login_delay
+        self.tokens: set[str] = set()
+        self.logins = 0
+        self.times: list[float] = []
+        self.setting = json.loads(json.dumps(SETTING))
+        self.pools = [{"url": "stratum+tcp://10.0.0.1:3333", "user": "old", "pass": "x"}]
+        self.restarts = 0
+        app = web.Application()
+        app.router.add_get("/user/login", self.login)
+        app.router.add_get("/mcb/status", self.status)
+        app.router.add_get("/mcb/setting", self.get_setting)
+        app.router.add_put("/mcb/setting", self.put_setting)
+        app.router.add_get("/mcb/pools", self.get_pools)
+        app.router.add_put("/mcb/newpool", self.new_pool)
+        app.router.add_put("/mcb/delpool", self.del_pool)
+        app.router.add_put("/mcb/restart", self.restart)
+        self.runner = web.AppRunner(app)
+        self.port = 0
+
+    async def __aenter__(self) -> GoldshellServer:
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.runner.cleanup()
+
+    def authorized(self, request: web.Request) -> bool:
+        self.times.append(time.monotonic())
+        return request.headers.get("Authorization", "").removeprefix("Bearer ") in self.tokens
+
+    async def login(self, request: web.Request) -> web.Response:
+        self.times.append(time.monotonic())
+        q = request.query
+        ok = (q.get("cipher") == "true" and q.get("password") == "c1pher") if self.cipher_only else \
+            (q.get("cipher") == "false" and q.get("password") == "123456789")
+        await asyncio.sleep(self.login_delay)
+        if not ok:
+            return web.Response(status=200, text="user or password error")  # not JSON, as seen
+        self.logins += 1
+        token = f"jwt-{self.logins}"
+        self.tokens = {token}  # a new login invalidates older tokens (the race on real units)
+        return web.json_response({"JWT Token": token})
+
+    async def status(self, request: web.Request) -> web.Response:
+        self.times.append(time.monotonic())
+        return web.json_response({"model": "Goldshell-LBBox", "firmware": "2.2.5"})
+
+    async def get_setting(self, request: web.Request) -> web.Response:
+        if not self.authorized(request):
+            return web.Response(status=401)
+        return web.json_response(self.setting)
+
+    async def put_setting(self, request: web.Request) -> web.Response:
+        if not self.authorized(request):
+            return web.Response(status=401)
+        body = await request.json()
+        if set(body) != set(self.setting):
+            return web.Response(status=400, text="partial setting")  # the UI always PUTs it all
+        self.setting = body
+        return web.json_response({})
+
+    async def get_pools(self, request: web.Request) -> web.Response:
+        if not self.authorized(request):
+            return web.Response(status=401)
+        return web.json_response(self.pools)
+
+    async def new_pool(self, request: web.Request) -> web.Response:
+        if not self.authorized(request):
+            return web.Response(status=401)
+        self.pools.append(await request.json())
+        return web.json_response({})
+
+    async def del_pool(self, request: web.Request) -> web.Response:
+        if not self.authorized(request):
+            return web.Response(status=401)
+        body = await request.json()
+        self.pools = [p for p in self.pools if p["url"] != body["url"] or p["user"] != body["user"]]
+        return web.json_response({})
+
+    async def restart(self, request: web.Request) -> web.Response:
+        if not self.authorized(request):
+            return web.Response(status=401)
+        self.restarts += 1
+        return web.json_response({})
+
+
+async def test_login_token_refresh_after_expiry():
+    async with GoldshellServer() as server:
+        async with GoldshellClient("127.0.0.1", server.port, rate=100, burst=100) as client:
+            assert (await client.setting())["select"] == 1
+            server.tokens = set()  # token expires on the unit
+            assert (await client.setting())["select"] == 1
+            assert server.logins == 2 and client.token == "jwt-2"
+
+
+async def test_single_flight_login_under_concurrency():
+    async with GoldshellServer(login_delay=0.05) as server:
+        async with GoldshellClient("127.0.0.1", server.port, rate=1000, burst=1000) as client:
+            results = await asyncio.gather(*(client.setting() for _ in range(8)))
+            assert all(r["select"] == 1 for r in results)
+            assert server.logins == 1
+            server.tokens = set()
+            await asyncio.gather(*(client.pools() for _ in range(8)))
+            assert server.logins == 2  # eight 401s, one shared re-login
+
+
+async def test_cipher_login_fallback_and_refusal():
+    async with GoldshellServer(cipher_only=True) as server:
+        async with GoldshellClient("127.0.0.1", server.port, cipher_password="c1pher") as client:
+            assert (await client.setting())["temp_target"] == 70
+        async with GoldshellClient("127.0.0.1", server.port, password="wrong") as client:
+            with pytest.raises(AuthError) as info:
+                await client.setting()
+            assert "login" in str(info.value)
+
+
+async def test_rate_limit_spaces_requests():
+    async with GoldshellServer() as server:
+        async with GoldshellClient("127.0.0.1", server.port, rate=20.0, burst=2) as client:
+            await asyncio.gather(*(client.status() for _ in range(8)))
+        times = sorted(server.times)
+        # 2 at once, then one per 1/20 s: 8 requests need >= 6/20 s
+        assert times[-1] - times[0] >= 6 / 20 * 0.9
+
+
+async def test_token_bucket_validates():
+    with pytest.raises(ValueError):
+        TokenBucket(0)
+    bucket = TokenBucket(rate=1000, burst=1)
+    await bucket.acquire()
+    await bucket.acquire()
+
+
+async def test_settings_get_modify_put_and_power_plans():
+    async with GoldshellServer() as server:
+        async with GoldshellClient("127.0.0.1", server.port, rate=100, burst=100) as client:
+            assert power_plan_frequencies(await client.setting()) == [300.0, 350.0, 400.0]
+            await client.set_frequency(400)
+            assert server.setting["select"] == 2 and server.setting["name"] == "LB-Box"
+            await client.modify_setting(temp_target=65)
+            assert server.setting["temp_target"] == 65 and server.setting["select"] == 2
+            with pytest.raises(UnitError) as info:
+                await client.set_frequency(375)
+            assert "power plan" in str(info.value)
+
+
+async def test_pools_replace_and_restart():
+    async with GoldshellServer() as server:
+        async with GoldshellClient("127.0.0.1", server.port, rate=100, burst=100) as client:
+            await client.set_pool("stratum+tcp://127.0.0.1:3334", "lb.sim", "x")
+            assert server.pools == [{"url": "stratum+tcp://127.0.0.1:3334", "user": "lb.sim", "pass": "x"}]
+            await client.restart()
+            assert server.restarts == 1
+
+
+async def test_goldshell_refused_port_is_typed():
+    client = GoldshellClient("127.0.0.1", 1, attempts=1)
+    try:
+        with pytest.raises(ConnectionRefused) as info:
+            await client.status()
+        assert "mcb/status" in str(info.value)
+    finally:
+        await client.close()
+
+
+# ------------------------------------------------------------------- AxeOS
+
+INFO_2_9 = {"version": "v2.9.0", "ASICModel": "BM1366", "frequency": 485, "coreVoltage": 1200,
+            "autofanspeed": 1, "fanspeed": 40, "temptarget": 60, "stratumURL": "10.0.0.1",
+            "stratumPort": 3333, "stratumUser": "lv06.old"}
+INFO_2_12 = {**INFO_2_9, "version": "v2.12.0", "manualFanSpeed": 55, "minFanSpeed": 25}
+INFO_2_15 = {k: v for k, v in INFO_2_12.items() if not k.startswith("stratum")} | {
+    "version": "v2.15.1", "pools": [{"stratumURL": "10.0.0.1", "stratumPort": 3333,
+                                     "stratumUser": "lv06.old", "stratumPassword": "p"}]}
+
+
+def test_generation_detection_from_fields_and_version():
+    assert axeos.detect_generation(INFO_2_9) == "2.9"
+    assert axeos.detect_generation(INFO_2_12) == "2.12"
+    assert axeos.detect_generation(INFO_2_15) == "2.15"
+    assert axeos.detect_generation({"version": "v2.13.0b1"}) == "2.12"
+    assert axeos.detect_generation({"version": "2.16.0"}) == "2.15"
+    assert axeos.detect_generation({"version": "Lucky v1.0"}) == "2.9"
+
+
+def test_patch_body_per_generation():
+    changes = {"fan_pct": 70, "frequency_mhz": 500, "pool_url": "stratum+tcp://127.0.0.1:3334",
+               "pool_user": "lv06.sim"}
+    assert axeos.patch_body(changes, "2.9") == {
+        "fanspeed": 70, "frequency": 500, "stratumURL": "127.0.0.1", "stratumPort": 3334,
+        "stratumUser": "lv06.sim"}
+    assert axeos.patch_body(changes, "2.12")["manualFanSpeed"] == 70
+    body = axeos.patch_body(changes, "2.15", INFO_2_15)
+    assert body["pools"] == [{"stratumURL": "127.0.0.1", "stratumPort": 3334,
+                              "stratumUser": "lv06.sim", "stratumPassword": "p"}]
+    assert "stratumURL" not in body
+    with pytest.raises(ValueError):
+        axeos.patch_body({"volts": 1}, "2.9")
+    with pytest.raises(ValueError):
+        axeos.patch_body({"pool_url": "stratum+tcp://nohost"}, "2.9")
+
+
+def test_read_settings_per_generation():
+    assert axeos.read_settings(INFO_2_9)["fan_pct"] == 40
+    assert axeos.read_settings(INFO_2_12)["fan_pct"] == 55
+    s = axeos.read_settings(INFO_2_15)
+    assert s["pool_url"] == "stratum+tcp://10.0.0.1:3333" and s["pool_user"] == "lv06.old"
+    assert s["fan_auto"] is True and s["frequency_mhz"] == 485
+
+
+class AxeOSServer:
+    def __init__(self, info: dict, *, ws_lines: list[str] = (), delay: float = 0.0,
+                 garbage: bool = False) -> None:
+        self.info = dict(info)
+        self.patches: list[dict] = []
+        self.ws_lines = list(ws_lines)
+        self.delay = delay
+        self.garbage = garbage
+        app = web.Application()
+        app.router.add_get("/api/system/info", self.get_info)
+        app.router.add_patch("/api/system", self.patch)
+        app.router.add_post("/api/system/pause", self.pause)
+        app.router.add_get("/api/ws", self.ws)
+        self.runner = web.AppRunner(app)
+        self.port = 0
+
+    async def __aenter__(self) -> AxeOSServer:
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.runner.cleanup()
+
+    async def get_info(self, request: web.Request) -> web.Response:
+        await asyncio.sleep(self.delay)
+        if self.garbage:
+            return web.Response(text="<html>oops")
+        return web.json_response(self.info)
+
+    async def patch(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        if "frequency" in body and not 400 <= body["frequency"] <= 575:
+            return web.Response(status=400, text="Wrong API input")
+        self.patches.append(body)
+        return web.Response(status=200)
+
+    async def pause(self, request: web.Request) -> web.Response:
+        return web.Response(status=404, text='{"error":"unknown route"}')
+
+    async def ws(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_str("\n".join(self.ws_lines[:2]))  # two lines in one frame
+        for line in self.ws_lines[2:]:
+            await ws.send_str(line)
+        await ws.close()
+        return ws
+
+
+async def test_axeos_apply_uses_detected_key_set():
+    for info, fan_key in ((INFO_2_9, "fanspeed"), (INFO_2_12, "manualFanSpeed")):
+        async with AxeOSServer(info) as server:
+            async with axeos.AxeOSClient("127.0.0.1", server.port) as client:
+                sent = await client.apply({"fan_pct": 80, "fan_auto": False})
+                assert server.patches == [{fan_key: 80, "autofanspeed": 0}] and sent == server.patches[0]
+                with pytest.raises(HTTPError) as info_err:
+                    await client.apply({"frequency_mhz": 900})
+                assert info_err.value.status == 400 and "Wrong API input" in str(info_err.value)
+
+
+async def test_axeos_errors_are_typed():
+    async with AxeOSServer(INFO_2_9, garbage=True) as server:
+        async with axeos.AxeOSClient("127.0.0.1", server.port, attempts=1) as client:
+            with pytest.raises(MalformedReply):
+                await client.system_info()
+            with pytest.raises(HTTPError) as info:
+                await client.pause()  # older firmware has no pause route
+            assert info.value.status == 404
+    async with AxeOSServer(INFO_2_9, delay=1.0) as server:
+        async with axeos.AxeOSClient("127.0.0.1", server.port, timeout=0.2, attempts=1) as client:
+            with pytest.raises(Timeout) as info:
+                await client.system_info()
+            assert "system/info" in str(info.value)
+
+
+async def test_axeos_websocket_events():
+    lines = ["I (1000) asic_result: ID: 5, ASIC nr: 0, Core: 1/2, ver: 20000000 Nonce 0000ABCD diff 300.0 of 256.",
+             "I (1001) stratum_task: message result accepted",
+             "I (1002) stratum_task: Set stratum difficulty: 1024",
+             "not a log line"]
+    async with AxeOSServer(INFO_2_9, ws_lines=lines) as server:
+        async with axeos.AxeOSClient("127.0.0.1", server.port) as client:
+            events = [e async for e in client.events()]
+    from drivers.events import DifficultyEvent, NonceEvent, ShareResultEvent
+    assert [type(e) for e in events] == [NonceEvent, ShareResultEvent, DifficultyEvent]
+    assert events[0].nonce == 0xABCD and events[2].difficulty == 1024
