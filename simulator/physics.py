@@ -1,0 +1,483 @@
+"""Chip, power, thermal, fan and error physics of one simulated unit (vectorised per chip).
+
+Model (all parameters from :mod:`simulator.profiles`, each with its source):
+
+- **Hashrate** of chip *i*: ``f_i x hashes_per_clock`` while it has work.
+- **Power**: dynamic ``C_eff V^2 f`` (``C_eff`` calibrated so that the stock operating
+  point reproduces the rated power) plus leakage ``P_leak,ref x s_i x (V/V0) x
+  2^((T_die - T_ref)/doubling)`` with a per-chip leakage factor ``s_i``.
+- **Timing margin**: ``f_max,i = f_ref x speed_i x g(V)/g(V0) x (1 - k_T (T_die - T_ref))``
+  with the alpha-power law ``g(V) = (V - Vth)^alpha / V``. The fraction of a chip's
+  returned nonces that are hardware errors rises as a logistic function of
+  ``(f - f_max)/(width x f_max)`` above a small floor.
+- **Thermal network** per chip: die -C_die- (R_die_sink) - heatsink segment -C_sink-
+  (R_sink_air(fan)) - local air; the air stream of each chain warms along the board
+  (position along the flow / ``m_dot c_p``). Conductance to air grows with airflow^0.8.
+  Nodes relax exponentially toward their momentary equilibrium, so any step size is
+  stable and the steady state is exact: ``T_die = T_air + P (R_sink_air + R_die_sink)``.
+- **Fans**: the firmware's controller (bmminer linear curve on board temperature, or a
+  PID on chip temperature toward ``temp_target``, or a manual percentage) sets pwm; rpm
+  follows pwm with a first-order lag, each fan with its own max-rpm tolerance.
+- **Ambient**: Ornstein-Uhlenbeck drift around ``ambient_c`` with std ``ambient_drift_c``.
+- **Process variation** comes from the identity seed (model, seed): per-chip speed,
+  leakage and thermal resistance, sensor offsets, fan tolerances. It is identical for
+  the same seed and differs across seeds. Sensor noise, ambient drift and error
+  sampling come from a separate *noise* stream (fresh entropy unless ``noise_seed`` is
+  given), so readings of one identity repeat in distribution, not value by value.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from asic_reservoir.work import LBRY_DIFFICULTY_FACTOR
+from simulator.profiles import Profile
+
+__all__ = ["SettingsError", "ChainReading", "UnitReading", "Variation", "UnitPhysics",
+           "AmbientDrift", "identity_rng"]
+
+TWO32 = float(1 << 32)
+AMBIENT_TAU_S = 1800.0      # estimate: room temperature drifts over ~half an hour
+MAX_SUBSTEP_S = 2.0         # keeps the fan controller loop resolved at high speed factors
+FAN_CONTROL_PERIOD_S = 2.0  # estimate: firmware fan loops poll temperatures every ~1-5 s
+FLOW_EXPONENT = 0.8         # Dittus-Boelter: h ~ v^0.8 (see profiles sources)
+STILL_AIR_FLOW = 0.15      # estimate: buoyant flow through the chassis with fans stopped
+NOMINAL_FLOW = 0.75         # overhead_power_w is quoted with fans near 75 %
+
+
+class SettingsError(ValueError):
+    """A setting is unknown, out of range, or not changeable on this model."""
+
+
+@dataclass(frozen=True)
+class ChainReading:
+    """One hash board (chain) as the firmware sees it."""
+
+    index: int
+    chips: int
+    chip_temps_c: list[float]
+    board_temp_c: float
+    chip_temp_c: float
+    freq_mhz: float
+    rate_ghs: float
+    rate_ideal_ghs: float
+    hw_errors: int
+    status: str
+
+
+@dataclass(frozen=True)
+class UnitReading:
+    """Ground-truth telemetry snapshot (sensor values include offsets and noise)."""
+
+    model: str
+    name: str
+    seed: int
+    firmware: str
+    chip_model: str
+    uptime_s: float
+    time_s: float
+    hashrate_ghs: float
+    hashrate_avg_ghs: float
+    hashrate_ideal_ghs: float
+    power_w: float
+    input_voltage_mv: float
+    current_ma: float
+    core_voltage_mv: float
+    core_voltage_actual_mv: float
+    frequency_mhz: float
+    chains: list[ChainReading]
+    chip_temp_c: float
+    board_temp_c: float
+    vr_temp_c: float
+    ambient_c: float
+    fans: list[tuple[float, float]]
+    fan_auto: bool
+    fan_target_pct: float
+    temp_target_c: float
+    accepted: int
+    rejected: int
+    stale: int
+    hw_errors: int
+    best_share: float
+    difficulty_accepted: float
+    pool_url: str
+    pool_user: str
+    pool_difficulty: float
+    pool_connected: bool
+    last_share_time: float | None
+    paused: bool
+    booting: bool
+    pending_restart: bool
+    hash_scale: float
+    mac: str
+    serial: str
+
+
+def identity_rng(model: str, seed: int) -> np.random.Generator:
+    """Generator fixed by (model, seed): the unit's identity (process variation)."""
+    return np.random.default_rng(np.random.SeedSequence([int(seed) & (2**63 - 1),
+                                                          zlib.crc32(model.encode())]))
+
+
+@dataclass(frozen=True)
+class Variation:
+    """Per-unit process variation, drawn once from the identity seed."""
+
+    speed: np.ndarray               # per chip, multiplies f_max (median 1)
+    leakage: np.ndarray             # per chip, multiplies leakage (median 1)
+    r_thermal: np.ndarray           # per chip, multiplies die->sink and sink->air resistance
+    chip_sensor_offset_c: np.ndarray
+    board_sensor_offset_c: np.ndarray   # per chain
+    vr_sensor_offset_c: float
+    fan_rpm_factor: np.ndarray      # per fan
+    mac: str
+    serial: str
+
+    @classmethod
+    def from_seed(cls, profile: Profile, seed: int) -> "Variation":
+        rng = identity_rng(profile.model, seed)
+        n = profile.n_chips
+        speed = np.exp(rng.normal(0.0, profile.spread_speed, n))
+        leakage = np.exp(rng.normal(0.0, profile.spread_leakage, n))
+        r_thermal = np.clip(rng.normal(1.0, profile.spread_r_thermal, n), 0.5, 1.5)
+        chip_off = rng.normal(0.0, profile.spread_sensor_offset_c, n)
+        board_off = rng.normal(0.0, profile.spread_sensor_offset_c, profile.n_chains)
+        vr_off = float(rng.normal(0.0, profile.spread_sensor_offset_c))
+        fans = np.clip(rng.normal(1.0, profile.spread_fan_rpm, profile.n_fans), 0.8, 1.2)
+        tail = rng.integers(0, 256, 3)
+        mac = ":".join(f"{b:02X}" for b in (0x02, 0x5A, 0x1D, *tail))   # locally administered
+        serial = "".join(rng.choice(list("0123456789ABCDEFGHJKLMNPQRSTUVWXYZ"), 12))
+        return cls(speed, leakage, r_thermal, chip_off, board_off, vr_off, fans, mac, serial)
+
+
+@dataclass
+class _Window:
+    """Nonce counts of the last few seconds, for the firmware-style 5 s hashrate."""
+
+    span_s: float
+    entries: deque = field(default_factory=deque)   # (t_end, dt, counts per chain)
+
+    def add(self, t_end: float, dt: float, counts: np.ndarray) -> None:
+        self.entries.append((t_end, dt, counts))
+        while len(self.entries) > 1 and self.entries[0][0] <= t_end - self.span_s + 1e-9:
+            self.entries.popleft()
+
+    def rate(self, weight: float) -> np.ndarray | None:
+        """Per-chain hashes/s = counts x weight / covered time, or None when empty."""
+        if not self.entries:
+            return None
+        covered = sum(e[1] for e in self.entries)
+        total = np.sum([e[2] for e in self.entries], axis=0)
+        return total * weight / max(covered, 1e-9)
+
+    def clear(self) -> None:
+        self.entries.clear()
+
+
+class AmbientDrift:
+    """Room temperature: Ornstein-Uhlenbeck process around ``mean_c`` (exact steps)."""
+
+    def __init__(self, mean_c: float, std_c: float, rng: np.random.Generator,
+                 tau_s: float = AMBIENT_TAU_S) -> None:
+        self.mean_c, self.std_c, self.tau_s, self._rng = float(mean_c), float(std_c), tau_s, rng
+        self.value_c = float(mean_c)
+
+    def advance(self, dt: float) -> float:
+        if self.std_c > 0:
+            a = math.exp(-dt / self.tau_s)
+            self.value_c = (self.mean_c + (self.value_c - self.mean_c) * a
+                            + self.std_c * math.sqrt(1.0 - a * a) * self._rng.normal())
+        return self.value_c
+
+
+class UnitPhysics:
+    """Physical state of one unit, advanced by :meth:`step` in simulated seconds."""
+
+    def __init__(self, profile: Profile, seed: int, ambient_c: float = 25.0,
+                 ambient_drift_c: float = 0.0, noise_seed: int | None = None) -> None:
+        self.profile = p = profile
+        self.seed = int(seed)
+        self.variation = Variation.from_seed(profile, seed)
+        self._noise = np.random.default_rng(noise_seed)
+        self.ambient = AmbientDrift(ambient_c, ambient_drift_c, self._noise)
+        self.ambient_c = float(ambient_c)
+        n = p.n_chips
+        self._chain_of = np.repeat(np.arange(p.n_chains), p.chips_per_chain)
+        k = p.chips_per_chain
+        self._position = (np.tile(np.arange(k), p.n_chains) / (k - 1)) if k > 1 else np.full(n, 0.5)
+        # Calibration at the stock operating point (derivations in profiles.py).
+        p_chip = p.chip_power_w
+        v0 = p.voltage_default_mv / 1000.0
+        self._c_eff = (1.0 - p.leakage_fraction) * p_chip / (v0 * v0 * p.freq_default_mhz * 1e6)
+        self._p_leak_ref = p.leakage_fraction * p_chip
+        self._vth = p.vth_fraction * v0
+        self._f_ref = p.timing_guardband * p.freq_default_mhz
+        factor = LBRY_DIFFICULTY_FACTOR if p.algorithm == "lbry" else 1.0
+        self.hashes_per_floor_nonce = TWO32 * p.chip_floor_difficulty / factor
+        # Settings and state.
+        self.freq_mhz = np.full(n, p.freq_default_mhz)
+        self.voltage_mv = p.voltage_default_mv
+        self.fan_auto = True
+        self.fan_manual_pct = 100.0
+        self.temp_target_c = p.temp_target_c
+        self.fan_override_pct: float | None = None
+        self.powered = True
+        self.hashing = False
+        self.time_s = 0.0
+        self.t_die = np.full(n, self.ambient_c)
+        self.t_sink = np.full(n, self.ambient_c)
+        self.t_vr = self.ambient_c
+        self.fan_pwm = np.full(p.n_fans, 100.0 if p.fan_control == "linear" else p.fan_min_pwm)
+        self.fan_rpm = p.fan_max_rpm * self.variation.fan_rpm_factor * self.fan_pwm / 100.0
+        self._pid_integral = 0.0
+        self._pid_prev_error: float | None = None
+        self._control_temp = self.ambient_c
+        self._since_control = FAN_CONTROL_PERIOD_S
+        self.reset_counters()
+
+    # ----------------------------------------------------------------- settings
+    def set_frequency(self, mhz: float) -> None:
+        self.freq_mhz[:] = float(mhz)
+
+    def set_voltage(self, mv: float) -> None:
+        self.voltage_mv = float(mv)
+
+    def set_fan(self, auto: bool | None = None, pct: float | None = None) -> None:
+        if auto is not None:
+            self.fan_auto = bool(auto)
+        if pct is not None:
+            self.fan_manual_pct = float(min(max(pct, 0.0), 100.0))
+
+    def set_temp_target(self, celsius: float) -> None:
+        self.temp_target_c = float(celsius)
+        self._pid_prev_error = None
+
+    def set_hashing(self, hashing: bool) -> None:
+        """True while the chips receive work (full dynamic power, nonces counted)."""
+        self.hashing = bool(hashing)
+
+    def set_powered(self, powered: bool, fan_override_pct: float | None = None) -> None:
+        """Hash boards powered or not (reboot); optionally force the fans (boot: 100 %)."""
+        self.powered = bool(powered)
+        self.fan_override_pct = fan_override_pct
+
+    def reset_counters(self) -> None:
+        """Start a new uptime: hashrate windows, averages and HW error counts."""
+        self.uptime_start_s = self.time_s
+        self._window = _Window(self.profile.hashrate_window_s)
+        self._nonces_total = np.zeros(self.profile.n_chains)
+        self._hashing_time_s = 0.0
+        self.hw_errors_chain = np.zeros(self.profile.n_chains, dtype=np.int64)
+        self._hw_pending = 0
+
+    # ------------------------------------------------------------ chip model
+    def _g(self, v: float) -> float:
+        return max(v - self._vth, 1e-6) ** self.profile.alpha_power / v
+
+    def chip_fmax_mhz(self) -> np.ndarray:
+        p = self.profile
+        v, v0 = self.voltage_mv / 1000.0, p.voltage_default_mv / 1000.0
+        thermal = 1.0 - p.timing_temp_coeff * (self.t_die - p.t_ref_c)
+        return self._f_ref * self.variation.speed * (self._g(v) / self._g(v0)) * thermal
+
+    def chip_error_fraction(self) -> np.ndarray:
+        """Fraction of each chip's returned nonces that are hardware errors."""
+        p = self.profile
+        fmax = self.chip_fmax_mhz()
+        x = np.clip((self.freq_mhz - fmax) / (p.hw_error_width * fmax), -60.0, 60.0)
+        return p.hw_error_floor + (1.0 - p.hw_error_floor) / (1.0 + np.exp(-x))
+
+    def chip_rates_hs(self) -> np.ndarray:
+        """Hashes/s each chip evaluates right now (nominal scale; 0 without work/power)."""
+        if not (self.powered and self.hashing):
+            return np.zeros(self.profile.n_chips)
+        return self.freq_mhz * 1e6 * self.profile.hashes_per_clock
+
+    def valid_rates_hs(self) -> np.ndarray:
+        """Hashes/s whose results are correct: the miner's per-chip budget (x hash_scale)."""
+        return self.chip_rates_hs() * (1.0 - self.chip_error_fraction())
+
+    def ideal_rates_hs(self) -> np.ndarray:
+        """Configured hashrate per chip (firmware "ideal"), whether hashing or not."""
+        return self.freq_mhz * 1e6 * self.profile.hashes_per_clock
+
+    def chip_power_w(self) -> np.ndarray:
+        if not self.powered:
+            return np.zeros(self.profile.n_chips)
+        p = self.profile
+        v = self.voltage_mv / 1000.0
+        activity = 1.0 if self.hashing else p.idle_activity
+        dynamic = self._c_eff * v * v * self.freq_mhz * 1e6 * activity
+        leak = (self._p_leak_ref * self.variation.leakage * (v / (p.voltage_default_mv / 1000.0))
+                * np.exp2(np.minimum((self.t_die - p.t_ref_c) / p.leakage_doubling_c, 8.0)))
+        return dynamic + leak
+
+    def flow_fraction(self) -> float:
+        """Airflow relative to full fan speed (mean over fans)."""
+        return float(np.mean(self.fan_rpm) / self.profile.fan_max_rpm)
+
+    def input_power_w(self, chip_power: np.ndarray | None = None) -> float:
+        """Power at the unit's input (S9: wall incl. PSU; LV06/LB-Box: DC jack)."""
+        p = self.profile
+        chips = float(np.sum(self.chip_power_w() if chip_power is None else chip_power))
+        flow = self.flow_fraction()
+        overhead = p.overhead_power_w * (0.4 + 0.6 * (flow / NOMINAL_FLOW) ** 3)
+        return (chips + overhead) / p.psu_efficiency
+
+    # ---------------------------------------------------------------- dynamics
+    def step(self, dt: float) -> None:
+        """Advance ``dt`` simulated seconds (any size; substeps keep control loops resolved)."""
+        if dt <= 0:
+            return
+        n_sub = max(1, math.ceil(dt / MAX_SUBSTEP_S))
+        h = dt / n_sub
+        valid_nonces = np.zeros(self.profile.n_chips)
+        error_nonces = np.zeros(self.profile.n_chips)
+        floor = self.hashes_per_floor_nonce
+        for _ in range(n_sub):
+            rates = self.chip_rates_hs()
+            err = self.chip_error_fraction()
+            valid_nonces += rates * (1.0 - err) * h / floor
+            error_nonces += rates * err * h / floor
+            self._substep(h)
+        self._count(dt, valid_nonces, error_nonces)
+
+    def _substep(self, h: float) -> None:
+        p, var = self.profile, self.variation
+        self.ambient_c = self.ambient.advance(h)
+        self._control_fans(h)
+        target_rpm = p.fan_max_rpm * var.fan_rpm_factor * self.fan_pwm / 100.0
+        self.fan_rpm = target_rpm + (self.fan_rpm - target_rpm) * math.exp(-h / p.fan_tau_s)
+        power = self.chip_power_w()
+        flow = max(self.flow_fraction(), 0.0)
+        g_full, g_still = 1.0 / p.r_sink_air_full, 1.0 / p.r_sink_air_still
+        r_sa = var.r_thermal / (g_still + (g_full - g_still) * min(flow, 1.2) ** FLOW_EXPONENT)
+        r_ds = p.r_die_sink * var.r_thermal
+        chain_power = np.bincount(self._chain_of, weights=power, minlength=p.n_chains)
+        mcp_chain = p.airflow_heat_capacity * max(flow, STILL_AIR_FLOW) / p.n_chains
+        t_air = self.ambient_c + self._position * chain_power[self._chain_of] / mcp_chain
+        sink_eq = t_air + power * r_sa
+        self.t_sink = sink_eq + (self.t_sink - sink_eq) * np.exp(-h / (r_sa * p.c_sink))
+        die_eq = self.t_sink + power * r_ds
+        self.t_die = die_eq + (self.t_die - die_eq) * np.exp(-h / (r_ds * p.c_die))
+        loss = self.input_power_w(power) * (1.0 - p.psu_efficiency)
+        vr_eq = self.ambient_c + loss * p.r_vr_air
+        self.t_vr = vr_eq + (self.t_vr - vr_eq) * math.exp(-h / p.vr_tau_s)
+        self.time_s += h
+
+    def _control_fans(self, h: float) -> None:
+        p = self.profile
+        self._since_control += h
+        if self._since_control < FAN_CONTROL_PERIOD_S:
+            return
+        h, self._since_control = self._since_control, 0.0
+        if self.fan_override_pct is not None:
+            self.fan_pwm[:] = self.fan_override_pct
+            return
+        if not self.fan_auto:
+            self.fan_pwm[:] = self.fan_manual_pct
+            return
+        if p.fan_control == "linear":
+            # bmminer: pwm from the hottest board sensor, linear between the curve ends.
+            temp = float(np.max(self.board_temps_c()))
+            span = max(self.temp_target_c - p.fan_curve_low_c, 1e-6)
+            pct = p.fan_min_pwm + (temp - p.fan_curve_low_c) * (100.0 - p.fan_min_pwm) / span
+        else:
+            # PID on the hottest chip sensor toward the target (ESP-Miner style).
+            kp, ki, kd = p.fan_pid
+            temp = float(np.max(self.chip_temps_c()))
+            error = temp - self.temp_target_c
+            deriv = 0.0 if self._pid_prev_error is None else (error - self._pid_prev_error) / h
+            self._pid_prev_error = error
+            integral = self._pid_integral + error * h
+            pct = kp * error + ki * integral + kd * deriv
+            # anti-windup: integrate only while the output is not pinned at a limit
+            if p.fan_min_pwm < pct < 100.0 or (pct >= 100.0 and error < 0) or \
+                    (pct <= p.fan_min_pwm and error > 0):
+                self._pid_integral = integral
+        self._control_temp = temp
+        self.fan_pwm[:] = min(max(pct, p.fan_min_pwm), 100.0)
+
+    def _count(self, dt: float, valid: np.ndarray, errors: np.ndarray) -> None:
+        """Sample returned nonces (for the hashrate windows) and hardware errors."""
+        p = self.profile
+        valid_n = self._noise.poisson(valid)
+        err_n = self._noise.poisson(errors)
+        per_chain = np.bincount(self._chain_of, weights=valid_n, minlength=p.n_chains)
+        err_chain = np.bincount(self._chain_of, weights=err_n, minlength=p.n_chains).astype(np.int64)
+        self.hw_errors_chain += err_chain
+        self._hw_pending += int(err_chain.sum())
+        if self.powered and self.hashing:
+            self._window.add(self.time_s, dt, per_chain)
+            self._nonces_total += per_chain
+            self._hashing_time_s += dt
+
+    def take_hw_errors(self) -> int:
+        """Hardware errors since the last call (the unit hands them to the miner)."""
+        n, self._hw_pending = self._hw_pending, 0
+        return n
+
+    # ---------------------------------------------------------------- sensors
+    def chip_temps_c(self) -> np.ndarray:
+        noise = self._noise.normal(0.0, self.profile.sensor_noise_c, self.profile.n_chips)
+        return self.t_die + self.variation.chip_sensor_offset_c + noise
+
+    def board_temps_c(self) -> np.ndarray:
+        p = self.profile
+        sinks = np.bincount(self._chain_of, weights=self.t_sink, minlength=p.n_chains) / p.chips_per_chain
+        noise = self._noise.normal(0.0, p.sensor_noise_c, p.n_chains)
+        return sinks + self.variation.board_sensor_offset_c + noise
+
+    def vr_temp_c(self) -> float:
+        return float(self.t_vr + self.variation.vr_sensor_offset_c
+                     + self._noise.normal(0.0, self.profile.sensor_noise_c))
+
+    def fan_readings(self) -> list[tuple[float, float]]:
+        """(rpm, pwm %) per fan; tachometer readings jitter by ~1 % (estimate)."""
+        rpm = self.fan_rpm * (1.0 + self._noise.normal(0.0, 0.01, self.profile.n_fans))
+        return [(float(max(r, 0.0)), float(w)) for r, w in zip(rpm, self.fan_pwm)]
+
+    def chain_rates_hs(self) -> np.ndarray:
+        """Firmware-style 5 s hashrate per chain, from sampled nonce counts."""
+        rate = self._window.rate(self.hashes_per_floor_nonce)
+        return np.zeros(self.profile.n_chains) if rate is None or not self.hashing else rate
+
+    def average_rate_hs(self) -> float:
+        if self._hashing_time_s <= 0:
+            return 0.0
+        return float(self._nonces_total.sum() * self.hashes_per_floor_nonce / self._hashing_time_s)
+
+    def chain_readings(self) -> list[ChainReading]:
+        p = self.profile
+        chips = self.chip_temps_c()
+        boards = self.board_temps_c()
+        rates = self.chain_rates_hs()
+        ideal = np.bincount(self._chain_of, weights=self.ideal_rates_hs(), minlength=p.n_chains)
+        err = self.chip_error_fraction()
+        out = []
+        for c in range(p.n_chains):
+            sel = self._chain_of == c
+            status = "".join("x" if (e > 0.5 or not self.powered) else "o" for e in err[sel])
+            out.append(ChainReading(
+                index=c, chips=int(sel.sum()), chip_temps_c=[float(t) for t in chips[sel]],
+                board_temp_c=float(boards[c]), chip_temp_c=float(chips[sel].max()),
+                freq_mhz=float(self.freq_mhz[sel].mean()), rate_ghs=float(rates[c]) / 1e9,
+                rate_ideal_ghs=float(ideal[c]) / 1e9, hw_errors=int(self.hw_errors_chain[c]),
+                status=status))
+        return out
+
+    def core_voltage_actual_mv(self) -> float:
+        p = self.profile
+        if not self.powered:
+            return 0.0
+        amps = float(np.mean(self.chip_power_w())) / (self.voltage_mv / 1000.0)
+        return float(self.voltage_mv - amps * p.voltage_droop_mohm
+                     + self._noise.normal(0.0, 1.0))
+
+    def uptime_s(self) -> float:
+        return self.time_s - self.uptime_start_s

@@ -1,0 +1,399 @@
+"""Parameters of the simulated Antminer S9, Lucky Miner LV06 and Goldshell LB-Box.
+
+Every number here carries a source in ``Profile.sources`` (a test checks that no field
+is left without one). A source is a datasheet, a firmware default, a published
+measurement, or it says plainly ``estimate`` and why the value is plausible. These
+values were fixed before any reservoir task was run and must never be tuned to make a
+task score look better.
+
+Sources consulted
+-----------------
+- [bmminer-c5] Bitmain bmminer S9 driver header ``driver-btm-c5.h``: ``ASIC_CORE_NUM 114``
+  (BM1387), ``CHIP_ADDR_INTERVAL 4``; the ideal-rate formula in ``driver-btm-c5.c``
+  ``GetTotalRate``: sum over chips of frequency x (114 - bad cores) / 1000 GH/s.
+- [bmminer-fan] Bitmain bmminer driver headers (same code base, ``driver-btm-*.h``):
+  ``MIN_PWM_PERCENT 20``, ``MAX_PWM_PERCENT 100``, ``MIN_FAN_TEMP 35``,
+  ``MAX_FAN_TEMP 75``, ``MAX_TEMP 85``, ``FAN1_MAX_SPEED 6000``, pwm rises linearly
+  by ``PWM_ADJUST_FACTOR = (100 - MIN_PWM)/(MAX_FAN_TEMP - MIN_FAN_TEMP)`` per degree.
+- [bitmain-s9] Bitmain Antminer S9 product specification as reproduced by miner
+  comparison tables (e.g. MineROI-Net ``miner_specs.py``: 13.5 TH/s, 1323 W,
+  98 J/TH); 3 hash boards x 63 BM1387, APW3++ power supply, two 12038 fans.
+- [pyasic] pyasic device models: ``S9`` expected_chips 63, hashboards 3, fans 2;
+  ``LV07``/``LV08`` (LV06 siblings) 1 chip, 1 fan; Goldshell ``KDBoxII``/``KDBoxPro``
+  (LB-Box siblings, same enclosure family) 1 hashboard, 2 fans.
+- [esp-miner-bm1366] ESP-Miner ``components/asic/include/bm1366.h``:
+  ``BM1366_CORE_COUNT 112``, ``BM1366_SMALL_CORE_COUNT 894``,
+  ``BM1366_ASIC_DIFFICULTY 256``; ``/api/system/asic`` for BM1366 lists frequencies
+  400-575 MHz (default 485) and core voltages 1100-1300 mV (default 1200).
+- [esp-miner-fan] ESP-Miner ``fan_controller_task.c``: PID on chip temperature,
+  ``pid_setPoint = 60.0`` default, ``min_fan_pct = 25.0``.
+- [tmp451] TI TMP451 datasheet (remote-diode sensor used on Bitmain hash boards):
+  +-1 degC remote accuracy, 0.0625 degC resolution.
+- [borkar-2003] S. Borkar et al., "Parameter variations and impact on circuits and
+  microarchitecture", DAC 2003: ~30 % spread of maximum frequency and 5-20x spread of
+  leakage across dies of one process.
+- [sakurai-1990] T. Sakurai, A. R. Newton, "Alpha-power law MOSFET model...", IEEE
+  JSSC 1990: gate delay ~ V / (V - Vth)^alpha, alpha ~ 1.3 for short-channel devices.
+- [dittus-boelter] Forced-convection heat-transfer coefficient ~ (air speed)^0.8
+  (Dittus-Boelter correlation for turbulent flow); used for heatsink-to-air conductance
+  versus fan speed.
+- [fan-tolerance] Typical DC axial fan datasheets give rated speed +-10 %.
+- [lucky-lv06] Lucky Miner LV06 vendor listing: ~500 GH/s, ~13 W, 5 V DC input, one
+  fan (recalled vendor figures, not re-verified for this project: treated as estimates).
+- [goldshell-lbbox] Goldshell LB-Box vendor listing: LBRY, 175 MH/s, 165 W (recalled
+  vendor figures, not re-verified for this project: treated as estimates). Goldshell
+  does not publish chip counts or frequencies of the LB-Box; those are estimates.
+
+Where a calibration is derived (effective switched capacitance, thermal resistances),
+the derivation is given: it reproduces the published operating point (rated hashrate,
+power, and typical field temperatures) at the stock settings; it is never fitted to a
+reservoir task.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from types import MappingProxyType
+from typing import Mapping
+
+__all__ = ["Profile", "PROFILES", "profile", "MODELS"]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Static description of one unit model; values per chip unless named otherwise."""
+
+    model: str                      # "s9" | "lv06" | "lbbox"
+    name: str                       # human model name as the firmware reports it
+    chip_model: str
+    algorithm: str                  # "sha256d" | "lbry"
+    flavor: str                     # StratumMiner flavor
+    firmware: str                   # firmware version string the unit reports
+    n_chains: int
+    chips_per_chain: int
+    hashes_per_clock: float         # hashes per chip per clock cycle (= active cores)
+    freq_default_mhz: float
+    freq_options_mhz: tuple[float, ...]
+    freq_min_mhz: float
+    freq_max_mhz: float
+    voltage_default_mv: float       # chip core voltage at the default setting
+    voltage_options_mv: tuple[float, ...]   # empty: not user-settable
+    voltage_min_mv: float
+    voltage_max_mv: float
+    voltage_droop_mohm: float       # core-rail droop per chip current (actual vs set)
+    input_voltage_mv: float         # unit supply voltage reported by the firmware
+    rated_power_w: float            # at the unit input (wall for S9, DC jack otherwise)
+    psu_efficiency: float           # input power -> power delivered to the chips
+    overhead_power_w: float         # controller, fans at nominal speed, misc.
+    leakage_fraction: float         # share of chip power that is leakage at T_ref
+    leakage_doubling_c: float       # leakage doubles every this many degC
+    t_ref_c: float                  # reference die temperature for the calibration
+    vth_fraction: float             # threshold voltage / default core voltage
+    alpha_power: float              # alpha of the alpha-power law
+    timing_guardband: float         # f_max / f_default of the median chip at V_default, T_ref
+    timing_temp_coeff: float        # relative f_max loss per degC above T_ref
+    hw_error_width: float           # relative width of the error onset around f_max
+    hw_error_floor: float           # error fraction per returned nonce with full margin
+    chip_floor_difficulty: float    # ticket mask: smallest difficulty a chip reports
+    r_die_sink: float               # K/W die -> heatsink (per chip)
+    r_sink_air_full: float          # K/W heatsink segment -> air at full fan (per chip)
+    r_sink_air_still: float         # K/W heatsink segment -> air with fans stopped
+    c_die: float                    # J/K die + package
+    c_sink: float                   # J/K heatsink share per chip
+    airflow_heat_capacity: float    # W/K of the air stream at full fan (m_dot * c_p)
+    r_vr_air: float                 # K/W voltage regulator -> air (VR temperature)
+    vr_tau_s: float                 # VR / PSU thermal time constant
+    n_fans: int
+    fan_max_rpm: float
+    fan_min_pwm: float              # lowest pwm the firmware sets in auto mode
+    fan_tau_s: float                # fan speed time constant
+    fan_control: str                # "linear" (bmminer) | "pid" (ESP-Miner, Goldshell)
+    temp_target_c: float            # auto fan target (pid) / top of the curve (linear)
+    fan_curve_low_c: float          # linear curve: temperature at min pwm
+    fan_pid: tuple[float, float, float]   # kp (%/K), ki (%/(K s)), kd (% s/K)
+    hashrate_window_s: float        # window of the firmware's current-hashrate figure
+    boot_time_s: float              # restart until hashing resumes
+    idle_activity: float            # dynamic power fraction when chips get no work
+    spread_speed: float             # sigma of per-chip f_max (relative)
+    spread_leakage: float           # sigma of ln(per-chip leakage)
+    spread_r_thermal: float         # sigma of per-chip thermal resistance (relative)
+    spread_sensor_offset_c: float   # sigma of temperature sensor offsets
+    sensor_noise_c: float           # sigma of temperature sensor noise per reading
+    spread_fan_rpm: float           # sigma of fan max rpm (relative)
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def n_chips(self) -> int:
+        return self.n_chains * self.chips_per_chain
+
+    @property
+    def nominal_rate_hs(self) -> float:
+        """Ideal unit hashrate (H/s) at the default frequency."""
+        return self.n_chips * self.hashes_per_clock * self.freq_default_mhz * 1e6
+
+    @property
+    def chip_power_w(self) -> float:
+        """Power per chip at the stock operating point, derived from the rated power."""
+        return (self.rated_power_w * self.psu_efficiency - self.overhead_power_w) / self.n_chips
+
+    def source(self, name: str) -> str:
+        return self.sources[name]
+
+
+def _check(profile: Profile) -> Profile:
+    missing = [f.name for f in fields(Profile) if f.name != "sources" and f.name not in profile.sources]
+    if missing:
+        raise ValueError(f"profile {profile.model}: no source for {missing}")
+    object.__setattr__(profile, "sources", MappingProxyType(dict(profile.sources)))
+    return profile
+
+
+_COMMON_SOURCES = {
+    "model": "project naming",
+    "vth_fraction": "estimate: threshold voltage ~60-70 % of the near-threshold core supply these "
+                    "chips run at (mining ASICs operate close to Vth for efficiency)",
+    "alpha_power": "[sakurai-1990] alpha ~1.3 for short-channel devices",
+    "timing_temp_coeff": "estimate: ~0.1 %/K loss of f_max with temperature (mobility); "
+                         "temperature inversion at near-threshold voltage is ignored",
+    "hw_error_width": "estimate: errors rise over ~2 % of frequency around f_max",
+    "leakage_doubling_c": "estimate: leakage roughly doubles per 20-40 K in FinFET/planar CMOS "
+                          "(30 K used; steeper values make the stock S9 thermally unstable, "
+                          "which real units are not)",
+    "spread_speed": "[borkar-2003] ~30 % total f_max spread across dies ~ +-3 sigma -> ~4-5 %; "
+                    "estimate 4 % inside one sorted product",
+    "spread_leakage": "[borkar-2003] 5-20x leakage spread ~ ln(20)/6 ~ 0.5; estimate 0.3 inside "
+                      "one binned product",
+    "spread_r_thermal": "estimate: thermal-interface / heatsink contact variation ~8 %",
+    "spread_fan_rpm": "[fan-tolerance] rated speed +-10 % -> sigma ~4 %",
+    "spread_sensor_offset_c": "[tmp451] +-1 degC remote accuracy -> sigma ~0.5 degC; on-chip diode "
+                              "sensors of the BM1366/Goldshell parts assumed a little worse (estimate)",
+    "sensor_noise_c": "estimate: reading-to-reading jitter of a few tenths of a degC "
+                      "([tmp451] resolution 0.0625 degC plus airflow turbulence)",
+    "idle_activity": "estimate: clock tree and control logic keep ~8 % of dynamic power without work",
+    "fan_tau_s": "estimate: axial fan spin-up ~1-2 s",
+    "vr_tau_s": "estimate: regulator / PSU heatsink time constant (tens of seconds to minutes)",
+}
+
+S9 = _check(Profile(
+    model="s9", name="Antminer S9", chip_model="BM1387", algorithm="sha256d", flavor="bmminer",
+    firmware="Antminer S9 bmminer 2.0.0 (16.8.1.3)",
+    n_chains=3, chips_per_chain=63, hashes_per_clock=114.0,
+    freq_default_mhz=650.0,
+    freq_options_mhz=tuple(float(f) for f in range(100, 875, 25)),
+    freq_min_mhz=100.0, freq_max_mhz=850.0,
+    voltage_default_mv=420.0, voltage_options_mv=(), voltage_min_mv=420.0, voltage_max_mv=420.0,
+    voltage_droop_mohm=2.0,
+    input_voltage_mv=12000.0,
+    rated_power_w=1323.0, psu_efficiency=0.93, overhead_power_w=45.0,
+    leakage_fraction=0.10, leakage_doubling_c=30.0, t_ref_c=75.0,
+    vth_fraction=0.65, alpha_power=1.3, timing_guardband=1.20, timing_temp_coeff=0.001,
+    hw_error_width=0.02, hw_error_floor=2e-5,
+    chip_floor_difficulty=64.0,
+    r_die_sink=2.5, r_sink_air_full=3.6, r_sink_air_still=30.0,
+    c_die=1.5, c_sink=11.4, airflow_heat_capacity=69.0, r_vr_air=0.08, vr_tau_s=120.0,
+    n_fans=2, fan_max_rpm=6000.0, fan_min_pwm=20.0, fan_tau_s=1.5,
+    fan_control="linear", temp_target_c=75.0, fan_curve_low_c=35.0, fan_pid=(0.0, 0.0, 0.0),
+    hashrate_window_s=5.0, boot_time_s=75.0, idle_activity=0.08,
+    spread_speed=0.04, spread_leakage=0.3, spread_r_thermal=0.08,
+    spread_sensor_offset_c=0.5, sensor_noise_c=0.3, spread_fan_rpm=0.04,
+    sources={
+        **_COMMON_SOURCES,
+        "name": "[bitmain-s9] STATS[0] Type 'Antminer S9'",
+        "chip_model": "[bitmain-s9]",
+        "algorithm": "[bitmain-s9] SHA-256d",
+        "flavor": "bmminer (stock S9 firmware)",
+        "firmware": "[bitmain-s9] stock firmware reports BMMiner 2.0.0 / Miner 16.8.1.3",
+        "n_chains": "[bitmain-s9] [pyasic] 3 hash boards",
+        "chips_per_chain": "[bitmain-s9] [pyasic] 63 BM1387 per board",
+        "hashes_per_clock": "[bmminer-c5] ASIC_CORE_NUM 114; ideal rate = freq x 114 per chip",
+        "freq_default_mhz": "[bmminer-c5] 650 MHz = 14.0 TH/s ideal; 13.5 TH/s units run ~631 MHz",
+        "freq_options_mhz": "estimate: bmminer PLL table spans 100-850 MHz; 25 MHz steps offered",
+        "freq_min_mhz": "estimate: lowest bmminer PLL table entry ~100 MHz",
+        "freq_max_mhz": "estimate: highest overclock entry commonly offered ~850 MHz",
+        "voltage_default_mv": "estimate: hash board ~8.8 V over 21 series domains of 3 chips -> ~0.42 V/chip",
+        "voltage_options_mv": "stock bmminer has no user voltage setting",
+        "voltage_min_mv": "stock bmminer: fixed",
+        "voltage_max_mv": "stock bmminer: fixed",
+        "voltage_droop_mohm": "estimate: small series-string droop",
+        "input_voltage_mv": "[bitmain-s9] APW3++ supplies 12 V",
+        "rated_power_w": "[bitmain-s9] 1323 W at the wall",
+        "psu_efficiency": "estimate: APW3++ ~93 % at 230 V (vendor claim)",
+        "overhead_power_w": "estimate: two 12038 fans ~15-20 W each at typical speed + controller ~8 W",
+        "leakage_fraction": "estimate: ~10 % leakage share for 16 nm FinFET at ~75 degC",
+        "t_ref_c": "estimate: typical S9 chip temperature at stock (field readings 70-85 degC)",
+        "timing_guardband": "estimate: ~20 % f_max margin for the median chip, so that the slowest of "
+                            "189 chips (~-2.8 sigma) still has margin at stock, consistent with the "
+                            "stock 'Device Hardware%' of ~0.001-0.01 %",
+        "hw_error_floor": "estimate: stock S9 'Device Hardware%' typically ~0.001-0.01 %",
+        "chip_floor_difficulty": "protocols.md: ticket mask ~64 (unconfirmed for stock bmminer)",
+        "r_die_sink": "estimate: chip reads ~15 K above its board at ~6 W/chip (field readings)",
+        "r_sink_air_full": "derived: board ~60-65 degC at 25 degC ambient with fans ~75 % "
+                           "(field readings) at ~6 W/chip",
+        "r_sink_air_still": "estimate: natural convection of a ~0.8 kg finned heatsink",
+        "c_die": "estimate: die + package + heat spreader ~1.5 J/K (tau ~4 s)",
+        "c_sink": "estimate: ~0.8 kg aluminium heatsink per board (900 J/kgK) / 63 chips",
+        "airflow_heat_capacity": "estimate: two 12038 fans in series ~120 CFM -> m_dot c_p ~69 W/K",
+        "r_vr_air": "estimate: PSU/regulator temperature rise ~0.08 K/W of loss",
+        "n_fans": "[pyasic] [bitmain-s9] 2 fans",
+        "fan_max_rpm": "[bmminer-fan] FAN1_MAX_SPEED 6000",
+        "fan_min_pwm": "[bmminer-fan] MIN_PWM_PERCENT 20",
+        "fan_control": "[bmminer-fan] linear pwm from temperature",
+        "temp_target_c": "[bmminer-fan] MAX_FAN_TEMP 75: full pwm at 75 degC",
+        "fan_curve_low_c": "[bmminer-fan] MIN_FAN_TEMP 35",
+        "fan_pid": "not used: bmminer uses the linear curve",
+        "hashrate_window_s": "bmminer 'GHS 5s'",
+        "boot_time_s": "estimate: S9 reboot to first share ~60-90 s (chain detection, frequency ramp)",
+    },
+))
+
+LV06 = _check(Profile(
+    model="lv06", name="LV06", chip_model="BM1366", algorithm="sha256d", flavor="esp-miner",
+    firmware="v2.1.8",
+    n_chains=1, chips_per_chain=1, hashes_per_clock=894.0,
+    freq_default_mhz=485.0,
+    freq_options_mhz=(400.0, 425.0, 450.0, 475.0, 485.0, 500.0, 525.0, 550.0, 575.0),
+    freq_min_mhz=400.0, freq_max_mhz=575.0,
+    voltage_default_mv=1200.0, voltage_options_mv=(1100.0, 1150.0, 1200.0, 1250.0, 1300.0),
+    voltage_min_mv=1100.0, voltage_max_mv=1300.0,
+    voltage_droop_mohm=1.5,
+    input_voltage_mv=5000.0,
+    rated_power_w=13.0, psu_efficiency=0.88, overhead_power_w=1.0,
+    leakage_fraction=0.10, leakage_doubling_c=30.0, t_ref_c=60.0,
+    vth_fraction=0.6, alpha_power=1.3, timing_guardband=1.25, timing_temp_coeff=0.001,
+    hw_error_width=0.02, hw_error_floor=5e-5,
+    chip_floor_difficulty=256.0,
+    r_die_sink=1.0, r_sink_air_full=1.3, r_sink_air_still=12.0,
+    c_die=0.6, c_sink=55.0, airflow_heat_capacity=8.0, r_vr_air=8.0, vr_tau_s=20.0,
+    n_fans=1, fan_max_rpm=6500.0, fan_min_pwm=25.0, fan_tau_s=1.0,
+    fan_control="pid", temp_target_c=60.0, fan_curve_low_c=25.0, fan_pid=(6.0, 0.1, 10.0),
+    hashrate_window_s=60.0, boot_time_s=8.0, idle_activity=0.08,
+    spread_speed=0.04, spread_leakage=0.3, spread_r_thermal=0.08,
+    spread_sensor_offset_c=0.7, sensor_noise_c=0.25, spread_fan_rpm=0.04,
+    sources={
+        **_COMMON_SOURCES,
+        "name": "protocols.md: Lucky firmware reports minerModel 'LV06'",
+        "chip_model": "[esp-miner-bm1366] ASICModel BM1366",
+        "algorithm": "SHA-256d (Bitcoin)",
+        "flavor": "ESP-Miner clone (Lucky firmware)",
+        "firmware": "estimate: a Lucky AxeOS-clone version string",
+        "n_chains": "[pyasic] LV07/LV08 siblings: 1 board",
+        "chips_per_chain": "[pyasic] 1 chip",
+        "hashes_per_clock": "[esp-miner-bm1366] 894 small cores; ESP-Miner expected rate = freq x small cores",
+        "freq_default_mhz": "[esp-miner-bm1366] default 485 MHz",
+        "freq_options_mhz": "[esp-miner-bm1366] /api/system/asic frequencyOptions 400-575",
+        "freq_min_mhz": "[esp-miner-bm1366]",
+        "freq_max_mhz": "[esp-miner-bm1366]",
+        "voltage_default_mv": "[esp-miner-bm1366] default 1200 mV",
+        "voltage_options_mv": "[esp-miner-bm1366] voltageOptions 1100-1300",
+        "voltage_min_mv": "[esp-miner-bm1366]",
+        "voltage_max_mv": "[esp-miner-bm1366]",
+        "voltage_droop_mohm": "estimate: coreVoltageActual reads a few mV under the set value",
+        "input_voltage_mv": "[lucky-lv06] 5 V DC input",
+        "rated_power_w": "[lucky-lv06] ~13 W (estimate; Bitaxe Ultra BM1366 boards measure 11-13 W)",
+        "psu_efficiency": "estimate: on-board buck converter ~88 %",
+        "overhead_power_w": "estimate: ESP32 + fan ~1 W",
+        "leakage_fraction": "estimate: ~10 % leakage share at 60 degC",
+        "t_ref_c": "[esp-miner-fan] chip held near the 60 degC PID target",
+        "timing_guardband": "estimate: ESP-Miner offers 575 MHz at the default 1200 mV, so the "
+                            "median chip must still work there: 575/485 = 1.19 -> ~25 % margin",
+        "hw_error_floor": "estimate: small error rate with full margin",
+        "chip_floor_difficulty": "[esp-miner-bm1366] BM1366_ASIC_DIFFICULTY 256",
+        "r_die_sink": "estimate: small-die BM1366 to heatsink through TIM ~1 K/W",
+        "r_sink_air_full": "derived: ~50 degC chip at full fan, ~70 degC at min fan at 25 degC ambient",
+        "r_sink_air_still": "estimate: small finned heatsink natural convection",
+        "c_die": "estimate: small die + package ~0.6 J/K",
+        "c_sink": "estimate: ~60 g aluminium heatsink",
+        "airflow_heat_capacity": "estimate: 40 mm fan ~6-7 CFM -> m_dot c_p ~8 W/K",
+        "r_vr_air": "estimate: VR reads ~40-55 degC (typical AxeOS vrTemp)",
+        "n_fans": "[pyasic] [lucky-lv06] 1 fan",
+        "fan_max_rpm": "estimate: small 5 V fan ~6000-7000 rpm at 100 %",
+        "fan_min_pwm": "[esp-miner-fan] min_fan_pct 25",
+        "fan_control": "[esp-miner-fan] PID on chip temperature",
+        "temp_target_c": "[esp-miner-fan] pid_setPoint 60 default",
+        "fan_curve_low_c": "not used by the PID controller",
+        "fan_pid": "estimate: PID gains giving a ~1 min settling time",
+        "hashrate_window_s": "estimate: ESP-Miner averages nonce difficulty over a longer span; "
+                             "at a 256 ticket floor a 5 s window would hold ~2 nonces",
+        "boot_time_s": "estimate: ESP32 boot + ASIC init ~5-10 s",
+    },
+))
+
+LBBOX = _check(Profile(
+    model="lbbox", name="Goldshell-LBBox", chip_model="Goldshell LBRY ASIC", algorithm="lbry",
+    flavor="goldshell", firmware="2.2.5",
+    n_chains=1, chips_per_chain=8, hashes_per_clock=0.021875,
+    freq_default_mhz=1000.0,
+    freq_options_mhz=(800.0, 900.0, 1000.0, 1100.0),
+    freq_min_mhz=800.0, freq_max_mhz=1100.0,
+    voltage_default_mv=750.0, voltage_options_mv=(), voltage_min_mv=750.0, voltage_max_mv=750.0,
+    voltage_droop_mohm=2.0,
+    input_voltage_mv=12000.0,
+    rated_power_w=165.0, psu_efficiency=0.9, overhead_power_w=10.0,
+    leakage_fraction=0.10, leakage_doubling_c=30.0, t_ref_c=70.0,
+    vth_fraction=0.6, alpha_power=1.3, timing_guardband=1.20, timing_temp_coeff=0.001,
+    hw_error_width=0.02, hw_error_floor=5e-5,
+    chip_floor_difficulty=1.0,
+    r_die_sink=0.6, r_sink_air_full=1.0, r_sink_air_still=12.0,
+    c_die=1.0, c_sink=40.0, airflow_heat_capacity=30.0, r_vr_air=0.5, vr_tau_s=60.0,
+    n_fans=2, fan_max_rpm=4500.0, fan_min_pwm=20.0, fan_tau_s=1.5,
+    fan_control="pid", temp_target_c=70.0, fan_curve_low_c=30.0, fan_pid=(4.0, 0.05, 8.0),
+    hashrate_window_s=20.0, boot_time_s=60.0, idle_activity=0.08,
+    spread_speed=0.04, spread_leakage=0.3, spread_r_thermal=0.08,
+    spread_sensor_offset_c=0.7, sensor_noise_c=0.3, spread_fan_rpm=0.04,
+    sources={
+        **_COMMON_SOURCES,
+        "name": "protocols.md: /mcb/status model string (unconfirmed; sibling reports 'Goldshell-SCBox')",
+        "chip_model": "estimate: Goldshell does not publish the chip name",
+        "algorithm": "[goldshell-lbbox] LBRY",
+        "flavor": "Goldshell firmware",
+        "firmware": "protocols.md: /mcb/status firmware '2.2.5'",
+        "n_chains": "[pyasic] Box-series siblings: 1 hashboard",
+        "chips_per_chain": "estimate: chip count not published",
+        "hashes_per_clock": "derived: 175 MH/s / (8 chips x 1000 MHz)",
+        "freq_default_mhz": "estimate: Goldshell power plans not published for the LB-Box",
+        "freq_options_mhz": "estimate: power plans modelled as four frequencies",
+        "freq_min_mhz": "estimate",
+        "freq_max_mhz": "estimate",
+        "voltage_default_mv": "estimate: core voltage not exposed by the firmware",
+        "voltage_options_mv": "not user-settable on the Goldshell firmware",
+        "voltage_min_mv": "not user-settable",
+        "voltage_max_mv": "not user-settable",
+        "voltage_droop_mohm": "estimate",
+        "input_voltage_mv": "estimate: 12 V external adapter",
+        "rated_power_w": "[goldshell-lbbox] 165 W",
+        "psu_efficiency": "estimate: on-board conversion ~90 %",
+        "overhead_power_w": "estimate: controller + two fans ~10 W",
+        "leakage_fraction": "estimate",
+        "t_ref_c": "estimate: chip temperature near the fan target",
+        "timing_guardband": "estimate: same ~20 % margin as the S9 (stock units show few HW errors)",
+        "hw_error_floor": "estimate",
+        "chip_floor_difficulty": "estimate: firmware returns nonces at LBRY pool difficulty ~1",
+        "r_die_sink": "estimate: ~17 W/chip, chip ~10 K above its heatsink",
+        "r_sink_air_full": "derived: chips ~60 degC at full fan at 25 degC ambient",
+        "r_sink_air_still": "estimate",
+        "c_die": "estimate",
+        "c_sink": "estimate: ~0.35 kg heatsink / 8 chips",
+        "airflow_heat_capacity": "estimate: two small fans ~50 CFM",
+        "r_vr_air": "estimate",
+        "n_fans": "[pyasic] Box-series siblings KDBoxII/KDBoxPro: 2 fans",
+        "fan_max_rpm": "estimate",
+        "fan_min_pwm": "estimate",
+        "fan_control": "estimate: firmware regulates chip temperature to a target",
+        "temp_target_c": "estimate",
+        "fan_curve_low_c": "not used by the PID controller",
+        "fan_pid": "estimate",
+        "hashrate_window_s": "protocols.md: Goldshell RPC reports 'MHS 20s'",
+        "boot_time_s": "estimate: Linux controller boot + hashboard init ~60 s",
+    },
+))
+
+PROFILES: Mapping[str, Profile] = MappingProxyType({p.model: p for p in (S9, LV06, LBBOX)})
+MODELS = tuple(PROFILES)
+
+
+def profile(model: str) -> Profile:
+    """The profile of ``model`` ("s9", "lv06", "lbbox"); ValueError names the choices."""
+    try:
+        return PROFILES[model.lower()]
+    except KeyError:
+        raise ValueError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}") from None
