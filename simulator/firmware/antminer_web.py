@@ -1,0 +1,278 @@
+"""Antminer S9 web UI on port 80 (lighttpd + CGI shell scripts on the real unit).
+
+What clients observe on a stock S9 (firmware 16.8.1.3, 2017):
+
+* every path sits behind lighttpd's HTTP *digest* authentication, realm
+  ``antMiner Configuration``, user ``root``/``root`` by default; without valid
+  credentials the answer is ``401`` with
+  ``WWW-Authenticate: Digest realm="antMiner Configuration", ...`` -- the header
+  miner-management tools use to recognise an Antminer;
+* ``/cgi-bin/get_system_info.cgi`` (``minertype`` = ``"Antminer S9"``),
+  ``/cgi-bin/get_miner_conf.cgi`` (the bmminer.conf file, printed verbatim with
+  its ``" : "`` spacing), ``/cgi-bin/set_miner_conf.cgi`` (form fields
+  ``_ant_pool1url``, ``_ant_pool1user``, ``_ant_pool1pw`` ... ``_ant_freq``):
+  the script rewrites the config, restarts bmminer and prints ``ok`` -- so pool
+  and frequency take effect only through that restart, as on the real unit;
+* ``/cgi-bin/minerStatus.cgi`` (HTML status page), ``/cgi-bin/reboot.cgi``.
+
+Deliberate deviation: the real set_miner_conf.cgi writes any value and bmminer
+then refuses to start (``Invalid value passed to bitmain-freq``); the simulator
+answers ``400`` with the reason instead of bricking the simulated unit.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import html
+import json
+import logging
+import secrets
+import time
+from typing import Any, Optional
+
+from aiohttp import web
+
+from simulator.firmware.cgminer_rpc import STOCK_API_ALLOW, STOCK_S9_API_GROUPS
+from simulator.physics import SettingsError
+from simulator.profiles import profile
+
+log = logging.getLogger(__name__)
+
+REALM = "antMiner Configuration"
+NONCE_LIFETIME_S = 600.0
+_UNAUTHORIZED_BODY = ('<?xml version="1.0" encoding="iso-8859-1"?>\n'
+                      "<!DOCTYPE html>\n<html><head><title>401 - Unauthorized</title></head>"
+                      "<body><h1>401 - Unauthorized</h1></body></html>\n")
+_NOT_FOUND_BODY = ('<?xml version="1.0" encoding="iso-8859-1"?>\n'
+                   "<!DOCTYPE html>\n<html><head><title>404 - Not Found</title></head>"
+                   "<body><h1>404 - Not Found</h1></body></html>\n")
+
+
+def _md5(text: str) -> str:
+    return hashlib.md5(text.encode("utf-8")).hexdigest()
+
+
+def parse_digest_header(value: str) -> dict[str, str]:
+    """``Digest k="v", k2=v2`` -> dict (quoted commas survive)."""
+    if not value.lower().startswith("digest "):
+        return {}
+    out: dict[str, str] = {}
+    rest = value[7:]
+    i = 0
+    while i < len(rest):
+        while i < len(rest) and rest[i] in " ,":
+            i += 1
+        eq = rest.find("=", i)
+        if eq < 0:
+            break
+        key = rest[i:eq].strip().lower()
+        i = eq + 1
+        if i < len(rest) and rest[i] == '"':
+            end = rest.find('"', i + 1)
+            if end < 0:
+                return {}
+            out[key] = rest[i + 1:end]
+            i = end + 1
+        else:
+            end = rest.find(",", i)
+            end = len(rest) if end < 0 else end
+            out[key] = rest[i:end].strip()
+            i = end
+    return out
+
+
+class AntminerWebServer:
+    """The S9's digest-protected CGI web interface, backed by a simulated unit."""
+
+    def __init__(self, unit: Any, *, username: str = "root", password: str = "root") -> None:
+        self.unit = unit
+        self.profile = profile(unit.reading().model)
+        self.username = username
+        self.password = password
+        self._nonces: dict[str, float] = {}
+        self._extra_pools = [("", "", ""), ("", "", "")]   # pools 2 and 3 of bmminer.conf
+        self._fan_ctrl = False
+        self._fan_pwm = "100"
+        self._runner: Optional[web.AppRunner] = None
+        self._tasks: set[asyncio.Task] = set()
+        self.port: Optional[int] = None
+        self.app = web.Application(middlewares=[self._auth_middleware])
+        self.app.router.add_route("*", "/", self._index)
+        self.app.router.add_route("*", "/index.html", self._index)
+        self.app.router.add_route("*", "/cgi-bin/get_system_info.cgi", self._get_system_info)
+        self.app.router.add_route("*", "/cgi-bin/get_miner_conf.cgi", self._get_miner_conf)
+        self.app.router.add_route("*", "/cgi-bin/set_miner_conf.cgi", self._set_miner_conf)
+        self.app.router.add_route("*", "/cgi-bin/minerStatus.cgi", self._miner_status)
+        self.app.router.add_route("*", "/cgi-bin/reboot.cgi", self._reboot)
+
+    async def start(self, host: str = "127.0.0.1", port: int = 80) -> int:
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        return self.port
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # ------------------------------------------------------------------ auth
+    def _challenge(self) -> web.Response:
+        now = time.monotonic()
+        self._nonces = {n: t for n, t in self._nonces.items() if now - t < NONCE_LIFETIME_S}
+        nonce = f"{int(time.time()):08x}:{secrets.token_hex(16)}"
+        self._nonces[nonce] = now
+        header = f'Digest realm="{REALM}", charset="UTF-8", algorithm=MD5, nonce="{nonce}", qop="auth"'
+        return web.Response(status=401, text=_UNAUTHORIZED_BODY, content_type="text/html",
+                            headers={"WWW-Authenticate": header})
+
+    def _authorized(self, request: web.Request) -> bool:
+        fields = parse_digest_header(request.headers.get("Authorization", ""))
+        needed = ("username", "realm", "nonce", "uri", "response")
+        if not fields or any(k not in fields for k in needed):
+            return False
+        if fields["username"] != self.username or fields["realm"] != REALM:
+            return False
+        if fields["nonce"] not in self._nonces or fields["uri"] != request.path_qs:
+            return False
+        if fields.get("algorithm", "MD5").upper() != "MD5":
+            return False
+        ha1 = _md5(f"{self.username}:{REALM}:{self.password}")
+        ha2 = _md5(f"{request.method}:{fields['uri']}")
+        qop = fields.get("qop")
+        if qop:
+            if qop != "auth" or "nc" not in fields or "cnonce" not in fields:
+                return False
+            expected = _md5(f"{ha1}:{fields['nonce']}:{fields['nc']}:{fields['cnonce']}:{qop}:{ha2}")
+        else:
+            expected = _md5(f"{ha1}:{fields['nonce']}:{ha2}")
+        return secrets.compare_digest(expected, fields["response"].lower())
+
+    @web.middleware
+    async def _auth_middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if not self._authorized(request):
+            return self._challenge()
+        try:
+            return await handler(request)
+        except web.HTTPNotFound:
+            return web.Response(status=404, text=_NOT_FOUND_BODY, content_type="text/html")
+
+    # -------------------------------------------------------------- handlers
+    async def _index(self, request: web.Request) -> web.Response:
+        body = ("<!DOCTYPE html><html><head><title>antMiner Configuration</title></head>"
+                '<body><h1>antMiner</h1><p><a href="/cgi-bin/minerStatus.cgi">Miner Status</a> | '
+                '<a href="/cgi-bin/minerConfiguration.cgi">Miner Configuration</a></p></body></html>')
+        return web.Response(text=body, content_type="text/html")
+
+    async def _get_system_info(self, request: web.Request) -> web.Response:
+        r = self.unit.reading()
+        host = request.host.split(":")[0]
+        info = {
+            "minertype": self.profile.name, "nettype": "DHCP", "netdevice": "eth0",
+            "macaddr": r.mac, "hostname": "antMiner", "ipaddress": host,
+            "netmask": "255.255.255.0", "gateway": "", "dnsservers": "",
+            "curtime": time.strftime("%H:%M:%S"), "uptime": _uptime_text(r.uptime_s),
+            "loadaverage": "0.50, 0.45, 0.40", "mem_total": "248264", "mem_used": "71436",
+            "mem_free": "176828", "mem_buffers": "0", "mem_cached": "0",
+            "system_mode": "GNU/Linux",
+            "ant_hwv": "16.8.1.3",
+            "system_kernel_version": "Linux 3.14.0-xilinx-ge8a2f71-dirty #82 SMP PREEMPT Tue May 16 19:49:53 CST 2017",
+            "system_filesystem_version": "Fri Nov 17 17:57:49 CST 2017",
+            "cgminer_version": "2.0.0",
+        }
+        body = "{\n" + ",\n".join(f'"{k}":{json.dumps(v)}' for k, v in info.items()) + "\n}\n"
+        return web.Response(text=body, content_type="text/plain")
+
+    def _conf_pools(self) -> list[tuple[str, str, str]]:
+        s = self.unit.settings()
+        first = (str(s.get("pool_url", "")), str(s.get("pool_user", "")), str(s.get("pool_password", "")))
+        return [first, *self._extra_pools]
+
+    async def _get_miner_conf(self, request: web.Request) -> web.Response:
+        s = self.unit.settings()
+        pools = ",\n".join('{\n"url" : %s,\n"user" : %s,\n"pass" : %s\n}'
+                           % (json.dumps(u), json.dumps(w), json.dumps(p)) for u, w, p in self._conf_pools())
+        conf = ("{\n\"pools\" : [\n" + pools + "\n]\n,\n"
+                '"api-listen" : true,\n"api-network" : true,\n'
+                f'"api-groups" : "{STOCK_S9_API_GROUPS}",\n"api-allow" : "{STOCK_API_ALLOW}",\n'
+                f'"bitmain-fan-ctrl" : {"true" if self._fan_ctrl else "false"},\n'
+                f'"bitmain-fan-pwm" : "{self._fan_pwm}",\n"bitmain-use-vil" : true,\n'
+                f'"bitmain-freq" : "{int(round(float(s.get("frequency_mhz", 0))))}",\n'
+                '"bitmain-voltage" : "0706",\n"multi-version" : "1"\n}\n')
+        return web.Response(text=conf, content_type="text/plain")
+
+    async def _set_miner_conf(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        changes: dict[str, Any] = {}
+        url = form.get("_ant_pool1url")
+        if isinstance(url, str) and url:
+            changes["pool_url"] = url
+            changes["pool_user"] = str(form.get("_ant_pool1user", ""))
+            changes["pool_password"] = str(form.get("_ant_pool1pw", ""))
+        freq = form.get("_ant_freq")
+        if isinstance(freq, str) and freq.strip():
+            try:
+                changes["frequency_mhz"] = float(freq)
+            except ValueError:
+                return web.Response(status=400, text=f"Invalid value passed to bitmain-freq: {freq!r}\n")
+        fan_switch = str(form.get("_ant_fan_customize_switch", "false")).lower() == "true"
+        fan_value = str(form.get("_ant_fan_customize_value", "")).strip()
+        if "_ant_fan_customize_switch" in form:
+            changes["fan_auto"] = not fan_switch
+            if fan_switch and fan_value:
+                try:
+                    changes["fan_pct"] = float(fan_value)
+                except ValueError:
+                    return web.Response(status=400, text=f"Invalid value passed to bitmain-fan-pwm: {fan_value!r}\n")
+        try:
+            if changes:
+                self.unit.apply(**changes)
+        except SettingsError as exc:
+            return web.Response(status=400, text=f"{exc}\n")
+        for n in (2, 3):
+            self._extra_pools[n - 2] = (str(form.get(f"_ant_pool{n}url", "")),
+                                        str(form.get(f"_ant_pool{n}user", "")),
+                                        str(form.get(f"_ant_pool{n}pw", "")))
+        if "_ant_fan_customize_switch" in form:
+            self._fan_ctrl = fan_switch
+            self._fan_pwm = fan_value or self._fan_pwm
+        self._spawn(self.unit.restart())          # /etc/init.d/bmminer.sh restart
+        return web.Response(text="ok", content_type="text/html")
+
+    async def _miner_status(self, request: web.Request) -> web.Response:
+        r = self.unit.reading()
+        rows = "".join(
+            f"<tr><td>{i + 1}</td><td>{c.chips}</td><td>{c.freq_mhz:.0f}</td>"
+            f"<td>{c.rate_ghs:.2f}</td><td>{c.hw_errors}</td><td>{c.board_temp_c:.0f}</td>"
+            f"<td>{c.chip_temp_c:.0f}</td><td>{html.escape(c.status)}</td></tr>" for i, c in enumerate(r.chains))
+        fans = "".join(f"<td>{rpm:.0f}</td>" for rpm, _ in r.fans)
+        body = (f"<!DOCTYPE html><html><head><title>Miner Status</title></head><body>"
+                f"<h2>Summary</h2><table><tr><td>Elapsed</td><td>{_uptime_text(r.uptime_s)}</td></tr>"
+                f"<tr><td>GH/S(RT)</td><td>{r.hashrate_ghs:.2f}</td></tr>"
+                f"<tr><td>GH/S(avg)</td><td>{r.hashrate_avg_ghs:.2f}</td></tr>"
+                f"<tr><td>Accepted</td><td>{r.accepted}</td></tr><tr><td>Rejected</td><td>{r.rejected}</td></tr>"
+                f"<tr><td>HW</td><td>{r.hw_errors}</td></tr></table>"
+                f"<h2>Pools</h2><table><tr><td>{html.escape(r.pool_url)}</td><td>{html.escape(r.pool_user)}</td>"
+                f"<td>{'Alive' if r.pool_connected else 'Dead'}</td></tr></table>"
+                f"<h2>AntMiner</h2><table><tr><th>Chain#</th><th>ASIC#</th><th>Frequency</th><th>GH/S(RT)</th>"
+                f"<th>HW</th><th>Temp(PCB)</th><th>Temp(Chip)</th><th>ASIC status</th></tr>{rows}</table>"
+                f"<h2>Fan</h2><table><tr>{fans}</tr></table></body></html>")
+        return web.Response(text=body, content_type="text/html")
+
+    async def _reboot(self, request: web.Request) -> web.Response:
+        self._spawn(self.unit.restart())
+        return web.Response(text="<html><body>Rebooting...</body></html>", content_type="text/html")
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _uptime_text(seconds: float) -> str:
+    s = int(max(seconds, 0))
+    return f"{s // 86400}d{(s % 86400) // 3600}h{(s % 3600) // 60}m{s % 60}s"

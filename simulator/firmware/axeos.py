@@ -1,0 +1,400 @@
+"""Lucky Miner LV06 HTTP API on port 80: the AxeOS/ESP-Miner web server as Lucky ships it.
+
+The LV06 runs a closed clone of ESP-Miner (BM1366).  Behaviour follows
+ESP-Miner's ``main/http_server/http_server.c`` (v2.x) with the Lucky changes:
+
+* every route first checks the client: the peer address and, when present, the
+  ``Origin`` header (``http://<ipv4>...``) must be private (10/8, 172.16/12,
+  192.168/16), else ``401 Unauthorized``.  Loopback is accepted too -- a
+  deliberate deviation, because the simulator only ever listens on 127.0.0.0/8;
+* ``GET /api/system/info`` with the Lucky fields: ``minerModel`` ``"LV06"`` and
+  ``bestDiff``/``bestSessionDiff`` as cgminer ``suffix_string`` text (``"4.29G"``)
+  as older firmware prints them (newer upstream prints numbers);
+* ``GET /api/system/asic`` (BM1366 frequency/voltage options),
+  ``GET /api/system/statistics`` (label/row table, upstream >= 2.10);
+* ``PATCH /api/system``: body must be JSON (``400 Invalid JSON``); every known
+  key is type- and range-checked before anything is stored
+  (``400 Wrong API input``); unknown keys are ignored; success is ``200`` with an
+  empty body.  Frequency, core voltage and fan settings apply live (recent
+  firmware), pool settings at the next restart;
+* ``POST /api/system/restart`` answers ``System will restart shortly.`` and
+  restarts ~1 s later; ``POST /api/system/pause`` / ``resume`` (upstream 2.15)
+  answer ``{"message": "Mining paused"}`` / ``... resumed``;
+* ``/api/ws`` streams the firmware's ESP_LOG lines (``asic_result`` etc.) as
+  websocket text frames, at most 10 clients (``429`` beyond);
+* unknown ``/api/*`` routes answer ``404 {"error":"unknown route"}``; other
+  unknown paths redirect (302) to ``/``;
+* the index page carries "Lucky miner" -- the string identification tools key
+  on.  It does *not* carry "AxeOS": tools test for "AxeOS" first and would
+  classify the unit as a Bitaxe.
+"""
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+import time
+from typing import Any, Optional
+
+from aiohttp import WSMsgType, web
+
+from simulator.firmware.apiformat import suffix_string
+from simulator.physics import SettingsError
+from simulator.profiles import profile
+
+log = logging.getLogger(__name__)
+
+MAX_WEBSOCKET_CLIENTS = 10
+RESTART_DELAY_S = 1.0
+LOG_QUEUE_LIMIT = 1000
+_PRIVATE_NETS = tuple(ipaddress.ip_network(n) for n in
+                      ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8"))
+
+INDEX_HTML = """<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>Lucky miner</title>
+  <base href="/">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+</head>
+<body>
+  <app-root>Lucky miner</app-root>
+</body>
+</html>
+"""
+
+# (rest_name, type, min, max) as in ESP-Miner's nvs_config table (v2.12); "str" bounds are lengths.
+_SETTINGS: dict[str, tuple[str, float, float]] = {
+    "ssid": ("str", 1, 32), "wifiPass": ("str", 0, 63), "hostname": ("str", 1, 32),
+    "stratumURL": ("str", 0, 128), "stratumPort": ("u16", 0, 65535),
+    "stratumUser": ("str", 0, 128), "stratumPassword": ("str", 0, 128),
+    "stratumSuggestedDifficulty": ("u16", 0, 65535),
+    "stratumExtranonceSubscribe": ("bool", 0, 1),
+    "fallbackStratumURL": ("str", 0, 128), "fallbackStratumPort": ("u16", 0, 65535),
+    "fallbackStratumUser": ("str", 0, 128), "fallbackStratumPassword": ("str", 0, 128),
+    "frequency": ("float", 1, 65535), "coreVoltage": ("u16", 1, 65535),
+    "overclockEnabled": ("bool", 0, 1), "flipscreen": ("bool", 0, 1),
+    "invertscreen": ("bool", 0, 1), "autofanspeed": ("bool", 0, 1),
+    "fanspeed": ("u16", 0, 100), "manualFanSpeed": ("u16", 0, 100),
+    "minFanSpeed": ("u16", 0, 99), "temptarget": ("u16", 35, 66),
+    "overheat_mode": ("bool", 0, 0), "statsFrequency": ("u16", 0, 65535),
+}
+
+
+def is_private(ip: str) -> bool:
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    if isinstance(addr, ipaddress.IPv6Address):
+        if addr.ipv4_mapped is None:
+            return False
+        addr = addr.ipv4_mapped
+    return any(addr in net for net in _PRIVATE_NETS)
+
+
+def origin_ip(origin: str) -> str:
+    """ESP-Miner's extract_origin_ip_addr: the text after ``http://`` up to ``/``."""
+    start = origin.find("http://")
+    if start < 0:
+        return ""
+    rest = origin[start + 7:]
+    return rest.split("/", 1)[0]
+
+
+def check_settings(body: dict) -> list[str]:
+    """Validation as check_settings_and_update: one message per bad key (empty = valid)."""
+    errors = []
+    for key, (kind, lo, hi) in _SETTINGS.items():
+        if key not in body:
+            continue
+        v = body[key]
+        if kind == "str":
+            if not isinstance(v, str):
+                errors.append(f"Invalid type for '{key}', expected string")
+            elif not lo <= len(v) <= hi:
+                errors.append(f"Value '{v}' for '{key}' is out of length ({lo:.0f}-{hi:.0f})")
+        elif kind == "bool":
+            if not isinstance(v, (bool, int, float)):
+                errors.append(f"Invalid type for '{key}', expected bool")
+            elif not lo <= int(v) <= hi:
+                errors.append(f"Value '{v}' for '{key}' is out of range")
+        else:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                errors.append(f"Invalid type for '{key}', expected number")
+            elif not lo <= (v if kind == "float" else int(v)) <= hi:
+                errors.append(f"Value '{v}' for '{key}' is out of range")
+    return errors
+
+
+class AxeOSServer:
+    """The LV06's HTTP + websocket API for one simulated unit."""
+
+    def __init__(self, unit: Any, *, hostname: str = "LV06") -> None:
+        self.unit = unit
+        self.profile = profile(unit.reading().model)
+        self.hostname = hostname
+        self._stored: dict[str, Any] = {
+            "stratumSuggestedDifficulty": 1000, "stratumExtranonceSubscribe": 0,
+            "fallbackStratumURL": "", "fallbackStratumPort": 3333, "fallbackStratumUser": "",
+            "flipscreen": 1, "invertscreen": 0, "overclockEnabled": 0, "statsFrequency": 0,
+            "minFanSpeed": 25,
+        }
+        self._clients: set[web.WebSocketResponse] = set()
+        self._queues: dict[web.WebSocketResponse, asyncio.Queue] = {}
+        self._stats: list[list[float]] = []
+        self._runner: Optional[web.AppRunner] = None
+        self._tasks: set[asyncio.Task] = set()
+        self._listening = False
+        self.port: Optional[int] = None
+        self.app = web.Application(middlewares=[self._network_middleware])
+        r = self.app.router
+        r.add_get("/", self._index)
+        r.add_get("/index.html", self._index)
+        r.add_get("/api/system/info", self._info)
+        r.add_get("/api/system/asic", self._asic)
+        r.add_get("/api/system/statistics", self._statistics)
+        r.add_patch("/api/system", self._patch)
+        r.add_post("/api/system/restart", self._restart)
+        r.add_post("/api/system/pause", self._pause)
+        r.add_post("/api/system/resume", self._resume)
+        r.add_get("/api/ws", self._ws)
+        r.add_route("OPTIONS", "/{tail:.*}", self._options)
+        r.add_route("*", "/api/{tail:.*}", self._api_unknown)
+        r.add_get("/{tail:.*}", self._redirect)
+
+    async def start(self, host: str = "127.0.0.1", port: int = 80) -> int:
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        return self.port
+
+    async def stop(self) -> None:
+        if self._listening:
+            self.unit.remove_log_listener(self._on_log)
+            self._listening = False
+        for ws in list(self._clients):
+            await ws.close()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # ---------------------------------------------------------- middleware
+    @web.middleware
+    async def _network_middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        peer = request.remote or ""
+        origin = request.headers.get("Origin")
+        source = origin_ip(origin) if origin is not None else peer
+        if not (is_private(peer) and is_private(source)):
+            return web.Response(status=401, text="Unauthorized", content_type="text/html")
+        response = await handler(request)
+        response.headers.setdefault("Access-Control-Allow-Origin", "*")
+        return response
+
+    # ------------------------------------------------------------- routes
+    async def _index(self, request: web.Request) -> web.Response:
+        return web.Response(text=INDEX_HTML, content_type="text/html")
+
+    async def _redirect(self, request: web.Request) -> web.Response:
+        return web.Response(status=302, text="Redirect to the captive portal",
+                            headers={"Location": "/"})
+
+    async def _api_unknown(self, request: web.Request) -> web.Response:
+        return web.json_response({"error": "unknown route"}, status=404)
+
+    async def _options(self, request: web.Request) -> web.Response:
+        return web.Response(headers={"Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
+                                     "Access-Control-Allow-Headers": "Content-Type"})
+
+    def _info_dict(self) -> dict[str, Any]:
+        r = self.unit.reading()
+        s = self.unit.settings()
+        host, port = _split_pool_url(str(s.get("pool_url", "")))
+        fan_rpm, fan_pct = (r.fans[0] if r.fans else (0.0, 0.0))
+        p = self.profile
+        return {
+            "power": round(r.power_w, 3), "voltage": round(r.input_voltage_mv, 3),
+            "current": round(r.current_ma, 3), "temp": round(r.chip_temp_c, 3),
+            "vrTemp": round(r.vr_temp_c, 3), "maxPower": 25, "nominalVoltage": 5,
+            "hashRate": round(r.hashrate_ghs, 3),
+            "bestDiff": suffix_string(r.best_share), "bestSessionDiff": suffix_string(r.best_share),
+            "isUsingFallbackStratum": 0, "freeHeap": 174200,
+            "coreVoltage": int(round(float(s.get("core_voltage_mv", r.core_voltage_mv)))),
+            "coreVoltageActual": int(round(r.core_voltage_actual_mv)),
+            "frequency": int(round(float(s.get("frequency_mhz", r.frequency_mhz)))),
+            "ssid": "lab", "macAddr": r.mac, "hostname": self.hostname, "wifiStatus": "Connected!",
+            "sharesAccepted": int(r.accepted), "sharesRejected": int(r.rejected),
+            "uptimeSeconds": int(max(r.uptime_s, 0)),
+            "asicCount": p.n_chains * p.chips_per_chain,
+            "smallCoreCount": int(p.hashes_per_clock), "ASICModel": p.chip_model,
+            "stratumURL": host, "fallbackStratumURL": self._stored["fallbackStratumURL"],
+            "stratumPort": port, "fallbackStratumPort": self._stored["fallbackStratumPort"],
+            "stratumUser": str(s.get("pool_user", "")),
+            "fallbackStratumUser": self._stored["fallbackStratumUser"],
+            "stratumSuggestedDifficulty": self._stored["stratumSuggestedDifficulty"],
+            "poolDifficulty": int(r.pool_difficulty),
+            "version": p.firmware, "idfVersion": "v5.1.2", "boardVersion": "0.11",
+            "runningPartition": "ota_0", "minerModel": p.name,
+            "flipscreen": self._stored["flipscreen"], "overheat_mode": 0,
+            "invertscreen": self._stored["invertscreen"], "invertfanpolarity": 1,
+            "autofanspeed": 1 if s.get("fan_auto", r.fan_auto) else 0,
+            "fanspeed": int(round(fan_pct)), "manualFanSpeed": int(round(float(s.get("fan_pct", 100)))),
+            "minFanSpeed": self._stored["minFanSpeed"],
+            "temptarget": int(round(float(s.get("temp_target_c", r.temp_target_c)))),
+            "fanrpm": int(round(fan_rpm)),
+        }
+
+    async def _info(self, request: web.Request) -> web.Response:
+        return web.json_response(self._info_dict())
+
+    async def _asic(self, request: web.Request) -> web.Response:
+        p = self.profile
+        return web.json_response({
+            "ASICModel": p.chip_model, "deviceModel": p.name, "swarmColor": "purple",
+            "asicCount": p.n_chains * p.chips_per_chain, "hashDomains": 4,
+            "defaultFrequency": int(p.freq_default_mhz),
+            "frequencyOptions": [int(f) for f in p.freq_options_mhz],
+            "defaultVoltage": int(p.voltage_default_mv),
+            "voltageOptions": [int(v) for v in p.voltage_options_mv],
+        })
+
+    async def _statistics(self, request: web.Request) -> web.Response:
+        info = self._info_dict()
+        now_ms = int(time.monotonic() * 1000)
+        row = [info["hashRate"], info["temp"], info["vrTemp"], info["power"], info["voltage"],
+               info["current"], info["coreVoltageActual"], info["fanspeed"], info["fanrpm"],
+               info["freeHeap"], now_ms]
+        self._stats = (self._stats + [row])[-720:]
+        return web.json_response({
+            "currentTimestamp": now_ms,
+            "labels": ["hashrate", "asicTemp", "vrTemp", "power", "voltage", "current",
+                       "coreVoltageActual", "fanspeed", "fanrpm", "freeHeap", "timestamp"],
+            "statistics": self._stats,
+        })
+
+    async def _patch(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        try:
+            body = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            return web.Response(status=400, text="Invalid JSON", content_type="text/html")
+        if not isinstance(body, dict):
+            return web.Response(status=400, text="Invalid JSON", content_type="text/html")
+        if check_settings(body):
+            return web.Response(status=400, text="Wrong API input", content_type="text/html")
+        changes = self._unit_changes(body)
+        try:
+            if changes:
+                self.unit.apply(**changes)
+        except SettingsError as exc:
+            log.info("LV06 PATCH refused: %s", exc)
+            return web.Response(status=400, text="Wrong API input", content_type="text/html")
+        for key in self._stored:
+            if key in body:
+                self._stored[key] = body[key]
+        return web.Response(status=200, body=b"")
+
+    def _unit_changes(self, body: dict) -> dict[str, Any]:
+        changes: dict[str, Any] = {}
+        if "frequency" in body:
+            changes["frequency_mhz"] = float(body["frequency"])
+        if "coreVoltage" in body:
+            changes["core_voltage_mv"] = float(body["coreVoltage"])
+        if "autofanspeed" in body:
+            changes["fan_auto"] = bool(body["autofanspeed"])
+        for key in ("fanspeed", "manualFanSpeed"):
+            if key in body:
+                changes["fan_pct"] = float(body[key])
+        if "temptarget" in body:
+            changes["temp_target_c"] = float(body["temptarget"])
+        if "stratumURL" in body or "stratumPort" in body:
+            s = self.unit.settings()
+            host, port = _split_pool_url(str(s.get("pool_url", "")))
+            host = body.get("stratumURL", host)
+            port = int(body.get("stratumPort", port))
+            changes["pool_url"] = f"stratum+tcp://{host}:{port}"
+        if "stratumUser" in body:
+            changes["pool_user"] = body["stratumUser"]
+        if "stratumPassword" in body:
+            changes["pool_password"] = body["stratumPassword"]
+        return changes
+
+    async def _restart(self, request: web.Request) -> web.Response:
+        log.info("Restarting System because of API Request")
+
+        async def later() -> None:
+            await asyncio.sleep(RESTART_DELAY_S)
+            await self.unit.restart()
+
+        self._spawn(later())
+        return web.Response(text="System will restart shortly.", content_type="text/plain")
+
+    async def _pause(self, request: web.Request) -> web.Response:
+        self.unit.pause()
+        return web.json_response({"message": "Mining paused"})
+
+    async def _resume(self, request: web.Request) -> web.Response:
+        self.unit.resume()
+        return web.json_response({"message": "Mining resumed"})
+
+    # ------------------------------------------------------------ websocket
+    def _on_log(self, line: str) -> None:
+        text = line if line.endswith("\n") else line + "\n"
+        for q in self._queues.values():
+            if q.qsize() < LOG_QUEUE_LIMIT:     # a stalled client drops lines, never blocks the unit
+                q.put_nowait(text)
+
+    async def _ws(self, request: web.Request) -> web.StreamResponse:
+        if len(self._clients) >= MAX_WEBSOCKET_CLIENTS:
+            return web.Response(status=429, text="Max WebSocket clients reached")
+        ws = web.WebSocketResponse(heartbeat=None)
+        await ws.prepare(request)
+        queue: asyncio.Queue = asyncio.Queue()
+        self._clients.add(ws)
+        self._queues[ws] = queue
+        if not self._listening:
+            self.unit.add_log_listener(self._on_log)
+            self._listening = True
+        sender = asyncio.ensure_future(self._pump(ws, queue))
+        try:
+            async for msg in ws:            # clients never need to send; drain until close
+                if msg.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
+                    break
+        finally:
+            sender.cancel()
+            self._clients.discard(ws)
+            self._queues.pop(ws, None)
+            if not self._clients and self._listening:
+                self.unit.remove_log_listener(self._on_log)
+                self._listening = False
+        return ws
+
+    async def _pump(self, ws: web.WebSocketResponse, queue: asyncio.Queue) -> None:
+        try:
+            while not ws.closed:
+                await ws.send_str(await queue.get())
+        except (ConnectionError, RuntimeError):
+            pass
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _split_pool_url(url: str) -> tuple[str, int]:
+    """``stratum+tcp://host:port`` -> (host, port); AxeOS stores them separately."""
+    rest = url.split("://", 1)[-1]
+    host, _, port = rest.rpartition(":")
+    if not host:
+        return rest, 3333
+    try:
+        return host, int(port)
+    except ValueError:
+        return rest, 3333

@@ -1,0 +1,75 @@
+"""The LV06's ESP32 serial console on a pseudo-terminal.
+
+On the real unit the ESP32's UART0 (USB-serial, 115200 8N1) carries the
+firmware's ESP_LOG output, one ``I (uptime_ms) tag: text`` line per event, with
+ESP-IDF's default CRLF line ending.  Here a pty stands in for the USB-serial
+adapter: :attr:`SerialConsole.path` is the slave device that pyserial (or any
+terminal) opens.  Like a UART nobody listens to, lines are dropped rather than
+queued when the reader falls behind, so a stalled reader never stalls the unit.
+"""
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import tty
+from typing import Any, Optional
+
+log = logging.getLogger(__name__)
+
+
+class SerialConsole:
+    """Mirror a unit's ESP_LOG lines onto a pty; ``.path`` is the tty to open."""
+
+    def __init__(self, unit: Any) -> None:
+        self.unit = unit
+        self.path: Optional[str] = None
+        self._master: Optional[int] = None
+        self._slave: Optional[int] = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self.dropped_lines = 0
+
+    async def start(self) -> str:
+        master, slave = os.openpty()
+        tty.setraw(slave)                    # bytes pass unchanged, as over a UART
+        os.set_blocking(master, False)
+        self._master, self._slave = master, slave
+        self.path = os.ttyname(slave)
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(master, self._discard_input)
+        self.unit.add_log_listener(self._on_log)
+        return self.path
+
+    async def stop(self) -> None:
+        if self._master is None:
+            return
+        self.unit.remove_log_listener(self._on_log)
+        if self._loop is not None:
+            self._loop.remove_reader(self._master)
+        for fd in (self._master, self._slave):
+            if fd is not None:
+                os.close(fd)
+        self._master = self._slave = None
+
+    def _on_log(self, line: str) -> None:
+        if self._master is None:
+            return
+        data = (line.rstrip("\r\n") + "\r\n").encode("utf-8", errors="replace")
+        try:
+            written = os.write(self._master, data)
+        except BlockingIOError:
+            written = 0
+        except OSError as exc:               # reader side gone: keep the unit running
+            if exc.errno not in (errno.EIO, errno.EAGAIN):
+                log.warning("serial console write failed: %s", exc)
+            written = 0
+        if written < len(data):
+            self.dropped_lines += 1
+
+    def _discard_input(self) -> None:
+        """The firmware reads nothing from its console; swallow what the reader types."""
+        try:
+            os.read(self._master, 4096) if self._master is not None else None
+        except OSError:
+            pass

@@ -1,0 +1,183 @@
+"""bmminer (S9) and Goldshell (LB-Box) RPC emulation, over real loopback sockets."""
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from simulator.firmware.cgminer_rpc import STOCK_S9_API_GROUPS, CgminerRpcServer, parse_api_allow
+from tests.sim_firmware_support import HOST, repair, rpc_json, rpc_raw, running_unit
+
+
+@pytest.fixture
+async def s9():
+    async with running_unit("s9") as unit:
+        server = CgminerRpcServer(unit)
+        port = await server.start(HOST, 0)
+        yield unit, port
+        await server.stop()
+
+
+@pytest.fixture
+async def lbbox():
+    async with running_unit("lbbox") as unit:
+        server = CgminerRpcServer(unit)
+        port = await server.start(HOST, 0)
+        yield unit, port
+        await server.stop()
+
+
+async def test_reply_is_nul_terminated_and_connection_closes(s9):
+    _, port = s9
+    reader, writer = await asyncio.open_connection(HOST, port)
+    writer.write(b'{"command":"version"}')
+    await writer.drain()
+    raw = await asyncio.wait_for(reader.read(), 5)        # returns only because the server closed
+    writer.close()
+    assert raw.endswith(b"}\x00") and raw.count(b"\x00") == 1
+    reply = json.loads(raw[:-1])
+    status = reply["STATUS"][0]
+    assert (status["STATUS"], status["Code"], status["Msg"]) == ("S", 22, "BMMiner versions")
+    assert status["Description"] == "bmminer 1.0.0" and isinstance(status["When"], int)
+    assert reply["VERSION"][0]["Type"] == "Antminer S9" and reply["id"] == 1
+
+
+async def test_summary_ghs5s_is_a_string_matching_the_unit(s9):
+    unit, port = s9
+    reply = await rpc_json(port, "summary")
+    summ = reply["SUMMARY"][0]
+    assert reply["STATUS"][0]["Code"] == 11
+    assert isinstance(summ["GHS 5s"], str) and isinstance(summ["GHS av"], float)
+    ghs = float(summ["GHS 5s"])
+    assert ghs == pytest.approx(unit.reading().hashrate_ghs, rel=0.25)
+    assert 5000 < ghs < 20000          # an S9 at stock clock: ~13.5 TH/s
+    for key in ("Elapsed", "Accepted", "Rejected", "Hardware Errors", "Difficulty Accepted",
+                "Best Share", "Device Hardware%"):
+        assert key in summ
+
+
+async def test_stats_has_missing_comma_quirk_and_chain_slots_6_to_8(s9):
+    unit, port = s9
+    raw = await rpc_raw(port, b'{"command":"stats"}')
+    assert b'"Type":"Antminer S9"}{"STATS":0' in raw
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(raw[:-1])                             # not valid JSON as sent
+    stats = repair(raw)["STATS"]
+    assert stats[0]["BMMiner"] == "2.0.0" and stats[0]["Type"] == "Antminer S9"
+    s = stats[1]
+    assert s["ID"] == "BC50" and isinstance(s["GHS 5s"], str)
+    active = [n for n in range(1, 17) if s[f"chain_acn{n}"]]
+    assert active == [6, 7, 8]
+    for n in active:
+        assert s[f"chain_acn{n}"] == 63
+        groups = s[f"chain_acs{n}"].split(" ")
+        assert groups[0] == "" and [len(g) for g in groups[1:]] == [8] * 7 + [7]
+        assert set("".join(groups)) <= {"o", "x"}
+        assert float(s[f"chain_rate{n}"]) >= 0 and s[f"freq_avg{n}"] == pytest.approx(650, abs=1)
+        assert 20 < s[f"temp2_{n}"] < 110 and 20 < s[f"temp{n}"] < 100
+    assert s["chain_rate1"] == "" and s["chain_acs1"] == "" and s["temp2_1"] == 0
+    assert [s[f"fan{n}"] > 0 for n in range(1, 9)] == [False] * 4 + [True, True, False, False]
+    assert s["total_rateideal"] == pytest.approx(unit.reading().hashrate_ideal_ghs, abs=0.01)
+    assert s["total_acn"] == 189 and s["miner_count"] == 3 and s["frequency"] == "650"
+
+
+async def test_text_mode_and_joined_commands(s9):
+    _, port = s9
+    raw = await rpc_raw(port, b"summary|")
+    assert raw.startswith(b"STATUS=S,When=") and b"|SUMMARY,Elapsed=" in raw
+    assert raw.endswith(b"|\x00")
+    joined = repair(await rpc_raw(port, b'{"command":"summary+devs"}'))
+    assert set(joined) == {"summary", "devs", "id"}
+    assert joined["summary"][0]["STATUS"][0]["Code"] == 11
+    assert joined["devs"][0]["DEVS"][0]["Name"] == "BC5"
+    text_join = await rpc_raw(port, b"version+pools|")
+    assert text_join.startswith(b"CMD=version|STATUS=S") and b"CMD=pools|" in text_join
+
+
+async def test_error_codes_for_denied_unknown_and_malformed(s9):
+    _, port = s9
+    cases = [(b'{"command":"estats"}', 45, "Access denied to 'estats' command"),
+             (b'{"command":"restart"}', 45, "Access denied to 'restart' command"),
+             (b'{"command":"frobnicate"}', 14, "Invalid command"),
+             (b'{"command":5}', 14, "Invalid command"),
+             (b'{"cmd":"summary"}', 24, "Missing JSON 'command'"),
+             (b'{"command":"summ', 23, "Invalid JSON"),
+             (b"{}}", 23, "Invalid JSON")]
+    for payload, code, msg in cases:
+        reply = repair(await rpc_raw(port, payload))
+        st = reply["STATUS"][0]
+        assert (st["STATUS"], st["Code"], st["Msg"]) == ("E", code, msg), payload
+    text = await rpc_raw(port, b"nonsense|x")
+    assert text.startswith(b"STATUS=E,") and b"Code=14" in text
+    joined = repair(await rpc_raw(port, b'{"command":"summary+addpool"}'))
+    assert joined["addpool"][0]["STATUS"][0]["Code"] == 45      # not joinable
+
+
+async def test_garbage_and_silent_clients_do_not_kill_the_server(s9):
+    _, port = s9
+    assert (await rpc_raw(port, bytes(range(256)) * 8)).endswith(b"\x00")
+    assert (await rpc_raw(port, b"\xff\xfe{\x00")).endswith(b"\x00")
+    _, w = await asyncio.open_connection(HOST, port)
+    w.close()                                            # connect and leave without a word
+    reply = await rpc_json(port, "summary")
+    assert reply["STATUS"][0]["Code"] == 11
+
+
+async def test_addpool_and_switchpool_change_the_units_pool(s9):
+    unit, port = s9
+    added = await rpc_json(port, "addpool", "stratum+tcp://127.0.0.1:3999,rig.b,pw\\,1")
+    assert added["STATUS"][0]["Code"] == 55
+    pools = (await rpc_json(port, "pools"))["POOLS"]
+    assert [p["URL"] for p in pools] == [unit.settings()["pool_url"], "stratum+tcp://127.0.0.1:3999"]
+    assert pools[0]["Stratum Active"] is True and pools[1]["Stratum Active"] is False
+    bad = await rpc_json(port, "switchpool", 5)
+    assert bad["STATUS"][0]["Code"] == 26 and bad["STATUS"][0]["Msg"] == "Invalid pool id 5 - range is 0 - 1"
+    ok = await rpc_json(port, "switchpool", 1)
+    assert ok["STATUS"][0]["Code"] == 27
+    s = unit.settings()
+    assert (s["pool_url"], s["pool_user"], s["pool_password"]) == ("stratum+tcp://127.0.0.1:3999", "rig.b", "pw,1")
+    missing = await rpc_json(port, "addpool")
+    assert missing["STATUS"][0]["Code"] == 52
+
+
+async def test_stock_api_groups_deny_config_and_pool_commands():
+    async with running_unit("s9") as unit:
+        server = CgminerRpcServer(unit, api_groups=STOCK_S9_API_GROUPS)
+        port = await server.start(HOST, 0)
+        try:
+            for cmd in ("config", "addpool", "switchpool", "devdetails"):
+                assert (await rpc_json(port, cmd))["STATUS"][0]["Code"] == 45
+            assert (await rpc_json(port, "pools"))["STATUS"][0]["Code"] == 7
+        finally:
+            await server.stop()
+
+
+async def test_api_allow_refusal_closes_without_reply():
+    assert [a.group for a in parse_api_allow("A:0/0,W:*")] == ["A"]    # W:* is not an address
+    async with running_unit("s9") as unit:
+        server = CgminerRpcServer(unit, api_allow="A:10.0.0.0/8")
+        port = await server.start(HOST, 0)
+        try:
+            try:                      # closed unread: the peer sees EOF or a reset, never a reply
+                reply = await rpc_raw(port, b'{"command":"summary"}')
+            except ConnectionResetError:
+                reply = b""
+            assert reply == b""
+        finally:
+            await server.stop()
+
+
+async def test_lbbox_devs_and_stats_quirk(lbbox):
+    unit, port = lbbox
+    reply = await rpc_json(port, "devs")
+    dev = reply["DEVS"][0]
+    r = unit.reading()
+    assert reply["STATUS"][0]["Description"] == "intminer 5.4.2"
+    assert dev["MHS 20s"] == pytest.approx(r.hashrate_ghs * 1000, rel=0.3)
+    assert "MHS av" in dev and {"tstemp-0", "tstemp-1", "tstemp-2"} <= set(dev)
+    assert 15 < dev["tstemp-2"] < 110 and dev["fan0"] > 0
+    raw = await rpc_raw(port, b'{"command":"stats"}')
+    assert b'}{"STATS":0' in raw and repair(raw)["STATS"][1]["temp_max"] == 0
+    assert (await rpc_json(port, "devdetails"))["DEVDETAILS"][0]["chips-nr"] == r.chains[0].chips
+    assert (await rpc_json(port, "addpool", "a,b,c"))["STATUS"][0]["Code"] == 45
