@@ -194,12 +194,12 @@ class StratumTestClient:
             else:
                 version = roll_version(job.version, rolled_bits, self.version_mask)
                 bits = version if absolute else rolled_bits
-        root = job.merkle_root(self.extranonce1, en2)
+        prefix = job.header_prefix(self.extranonce1, en2, job.ntime, version)
+        pow_ = job.pow
         start = int.from_bytes(os.urandom(4), "little")
         for i in range(max_hashes):
             nonce = (start + i) & 0xFFFFFFFF
-            header = job.header(self.extranonce1, en2, job.ntime, nonce, version, root=root)
-            digest = job.pow(header)
+            digest = pow_(prefix + nonce.to_bytes(4, "little"))
             if (hash_to_int(digest) <= target) != want_low:
                 return Share(job.job_id, en2.hex(), job.ntime, nonce, version, bits, digest)
         raise RuntimeError("no share found; difficulty too high for a test")

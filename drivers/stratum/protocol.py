@@ -34,10 +34,11 @@ ERROR_NAMES = {
 class StratumError(Exception):
     """A Stratum-level error answered to the miner as ``[code, message, null]``."""
 
-    def __init__(self, code: int, message: str) -> None:
+    def __init__(self, code: int, message: str, msg_id: Any = None) -> None:
         super().__init__(f"[{code}] {message}")
         self.code = code
         self.message = message
+        self.msg_id = msg_id     # id of the offending request, when it could be read
 
     def as_json(self) -> list:
         return [self.code, self.message, None]
@@ -79,12 +80,12 @@ def parse_line(line: bytes) -> Message:
             raise StratumError(OTHER, "message has neither method nor result")
         return Message(msg_id, None, None, obj.get("result"), obj.get("error"))
     if type(method) is not str:
-        raise StratumError(OTHER, "method must be a string")
+        raise StratumError(OTHER, "method must be a string", msg_id)
     params = obj.get("params", [])
     if params is None:
         params = []
     if type(params) not in (list, dict):
-        raise StratumError(OTHER, "params must be a list")
+        raise StratumError(OTHER, "params must be a list", msg_id)
     return Message(msg_id, method, params)
 
 

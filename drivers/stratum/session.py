@@ -207,7 +207,7 @@ class Session:
         try:
             msg = parse_line(line)
         except StratumError as exc:
-            self._protocol_error(None, exc, line)
+            self._protocol_error(exc.msg_id, exc, line)
             return
         if msg.method is None:
             self._response(msg)

@@ -1,8 +1,8 @@
 """Share checks: every ``mining.submit`` is re-hashed and judged; nothing is taken on trust.
 
-Order of checks (the first failure decides the code): parameter shape and hex (20),
-subscribed (25), worker authorized on this session (24), job known to this session (21,
-also for jobs dropped by a ``clean_jobs`` notify), extranonce2 size (20), ntime window
+Order of checks (the first failure decides the code): parameter shape, hex and
+extranonce2 size (20), subscribed (25), worker authorized on this session (24), job known
+to this session (21, also for jobs dropped by a ``clean_jobs`` notify), ntime window
 relative to the job's ntime (20), version bits inside the negotiated mask (20), duplicate
 of an already accepted share (22), then the hash against the target of the difficulty
 that was in force when the job was sent (23). Accepted shares whose hash is also <= the
@@ -162,6 +162,15 @@ class ShareValidator:
         if type(en2_hex) is not str:
             raise StratumError(OTHER, "extranonce2 must be a hex string")
         v.extranonce2 = en2_hex[:64]
+        size = self.extranonce2_size
+        if len(en2_hex) != 2 * size:
+            raise StratumError(OTHER, f"extranonce2 must be {size} bytes")
+        try:
+            en2 = bytes.fromhex(en2_hex)
+        except ValueError:
+            raise StratumError(OTHER, "extranonce2 is not valid hex") from None
+        if len(en2) != size:
+            raise StratumError(OTHER, "extranonce2 is not valid hex")
         v.ntime = _u32(ntime_hex, "ntime")
         v.nonce = _u32(nonce_hex, "nonce")
         bits = None
@@ -176,15 +185,6 @@ class ShareValidator:
             raise StratumError(JOB_NOT_FOUND, REASONS[JOB_NOT_FOUND])
         v.pool_difficulty = sent.difficulty
         job = sent.job
-        size = self.extranonce2_size
-        if len(en2_hex) != 2 * size:
-            raise StratumError(OTHER, f"extranonce2 must be {size} bytes")
-        try:
-            en2 = bytes.fromhex(en2_hex)
-        except ValueError:
-            raise StratumError(OTHER, "extranonce2 is not valid hex") from None
-        if len(en2) != size:
-            raise StratumError(OTHER, "extranonce2 is not valid hex")
         if not job.ntime - self.ntime_past_s <= v.ntime <= job.ntime + self.ntime_future_s:
             raise StratumError(OTHER, "ntime out of range")
         if bits is None:
