@@ -1,0 +1,219 @@
+"""Task results as one fixed-width table, one JSON object, and optional plots.
+
+Every cell is "mean ± std (runs)" of std-normalised test NRMSE (1.0 = predicting the
+mean). Range-normalised NRMSE (~0.17x for NARMA-10, not comparable) appears only when
+asked for, in its own labelled column. Baselines and controls sit in the same table with
+their kind spelled out, so no hardware number is ever printed without them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from asic_reservoir.readout import Score, Split, Summary
+
+
+class PlotsUnavailable(ImportError):
+    """matplotlib is missing; install the ``plots`` extra."""
+
+
+@dataclass
+class Entry:
+    """Scores of one unit x channel: readouts (first is the headline) and its controls.
+
+    Typical readouts: ``"hardware"`` (states only), ``"hardware + input"``; controls:
+    ``"input only"``, ``"shuffled states"``, ``"constant input"``.
+    """
+
+    unit: str
+    channel: str
+    readouts: dict[str, Summary]
+    controls: dict[str, Summary] = field(default_factory=dict)
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.readouts:
+            raise ValueError(f"entry {self.unit}/{self.channel} has no readout scores")
+
+
+@dataclass
+class Report:
+    """A task's hardware entries, task-level baselines, split and notes."""
+
+    task: str
+    entries: list[Entry]
+    baselines: dict[str, Summary]
+    split: Split | None = None
+    skipped_steps: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def table(self, show_range: bool = False) -> str:
+        return format_table(self, show_range=show_range)
+
+    def to_json(self, show_range: bool = False) -> dict[str, Any]:
+        return report_json(self, show_range=show_range)
+
+
+_KIND_W, _VAL_W = 9, 22
+
+
+def format_table(report: Report, show_range: bool = False) -> str:
+    """Fixed-width table: kind, unit, channel, readout, NRMSE [, range-normalised NRMSE]."""
+    rows: list[tuple[str, str, str, str, Summary]] = []
+    for e in report.entries:
+        for name, s in e.readouts.items():
+            rows.append(("hardware", e.unit, e.channel, name, s))
+        for name, s in e.controls.items():
+            rows.append(("control", e.unit, e.channel, name, s))
+    for name, s in report.baselines.items():
+        rows.append(("baseline", "-", "-", name, s))
+    unit_w = max([4] + [len(r[1]) for r in rows])
+    chan_w = max([7] + [len(r[2]) for r in rows])
+    name_w = max([7] + [len(r[3]) for r in rows])
+    head = [f"{'kind':<{_KIND_W}}", f"{'unit':<{unit_w}}", f"{'channel':<{chan_w}}",
+            f"{'readout':<{name_w}}", f"{'NRMSE (std)':<{_VAL_W}}"]
+    if show_range:
+        head.append(f"{'NRMSE (range, not comparable)':<{_VAL_W}}")
+    lines = [f"{report.task}: test NRMSE normalised by the target's std "
+             "(1.0 = predicting the mean), mean ± std over runs (n)"]
+    if report.split is not None:
+        sp = report.split
+        lines.append(f"chronological split: washout {sp.washout}, train {sp.train}, "
+                     f"validation {sp.validation} (alpha), test "
+                     f"{sp.test if sp.test is not None else 'rest'}")
+    if report.skipped_steps:
+        lines.append(f"{report.skipped_steps} marked steps skipped")
+    lines.append("  ".join(head).rstrip())
+    lines.append("  ".join("-" * len(h) for h in head))
+    for kind, unit, chan, name, s in rows:
+        cells = [f"{kind:<{_KIND_W}}", f"{unit:<{unit_w}}", f"{chan:<{chan_w}}",
+                 f"{name:<{name_w}}", f"{s.cell():<{_VAL_W}}"]
+        if show_range:
+            rn = s.range_normalised
+            cells.append(f"{(rn.cell() if rn is not None else 'n/a'):<{_VAL_W}}")
+        lines.append("  ".join(cells).rstrip())
+    notes = [e.note and f"{e.unit}/{e.channel}: {e.note}" for e in report.entries]
+    lines.extend(f"note: {n}" for n in [*report.notes, *filter(None, notes)])
+    return "\n".join(lines)
+
+
+def report_json(report: Report, show_range: bool = False) -> dict[str, Any]:
+    """One JSON-ready object.
+
+    ``units[unit][channel]`` has the headline readout's ``nrmse_mean``, ``nrmse_std``,
+    ``runs`` plus ``readout`` (its name), ``readouts`` and ``controls`` by name;
+    ``baselines`` maps name -> ``{nrmse_mean, nrmse_std, runs, values}``. Non-finite
+    numbers (std of a single run) are null. Range-normalised fields only with show_range.
+    """
+    def summ(s: Summary) -> dict[str, Any]:
+        out = s.to_json()
+        if not show_range:
+            out.pop("nrmse_range_mean", None)
+            out.pop("nrmse_range_std", None)
+        return out
+
+    units: dict[str, dict[str, Any]] = {}
+    for e in report.entries:
+        head_name, head = next(iter(e.readouts.items()))
+        units.setdefault(e.unit, {})[e.channel] = {
+            **summ(head), "readout": head_name,
+            "readouts": {k: summ(v) for k, v in e.readouts.items()},
+            "controls": {k: summ(v) for k, v in e.controls.items()},
+            **({"note": e.note} if e.note else {}),
+        }
+    split = None
+    if report.split is not None:
+        sp = report.split
+        split = {"washout": sp.washout, "train": sp.train, "validation": sp.validation,
+                 "test": sp.test}
+    return {"task": report.task, "metric": "nrmse", "normalisation": "std",
+            "split": split, "skipped_steps": report.skipped_steps, "units": units,
+            "baselines": {k: summ(v) for k, v in report.baselines.items()},
+            "notes": list(report.notes)}
+
+
+def dumps(report: Report, show_range: bool = False) -> str:
+    """Strict JSON text (no NaN literals)."""
+    return json.dumps(report_json(report, show_range), indent=2, allow_nan=False)
+
+
+# --------------------------------------------------------------------------- plots
+
+def _pyplot():
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise PlotsUnavailable("plots need matplotlib: pip install 'asic-reservoir[plots]'"
+                               ) from exc
+    return plt
+
+
+def plot_prediction(score: Score, path: str | Path, title: str = "", n_steps: int = 300) -> Path:
+    """Target vs readout prediction over the first ``n_steps`` test steps (PNG)."""
+    plt = _pyplot()
+    k = min(n_steps, len(score.y_test))
+    fig, ax = plt.subplots(figsize=(10, 3.2))
+    steps = score.test_index[:k]
+    ax.plot(steps, score.y_test[:k], label="target", lw=1.2)
+    ax.plot(steps, score.y_pred[:k], label=f"prediction (NRMSE {score.nrmse:.3f}, std-norm.)",
+            lw=1.0)
+    ax.set_xlabel("step")
+    ax.set_title(title)
+    ax.legend(loc="upper right")
+    return _save(fig, plt, path)
+
+
+def plot_features(features: np.ndarray, names: Sequence[str], path: str | Path,
+                  n_steps: int = 300, max_features: int = 12) -> Path:
+    """Standardised traces of the first ``max_features`` feature columns (PNG)."""
+    plt = _pyplot()
+    x = np.asarray(features, dtype=float)[:n_steps, :max_features]
+    sd = x.std(axis=0)
+    sd[sd == 0] = 1.0
+    x = (x - x.mean(axis=0)) / sd
+    fig, axes = plt.subplots(x.shape[1], 1, figsize=(10, 0.9 * x.shape[1] + 0.6), sharex=True,
+                             squeeze=False)
+    for j, ax in enumerate(axes[:, 0]):
+        ax.plot(x[:, j], lw=0.8)
+        ax.set_ylabel(names[j] if j < len(names) else f"x{j}", rotation=0, ha="right",
+                      fontsize=7)
+        ax.set_yticks([])
+    axes[-1, 0].set_xlabel("step")
+    return _save(fig, plt, path)
+
+
+def plot_nrmse_vs_slots(slots: Sequence[int], summaries: Sequence[Summary], path: str | Path,
+                        baselines: dict[str, Summary] | None = None, title: str = "") -> Path:
+    """NRMSE (mean ± std) against number of virtual-node slots, baselines as lines (PNG)."""
+    plt = _pyplot()
+    if len(slots) != len(summaries):
+        raise ValueError(f"{len(slots)} slot counts for {len(summaries)} summaries")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    std = [0.0 if math.isnan(s.std) else s.std for s in summaries]
+    ax.errorbar(list(slots), [s.mean for s in summaries], yerr=std, marker="o", capsize=3,
+                label="hardware")
+    for name, s in (baselines or {}).items():
+        ax.axhline(s.mean, ls="--", lw=0.8, color="grey")
+        ax.annotate(name, (min(slots), s.mean), fontsize=7, va="bottom")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("virtual-node slots per step")
+    ax.set_ylabel("test NRMSE (std-normalised)")
+    ax.set_title(title)
+    return _save(fig, plt, path)
+
+
+def _save(fig, plt, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

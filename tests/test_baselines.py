@@ -1,0 +1,101 @@
+"""Baselines reproduce the science notes' reference table; controls fail when they must."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+from asic_reservoir.baselines import (EchoStateNetwork, input_only_control, mean_predictor,
+                                      ridge_on_delays, run_baselines, shuffled_states_control)
+from asic_reservoir.readout import REFERENCE_SPLIT, ReadoutError, Split, evaluate
+from asic_reservoir.tasks import narma
+
+
+@pytest.fixture(autouse=True)
+def _one_blas_thread():
+    with threadpool_limits(1):
+        yield
+
+
+N_STEPS = REFERENCE_SPLIT.washout + REFERENCE_SPLIT.train + REFERENCE_SPLIT.validation \
+    + REFERENCE_SPLIT.test
+
+
+@pytest.fixture(scope="module")
+def reference_runs():
+    with threadpool_limits(1):
+        series = [narma(N_STEPS, seed=seed) for seed in range(5)]
+        return run_baselines([(s.u, s.y) for s in series], REFERENCE_SPLIT, esn_sizes=(100,))
+
+
+# science notes, train 4000 + validation 2000, test 4000, 5 seeds, std-normalised
+@pytest.mark.parametrize("name, reference, tol", [
+    ("mean", 1.00, 0.01),
+    ("ridge u(t)", 0.885, 0.03),
+    ("ridge 10 delays", 0.585, 0.03),
+    ("ridge 20 delays", 0.398, 0.03),
+    # ESN numbers depend on the (unpublished) hyperparameters; ours are fixed on a
+    # validation set of an unrelated seed (see EchoStateNetwork).
+    ("ESN-100", 0.213, 0.04),
+])
+def test_baselines_match_reference_table(reference_runs, name, reference, tol):
+    s = reference_runs[name]
+    assert s.n == 5
+    assert abs(s.mean - reference) <= tol, f"{name}: {s.cell()} vs reference {reference}"
+    assert s.std < 0.05
+
+
+def test_baseline_order_and_spread(reference_runs):
+    names = list(reference_runs)
+    assert names == ["mean", "ridge u(t)", "ridge 10 delays", "ridge 20 delays", "ESN-100"]
+    means = [reference_runs[n].mean for n in names]
+    assert means == sorted(means, reverse=True)      # each baseline beats the previous one
+    assert reference_runs["ridge 10 delays"].std > 0
+
+
+def test_shuffled_states_control_fails_as_it_must():
+    s = narma(3300, seed=8)
+    split = Split(washout=100, train=1600, validation=800)
+    states = EchoStateNetwork(50, seed=1).features(s.u)
+    real = evaluate(states, s.y, split)
+    shuffled = shuffled_states_control(states, s.y, split, seed=3)
+    assert real.nrmse < 0.5
+    assert 0.97 < shuffled.nrmse < 1.06
+    valid = np.ones(len(s.y), bool)
+    valid[::50] = False
+    masked = shuffled_states_control(states, s.y, split, seed=3, valid=valid)
+    assert masked.n_skipped > 0 and 0.97 < masked.nrmse < 1.06
+
+
+def test_input_only_control_is_the_input_delay_ridge():
+    s = narma(3300, seed=9)
+    split = Split(washout=100, train=1600, validation=800)
+    a = input_only_control(s.u, s.y, split, k=3)
+    b = ridge_on_delays(s.u, s.y, split, 3)
+    assert a.nrmse == b.nrmse and a.feature_names == ("u(t)", "u(t-1)", "u(t-2)")
+
+
+def test_mean_predictor_uses_train_and_validation_only():
+    y = np.concatenate([np.zeros(50), np.ones(150), np.full(100, 5.0)])
+    y[200:] += np.random.default_rng(0).normal(0, 1, 100)
+    score = mean_predictor(y, Split(50, 100, 50))
+    np.testing.assert_allclose(score.y_pred, 1.0)
+
+
+def test_esn_is_causal_and_scaled():
+    net = EchoStateNetwork(40, spectral_radius=0.7, seed=5)
+    w, w_in, _ = net.weights()
+    assert np.max(np.abs(np.linalg.eigvals(w))) == pytest.approx(0.7)
+    u = np.random.default_rng(1).uniform(0, 0.5, 300)
+    v = u.copy()
+    v[200:] = 0.5 - v[200:]
+    a, b = net.states(u), net.states(v)
+    np.testing.assert_array_equal(a[:200], b[:200])     # nothing from the future
+    assert not np.allclose(a[200], b[200])
+    assert net.features(u).shape == (300, 41)
+    leaky = EchoStateNetwork(40, leak=0.3, seed=5).states(u)
+    assert not np.allclose(leaky, a)
+    for bad in (dict(n=0), dict(leak=0.0), dict(spectral_radius=-1.0)):
+        with pytest.raises(ReadoutError):
+            EchoStateNetwork(**bad)

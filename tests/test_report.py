@@ -1,0 +1,88 @@
+"""Result table and JSON: every hardware number beside baselines and controls, labelled."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from asic_reservoir.readout import Split, evaluate, summarize, summarize_scores
+from asic_reservoir.report import (Entry, PlotsUnavailable, Report, dumps, plot_prediction)
+
+
+def _report() -> Report:
+    hw = summarize([0.87, 0.86, 0.88])
+    return Report(
+        task="NARMA-10",
+        entries=[Entry("s9", "difficulty (published)",
+                       readouts={"hardware": summarize([0.998, 1.002, 1.0]),
+                                 "hardware + input": hw},
+                       controls={"input only": summarize([0.871, 0.872, 0.870]),
+                                 "shuffled states": summarize([1.0, 1.01, 0.99])}),
+                 Entry("lv06", "frequency x16 slots", readouts={"hardware": summarize([0.8661])},
+                       note="one run only")],
+        baselines={"mean": summarize([1.0, 1.001]), "ESN-100": summarize([0.21, 0.22])},
+        split=Split(200, 4000, 2000, 4000), skipped_steps=3)
+
+
+def test_table_lists_hardware_controls_and_baselines_with_spread():
+    text = _report().table()
+    lines = text.splitlines()
+    assert "std" in lines[0] and "mean ± std" in lines[0]
+    assert "washout 200, train 4000, validation 2000" in text
+    assert "3 marked steps skipped" in text
+    row = next(l for l in lines if "shuffled states" in l)
+    assert row.startswith("control") and "1.000 ± 0.010 (3)" in row
+    row = next(l for l in lines if "ESN-100" in l)
+    assert row.startswith("baseline") and "0.215 ± 0.007 (2)" in row
+    assert any(l.startswith("hardware") and "0.866 (1)" in l for l in lines)
+    assert "note: lv06/frequency x16 slots: one run only" in text
+    assert "range" not in text                     # range-normalised only when asked
+    header = next(l for l in lines if l.startswith("kind"))
+    assert all(len(l) <= len(header) + 30 for l in lines[3:])
+
+
+def test_range_normalised_column_only_when_asked():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((600, 3))
+    y = x @ [1.0, 2.0, 0.5] + rng.normal(0, 1, 600)
+    split = Split(0, 300, 100)
+    s = summarize_scores([evaluate(x, y, split), evaluate(x[:, :2], y, split)])
+    rep = Report("toy", [Entry("sim", "c", {"hardware": s})], {})
+    assert "range" not in rep.table()
+    wide = rep.table(show_range=True)
+    assert "NRMSE (range, not comparable)" in wide
+    assert f"{s.range_normalised.mean:.3f} ±" in wide
+    assert "nrmse_range_mean" not in json.dumps(rep.to_json())
+    assert rep.to_json(show_range=True)["units"]["sim"]["c"]["nrmse_range_mean"] == \
+        pytest.approx(s.range_normalised.mean, abs=1e-6)
+
+
+def test_json_schema_is_strict_and_complete():
+    data = json.loads(dumps(_report()))
+    assert data["normalisation"] == "std" and data["task"] == "NARMA-10"
+    s9 = data["units"]["s9"]["difficulty (published)"]
+    assert s9["readout"] == "hardware" and s9["runs"] == 3
+    assert s9["nrmse_mean"] == pytest.approx(1.0)
+    assert set(s9["readouts"]) == {"hardware", "hardware + input"}
+    assert s9["controls"]["input only"]["nrmse_mean"] == pytest.approx(0.871)
+    assert data["units"]["lv06"]["frequency x16 slots"]["nrmse_std"] is None  # no NaN in JSON
+    assert data["baselines"]["ESN-100"]["runs"] == 2
+    assert data["split"] == {"washout": 200, "train": 4000, "validation": 2000, "test": 4000}
+    with pytest.raises(ValueError):
+        Entry("s9", "x", readouts={})
+
+
+def test_plots_need_matplotlib_or_write_a_png(tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((500, 2))
+    score = evaluate(x, x[:, 0] + rng.normal(0, 0.1, 500), Split(0, 200, 100))
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        with pytest.raises(PlotsUnavailable, match=r"asic-reservoir\[plots\]"):
+            plot_prediction(score, tmp_path / "p.png")
+    else:
+        out = plot_prediction(score, tmp_path / "p.png")
+        assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
