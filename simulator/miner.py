@@ -206,6 +206,7 @@ class StratumMiner:
         self.accepted = 0
         self.rejected = 0                 # every rejected share, stale ones included
         self.stale = 0                    # rejected with code 21 (job not found)
+        self.submitted = 0                # shares written to the pool (answered or not)
         self.dropped = 0                  # pool-grade shares found while disconnected
         self.difficulty_accepted = 0.0
         self.best_share = 0.0
@@ -321,6 +322,7 @@ class StratumMiner:
         except asyncio.QueueFull:
             log.warning("%s: outbox full, share dropped", self._worker)
             return None
+        self.submitted += 1
         return msg_id
 
     def _take_id(self) -> int:
