@@ -105,11 +105,12 @@ ENVELOPES: dict[str, Envelope] = {
     ),
     "lbbox": Envelope(
         model="Goldshell LB-Box",
-        # estimate: the LB-Box exposes only its power plans; this range brackets them.
-        frequency_mhz=(100.0, 800.0),
+        # estimate: the LB-Box offers only its power plans (modelled 800-1100 MHz); the
+        # driver additionally refuses any frequency that is not one of the unit's plans.
+        frequency_mhz=(700.0, 1100.0),
         core_voltage_mv=None,
         fan_pct=(0.0, 100.0),
-        temp_target_c=(40.0, 80.0),
+        temp_target_c=(65.0, 75.0),  # the fan daemon's temp_targets clamp range
         chip_temp_max_c=90.0,  # estimate
         board_temp_max_c=85.0,  # estimate
         vr_temp_max_c=None,

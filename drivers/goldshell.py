@@ -5,18 +5,21 @@ of ~15 requests/s, so every request passes a token bucket (default 5/s, burst 5)
 logins are single-flight: concurrent callers that hit a 401 share one re-login.
 
 Login: ``GET /user/login?username=..&password=..&cipher=false`` returns ``{"JWT Token": ...}``;
-with ``cipher=true`` the password travels encrypted. The key is the web UI's, not ours:
-pass the already-encrypted string the UI sends (``cipher_password``), and the client falls
-back to it when the plain form is refused.
+with ``cipher=true`` the password travels as the web UI encrypts it: hex of AES-128-CBC with
+the key sixteen ``!``, a zero IV and zero padding (this reproduces the published cipher form
+of the factory password, ``bbad7537...``). The client tries the plain form first and falls
+back to the cipher form when the plain one is refused.
 
 Settings are read-modify-write: ``GET /mcb/setting``, change fields, ``PUT`` the whole
-object back. Frequency is chosen by power plan (``powerplans`` list, ``select`` index).
+object back. Frequency is chosen by power plan (``powerplans`` list of
+``{"level": i, "info": "<MHz> MHz <V> V <fan> RPM <fan> RPM"}``, ``select`` index).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from typing import Any
 
@@ -28,6 +31,20 @@ log = logging.getLogger(__name__)
 
 DEFAULT_USER = "admin"
 DEFAULT_PASSWORD = "123456789"  # Goldshell factory web password
+CIPHER_KEY = b"!" * 16
+_PLAN_MHZ = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*MHz\b")
+
+
+def encrypt_password(password: str) -> str | None:
+    """The web UI's ``cipher=true`` form of a password (None without the cryptography package)."""
+    try:
+        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    except ImportError:
+        return None
+    data = password.encode("utf-8")
+    data += b"\x00" * (-len(data) % 16)
+    encryptor = Cipher(algorithms.AES(CIPHER_KEY), modes.CBC(bytes(16))).encryptor()
+    return (encryptor.update(data) + encryptor.finalize()).hex()
 
 
 class TokenBucket:
@@ -54,17 +71,29 @@ class TokenBucket:
                 await asyncio.sleep((1 - self._tokens) / self.rate)
 
 
-def power_plan_frequencies(setting: dict[str, Any]) -> list[float]:
-    """Frequencies (MHz) of the power plans a settings object offers, in plan order."""
+def plan_frequency(info: Any) -> float | None:
+    """``"1000 MHz 0.75 V 70 RPM 70 RPM"`` -> 1000.0; None when it does not start with MHz."""
+    match = _PLAN_MHZ.match(info) if isinstance(info, str) else None
+    return float(match[1]) if match else None
+
+
+def power_plan_frequencies(setting: dict[str, Any]) -> list[float | None]:
+    """Frequency (MHz) of each power plan a settings object offers, in plan (``select``) order."""
     plans = setting.get("powerplans")
     if not isinstance(plans, list):
         return []
-    out = []
-    for plan in plans:
-        freq = plan.get("freq") if isinstance(plan, dict) else None
-        if isinstance(freq, (int, float)):
-            out.append(float(freq))
-    return out
+    return [plan_frequency(p.get("info")) if isinstance(p, dict) else None for p in plans]
+
+
+def current_frequency(setting: dict[str, Any]) -> float | None:
+    """The clock the settings select: the manual plan when ``manual`` is on, else ``select``."""
+    if setting.get("manual") is True:
+        return plan_frequency(setting.get("manualPowerplan"))
+    freqs = power_plan_frequencies(setting)
+    select = setting.get("select")
+    if isinstance(select, int) and not isinstance(select, bool) and 0 <= select < len(freqs):
+        return freqs[select]
+    return None
 
 
 class GoldshellClient(HttpClient):
@@ -77,7 +106,7 @@ class GoldshellClient(HttpClient):
         super().__init__(host, port, **kwargs)
         self.username = username
         self.password = password
-        self.cipher_password = cipher_password
+        self.cipher_password = cipher_password or encrypt_password(password)
         self.bucket = TokenBucket(rate, burst)
         self.rpc = CgminerRPC(host, rpc_port, timeout=self.timeout, unit=self.unit)
         self.token: str | None = None
@@ -164,10 +193,11 @@ class GoldshellClient(HttpClient):
         """Select the power plan whose frequency equals ``frequency_mhz`` (no interpolation)."""
         setting = await self.setting()
         freqs = power_plan_frequencies(setting)
-        if frequency_mhz not in freqs:
+        if float(frequency_mhz) not in freqs:
             raise UnitError(f"no power plan at {frequency_mhz:g} MHz; plans: {freqs}",
                             unit=self.unit, command="set_frequency")
-        setting["select"] = freqs.index(frequency_mhz)
+        setting["select"] = freqs.index(float(frequency_mhz))
+        setting["manual"] = False
         await self.put_setting(setting)
         return setting
 
@@ -185,12 +215,19 @@ class GoldshellClient(HttpClient):
         await self.call("PUT", "/mcb/delpool", "delpool", json_body=pool)
 
     async def set_pool(self, url: str, user: str, password: str = "x") -> None:
-        """Make ``url`` the only pool: add it first, then delete the others."""
-        existing = await self.pools()
-        await self.new_pool(url, user, password)
-        for pool in existing:
-            if (pool.get("url"), pool.get("user")) != (url, user):
-                await self.delete_pool(pool)
+        """Make ``url`` the only pool: add it, then delete the others one at a time (positions
+        shift after each delete, so the list is re-read every time)."""
+        if not any((p.get("url"), p.get("user"), p.get("pass", password)) == (url, user, password)
+                   for p in await self.pools()):
+            await self.new_pool(url, user, password)
+        for _ in range(64):
+            others = [p for p in await self.pools()
+                      if (p.get("url"), p.get("user"), p.get("pass", password)) != (url, user, password)]
+            if not others:
+                return
+            await self.delete_pool(others[0])
+        raise UnitError("pools did not converge after 64 deletions", unit=self.unit,
+                        command="set_pool")
 
     async def restart(self) -> None:
         await self.call("PUT", "/mcb/restart", "restart")

@@ -29,7 +29,7 @@ from drivers import axeos
 from drivers.cgminer import DEFAULT_PORT as RPC_PORT, CgminerRPC
 from drivers.envelope import ENVELOPES, Envelope
 from drivers.errors import AccessDenied, InvalidCommand, UnitError, UnsupportedSetting
-from drivers.goldshell import GoldshellClient, power_plan_frequencies
+from drivers.goldshell import GoldshellClient, current_frequency, power_plan_frequencies
 from drivers.http import HttpClient
 from drivers.telemetry import SETTINGS_KEYS, Capabilities, Chain, Telemetry, as_float, as_int
 
@@ -185,7 +185,7 @@ class Unit(ABC):
     async def check_support(self, changes: Mapping[str, Any]) -> None:
         caps = await self.capabilities()
         needs = {"frequency_mhz": caps.frequency, "core_voltage_mv": caps.voltage,
-                 "fan_auto": caps.fan, "fan_pct": caps.fan, "temp_target_c": caps.fan,
+                 "fan_auto": caps.fan, "fan_pct": caps.fan, "temp_target_c": caps.temp_target,
                  "pool_url": caps.pool, "pool_user": caps.pool, "pool_password": caps.pool}
         for key in changes:
             if key in needs and not needs[key]:
@@ -457,7 +457,7 @@ class LV06Unit(Unit):
         return parse_axeos(await self.api.system_info(), self.name)
 
     async def capabilities(self) -> Capabilities:
-        return Capabilities(frequency=True, voltage=True, fan=True, pause=True,
+        return Capabilities(frequency=True, voltage=True, fan=True, temp_target=True, pause=True,
                             pool=True, pool_needs_restart=True)
 
     async def settings(self) -> dict[str, Any]:
@@ -566,22 +566,17 @@ class LBBoxUnit(Unit):
                            self._status, self.name)
 
     async def capabilities(self) -> Capabilities:
-        steps = tuple(power_plan_frequencies(await self.api.setting()))
-        return Capabilities(frequency=bool(steps), frequency_steps=steps, fan=True, pool=True)
+        steps = tuple(f for f in power_plan_frequencies(await self.api.setting()) if f is not None)
+        return Capabilities(frequency=bool(steps), frequency_steps=steps, temp_target=True, pool=True)
 
     async def settings(self) -> dict[str, Any]:
         setting = await self.api.setting()
         out: dict[str, Any] = {}
-        freqs = power_plan_frequencies(setting)
-        select = setting.get("select")
-        if isinstance(select, int) and 0 <= select < len(freqs):
-            out["frequency_mhz"] = freqs[select]
+        freq = current_frequency(setting)
+        if freq is not None:
+            out["frequency_mhz"] = freq
         if isinstance(setting.get("temp_target"), (int, float)):
             out["temp_target_c"] = setting["temp_target"]
-        if "fan_auto" in setting:
-            out["fan_auto"] = bool(setting["fan_auto"])
-        if isinstance(setting.get("fan_pct"), (int, float)):
-            out["fan_pct"] = setting["fan_pct"]
         pools = await self.api.pools()
         if pools:
             out["pool_url"] = pools[0].get("url", "")
@@ -590,16 +585,13 @@ class LBBoxUnit(Unit):
         return out
 
     async def _write(self, changes: dict[str, Any]) -> ApplyResult:
-        setting_changes = {k: v for k, v in changes.items() if not k.startswith("pool_")}
-        if setting_changes:
+        if "frequency_mhz" in changes or "temp_target_c" in changes:
             setting = await self.api.setting()
-            if "frequency_mhz" in setting_changes:
-                freqs = power_plan_frequencies(setting)
-                setting["select"] = freqs.index(float(setting_changes["frequency_mhz"]))
-            for key, field_name in (("temp_target_c", "temp_target"), ("fan_auto", "fan_auto"),
-                                    ("fan_pct", "fan_pct")):
-                if key in setting_changes:
-                    setting[field_name] = setting_changes[key]
+            if "frequency_mhz" in changes:
+                setting["select"] = power_plan_frequencies(setting).index(float(changes["frequency_mhz"]))
+                setting["manual"] = False
+            if "temp_target_c" in changes:
+                setting["temp_target"] = changes["temp_target_c"]
             await self.api.put_setting(setting)
         if any(k.startswith("pool_") for k in changes):
             pools = await self.api.pools()
@@ -628,9 +620,7 @@ async def _http_probe(host: str, port: int, timeout: float) -> tuple[str, str, s
             return None
         realm = headers.get("WWW-Authenticate", "")
         if status == 401 and 'realm="antMiner' in realm:
-            return "s9", "Antminer", "HTTP 401 digest realm antMiner"
-        if "cloud-box" in body:
-            return "lbbox", "", "web page 'cloud-box'"
+            return "s9", "", "HTTP 401 digest realm antMiner"
         for path, command in (("/api/system/info", "system/info"), ("/mcb/status", "mcb/status")):
             try:
                 reply = await client.get_json(path, command=command)
@@ -643,6 +633,8 @@ async def _http_probe(host: str, port: int, timeout: float) -> tuple[str, str, s
                 return "lv06", name, f"AxeOS system/info {name}"
             if command == "mcb/status" and "goldshell" in str(reply.get("model", "")).lower():
                 return "lbbox", str(reply["model"]), f"mcb/status model {reply['model']}"
+        if "cloud-box" in body:
+            return "lbbox", "", "web page 'cloud-box'"
         if "AxeOS" in body or "Lucky miner" in body:
             return "lv06", "", "web page AxeOS/Lucky miner"
         return None
@@ -679,7 +671,7 @@ def _combine(host: str, web: list[tuple[int, tuple[str, str, str]]],
     rpc_at = match[0][0] if match else rpc_port
     if match and web:
         evidence += f"; {match[0][1][2]}"
-        name = name or match[0][1][1]
+        name = match[0][1][1] or name
     return Identity(model, host, rpc_at, http, name=name, evidence=evidence)
 
 

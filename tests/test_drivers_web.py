@@ -16,11 +16,13 @@ from aiohttp import web
 
 from drivers import axeos
 from drivers.errors import AuthError, ConnectionRefused, HTTPError, MalformedReply, Timeout, UnitError
-from drivers.goldshell import GoldshellClient, TokenBucket, power_plan_frequencies
+from drivers.goldshell import (GoldshellClient, TokenBucket, current_frequency, encrypt_password,
+                               power_plan_frequencies)
 
-SETTING = {"powerplans": [{"level": 0, "freq": 300}, {"level": 1, "freq": 350},
-                          {"level": 2, "freq": 400}], "select": 1, "temp_target": 70,
-           "fan_auto": True, "fan_pct": 60, "name": "LB-Box"}
+SETTING = {"powerplans": [{"level": i, "info": f"{f} MHz 0.75 V 70 RPM 70 RPM"}
+                          for i, f in enumerate((300, 350, 400))],
+           "select": 1, "manual": False, "manualPowerplan": "300 MHz 0.75 V 70 RPM 70 RPM",
+           "temp_target": 70, "name": "LB-Box"}
 
 
 class GoldshellServer:
@@ -95,7 +97,7 @@ class GoldshellServer:
     async def get_pools(self, request: web.Request) -> web.Response:
         if not self.authorized(request):
             return web.Response(status=401)
-        return web.json_response(self.pools)
+        return web.json_response([{**p, "dragid": i} for i, p in enumerate(self.pools)])
 
     async def new_pool(self, request: web.Request) -> web.Response:
         if not self.authorized(request):
@@ -107,7 +109,10 @@ class GoldshellServer:
         if not self.authorized(request):
             return web.Response(status=401)
         body = await request.json()
-        self.pools = [p for p in self.pools if p["url"] != body["url"] or p["user"] != body["user"]]
+        i = body.get("dragid")
+        if not isinstance(i, int) or not 0 <= i < len(self.pools) or self.pools[i]["url"] != body["url"]:
+            return web.json_response({"error": "pool not found"}, status=400)
+        self.pools.pop(i)
         return web.json_response({})
 
     async def restart(self, request: web.Request) -> web.Response:
@@ -145,6 +150,8 @@ async def test_cipher_login_fallback_and_refusal():
             with pytest.raises(AuthError) as info:
                 await client.setting()
             assert "login" in str(info.value)
+    # the published cipher form of the factory password
+    assert encrypt_password("123456789") == "bbad7537f4c8b6ea31eea0b3d760e257"
 
 
 async def test_rate_limit_spaces_requests():
@@ -170,6 +177,8 @@ async def test_settings_get_modify_put_and_power_plans():
             assert power_plan_frequencies(await client.setting()) == [300.0, 350.0, 400.0]
             await client.set_frequency(400)
             assert server.setting["select"] == 2 and server.setting["name"] == "LB-Box"
+            assert current_frequency(server.setting) == 400.0
+            assert current_frequency({**server.setting, "manual": True}) == 300.0
             await client.modify_setting(temp_target=65)
             assert server.setting["temp_target"] == 65 and server.setting["select"] == 2
             with pytest.raises(UnitError) as info:
@@ -180,6 +189,7 @@ async def test_settings_get_modify_put_and_power_plans():
 async def test_pools_replace_and_restart():
     async with GoldshellServer() as server:
         async with GoldshellClient("127.0.0.1", server.port, rate=100, burst=100) as client:
+            server.pools.append({"url": "stratum+tcp://10.0.0.2:3333", "user": "old2", "pass": "x"})
             await client.set_pool("stratum+tcp://127.0.0.1:3334", "lb.sim", "x")
             assert server.pools == [{"url": "stratum+tcp://127.0.0.1:3334", "user": "lb.sim", "pass": "x"}]
             await client.restart()
