@@ -66,9 +66,13 @@ DEFAULT_USER_AGENTS = {
     "goldshell": "cgminer/4.9.2",        # unconfirmed: Goldshell's stratum client is closed
 }
 
+DEFAULT_SUGGESTED_DIFFICULTY = {
+    "esp-miner": 1000,                   # CONFIG_STRATUM_DIFFICULTY default (Kconfig.projbuild)
+}
+
 ESP_MINER_VERSION_MASK_REQUEST = "ffffffff"
 STALE_CODE = 21
-HANDSHAKE_TIMEOUT_S = 60.0   # cgminer's DEFAULT_SOCKWAIT for the subscribe reply
+HANDSHAKE_TIMEOUT_S = 60.0   # wall seconds; cgminer's DEFAULT_SOCKWAIT for the subscribe reply
 MAX_LINE = 1 << 20        # longest line accepted from a pool (bytes)
 OUTBOX_SIZE = 4096        # queued lines before new shares are dropped
 
@@ -151,6 +155,16 @@ class StratumMiner:
                  suggest_difficulty: float | None = None, extranonce_subscribe: bool = False,
                  difficulty_factor: float | None = None, backoff_base_s: float = 1.0,
                  backoff_cap_s: float = 30.0, connect_timeout_s: float = 10.0) -> None:
+        """See the module doc for the dialects. Keyword-only extras:
+
+        ``suggest_difficulty``: sent after authorization; None = the firmware default
+        (ESP-Miner 1000, cgminer-based none), 0 = never. Given in pool-difficulty units as
+        the pool should see it, so a scaled unit passes ``1000 * hash_scale``.
+        ``extranonce_subscribe``: send ``mining.extranonce.subscribe`` (off by default in
+        both ESP-Miner and cgminer). ``difficulty_factor``: difficulty scale of the pool
+        (LBRY 256, Bitcoin 1). ``backoff_*``: reconnect delays in experiment seconds;
+        ``connect_timeout_s`` is wall time (a socket limit).
+        """
         if flavor not in FLAVORS:
             raise MinerError(f"unknown flavor {flavor!r}; expected one of {FLAVORS}")
         if algorithm not in ("sha256d", "lbry"):
@@ -169,7 +183,8 @@ class StratumMiner:
         self.user_agent = user_agent or DEFAULT_USER_AGENTS[flavor]
         self.chip_floor_difficulty = chip_floor_difficulty
         self.on_share = on_share
-        self.suggest_difficulty = suggest_difficulty
+        self.suggest_difficulty = (DEFAULT_SUGGESTED_DIFFICULTY.get(flavor)
+                                   if suggest_difficulty is None else suggest_difficulty)
         self.extranonce_subscribe = extranonce_subscribe
         self.difficulty_factor = (difficulty_factor if difficulty_factor is not None else
                                   LBRY_DIFFICULTY_FACTOR if algorithm == "lbry" else 1.0)
@@ -317,10 +332,7 @@ class StratumMiner:
         if self.flavor == "esp-miner":
             params.append(f"{(result.version ^ job.version) & 0xFFFFFFFF:08x}")
         msg_id = self._take_id()
-        try:
-            self._outbox.put_nowait(self._dialect.request(msg_id, "mining.submit", params))
-        except asyncio.QueueFull:
-            log.warning("%s: outbox full, share dropped", self._worker)
+        if not self._queue(self._dialect.request(msg_id, "mining.submit", params)):
             return None
         self.submitted += 1
         return msg_id
@@ -339,7 +351,7 @@ class StratumMiner:
             try:
                 reader, writer = await asyncio.wait_for(
                     asyncio.open_connection(self._host, self._port, limit=MAX_LINE),
-                    self.clock.wall_seconds(self.connect_timeout_s))
+                    self.connect_timeout_s)
             except (OSError, asyncio.TimeoutError) as exc:
                 failures += 1
                 log.info("%s: cannot connect to %s:%s (%s)", self._worker, self._host,
@@ -354,6 +366,9 @@ class StratumMiner:
                 established = exc.established
                 log.info("%s: connection to %s:%s ended: %s", self._worker, self._host,
                          self._port, exc.reason)
+            except Exception:                 # a bug must cost a reconnect, never the miner
+                log.exception("%s: session with %s:%s failed", self._worker, self._host,
+                              self._port)
             finally:
                 self._end_session(writer)
             if self._stopping:
@@ -415,7 +430,7 @@ class StratumMiner:
         try:
             self._start_handshake()
             done, _ = await asyncio.wait([self._established, *tasks],
-                                         timeout=self.clock.wall_seconds(HANDSHAKE_TIMEOUT_S),
+                                         timeout=HANDSHAKE_TIMEOUT_S,
                                          return_when=asyncio.FIRST_COMPLETED)
             if not self._established.done():
                 reason = next(iter(done)).result() if done else "handshake timed out"
@@ -434,7 +449,16 @@ class StratumMiner:
         msg_id = self._take_id()
         if on_reply is not None:
             self._pending[msg_id] = on_reply
-        self._outbox.put_nowait(self._dialect.request(msg_id, method, params))
+        self._queue(self._dialect.request(msg_id, method, params))
+
+    def _queue(self, line: str) -> bool:
+        """Hand a line to the writer task; False (logged) if the outbox is full."""
+        try:
+            self._outbox.put_nowait(line)
+        except asyncio.QueueFull:
+            log.warning("%s: outbox full, dropping %s", self._worker, line[:80])
+            return False
+        return True
 
     def _start_handshake(self) -> None:
         authorize = ("mining.authorize", [self._worker, self._password], self._on_authorize)
@@ -594,9 +618,9 @@ class StratumMiner:
         elif method == "client.reconnect":
             return self._on_reconnect(params)
         elif method == "mining.ping":
-            self._outbox.put_nowait(self._dialect.reply(msg_id, "pong"))
+            self._queue(self._dialect.reply(msg_id, "pong"))
         elif method == "client.get_version" and self.flavor != "esp-miner":
-            self._outbox.put_nowait(self._dialect.reply(msg_id, self.user_agent))
+            self._queue(self._dialect.reply(msg_id, self.user_agent))
         elif method == "client.show_message":
             log.info("%s: pool message: %s", self._worker, params[0] if params else "")
         else:

@@ -184,8 +184,7 @@ def new_miner(pool: RecordingPool, flavor: str, n_chips: int = 4, **kw) -> Strat
 async def test_esp_miner_handshake_and_xor_version_shares():
     pool = RecordingPool(difficulty=2e-6)
     await pool.start()
-    miner = new_miner(pool, "esp-miner", n_chips=1, suggest_difficulty=1000,
-                      extranonce_subscribe=True)
+    miner = new_miner(pool, "esp-miner", n_chips=1, extranonce_subscribe=True)
     await miner.start()
     try:
         await wait_for(lambda: miner.connected and miner.job is not None)
@@ -197,8 +196,8 @@ async def test_esp_miner_handshake_and_xor_version_shares():
             '{"id": 3, "method": "mining.authorize", "params": ["w.1", "x"]}',
         ]
         await wait_for(lambda: len(pool.lines) >= 5)
-        assert [m["method"] for m in pool.messages()[3:5]] == [
-            "mining.suggest_difficulty", "mining.extranonce.subscribe"]
+        assert [(m["method"], m["params"]) for m in pool.messages()[3:5]] == [
+            ("mining.suggest_difficulty", [1000]), ("mining.extranonce.subscribe", [])]
         assert miner.version_mask == BIP320_MASK
         found = await mine_until(miner, 40, budget=3000)
         await wait_for(lambda: miner.accepted + miner.rejected >= 40)
@@ -231,7 +230,8 @@ async def test_bmminer_subscribes_waits_then_authorizes_and_submits_five_params(
         await wait_for(lambda: miner.accepted >= 30)
         submit = next(line for _, line in pool.lines if "mining.submit" in line)
         assert submit.startswith('{"params": ["w.1", "j1", "') and '"method": "mining.submit"}' in submit
-        assert all(len(m["params"]) == 5 for m in pool.messages() if m["method"] == "mining.submit")
+        assert {m["method"] for m in pool.messages()[2:]} == {"mining.submit"}
+        assert all(len(m["params"]) == 5 for m in pool.messages()[2:])
         assert pool.rejected == [] and miner.rejected == 0
         for share in found:                      # the chip can be read back from the nonce
             assert chip_of_nonce(share.nonce, 189) == share.chip
