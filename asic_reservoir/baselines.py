@@ -15,8 +15,16 @@ from typing import Sequence
 import numpy as np
 
 from asic_reservoir.readout import (DEFAULT_ALPHAS, ReadoutError, Score, Split, Summary,
-                                    delay_names, evaluate, input_delays, nrmse,
-                                    summarize_scores)
+                                    check_no_leakage, delay_names, evaluate, input_delays,
+                                    nrmse, summarize_scores)
+
+HARDWARE = "hardware"
+HARDWARE_INPUT = "hardware + input"
+INPUT_ONLY = "input only"
+SHUFFLED = "shuffled states"
+CONSTANT_INPUT = "constant input"
+CONTROLS = (INPUT_ONLY, SHUFFLED, CONSTANT_INPUT)
+"""Names of the control rows (the experiment layer runs the constant-input one)."""
 
 
 def mean_predictor(y: np.ndarray, split: Split) -> Score:
@@ -164,3 +172,32 @@ def run_baselines(series: Sequence[tuple[np.ndarray, np.ndarray]], split: Split,
         for n in esn_sizes:
             scores[f"ESN-{n}"].append(esn_baseline(u, y, split, n, seed=run, alphas=alphas))
     return {name: summarize_scores(s) for name, s in scores.items()}
+
+
+def hardware_scores(states: np.ndarray, u: np.ndarray, y: np.ndarray, split: Split, *,
+                    input_lags: int = 1, seed: int = 0, valid: np.ndarray | None = None,
+                    feature_names: Sequence[str] | None = None,
+                    alphas: Sequence[float] | np.ndarray = DEFAULT_ALPHAS,
+                    check_leakage: bool = True) -> dict[str, Score]:
+    """The standard readouts and controls of one run's hardware states.
+
+    Returns ``{"hardware": states only, "hardware + input": states + input_lags input
+    delays, "input only": the same input delays alone, "shuffled states": states permuted
+    in time}``. With ``check_leakage`` the states first go through
+    :func:`~asic_reservoir.readout.check_no_leakage` (raises ``LeakageError``).
+    """
+    states = np.asarray(states, dtype=float)
+    if states.ndim == 1:
+        states = states[:, None]
+    names = list(feature_names) if feature_names is not None else \
+        [f"x{j}" for j in range(states.shape[1])]
+    if check_leakage:
+        check_no_leakage(states, y, u, split, feature_names=names, valid=valid).raise_if_leaky()
+    lagged = input_delays(u, input_lags)
+    return {
+        HARDWARE: evaluate(states, y, split, alphas=alphas, feature_names=names, valid=valid),
+        HARDWARE_INPUT: evaluate(np.hstack([states, lagged]), y, split, alphas=alphas,
+                                 feature_names=names + delay_names(input_lags), valid=valid),
+        INPUT_ONLY: input_only_control(u, y, split, input_lags, alphas=alphas, valid=valid),
+        SHUFFLED: shuffled_states_control(states, y, split, seed, alphas=alphas, valid=valid),
+    }

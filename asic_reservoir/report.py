@@ -12,11 +12,12 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from asic_reservoir.readout import Score, Split, Summary
+from asic_reservoir.baselines import CONTROLS
+from asic_reservoir.readout import Score, Split, Summary, summarize_scores
 
 
 class PlotsUnavailable(ImportError):
@@ -40,6 +41,17 @@ class Entry:
     def __post_init__(self) -> None:
         if not self.readouts:
             raise ValueError(f"entry {self.unit}/{self.channel} has no readout scores")
+
+    @classmethod
+    def from_runs(cls, unit: str, channel: str, runs: Sequence[Mapping[str, Score]],
+                  note: str = "") -> Entry:
+        """Aggregate per-run scores (e.g. :func:`~asic_reservoir.baselines.hardware_scores`
+        of each run) into mean ± std; names in ``baselines.CONTROLS`` become controls."""
+        names = list(dict.fromkeys(k for r in runs for k in r))
+        summaries = {k: summarize_scores([r[k] for r in runs if k in r]) for k in names}
+        return cls(unit, channel,
+                   readouts={k: v for k, v in summaries.items() if k not in CONTROLS},
+                   controls={k: v for k, v in summaries.items() if k in CONTROLS}, note=note)
 
 
 @dataclass

@@ -99,3 +99,31 @@ def test_esn_is_causal_and_scaled():
     for bad in (dict(n=0), dict(leak=0.0), dict(spectral_radius=-1.0)):
         with pytest.raises(ReadoutError):
             EchoStateNetwork(**bad)
+
+
+def test_hardware_scores_give_readouts_and_controls_per_run():
+    from asic_reservoir.baselines import hardware_scores
+    from asic_reservoir.readout import LeakageError
+    from asic_reservoir.report import Entry
+
+    split = Split(washout=100, train=1200, validation=600)
+    runs = []
+    for seed in (1, 2):
+        s = narma(2600, seed=seed)
+        states = EchoStateNetwork(20, seed=seed).states(s.u)     # stands in for hardware
+        runs.append(hardware_scores(states, s.u, s.y, split, input_lags=2, seed=seed))
+    assert list(runs[0]) == ["hardware", "hardware + input", "input only", "shuffled states"]
+    r = runs[0]
+    assert r["hardware + input"].n_features == 22
+    assert r["hardware + input"].nrmse < r["input only"].nrmse < r["shuffled states"].nrmse
+    assert r["shuffled states"].nrmse > 0.97
+    entry = Entry.from_runs("esn", "software", runs)
+    assert list(entry.readouts) == ["hardware", "hardware + input"]
+    assert list(entry.controls) == ["input only", "shuffled states"]
+    assert entry.readouts["hardware"].n == 2
+    assert entry.readouts["hardware"].mean == pytest.approx(
+        np.mean([x["hardware"].nrmse for x in runs]))
+    s = narma(2600, seed=3)
+    leaky = np.hstack([EchoStateNetwork(20, seed=3).states(s.u), s.y[:, None]])
+    with pytest.raises(LeakageError):
+        hardware_scores(leaky, s.u, s.y, split)
