@@ -2,6 +2,7 @@
 
 from simulator.physics import ChainReading, SettingsError, UnitPhysics, UnitReading
 from simulator.profiles import MODELS, PROFILES, Profile, profile
+from simulator.unit import SimulatedUnit, UnitConfig, auto_hash_scale, start_units
 
 __all__ = ["ChainReading", "SettingsError", "UnitPhysics", "UnitReading", "MODELS", "PROFILES",
-           "Profile", "profile"]
+           "Profile", "profile", "SimulatedUnit", "UnitConfig", "auto_hash_scale", "start_units"]

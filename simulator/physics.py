@@ -72,7 +72,12 @@ class ChainReading:
 
 @dataclass(frozen=True)
 class UnitReading:
-    """Ground-truth telemetry snapshot (sensor values include offsets and noise)."""
+    """Ground-truth telemetry snapshot (sensor values include offsets and noise).
+
+    Hashrates and difficulties are on the real hardware's scale: a simulated unit
+    divides its scaled figures by ``hash_scale`` so that its telemetry reads like the
+    real unit's (the pool, meanwhile, sees difficulties multiplied by ``hash_scale``).
+    """
 
     model: str
     name: str
@@ -228,6 +233,9 @@ class UnitPhysics:
         self.fan_override_pct: float | None = None
         self.powered = True
         self.hashing = False
+        # True: sample returned nonces from the modelled rate (standalone physics);
+        # False: the owner reports genuine chip results through add_nonces().
+        self.sample_nonces = True
         self.time_s = 0.0
         self.t_die = np.full(n, self.ambient_c)
         self.t_sink = np.full(n, self.ambient_c)
@@ -404,18 +412,26 @@ class UnitPhysics:
         self.fan_pwm[:] = min(max(pct, p.fan_min_pwm), 100.0)
 
     def _count(self, dt: float, valid: np.ndarray, errors: np.ndarray) -> None:
-        """Sample returned nonces (for the hashrate windows) and hardware errors."""
+        """Sample hardware errors, and returned nonces unless the owner reports them."""
         p = self.profile
-        valid_n = self._noise.poisson(valid)
         err_n = self._noise.poisson(errors)
-        per_chain = np.bincount(self._chain_of, weights=valid_n, minlength=p.n_chains)
         err_chain = np.bincount(self._chain_of, weights=err_n, minlength=p.n_chains).astype(np.int64)
         self.hw_errors_chain += err_chain
         self._hw_pending += int(err_chain.sum())
-        if self.powered and self.hashing:
-            self._window.add(self.time_s, dt, per_chain)
-            self._nonces_total += per_chain
-            self._hashing_time_s += dt
+        if self.sample_nonces:
+            self._record(dt, self._noise.poisson(valid))
+
+    def add_nonces(self, dt: float, per_chip: np.ndarray) -> None:
+        """Genuine chip results (nonces at the chip floor) found during the last ``dt``."""
+        self._record(dt, np.asarray(per_chip, dtype=float))
+
+    def _record(self, dt: float, per_chip: np.ndarray) -> None:
+        if not (self.powered and self.hashing):
+            return
+        per_chain = np.bincount(self._chain_of, weights=per_chip, minlength=self.profile.n_chains)
+        self._window.add(self.time_s, dt, per_chain)
+        self._nonces_total += per_chain
+        self._hashing_time_s += dt
 
     def take_hw_errors(self) -> int:
         """Hardware errors since the last call (the unit hands them to the miner)."""

@@ -1,0 +1,503 @@
+"""One simulated unit: physics + Stratum miner + firmware servers on a scaled clock.
+
+Time (ARCHITECTURE.md): at speed K the unit lives K simulated seconds per wall second.
+Each tick advances the physics by the simulated time elapsed and gives every chip a hash
+budget ``valid_rate x hash_scale x dt`` (fractional hashes carried to the next tick), so
+the unit evaluates ``nominal x hash_scale x K`` genuine hashes per wall second. Share
+statistics match a real unit when every difficulty is multiplied by ``hash_scale``
+(``difficulty_scale``): the chip floor is ``profile floor x hash_scale`` and the pool
+should set ``real difficulty x difficulty_scale``.
+
+``hash_scale=None`` picks the scale so that each unit hashes a fixed CPU budget,
+:data:`AUTO_BUDGET` genuine hashes per wall second (SHA-256d: 30 000; LBRY, whose proof of
+work costs ~3 SHA-256d: 10 000): ``hash_scale = budget / (nominal_rate x speed)``. Three
+units then use a fraction of one core on a typical machine (see ``benchmarks/bench_sim.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Callable, Sequence
+
+import numpy as np
+
+from asic_reservoir.clock import Clock
+from simulator.miner import FoundShare, MinerError, StratumMiner, parse_pool_url
+from simulator.physics import SettingsError, UnitPhysics, UnitReading
+from simulator.profiles import MODELS, Profile, profile
+
+log = logging.getLogger(__name__)
+
+__all__ = ["UnitConfig", "SimulatedUnit", "start_units", "auto_hash_scale", "AUTO_BUDGET"]
+
+AUTO_BUDGET = {"sha256d": 30_000.0, "lbry": 10_000.0}   # genuine hashes per wall second
+TICK_SIM_S = 0.1            # at most 10 physics ticks per simulated second ...
+TICK_MIN_WALL_S = 0.05      # ... and at most 20 per wall second (keeps speed 100 cheap)
+WARMUP_S = 900.0            # simulated seconds of running before the unit appears
+RETUNE_PAUSE_S = 10.0       # LB-Box: hashing stops briefly while a new power plan settles (estimate)
+LOG_BACKLOG = 200           # log lines kept for listeners that attach late
+DEFAULT_RPC_PORT = 4028
+DEFAULT_HTTP_PORT = 80
+
+SETTING_KEYS = ("frequency_mhz", "core_voltage_mv", "fan_auto", "fan_pct", "temp_target_c",
+                "pool_url", "pool_user", "pool_password")
+TEMP_TARGET_RANGE_C = (35.0, 90.0)   # estimate: range the AxeOS/Goldshell UIs accept
+
+
+def auto_hash_scale(prof: Profile, speed: float, budget: float | None = None) -> float:
+    """hash_scale giving ``budget`` genuine hashes per wall second at ``speed``."""
+    budget = AUTO_BUDGET[prof.algorithm] if budget is None else budget
+    return budget / (prof.nominal_rate_hs * speed)
+
+
+@dataclass(frozen=True)
+class UnitConfig:
+    """How to build one simulated unit (see common contract)."""
+
+    model: str = "s9"
+    seed: int = 0
+    host: str = "127.0.0.1"
+    pool_url: str = "stratum+tcp://127.0.0.1:3333"
+    worker: str = ""                     # "" -> "<model>.sim"
+    password: str = "x"
+    speed: float = 1.0
+    hash_scale: float | None = None      # None: auto (AUTO_BUDGET)
+    rpc_port: int | None = DEFAULT_RPC_PORT
+    http_port: int | None = DEFAULT_HTTP_PORT
+    ambient_c: float = 25.0
+    ambient_drift_c: float = 0.0
+    serial: bool = False
+    noise_seed: int | None = None        # sensor noise / ambient stream; None: fresh entropy
+    warmup_s: float = WARMUP_S
+
+    def __post_init__(self) -> None:
+        if self.model.lower() not in MODELS:
+            raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
+        object.__setattr__(self, "model", self.model.lower())
+        if not self.worker:
+            object.__setattr__(self, "worker", f"{self.model}.sim")
+        if not self.speed > 0:
+            raise ValueError(f"speed must be > 0, got {self.speed!r}")
+        if self.hash_scale is not None and not self.hash_scale > 0:
+            raise ValueError(f"hash_scale must be > 0 or None, got {self.hash_scale!r}")
+        for name in ("rpc_port", "http_port"):
+            port = getattr(self, name)
+            if port is not None and not 0 <= port <= 65535:
+                raise ValueError(f"{name} must be 0..65535 or None, got {port!r}")
+        if self.warmup_s < 0:
+            raise ValueError("warmup_s must be >= 0")
+        try:
+            parse_pool_url(self.pool_url)
+        except MinerError as exc:
+            raise ValueError(str(exc)) from None
+
+
+@dataclass
+class TickStats:
+    """Pace of the tick loop (wall seconds), for the benchmark and diagnostics."""
+
+    ticks: int = 0
+    late_ticks: int = 0          # ticks that started more than one tick period late
+    lag_sum_s: float = 0.0
+    lag_max_s: float = 0.0
+    lags: list[float] = field(default_factory=list)
+
+    def add(self, lag_s: float, period_s: float) -> None:
+        self.ticks += 1
+        self.lag_sum_s += lag_s
+        self.lag_max_s = max(self.lag_max_s, lag_s)
+        if lag_s > period_s:
+            self.late_ticks += 1
+
+    @property
+    def lag_mean_s(self) -> float:
+        return self.lag_sum_s / self.ticks if self.ticks else 0.0
+
+
+class SimulatedUnit:
+    """A software S9 / LV06 / LB-Box: start it, point tools at :attr:`url`."""
+
+    def __init__(self, config: UnitConfig, clock: Clock | None = None) -> None:
+        self.config = config
+        self.profile: Profile = profile(config.model)
+        self.clock = clock if clock is not None else Clock(config.speed)
+        self.speed = self.clock.speed
+        p = self.profile
+        self.physics = UnitPhysics(p, config.seed, config.ambient_c, config.ambient_drift_c,
+                                   noise_seed=config.noise_seed)
+        self.physics.sample_nonces = False       # the miner's genuine chip results feed it
+        self.hash_scale = (config.hash_scale if config.hash_scale is not None
+                           else auto_hash_scale(p, self.speed))
+        self._settings: dict[str, Any] = {
+            "frequency_mhz": p.freq_default_mhz, "core_voltage_mv": p.voltage_default_mv,
+            "fan_auto": True, "fan_pct": 100.0, "temp_target_c": p.temp_target_c,
+            "pool_url": config.pool_url, "pool_user": config.worker,
+            "pool_password": config.password}
+        self._active = dict(self._settings)
+        self.miner = self._make_miner()
+        self.rpc_port: int | None = None
+        self.http_port: int | None = None
+        self.serial_path: str | None = None
+        self.paused = False
+        self.booting = False
+        self.stats = TickStats()
+        self._servers: list[Any] = []
+        self._listeners: list[Callable[[str], None]] = []
+        self._carry = np.zeros(p.n_chips)
+        self._chip_results = np.zeros(p.n_chips)
+        self._tick_task: asyncio.Task | None = None
+        self._restart_lock = asyncio.Lock()
+        self._hold_until = -math.inf          # LB-Box re-tune pause (clock seconds)
+        self._start_time = 0.0
+        self._esp_job_ids: dict[str, int] = {}
+        self._started = False
+
+    # ------------------------------------------------------------------ identity
+    @property
+    def difficulty_scale(self) -> float:
+        return self.hash_scale
+
+    @property
+    def host(self) -> str:
+        return self.config.host
+
+    @property
+    def url(self) -> str:
+        """Unit URL as the drivers parse it (``s9://host:rpc?http=port`` etc.)."""
+        host, model = self.config.host, self.profile.model
+        if model == "s9":
+            base = f"s9://{host}" + (f":{self.rpc_port}" if self.rpc_port is not None else "")
+            return base + (f"?http={self.http_port}" if self.http_port is not None else "")
+        if model == "lv06":
+            return f"lv06://{host}" + (f":{self.http_port}" if self.http_port is not None else "")
+        base = f"lbbox://{host}" + (f":{self.http_port}" if self.http_port is not None else "")
+        return base + (f"?rpc={self.rpc_port}" if self.rpc_port is not None else "")
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        """Warm up the physics, connect the miner, open the firmware's ports, start ticking."""
+        if self._started:
+            return
+        self._started = True
+        ph = self.physics
+        ph.set_hashing(True)
+        ph.step(self.config.warmup_s)         # a unit found running, not a cold one
+        ph.set_hashing(False)
+        ph.reset_counters()
+        self._start_time = self.clock.now()
+        await self.miner.start()
+        try:
+            await self._start_servers()
+        except BaseException:
+            await self.stop()
+            raise
+        self._tick_task = asyncio.create_task(self._tick_loop(), name=f"tick-{self.config.worker}")
+
+    async def stop(self) -> None:
+        task, self._tick_task = self._tick_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for server in reversed(self._servers):
+            with contextlib.suppress(Exception):
+                await server.stop()
+        self._servers.clear()
+        await self.miner.stop()
+        self._started = False
+
+    async def _start_servers(self) -> None:
+        # Imported here: the firmware modules import simulator types themselves.
+        from simulator.firmware.antminer_web import AntminerWebServer
+        from simulator.firmware.axeos import AxeOSServer
+        from simulator.firmware.cgminer_rpc import CgminerRpcServer
+        from simulator.firmware.goldshell_web import GoldshellWebServer
+        from simulator.firmware.serial_console import SerialConsole
+
+        cfg, model = self.config, self.profile.model
+        if model in ("s9", "lbbox") and cfg.rpc_port is not None:
+            server = CgminerRpcServer(self)
+            self._servers.append(server)
+            self.rpc_port = await server.start(cfg.host, cfg.rpc_port)
+        if cfg.http_port is not None:
+            web_cls = {"s9": AntminerWebServer, "lv06": AxeOSServer,
+                       "lbbox": GoldshellWebServer}[model]
+            server = web_cls(self)
+            self._servers.append(server)
+            self.http_port = await server.start(cfg.host, cfg.http_port)
+        if model == "lv06" and cfg.serial:
+            console = SerialConsole(self)
+            self._servers.append(console)
+            await console.start()
+            self.serial_path = console.path
+
+    def _make_miner(self) -> StratumMiner:
+        p, s = self.profile, self._active
+        return StratumMiner(flavor=p.flavor, algorithm=p.algorithm, url=s["pool_url"],
+                            worker=s["pool_user"], password=s["pool_password"],
+                            n_chips=p.n_chips, clock=self.clock,
+                            chip_floor_difficulty=p.chip_floor_difficulty * self.hash_scale,
+                            on_share=self._on_chip_result)
+
+    # ------------------------------------------------------------------ tick loop
+    @property
+    def tick_s(self) -> float:
+        """Simulated seconds per tick."""
+        return max(TICK_SIM_S, TICK_MIN_WALL_S * self.speed)
+
+    async def _tick_loop(self) -> None:
+        tick = self.tick_s
+        last = self.clock.now()
+        due = last + tick
+        while True:
+            await self.clock.sleep_until(due)
+            now = self.clock.now()
+            self.stats.add(self.clock.wall_seconds(now - due), self.clock.wall_seconds(tick))
+            due += tick
+            if due < now:                       # fell behind: do not try to catch up in bursts
+                due = now + tick
+            try:
+                self._tick(now - last)
+            except Exception:                   # a bug in one tick must not kill the unit
+                log.exception("%s: tick failed", self.config.worker)
+            last = now
+
+    def _tick(self, dt: float) -> None:
+        ph, miner = self.physics, self.miner
+        now = self.clock.now()
+        hashing = (not self.booting and not self.paused and now >= self._hold_until
+                   and miner.connected and miner.job is not None)
+        ph.set_hashing(hashing)
+        ph.step(dt)
+        self._chip_results[:] = 0.0
+        if hashing:
+            budget = ph.valid_rates_hs() * self.hash_scale * dt + self._carry
+            whole = np.floor(budget)
+            self._carry = budget - whole
+            miner.mine(whole.astype(np.int64).tolist())
+        else:
+            self._carry[:] = 0.0
+        ph.add_nonces(dt, self._chip_results)
+        errors = ph.take_hw_errors()
+        if errors:
+            miner.inject_hw_errors(errors)
+
+    def _on_chip_result(self, share: FoundShare) -> None:
+        self._chip_results[share.chip] += 1
+        if self.profile.model == "lv06" and self._listeners:
+            self._emit(self._asic_result_line(share))
+
+    def _asic_result_line(self, share: FoundShare) -> str:
+        """ESP-Miner ``asic_result`` line (ESP-Miner 2.x asic_result_task.c format).
+
+        Core ids as BM1366 reports them: core in nonce bits 25-31, small core from the
+        rolled version bits (protocols.md).
+        """
+        core = (share.nonce >> 25) & 0x7F
+        small = (share.version >> 13) & 0x7
+        return (f"I ({self._uptime_ms()}) asic_result: ID: {share.job_id}, ASIC nr: {share.chip}, "
+                f"Core: {core}/{small}, ver: {share.version:08X} Nonce {share.nonce:08X} "
+                f"diff {share.difficulty / self.hash_scale:.1f} of "
+                f"{int(share.pool_difficulty / self.hash_scale)}.")
+
+    def _uptime_ms(self) -> int:
+        return int(self.physics.uptime_s() * 1000)
+
+    # ------------------------------------------------------------------ log listeners
+    def add_log_listener(self, callback: Callable[[str], None]) -> None:
+        self._listeners.append(callback)
+
+    def remove_log_listener(self, callback: Callable[[str], None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._listeners.remove(callback)
+
+    def _emit(self, line: str) -> None:
+        for callback in list(self._listeners):
+            try:
+                callback(line)
+            except Exception:
+                log.exception("log listener failed; removed")
+                self.remove_log_listener(callback)
+
+    # ------------------------------------------------------------------ settings
+    def settings(self) -> dict[str, Any]:
+        """Configured settings (for the S9 this includes values pending a restart)."""
+        return dict(self._settings)
+
+    @property
+    def pending_restart(self) -> bool:
+        return any(self._settings[k] != self._active[k] for k in SETTING_KEYS)
+
+    def apply(self, **changes: Any) -> dict[str, list[str]]:
+        """Validate all changes, then apply them live or keep them for the next restart.
+
+        Returns ``{"live": [...], "pending": [...]}``. Raises :class:`SettingsError`
+        (nothing changed) on an unknown key, a bad value, or a setting the model's
+        firmware cannot change.
+        """
+        clean = {key: self._validate(key, value) for key, value in changes.items()}
+        model = self.profile.model
+        live: list[str] = []
+        pending: list[str] = []
+        for key, value in clean.items():
+            self._settings[key] = value
+            if model == "s9" or (model == "lv06" and key.startswith("pool_")):
+                pending.append(key)
+            else:
+                live.append(key)
+        if live:
+            self._apply_live(live)
+        return {"live": live, "pending": pending}
+
+    def _validate(self, key: str, value: Any) -> Any:
+        p = self.profile
+        if key not in SETTING_KEYS:
+            raise SettingsError(f"unknown setting {key!r}; known: {', '.join(SETTING_KEYS)}")
+        if key in ("pool_url", "pool_user", "pool_password"):
+            if not isinstance(value, str):
+                raise SettingsError(f"{key} must be a string")
+            if key == "pool_url":
+                try:
+                    parse_pool_url(value)
+                except MinerError as exc:
+                    raise SettingsError(str(exc)) from None
+            if key == "pool_user" and not value.strip():
+                raise SettingsError("pool_user must not be empty")
+            return value
+        if key == "fan_auto":
+            if isinstance(value, bool) or value in (0, 1):
+                return bool(value)
+            raise SettingsError(f"fan_auto must be a boolean, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise SettingsError(f"{key} must be a finite number, got {value!r}")
+        value = float(value)
+        if key == "frequency_mhz":
+            if p.model == "lbbox" and value not in p.freq_options_mhz:
+                raise SettingsError(f"frequency {value:g} MHz is not a power plan; choose one of "
+                                    f"{', '.join(f'{f:g}' for f in p.freq_options_mhz)}")
+            if not p.freq_min_mhz <= value <= p.freq_max_mhz:
+                raise SettingsError(f"frequency {value:g} MHz outside {p.freq_min_mhz:g}-"
+                                    f"{p.freq_max_mhz:g} MHz")
+        elif key == "core_voltage_mv":
+            if not p.voltage_options_mv and value != self._settings[key]:
+                raise SettingsError(f"core voltage is not settable on the {p.name} firmware")
+            if not p.voltage_min_mv <= value <= p.voltage_max_mv:
+                raise SettingsError(f"core voltage {value:g} mV outside {p.voltage_min_mv:g}-"
+                                    f"{p.voltage_max_mv:g} mV")
+        elif key == "fan_pct":
+            if not 0.0 <= value <= 100.0:
+                raise SettingsError(f"fan_pct {value:g} outside 0-100 %")
+        elif key == "temp_target_c":
+            if p.fan_control != "pid" and value != self._settings[key]:
+                raise SettingsError(f"the {p.name} firmware has no temperature target setting")
+            lo, hi = TEMP_TARGET_RANGE_C
+            if p.fan_control == "pid" and not lo <= value <= hi:
+                raise SettingsError(f"temp_target_c {value:g} outside {lo:g}-{hi:g} degC")
+        return value
+
+    def _apply_live(self, keys: Sequence[str]) -> None:
+        ph, s = self.physics, self._settings
+        for key in keys:
+            self._active[key] = s[key]
+        if "frequency_mhz" in keys:
+            ph.set_frequency(s["frequency_mhz"])
+            if self.profile.model == "lbbox":
+                self._hold_until = self.clock.now() + RETUNE_PAUSE_S
+        if "core_voltage_mv" in keys:
+            ph.set_voltage(s["core_voltage_mv"])
+        if "fan_auto" in keys or "fan_pct" in keys:
+            ph.set_fan(auto=s["fan_auto"], pct=s["fan_pct"])
+        if "temp_target_c" in keys:
+            ph.set_temp_target(s["temp_target_c"])
+        if any(k.startswith("pool_") for k in keys):
+            self._spawn(self.miner.set_pool(s["pool_url"], s["pool_user"], s["pool_password"]))
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.ensure_future(coro)
+        task.add_done_callback(lambda t: t.cancelled() or t.exception() is None
+                               or log.error("%s: %s", self.config.worker, t.exception()))
+
+    # ------------------------------------------------------------------ restart / pause
+    async def restart(self) -> None:
+        """Reboot: hashing stops, pending settings load, boot takes ``profile.boot_time_s``."""
+        async with self._restart_lock:
+            p, ph = self.profile, self.physics
+            self.booting = True
+            await self.miner.stop()
+            ph.set_powered(False, fan_override_pct=100.0 if p.model == "s9" else None)
+            self._emit(f"I ({self._uptime_ms()}) system: Restarting System")
+            await self.clock.sleep(p.boot_time_s)
+            self._active = dict(self._settings)
+            ph.set_frequency(self._active["frequency_mhz"])
+            ph.set_voltage(self._active["core_voltage_mv"])
+            ph.set_fan(auto=self._active["fan_auto"], pct=self._active["fan_pct"])
+            ph.set_temp_target(self._active["temp_target_c"])
+            ph.set_powered(True)
+            ph.reset_counters()
+            self.paused = False
+            self._esp_job_ids.clear()
+            self.miner = self._make_miner()
+            await self.miner.start()
+            self.booting = False
+
+    def pause(self) -> None:
+        if self.profile.model != "lv06":
+            raise SettingsError(f"the {self.profile.name} firmware has no pause")
+        self.paused = True
+        self.miner.paused = True
+
+    def resume(self) -> None:
+        if self.profile.model != "lv06":
+            raise SettingsError(f"the {self.profile.name} firmware has no resume")
+        self.paused = False
+        self.miner.paused = False
+
+    # ------------------------------------------------------------------ telemetry
+    def reading(self) -> UnitReading:
+        p, ph, miner, s = self.profile, self.physics, self.miner, self._active
+        chains = ph.chain_readings()
+        power = ph.input_power_w()
+        fans = ph.fan_readings()
+        chip_temp = max(c.chip_temp_c for c in chains)
+        return UnitReading(
+            model=p.model, name=p.name, seed=self.config.seed, firmware=p.firmware,
+            chip_model=p.chip_model, uptime_s=ph.uptime_s(), time_s=self.clock.now(),
+            hashrate_ghs=sum(c.rate_ghs for c in chains),
+            hashrate_avg_ghs=ph.average_rate_hs() / 1e9,
+            hashrate_ideal_ghs=sum(c.rate_ideal_ghs for c in chains),
+            power_w=power, input_voltage_mv=p.input_voltage_mv,
+            current_ma=power / (p.input_voltage_mv / 1000.0) * 1000.0,
+            core_voltage_mv=ph.voltage_mv, core_voltage_actual_mv=ph.core_voltage_actual_mv(),
+            frequency_mhz=float(ph.freq_mhz.mean()), chains=chains, chip_temp_c=chip_temp,
+            board_temp_c=max(c.board_temp_c for c in chains), vr_temp_c=ph.vr_temp_c(),
+            ambient_c=ph.ambient_c, fans=fans, fan_auto=ph.fan_auto,
+            fan_target_pct=float(ph.fan_pwm.mean()), temp_target_c=ph.temp_target_c,
+            accepted=miner.accepted, rejected=miner.rejected, stale=miner.stale,
+            hw_errors=int(ph.hw_errors_chain.sum()),
+            best_share=miner.best_share / self.hash_scale,
+            difficulty_accepted=miner.difficulty_accepted / self.hash_scale,
+            pool_url=miner.pool_url, pool_user=miner.worker,
+            pool_difficulty=miner.difficulty / self.hash_scale, pool_connected=miner.connected,
+            last_share_time=miner.last_share_time, paused=self.paused, booting=self.booting,
+            pending_restart=self.pending_restart, hash_scale=self.hash_scale,
+            mac=ph.variation.mac, serial=ph.variation.serial)
+
+
+@contextlib.asynccontextmanager
+async def start_units(configs: Sequence[UnitConfig], clock: Clock | None = None
+                      ) -> AsyncIterator[list[SimulatedUnit]]:
+    """Start several units (sharing ``clock`` if given); stop them all on exit."""
+    units = [SimulatedUnit(cfg, clock=clock) for cfg in configs]
+    started: list[SimulatedUnit] = []
+    try:
+        for unit in units:
+            await unit.start()
+            started.append(unit)
+        yield units
+    finally:
+        for unit in reversed(started):
+            await unit.stop()

@@ -1,0 +1,264 @@
+"""Simulated units end to end: real pool over loopback TCP, settings, restart, logs, identity."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from asic_reservoir.clock import Clock
+from asic_reservoir.work import chip_of_nonce
+from drivers.events import NonceEvent, parse_line
+from drivers.stratum import Pool, PoolConfig
+from simulator import SettingsError, SimulatedUnit, UnitConfig, auto_hash_scale, start_units
+from simulator.unit import AUTO_BUDGET
+
+SPEED = 50.0
+
+
+def config(model: str, pool_url: str = "stratum+tcp://127.0.0.1:9", **kw) -> UnitConfig:
+    kw.setdefault("speed", SPEED)
+    return UnitConfig(model=model, seed=kw.pop("seed", 3), pool_url=pool_url, rpc_port=None,
+                      http_port=None, **kw)
+
+
+async def wait_until(predicate, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def pool():
+    clock = Clock(SPEED)
+    p = Pool(PoolConfig(port=0, lbry_port=0, difficulty=1.0), clock=clock)
+    await p.start()
+    try:
+        yield p
+    finally:
+        await p.stop()
+
+
+def test_config_validation_and_defaults() -> None:
+    cfg = UnitConfig(model="LV06")
+    assert cfg.model == "lv06" and cfg.worker == "lv06.sim"
+    assert (cfg.rpc_port, cfg.http_port) == (4028, 80)
+    for bad in (dict(model="s19"), dict(speed=0), dict(hash_scale=-1.0), dict(http_port=70000),
+                dict(pool_url="http://x"), dict(pool_url="stratum+tcp://host")):
+        with pytest.raises(ValueError):
+            UnitConfig(**bad)
+
+
+def test_auto_hash_scale_gives_the_documented_budget_and_urls() -> None:
+    for model in ("s9", "lv06", "lbbox"):
+        unit = SimulatedUnit(config(model, speed=40.0))
+        p = unit.profile
+        assert unit.difficulty_scale == unit.hash_scale == auto_hash_scale(p, 40.0)
+        per_wall_s = p.nominal_rate_hs * unit.hash_scale * 40.0
+        assert per_wall_s == pytest.approx(AUTO_BUDGET[p.algorithm])
+    unit = SimulatedUnit(config("s9"))
+    unit.rpc_port, unit.http_port = 4028, 8080
+    assert unit.url == "s9://127.0.0.1:4028?http=8080"
+    unit = SimulatedUnit(config("lbbox"))
+    unit.rpc_port, unit.http_port = 4029, 81
+    assert unit.url == "lbbox://127.0.0.1:81?rpc=4029"
+    unit = SimulatedUnit(config("lv06"))
+    unit.http_port = 8081
+    assert unit.url == "lv06://127.0.0.1:8081"
+    assert SimulatedUnit(config("s9", hash_scale=1e-9)).difficulty_scale == 1e-9
+
+
+async def test_three_units_shares_all_accepted_by_the_pool(pool: Pool) -> None:
+    events = pool.subscribe()
+    real_difficulty = {"s9": 256.0, "lv06": 256.0, "lbbox": 16.0}
+    cfgs = [config("s9", pool.url, seed=1), config("lv06", pool.url, seed=2),
+            config("lbbox", pool.lbry_url, seed=3)]
+    async with start_units(cfgs) as units:
+        for unit in units:
+            pool.set_chip_count(unit.config.worker, unit.profile.n_chips)
+            await pool.set_difficulty(real_difficulty[unit.profile.model] * unit.difficulty_scale,
+                                      worker=unit.config.worker)
+        await wait_until(lambda: all(u.miner.accepted >= 40 for u in units)
+                         and sum(u.miner.accepted for u in units) >= 2000, timeout=25.0)
+        readings = {u.profile.model: u.reading() for u in units}
+    totals = pool.totals()
+    assert totals["rejected"] == 0
+    assert totals["accepted"] >= 2000
+    chips_seen: dict[str, set] = {}
+    while not events.empty():
+        ev = events.get_nowait()
+        assert ev.accepted, ev.reason
+        chips_seen.setdefault(ev.worker, set()).add(ev.chip)
+    assert len(chips_seen["s9.sim"]) > 100            # shares come from many of the 189 chips
+    assert chips_seen["lv06.sim"] == {0}
+    for model, r in readings.items():
+        assert r.rejected == 0 and r.accepted > 0 and r.pool_connected
+        assert r.pool_difficulty == pytest.approx(real_difficulty[model])
+        # telemetry is on the real hardware's scale
+        assert r.hashrate_ideal_ghs == pytest.approx(
+            {"s9": 14004.9, "lv06": 433.59, "lbbox": 0.175}[model], rel=1e-3)
+
+
+async def test_chip_results_feed_firmware_hashrate_and_lv06_log_lines(pool: Pool) -> None:
+    unit = SimulatedUnit(config("lv06", pool.url, speed=400.0))
+    lines: list[str] = []
+    unit.add_log_listener(lines.append)
+    await unit.start()
+    try:
+        await pool.set_difficulty(1e6 * unit.difficulty_scale)   # few submits, many chip results
+        await wait_until(lambda: len(lines) >= 150, timeout=15.0)
+        reading = unit.reading()
+    finally:
+        await unit.stop()
+    events = [parse_line(line) for line in lines]
+    nonces = [e for e in events if isinstance(e, NonceEvent)]
+    assert len(nonces) == len(lines)
+    assert all(n.difficulty >= 256.0 for n in nonces)        # BM1366 ticket floor
+    assert all(n.asic_nr == 0 and chip_of_nonce(n.nonce, 1) == 0 for n in nonces)
+    # 60 s window of ~0.4 nonces/s: the reported rate is noisy but near the ideal
+    assert 0.4 * reading.hashrate_ideal_ghs < reading.hashrate_avg_ghs < 1.8 * reading.hashrate_ideal_ghs
+
+
+async def test_s9_frequency_and_pool_wait_for_restart(pool: Pool) -> None:
+    unit = SimulatedUnit(config("s9", pool.url, speed=100.0))
+    await pool.set_difficulty(1024 * unit.difficulty_scale)
+    await unit.start()
+    try:
+        await wait_until(lambda: unit.miner.accepted > 0)
+        before = unit.reading()
+        result = unit.apply(frequency_mhz=700.0, pool_user="s9.other")
+        assert result == {"live": [], "pending": ["frequency_mhz", "pool_user"]}
+        r = unit.reading()
+        assert r.frequency_mhz == 650.0 and r.pending_restart and r.pool_user == "s9.sim"
+        assert unit.settings()["frequency_mhz"] == 700.0
+        restart = asyncio.ensure_future(unit.restart())
+        await wait_until(lambda: unit.booting)
+        assert unit.reading().booting
+        await asyncio.sleep(0.2)
+        assert unit.reading().hashrate_ghs == 0.0
+        await restart
+        r = unit.reading()
+        assert not r.booting and not r.pending_restart
+        assert r.frequency_mhz == 700.0 and r.pool_user == "s9.other"
+        assert r.hashrate_ideal_ghs > before.hashrate_ideal_ghs * 1.07
+        await pool.wait_for_session(worker="s9.other", timeout=10.0)
+        await wait_until(lambda: unit.miner.accepted > 0)
+        with pytest.raises(SettingsError):
+            unit.pause()
+    finally:
+        await unit.stop()
+
+
+async def test_lv06_live_settings_pause_resume_and_pending_pool(pool: Pool) -> None:
+    unit = SimulatedUnit(config("lv06", pool.url, speed=100.0))
+    await pool.set_difficulty(256 * unit.difficulty_scale)
+    await unit.start()
+    try:
+        await wait_until(lambda: unit.miner.accepted > 0)
+        p0 = unit.reading().power_w
+        assert unit.apply(frequency_mhz=550.0, core_voltage_mv=1250.0) == {
+            "live": ["frequency_mhz", "core_voltage_mv"], "pending": []}
+        r = unit.reading()
+        assert r.frequency_mhz == 550.0 and r.core_voltage_mv == 1250.0
+        assert r.power_w > p0 * 1.1                         # C V^2 f responds at once
+        unit.apply(fan_auto=False, fan_pct=30.0)
+        await asyncio.sleep(0.1)
+        assert not unit.reading().fan_auto and unit.reading().fan_target_pct == 30.0
+        assert unit.apply(pool_url="stratum+tcp://127.0.0.1:1") == {"live": [],
+                                                                   "pending": ["pool_url"]}
+        assert unit.reading().pending_restart and unit.miner.connected
+        unit.pause()
+        accepted = unit.miner.accepted
+        await asyncio.sleep(0.5)
+        r = unit.reading()
+        assert r.paused and unit.miner.accepted <= accepted + 1   # one may be in flight
+        assert r.power_w < p0
+        unit.resume()
+        await wait_until(lambda: unit.miner.accepted > accepted + 1)
+    finally:
+        await unit.stop()
+
+
+def test_bad_settings_are_refused_and_change_nothing() -> None:
+    s9, lv06, lb = (SimulatedUnit(config(m)) for m in ("s9", "lv06", "lbbox"))
+    cases = [
+        (lv06, dict(frequency_mhz=900.0), "outside"),
+        (lv06, dict(frequency_mhz="fast"), "number"),
+        (lv06, dict(frequency_mhz=float("nan")), "finite"),
+        (lv06, dict(core_voltage_mv=1500), "outside"),
+        (lv06, dict(fan_pct=120), "outside"),
+        (lv06, dict(temp_target_c=5), "outside"),
+        (lv06, dict(fan_auto="yes"), "boolean"),
+        (lv06, dict(pool_url="nonsense://"), "scheme"),
+        (lv06, dict(pool_user=" "), "empty"),
+        (lv06, dict(turbo=True), "unknown setting"),
+        (s9, dict(core_voltage_mv=450), "not settable"),
+        (s9, dict(temp_target_c=60), "no temperature target"),
+        (lb, dict(frequency_mhz=950.0), "power plan"),
+    ]
+    for unit, change, message in cases:
+        before = unit.settings()
+        with pytest.raises(SettingsError, match=message):
+            unit.apply(**change)
+        assert unit.settings() == before
+    before = lv06.settings()
+    with pytest.raises(SettingsError):
+        lv06.apply(frequency_mhz=500.0, bogus=1)          # all or nothing
+    assert lv06.settings() == before
+    # unchanged values of fixed settings are accepted (firmware forms send everything back)
+    s9.apply(core_voltage_mv=s9.settings()["core_voltage_mv"])
+    assert lb.apply(frequency_mhz=900.0)["live"] == ["frequency_mhz"]
+
+
+async def test_lbbox_power_plan_change_pauses_hashing_briefly(pool: Pool) -> None:
+    unit = SimulatedUnit(config("lbbox", pool.lbry_url, speed=100.0))
+    await pool.set_difficulty(16 * unit.difficulty_scale)
+    await unit.start()
+    try:
+        await wait_until(lambda: unit.miner.accepted > 0)
+        unit.apply(frequency_mhz=1100.0)
+        await asyncio.sleep(0.03)
+        assert not unit.physics.hashing                   # re-tuning
+        await wait_until(lambda: unit.physics.hashing, timeout=5.0)
+        assert unit.reading().frequency_mhz == 1100.0
+    finally:
+        await unit.stop()
+
+
+async def test_identity_is_stable_across_units_and_restarts() -> None:
+    a = SimulatedUnit(config("s9", seed=42))
+    b = SimulatedUnit(config("s9", seed=42))
+    c = SimulatedUnit(config("s9", seed=43))
+    np.testing.assert_array_equal(a.physics.variation.speed, b.physics.variation.speed)
+    assert a.reading().mac == b.reading().mac != c.reading().mac
+    assert not np.allclose(a.physics.variation.leakage, c.physics.variation.leakage)
+    speed_before = a.physics.variation.speed.copy()
+    await a.start()
+    try:
+        await a.restart()
+    finally:
+        await a.stop()
+    np.testing.assert_array_equal(a.physics.variation.speed, speed_before)
+
+
+async def test_unit_survives_a_pool_that_disappears() -> None:
+    clock = Clock(SPEED)
+    unit = SimulatedUnit(config("lv06", "stratum+tcp://127.0.0.1:9"), clock=clock)
+    pool = Pool(PoolConfig(port=0, difficulty=256 * unit.difficulty_scale), clock=clock)
+    await pool.start()
+    unit = SimulatedUnit(config("lv06", pool.url), clock=clock)
+    await unit.start()
+    try:
+        await wait_until(lambda: unit.miner.accepted > 0)
+        await pool.stop()
+        await wait_until(lambda: not unit.miner.connected)
+        ticks = unit.stats.ticks
+        await asyncio.sleep(0.3)
+        assert unit.stats.ticks > ticks                   # still ticking
+        r = unit.reading()
+        assert r.hashrate_ghs == 0.0 and not r.pool_connected
+    finally:
+        await unit.stop()
