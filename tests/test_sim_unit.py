@@ -220,8 +220,7 @@ async def test_lbbox_power_plan_change_pauses_hashing_briefly(pool: Pool) -> Non
     try:
         await wait_until(lambda: unit.miner.accepted > 0)
         unit.apply(frequency_mhz=1100.0)
-        await asyncio.sleep(0.03)
-        assert not unit.physics.hashing                   # re-tuning
+        await wait_until(lambda: not unit.physics.hashing, timeout=5.0)   # re-tuning
         await wait_until(lambda: unit.physics.hashing, timeout=5.0)
         assert unit.reading().frequency_mhz == 1100.0
     finally:
