@@ -1,0 +1,160 @@
+"""Statistics for the probability-filter study: DeLong AUC, exact binomial tail, Holm, power.
+
+Kept free of scipy on purpose: every number in a ``tpf`` verdict comes from formulas in
+this file that the tests check against brute force and published values.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import Sequence
+
+import numpy as np
+
+_NORMAL = NormalDist()
+
+
+class StatsError(ValueError):
+    """Raised for inputs a statistic is undefined on (no positives, bad probabilities)."""
+
+
+# --------------------------------------------------------------------------- AUC
+
+def midranks(x: np.ndarray) -> np.ndarray:
+    """1-based ranks of ``x`` with ties given the mean of their ranks."""
+    x = np.asarray(x, dtype=float)
+    order = np.argsort(x, kind="mergesort")
+    sorted_x = x[order]
+    n = len(x)
+    # boundaries of runs of equal values
+    starts = np.flatnonzero(np.r_[True, sorted_x[1:] != sorted_x[:-1]])
+    ends = np.r_[starts[1:], n]
+    run_rank = (starts + ends + 1) / 2.0          # mean of 1-based ranks start+1..end
+    ranks = np.empty(n, dtype=float)
+    ranks[order] = np.repeat(run_rank, ends - starts)
+    return ranks
+
+
+@dataclass(frozen=True)
+class AucResult:
+    """ROC AUC with its DeLong standard error, two-sided interval and one-sided p-value.
+
+    ``p_value`` tests H0: AUC = 0.5 against H1: AUC > 0.5 (the predictor ranks shares
+    above non-shares), with the DeLong standard error.
+    """
+
+    auc: float
+    se: float
+    low: float
+    high: float
+    p_value: float
+    n_pos: int
+    n_neg: int
+
+    def covers(self, value: float) -> bool:
+        return self.low <= value <= self.high
+
+
+def delong_auc(scores: np.ndarray, labels: np.ndarray, level: float = 0.95) -> AucResult:
+    """ROC AUC and DeLong variance by the midrank algorithm (Sun & Xu 2014), O(n log n)."""
+    scores = np.asarray(scores, dtype=float).ravel()
+    labels = np.asarray(labels).astype(bool).ravel()
+    if scores.shape != labels.shape:
+        raise StatsError("scores and labels must have the same length")
+    pos, neg = scores[labels], scores[~labels]
+    m, n = len(pos), len(neg)
+    if m < 2 or n < 2:
+        raise StatsError(f"AUC needs at least 2 positives and 2 negatives, got {m} and {n}")
+    tx, ty = midranks(pos), midranks(neg)
+    tz = midranks(np.concatenate([pos, neg]))
+    auc = float((tz[:m].sum() - m * (m + 1) / 2.0) / (m * n))
+    v10 = (tz[:m] - tx) / n          # per-positive placement: share of negatives below
+    v01 = 1.0 - (tz[m:] - ty) / m    # per-negative placement: share of positives above
+    var = float(np.var(v10, ddof=1) / m + np.var(v01, ddof=1) / n)
+    se = math.sqrt(max(var, 0.0))
+    z = _NORMAL.inv_cdf(0.5 + level / 2.0)
+    if se > 0:
+        p = 1.0 - _NORMAL.cdf((auc - 0.5) / se)
+    else:
+        p = 0.0 if auc > 0.5 else 1.0
+    return AucResult(auc, se, max(0.0, auc - z * se), min(1.0, auc + z * se), p, m, n)
+
+
+def auc_brute_force(scores: Sequence[float], labels: Sequence[bool]) -> float:
+    """P(score_pos > score_neg) + 0.5 P(tie) by comparing every pair (for tests)."""
+    pos = [s for s, y in zip(scores, labels) if y]
+    neg = [s for s, y in zip(scores, labels) if not y]
+    total = sum(1.0 if p > q else 0.5 if p == q else 0.0 for p in pos for q in neg)
+    return total / (len(pos) * len(neg))
+
+
+# --------------------------------------------------------------------------- binomial
+
+def binom_sf(k: int, n: int, p: float) -> float:
+    """Exact upper tail P(X >= k) for X ~ Binomial(n, p), summed in log space."""
+    if not 0 <= p <= 1:
+        raise StatsError(f"probability must lie in [0, 1], got {p}")
+    if n < 0:
+        raise StatsError(f"n must be >= 0, got {n}")
+    if k <= 0:
+        return 1.0
+    if k > n:
+        return 0.0
+    if p == 0.0:
+        return 0.0
+    if p == 1.0:
+        return 1.0
+    j = np.arange(k, n + 1, dtype=float)
+    logs = (math.lgamma(n + 1) - _lgamma(j + 1) - _lgamma(n - j + 1)
+            + j * math.log(p) + (n - j) * math.log1p(-p))
+    top = logs.max()
+    return float(min(1.0, math.exp(top) * np.exp(logs - top).sum()))
+
+
+def _lgamma(x: np.ndarray) -> np.ndarray:
+    return np.array([math.lgamma(v) for v in x])
+
+
+def recall_test(recalled: int, positives: int, abort_fraction: float) -> float:
+    """One-sided exact p-value that recall beats random aborting (recall > 1 - s)."""
+    return binom_sf(recalled, positives, 1.0 - abort_fraction)
+
+
+# --------------------------------------------------------------------------- multiplicity
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm–Bonferroni adjusted p-values (step-down, monotone), in the input order."""
+    p = list(p_values)
+    m = len(p)
+    order = sorted(range(m), key=lambda i: p[i])
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+# --------------------------------------------------------------------------- power
+
+def auc_se_null(n_pos: int) -> float:
+    """Standard error of AUC under H0 when negatives vastly outnumber positives."""
+    return 1.0 / math.sqrt(12.0 * n_pos)
+
+
+def positives_needed(auc: float, alpha: float = 0.05, power: float = 0.8) -> int:
+    """Positives for a one-sided test at ``alpha`` to detect ``auc`` with ``power``."""
+    if not 0.5 < auc < 1.0:
+        raise StatsError(f"effect AUC must lie in (0.5, 1), got {auc}")
+    z = _NORMAL.inv_cdf(1 - alpha) + _NORMAL.inv_cdf(power)
+    return math.ceil(z * z / (12.0 * (auc - 0.5) ** 2))
+
+
+def detectable_auc(n_pos: int, alpha: float = 0.05, power: float = 0.8) -> float:
+    """Smallest AUC a run with ``n_pos`` positives detects with ``power`` (one-sided)."""
+    if n_pos < 1:
+        return 1.0
+    z = _NORMAL.inv_cdf(1 - alpha) + _NORMAL.inv_cdf(power)
+    return 0.5 + z * auc_se_null(n_pos)

@@ -1,0 +1,111 @@
+"""DeLong AUC, exact binomial tail, Holm and power against brute force and known values."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from asic_reservoir.tpf_stats import (StatsError, auc_brute_force, auc_se_null, binom_sf, delong_auc,
+                                      detectable_auc, holm, midranks, positives_needed, recall_test)
+
+
+def _delong_by_definition(scores, labels):
+    """DeLong et al. (1988) structural components by comparing every pair."""
+    pos = [s for s, y in zip(scores, labels) if y]
+    neg = [s for s, y in zip(scores, labels) if not y]
+    psi = lambda x, y: 1.0 if x > y else 0.5 if x == y else 0.0  # noqa: E731
+    v10 = [sum(psi(x, y) for y in neg) / len(neg) for x in pos]
+    v01 = [sum(psi(x, y) for x in pos) / len(pos) for y in neg]
+    return float(np.mean(v10)), np.var(v10, ddof=1) / len(pos) + np.var(v01, ddof=1) / len(neg)
+
+
+def test_midranks_give_ties_their_mean_rank():
+    assert midranks(np.array([3.0, 1.0, 3.0, 2.0, 3.0])).tolist() == [4.0, 1.0, 4.0, 2.0, 4.0]
+
+
+@settings(max_examples=60)
+@given(st.lists(st.tuples(st.integers(0, 6), st.booleans()), min_size=4, max_size=40))
+def test_delong_matches_the_pairwise_definition(rows):
+    scores = [float(s) for s, _ in rows]
+    labels = [y for _, y in rows]
+    if sum(labels) < 2 or len(labels) - sum(labels) < 2:
+        with pytest.raises(StatsError):
+            delong_auc(np.array(scores), np.array(labels))
+        return
+    result = delong_auc(np.array(scores), np.array(labels))
+    auc, var = _delong_by_definition(scores, labels)
+    assert result.auc == pytest.approx(auc_brute_force(scores, labels)) == pytest.approx(auc)
+    assert result.se ** 2 == pytest.approx(var, abs=1e-12)
+    assert result.low <= result.auc <= result.high
+
+
+def test_delong_known_example():
+    # 3 positives, 3 negatives, one tie across classes: 8.5 of 9 pairs ordered correctly.
+    scores = np.array([0.9, 0.8, 0.4, 0.4, 0.3, 0.1])
+    labels = np.array([1, 1, 1, 0, 0, 0], dtype=bool)
+    result = delong_auc(scores, labels)
+    assert result.auc == pytest.approx(8.5 / 9)
+    # V10 = (1, 1, 5/6), V01 = (5/6, 1, 1): each variance 1/108, SE^2 = 2/(3*108)
+    assert result.se == pytest.approx(math.sqrt(2 / 324))
+    assert result.p_value < 0.05
+
+
+def test_delong_null_se_matches_the_rule_of_thumb():
+    rng = np.random.default_rng(0)
+    n_pos, n_neg = 400, 40000
+    scores = rng.random(n_pos + n_neg)
+    labels = np.r_[np.ones(n_pos, bool), np.zeros(n_neg, bool)]
+    result = delong_auc(scores, labels)
+    assert result.se == pytest.approx(auc_se_null(n_pos), rel=0.1)
+
+
+def test_delong_interval_covers_the_null_at_its_nominal_rate():
+    rng = np.random.default_rng(1)
+    labels = np.r_[np.ones(60, bool), np.zeros(1500, bool)]
+    covered = [delong_auc(rng.random(len(labels)), labels).covers(0.5) for _ in range(400)]
+    assert 0.92 <= np.mean(covered) <= 0.98   # nominal 0.95, binomial SE 0.011
+
+
+def test_binomial_tail_known_values():
+    assert binom_sf(5, 10, 0.5) == pytest.approx(638 / 1024, rel=1e-12)
+    assert binom_sf(10, 10, 0.5) == pytest.approx(1 / 1024, rel=1e-12)
+    assert binom_sf(1, 10, 0.5) == pytest.approx(1023 / 1024, rel=1e-12)
+    assert binom_sf(0, 10, 0.3) == 1.0 and binom_sf(11, 10, 0.3) == 0.0
+    assert binom_sf(3, 10, 0.0) == 0.0 and binom_sf(3, 10, 1.0) == 1.0
+    # P(X >= 2) for Bin(3, 0.1) = 3 * 0.01 * 0.9 + 0.001
+    assert binom_sf(2, 3, 0.1) == pytest.approx(0.028, rel=1e-12)
+
+
+@settings(max_examples=40)
+@given(n=st.integers(1, 3000), p=st.floats(0.001, 0.999), frac=st.floats(0, 1))
+def test_binomial_tail_matches_scipy(n, p, frac):
+    from scipy import stats as scipy_stats   # a dependency of scikit-learn; reference only
+    k = int(frac * n)
+    expected = float(scipy_stats.binom.sf(k - 1, n, p))
+    assert binom_sf(k, n, p) == pytest.approx(expected, rel=1e-9, abs=1e-300)
+
+
+def test_recall_test_is_against_random_abort():
+    # 100 positives, abort 90%: random abort keeps ~10; keeping 20 is significant, 10 is not
+    assert recall_test(20, 100, 0.9) < 0.01
+    assert recall_test(10, 100, 0.9) > 0.4
+
+
+def test_holm_known_example_and_monotone():
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, 0.9]) == [1.0, 1.0]
+    assert holm([]) == []
+
+
+def test_power_figures_from_the_reference():
+    assert positives_needed(0.55) == 207      # "AUC 0.55 is detectable with ~200 positives"
+    assert 5000 <= positives_needed(0.51) <= 5200
+    assert detectable_auc(207) == pytest.approx(0.55, abs=0.001)
+    assert auc_se_null(300) == pytest.approx(1 / 60)
+    with pytest.raises(StatsError):
+        positives_needed(0.5)
+    with pytest.raises(StatsError):
+        binom_sf(1, 10, 1.5)
