@@ -35,26 +35,41 @@ async def rpc_json(port: int, command: str, parameter=None, host: str = HOST) ->
     return repair(await rpc_raw(port, json.dumps(req).encode(), host))
 
 
-@contextlib.asynccontextmanager
-async def running_unit(model: str, seed: int = 7, speed: float = 20.0) -> AsyncIterator:
-    """A started simulated unit with its own servers disabled (tests attach their own)."""
-    try:
-        from simulator import SimulatedUnit, UnitConfig
-    except ImportError:             # TEMPORARY until simulator/unit.py lands
-        unit = _StandInUnit(model, seed)
-        yield unit
-        return
-    from asic_reservoir.clock import Clock
+# Pool share difficulty on the real-hardware scale, per model (multiplied by the unit's
+# difficulty_scale so share statistics match a real unit): S9 at a typical pool value,
+# LV06 at ESP-Miner's suggested 1000, LB-Box small so that a few LBRY shares arrive.
+REAL_DIFFICULTY = {"s9": 1024.0, "lv06": 1000.0, "lbbox": 8.0}
 
-    cfg = UnitConfig(model=model, seed=seed, host=HOST, pool_url="stratum+tcp://127.0.0.1:9",
-                     worker=f"{model}.sim", password="x", speed=speed, rpc_port=None,
-                     http_port=None)
-    unit = SimulatedUnit(cfg, clock=Clock(speed))
-    await unit.start()
-    try:
-        yield unit
-    finally:
-        await unit.stop()
+
+@contextlib.asynccontextmanager
+async def running_unit(model: str, seed: int = 7, speed: float = 20.0, host: str = HOST,
+                       rpc_port: int | None = None, http_port: int | None = None,
+                       serial: bool = False) -> AsyncIterator:
+    """A started SimulatedUnit mining on a real loopback pool.
+
+    Ports default to None (no servers of its own: the tests attach theirs); pass 0 or
+    real ports to have the unit start its firmware servers itself.
+    """
+    from asic_reservoir.clock import Clock
+    from drivers.stratum import Pool, PoolConfig
+    from simulator import SimulatedUnit, UnitConfig
+
+    clock = Clock(speed)
+    lbry = model == "lbbox"
+    async with Pool(PoolConfig(host=HOST, port=None if lbry else 0, lbry_port=0 if lbry else None,
+                               refresh_s=None), clock=clock) as pool:
+        url = pool.lbry_url if lbry else pool.url
+        cfg = UnitConfig(model=model, seed=seed, host=host, pool_url=url, worker=f"{model}.sim",
+                         password="x", speed=speed, rpc_port=rpc_port, http_port=http_port,
+                         serial=serial)
+        unit = SimulatedUnit(cfg, clock=clock)
+        await pool.set_difficulty(REAL_DIFFICULTY[model] * unit.difficulty_scale)
+        await unit.start()
+        try:
+            await wait_for(lambda: unit.reading().hashrate_ghs > 0, timeout=20)
+            yield unit
+        finally:
+            await unit.stop()
 
 
 async def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02) -> None:
@@ -64,73 +79,3 @@ async def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02) -> 
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(interval)
 
-
-class _StandInUnit:
-    """TEMPORARY stand-in following the unit contract, until SimulatedUnit lands."""
-
-    def __init__(self, model: str, seed: int) -> None:
-        from simulator.physics import UnitPhysics
-        from simulator.profiles import profile
-        self.p = profile(model)
-        self.physics = UnitPhysics(self.p, seed)
-        self.physics.set_hashing(True)
-        for _ in range(30):
-            self.physics.step(1.0)
-        self._settings = dict(frequency_mhz=self.p.freq_default_mhz,
-                              core_voltage_mv=self.p.voltage_default_mv, fan_auto=True,
-                              fan_pct=100.0, temp_target_c=self.p.temp_target_c,
-                              pool_url="stratum+tcp://127.0.0.1:9", pool_user=f"{model}.sim",
-                              pool_password="x")
-        self.listeners = []
-        self.restarts = 0
-        self.paused = False
-
-    def settings(self):
-        return dict(self._settings)
-
-    def apply(self, **kw):
-        from simulator.physics import SettingsError
-        for k, v in kw.items():
-            if k not in self._settings:
-                raise SettingsError(f"unknown setting {k}")
-            if k == "frequency_mhz" and not self.p.freq_min_mhz <= v <= self.p.freq_max_mhz:
-                raise SettingsError("frequency out of range")
-        self._settings.update(kw)
-
-    async def restart(self):
-        self.restarts += 1
-
-    def pause(self):
-        self.paused = True
-
-    def resume(self):
-        self.paused = False
-
-    def add_log_listener(self, cb):
-        self.listeners.append(cb)
-
-    def remove_log_listener(self, cb):
-        self.listeners.remove(cb)
-
-    def emit(self, line):
-        for cb in list(self.listeners):
-            cb(line)
-
-    def reading(self):
-        from simulator.physics import UnitReading
-        ph = self.physics
-        chains = ph.chain_readings()
-        return UnitReading(
-            model=self.p.model, name=self.p.name, seed=1, firmware=self.p.firmware,
-            chip_model=self.p.chip_model, uptime_s=30.0, time_s=30.0,
-            hashrate_ghs=sum(c.rate_ghs for c in chains), hashrate_avg_ghs=ph.average_rate_hs() / 1e9,
-            hashrate_ideal_ghs=sum(c.rate_ideal_ghs for c in chains), power_w=ph.input_power_w(),
-            input_voltage_mv=self.p.input_voltage_mv, current_ma=1000.0, core_voltage_mv=ph.voltage_mv,
-            core_voltage_actual_mv=ph.core_voltage_actual_mv(), frequency_mhz=float(ph.freq_mhz.mean()),
-            chains=chains, chip_temp_c=max(c.chip_temp_c for c in chains),
-            board_temp_c=max(c.board_temp_c for c in chains), vr_temp_c=ph.vr_temp_c(), ambient_c=25.0,
-            fans=ph.fan_readings(), fan_auto=True, fan_target_pct=50.0, temp_target_c=self.p.temp_target_c,
-            accepted=12, rejected=1, stale=0, hw_errors=3, best_share=4.29e9, difficulty_accepted=6144.0,
-            pool_url=self._settings["pool_url"], pool_user=self._settings["pool_user"],
-            pool_difficulty=512.0, pool_connected=True, last_share_time=None, paused=self.paused,
-            booting=False, pending_restart=False, hash_scale=1e-6, mac="AA:BB:CC:DD:EE:FF", serial="X1")

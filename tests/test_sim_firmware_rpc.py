@@ -179,5 +179,6 @@ async def test_lbbox_devs_and_stats_quirk(lbbox):
     assert 15 < dev["tstemp-2"] < 110 and dev["fan0"] > 0
     raw = await rpc_raw(port, b'{"command":"stats"}')
     assert b'}{"STATS":0' in raw and repair(raw)["STATS"][1]["temp_max"] == 0
-    assert (await rpc_json(port, "devdetails"))["DEVDETAILS"][0]["chips-nr"] == r.chains[0].chips
+    details = (await rpc_json(port, "devdetails"))["DEVS"][0]      # bfgminer puts them under DEVS
+    assert details["DEVDETAILS"] == 0 and details["chips-nr"] == r.chains[0].chips
     assert (await rpc_json(port, "addpool", "a,b,c"))["STATUS"][0]["Code"] == 45

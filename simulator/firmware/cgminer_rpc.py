@@ -369,16 +369,20 @@ class CgminerRpcServer:
             rates = [("MHS av", Fixed(r.hashrate_avg_ghs * 1000.0)),
                      ("MHS 20s", Fixed(r.hashrate_ghs * 1000.0))]
         minutes = elapsed / 60.0 if elapsed else 1.0
+        bfg = self.model != "s9"        # intminer is bfgminer-derived: a few bfgminer fields
         items: Items = [
             ("Elapsed", int(elapsed)), *rates,
             ("Found Blocks", 0), ("Getworks", 0), ("Accepted", int(r.accepted)),
             ("Rejected", int(r.rejected)), ("Hardware Errors", int(r.hw_errors)),
-            ("Utility", Fixed(r.accepted / minutes)), ("Discarded", 0), ("Stale", 0),
+            ("Utility", Fixed(r.accepted / minutes)), ("Discarded", 0), ("Stale", int(r.stale)),
             ("Get Failures", 0), ("Local Work", 0), ("Remote Failures", 0), ("Network Blocks", 0),
-            ("Total MH", Fixed(total_mh, "%.4f")), ("Work Utility", Fixed(diff1 / minutes)),
+            ("Total MH", Fixed(total_mh, "%.4f")),
+            *([("Diff1 Work", Fixed(diff1, "%.8f"))] if bfg else []),
+            ("Work Utility", Fixed(diff1 / minutes)),
             ("Difficulty Accepted", Fixed(diff1, "%.8f")),
             ("Difficulty Rejected", Fixed(0.0, "%.8f")), ("Difficulty Stale", Fixed(0.0, "%.8f")),
-            ("Best Share", int(r.best_share)), ("Device Hardware%", Fixed(hwp * 100, "%.4f")),
+            ("Best Share", Fixed(float(r.best_share), "%.8f") if bfg else int(r.best_share)),
+            ("Device Hardware%", Fixed(hwp * 100, "%.4f")),
             ("Device Rejected%", Fixed(0.0, "%.4f")), ("Pool Rejected%", Fixed(0.0, "%.4f")),
             ("Pool Stale%", Fixed(0.0, "%.4f")), ("Last getwork", int(time.time())),
         ]
@@ -415,30 +419,41 @@ class CgminerRpcServer:
         fans = list(r.fans)
         for i, c in enumerate(chains):
             share = c.rate_ghs / r.hashrate_ghs if r.hashrate_ghs else 1.0 / max(len(chains), 1)
+            mhs_av = r.hashrate_avg_ghs * 1000.0 * share
             fan_items: Items = [(f"fan{j}", int(rpm)) for j, (rpm, _pwm) in enumerate(fans)]
             devs.append([
+                # bfgminer devstatus_an fields ...
                 ("PGA", i), ("Name", "CPB"), ("ID", i), ("Enabled", "Y"), ("Status", "Alive"),
-                ("Device Elapsed", elapsed), ("MHS av", Fixed(r.hashrate_avg_ghs * 1000.0 * share)),
-                ("MHS 20s", Fixed(c.rate_ghs * 1000.0)), ("Nonced", int(r.accepted * share)),
+                ("Temperature", Fixed(float(c.chip_temp_c))), ("Device Elapsed", elapsed),
+                ("MHS av", Fixed(mhs_av)), ("MHS 20s", Fixed(c.rate_ghs * 1000.0)),
+                ("MHS rolling", Fixed(c.rate_ghs * 1000.0)),
                 ("Accepted", int(r.accepted * share)), ("Rejected", int(r.rejected * share)),
-                ("Hardware Errors", int(c.hw_errors)), ("Device Hardware%", Fixed(hwp * 100, "%.4f")),
-                ("clock", int(round(c.freq_mhz))), *fan_items,
+                ("Hardware Errors", int(c.hw_errors)),
+                ("Utility", Fixed(r.accepted * share / (elapsed / 60.0) if elapsed else 0.0)),
+                ("Stale", 0), ("Total MH", Fixed(mhs_av * elapsed, "%.4f")),
+                ("Diff1 Work", Fixed(diff1 * share, "%.8f")),
+                ("Difficulty Accepted", Fixed(diff1 * share, "%.8f")),
+                ("Difficulty Rejected", Fixed(0.0, "%.8f")), ("Difficulty Stale", Fixed(0.0, "%.8f")),
+                ("Device Hardware%", Fixed(hwp * 100, "%.4f")), ("Device Rejected%", Fixed(0.0, "%.4f")),
+                # ... then the Goldshell driver's extras (keys seen on Box-series firmware)
+                ("Nonced", int(r.accepted * share)), ("clock", int(round(c.freq_mhz))), *fan_items,
                 ("tstemp-0", Fixed(float(c.chip_temp_c), "%.1f")),
                 ("tstemp-1", Fixed(float(c.chip_temp_c), "%.1f")),
                 ("tstemp-2", Fixed(float(c.board_temp_c), "%.1f")),
-                ("overheat", 0), ("rebootcnt", 0),
-                ("hwerr-ration", Fixed(hwp * 100, "%.4f")),
+                ("overheat", 0), ("rebootcnt", 0), ("hwerr-ration", Fixed(hwp * 100, "%.4f")),
                 ("voltage", Fixed(r.core_voltage_actual_mv / 1000.0)),
             ])
         reply.section("DEVS", devs)
 
     def _cmd_devdetails(self, reply: _Reply, param: Optional[str]) -> None:
+        """bfgminer lists device details under ``DEVS`` (not ``DEVDETAILS``), one per board."""
         r = self.unit.reading()
         reply.message(MSG_DEVDETAILS, "Device Details")
-        details = [[("DEVDETAILS", i), ("Name", "CPB"), ("ID", i), ("Driver", "intchains"),
-                    ("Kernel", ""), ("Model", self.profile.name), ("Device Path", f"/dev/ttyS{i + 1}"),
-                    ("chips-nr", int(c.chips))] for i, c in enumerate(r.chains)]
-        reply.section("DEVDETAILS", details)
+        details = [[("DEVDETAILS", i), ("Name", "CPB"), ("ID", i), ("Processors", 1),
+                    ("Driver", "intchains"), ("Model", self.profile.name),
+                    ("Device Path", f"/dev/ttyS{i + 1}"), ("Target Temperature", 0),
+                    ("Cutoff Temperature", 0), ("chips-nr", int(c.chips))] for i, c in enumerate(r.chains)]
+        reply.section("DEVS", details)
 
     def _cmd_stats(self, reply: _Reply, param: Optional[str]) -> None:
         r = self.unit.reading()

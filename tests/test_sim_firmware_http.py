@@ -1,0 +1,237 @@
+"""S9 web UI, LV06 AxeOS and LB-Box Goldshell HTTP emulations over real loopback sockets."""
+from __future__ import annotations
+
+import json
+import re
+
+import aiohttp
+import httpx
+import pytest
+
+from simulator.firmware.antminer_web import AntminerWebServer, parse_digest_header
+from simulator.firmware.axeos import AxeOSServer
+from simulator.firmware.goldshell_web import GoldshellWebServer, encrypt_password
+from tests.sim_firmware_support import HOST, running_unit, wait_for
+
+
+async def _serve(server_cls, model):
+    ctx = running_unit(model)
+    unit = await ctx.__aenter__()
+    server = server_cls(unit)
+    port = await server.start(HOST, 0)
+    return ctx, unit, server, f"http://{HOST}:{port}"
+
+
+@pytest.fixture
+async def s9_web():
+    ctx, unit, server, base = await _serve(AntminerWebServer, "s9")
+    yield unit, base
+    await server.stop()
+    await ctx.__aexit__(None, None, None)
+
+
+@pytest.fixture
+async def axeos():
+    ctx, unit, server, base = await _serve(AxeOSServer, "lv06")
+    yield unit, base
+    await server.stop()
+    await ctx.__aexit__(None, None, None)
+
+
+@pytest.fixture
+async def gold():
+    ctx, unit, server, base = await _serve(GoldshellWebServer, "lbbox")
+    yield unit, base
+    await server.stop()
+    await ctx.__aexit__(None, None, None)
+
+
+# ------------------------------------------------------------------ S9 web UI
+async def test_s9_web_answers_401_with_antminer_digest_realm(s9_web):
+    _, base = s9_web
+    async with httpx.AsyncClient() as client:
+        for path in ("/", "/cgi-bin/get_system_info.cgi", "/no/such/page"):
+            r = await client.get(base + path)
+            assert r.status_code == 401
+            challenge = r.headers["www-authenticate"]
+            assert challenge.startswith('Digest realm="antMiner Configuration"')
+            fields = parse_digest_header(challenge)
+            assert fields["qop"] == "auth" and fields["nonce"]
+        wrong = await client.get(base + "/cgi-bin/get_system_info.cgi", auth=httpx.DigestAuth("root", "admin"))
+        assert wrong.status_code == 401
+        forged = await client.get(base + "/", headers={"Authorization": 'Digest username="root", '
+                                  'realm="antMiner Configuration", nonce="00", uri="/", response="00"'})
+        assert forged.status_code == 401
+
+
+async def test_s9_web_system_info_and_conf_with_digest_auth(s9_web):
+    unit, base = s9_web
+    auth = httpx.DigestAuth("root", "root")
+    async with httpx.AsyncClient(auth=auth) as client:
+        info = (await client.get(base + "/cgi-bin/get_system_info.cgi")).json()
+        assert info["minertype"] == "Antminer S9" and info["macaddr"] == unit.reading().mac
+        conf_text = (await client.get(base + "/cgi-bin/get_miner_conf.cgi")).text
+        assert '"bitmain-freq" : "650"' in conf_text           # the file's own spacing
+        conf = json.loads(conf_text)
+        assert conf["pools"][0]["url"] == unit.settings()["pool_url"] and len(conf["pools"]) == 3
+        assert conf["api-allow"] == "A:0/0,W:*"
+        missing = await client.get(base + "/cgi-bin/nothing.cgi")
+        assert missing.status_code == 404
+        status = await client.get(base + "/cgi-bin/minerStatus.cgi")
+        assert status.status_code == 200 and "Chain#" in status.text
+
+
+async def test_s9_set_miner_conf_applies_pool_and_frequency_through_restart(s9_web):
+    unit, base = s9_web
+    form = {"_ant_pool1url": "stratum+tcp://127.0.0.1:3456", "_ant_pool1user": "rig.s9",
+            "_ant_pool1pw": "pw", "_ant_pool2url": "", "_ant_pool2user": "", "_ant_pool2pw": "",
+            "_ant_pool3url": "", "_ant_pool3user": "", "_ant_pool3pw": "",
+            "_ant_nobeeper": "false", "_ant_notempoverctrl": "false",
+            "_ant_fan_customize_switch": "false", "_ant_fan_customize_value": "",
+            "_ant_freq": "600", "_ant_voltage": "0706"}
+    async with httpx.AsyncClient(auth=httpx.DigestAuth("root", "root")) as client:
+        r = await client.post(base + "/cgi-bin/set_miner_conf.cgi", data=form)
+        assert (r.status_code, r.text) == (200, "ok")
+        await wait_for(lambda: abs(unit.reading().frequency_mhz - 600) < 1, timeout=20)
+        s = unit.settings()
+        assert (s["pool_url"], s["pool_user"], s["pool_password"]) == ("stratum+tcp://127.0.0.1:3456", "rig.s9", "pw")
+        conf = json.loads((await client.get(base + "/cgi-bin/get_miner_conf.cgi")).text)
+        assert conf["bitmain-freq"] == "600" and conf["pools"][0]["user"] == "rig.s9"
+        bad = await client.post(base + "/cgi-bin/set_miner_conf.cgi", data={**form, "_ant_freq": "5000"})
+        assert bad.status_code == 400
+        junk = await client.post(base + "/cgi-bin/set_miner_conf.cgi", data={**form, "_ant_freq": "fast"})
+        assert junk.status_code == 400 and "bitmain-freq" in junk.text
+        assert unit.settings()["frequency_mhz"] == 600
+
+
+# --------------------------------------------------------------- LV06 AxeOS
+async def test_axeos_info_has_lucky_fields(axeos):
+    unit, base = axeos
+    async with httpx.AsyncClient() as client:
+        index = await client.get(base + "/")
+        assert "Lucky miner" in index.text and "AxeOS" not in index.text
+        info = (await client.get(base + "/api/system/info")).json()
+    r = unit.reading()
+    assert info["minerModel"] == "LV06" and info["ASICModel"] == "BM1366"
+    assert isinstance(info["bestDiff"], str) and isinstance(info["bestSessionDiff"], str)
+    assert 0 <= info["hashRate"] < 3 * r.hashrate_ideal_ghs      # 60 s window of chip results
+    assert 15 < info["temp"] < 110 and info["fanrpm"] > 0 and info["frequency"] == 485
+    assert info["stratumURL"] == "127.0.0.1" and isinstance(info["stratumPort"], int)
+    assert {"power", "voltage", "current", "vrTemp", "coreVoltage", "coreVoltageActual",
+            "sharesAccepted", "sharesRejected", "uptimeSeconds", "smallCoreCount", "version"} <= set(info)
+
+
+async def test_axeos_asic_statistics_and_unknown_routes(axeos):
+    _, base = axeos
+    async with httpx.AsyncClient() as client:
+        asic = (await client.get(base + "/api/system/asic")).json()
+        assert asic["frequencyOptions"] == [400, 425, 450, 475, 485, 500, 525, 550, 575]
+        assert asic["defaultFrequency"] == 485 and asic["defaultVoltage"] == 1200
+        stats = (await client.get(base + "/api/system/statistics")).json()
+        assert len(stats["labels"]) == len(stats["statistics"][0])
+        unknown = await client.get(base + "/api/nope")
+        assert unknown.status_code == 404 and unknown.json() == {"error": "unknown route"}
+        page = await client.get(base + "/some/page", follow_redirects=False)
+        assert page.status_code == 302 and page.headers["location"] == "/"
+
+
+async def test_axeos_patch_validation_and_live_frequency(axeos):
+    unit, base = axeos
+    async with httpx.AsyncClient() as client:
+        ok = await client.patch(base + "/api/system", json={"frequency": 525, "coreVoltage": 1250,
+                                                            "ignoredKey": "x"})
+        assert ok.status_code == 200 and ok.content == b""
+        await wait_for(lambda: abs(unit.reading().frequency_mhz - 525) < 1)
+        assert unit.settings()["core_voltage_mv"] == 1250
+        for body in ({"frequency": "fast"}, {"temptarget": 90}, {"fanspeed": 101},
+                     {"stratumPort": 70000}, {"hostname": ""}, {"frequency": 5000}):
+            r = await client.patch(base + "/api/system", json=body)
+            assert (r.status_code, r.text) == (400, "Wrong API input"), body
+        r = await client.patch(base + "/api/system", content=b"{not json")
+        assert (r.status_code, r.text) == (400, "Invalid JSON")
+        assert unit.settings()["frequency_mhz"] == 525          # nothing half-applied
+        pool = await client.patch(base + "/api/system", json={"stratumURL": "127.0.0.1", "stratumPort": 3777,
+                                                              "stratumUser": "lv.b"})
+        assert pool.status_code == 200
+        assert unit.settings()["pool_url"] == "stratum+tcp://127.0.0.1:3777"
+
+
+async def test_axeos_rejects_public_origin_and_pauses(axeos):
+    unit, base = axeos
+    async with httpx.AsyncClient() as client:
+        for origin in ("http://8.8.8.8", "https://192.168.1.5", "null"):
+            r = await client.get(base + "/api/system/info", headers={"Origin": origin})
+            assert r.status_code == 401, origin
+        ok = await client.get(base + "/api/system/info", headers={"Origin": "http://192.168.1.20/"})
+        assert ok.status_code == 200
+        assert (await client.post(base + "/api/system/pause")).json() == {"message": "Mining paused"}
+        assert unit.reading().paused
+        assert (await client.post(base + "/api/system/resume")).json() == {"message": "Mining resumed"}
+        assert not unit.reading().paused
+        r = await client.post(base + "/api/system/restart")
+        assert r.text == "System will restart shortly."
+
+
+async def test_axeos_websocket_streams_log_lines(axeos):
+    unit, base = axeos
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(base.replace("http", "ws") + "/api/ws") as ws:
+            lines = []
+            while not any("asic_result" in line for line in lines):    # chip results as they happen
+                msg = await ws.receive(timeout=10)
+                assert msg.type == aiohttp.WSMsgType.TEXT
+                lines.append(msg.data)
+    assert all(line.endswith("\n") for line in lines)
+    result = next(line for line in lines if "asic_result" in line)
+    assert re.match(r"I \(\d+\) asic_result: ID: \S+, ASIC nr: 0, Core: \d+/\d+, ver: [0-9A-F]{8} "
+                    r"Nonce [0-9A-F]{8} diff [\d.]+ of \d+\.\n$", result), result
+
+
+# ------------------------------------------------------------ LB-Box Goldshell
+async def test_goldshell_status_login_and_bearer(gold):
+    _, base = gold
+    async with httpx.AsyncClient() as client:
+        assert "cloud-box" in (await client.get(base + "/")).text
+        status = (await client.get(base + "/mcb/status")).json()
+        assert status["model"] == "Goldshell-LBBox" and status["firmware"]
+        assert (await client.get(base + "/mcb/setting")).status_code == 401
+        bad = await client.get(base + "/user/login?username=admin&password=nope&cipher=false")
+        assert bad.status_code == 401
+        token = (await client.get(base + "/user/login?username=admin&password=123456789&cipher=false")).json()["JWT Token"]
+        again = (await client.get(base + "/user/login?username=admin&password=123456789&cipher=false")).json()
+        assert again["JWT Token"] == token and token.count(".") == 2     # fixed token, as on the unit
+        assert encrypt_password("123456789") == "bbad7537f4c8b6ea31eea0b3d760e257"
+        cipher = await client.get(base + "/user/login?username=admin&password=bbad7537f4c8b6ea31eea0b3d760e257&cipher=true")
+        assert cipher.json()["JWT Token"] == token
+        wrong = await client.get(base + "/mcb/pools", headers={"Authorization": "Bearer x.y.z"})
+        assert wrong.status_code == 401
+        ok = await client.get(base + "/mcb/pools", headers={"Authorization": "Bearer " + token})
+        assert ok.status_code == 200 and isinstance(ok.json(), list)
+
+
+async def test_goldshell_power_plan_and_pools_apply_live(gold):
+    unit, base = gold
+    async with httpx.AsyncClient() as client:
+        token = (await client.get(base + "/user/login?username=admin&password=123456789&cipher=false")).json()["JWT Token"]
+        h = {"Authorization": "Bearer " + token}
+        setting = (await client.get(base + "/mcb/setting", headers=h)).json()
+        assert setting["powerplans"][0]["info"].startswith("1000 MHz")
+        target = next(i for i, p in enumerate(setting["powerplans"]) if p["info"].startswith("900 MHz"))
+        setting["select"] = target
+        setting["temp_target"] = 99                         # clamped to temp_targets
+        r = await client.put(base + "/mcb/setting", headers=h, json=setting)
+        assert r.status_code == 200 and r.json()["select"] == target
+        await wait_for(lambda: abs(unit.reading().frequency_mhz - 900) < 1, timeout=20)
+        assert unit.settings()["temp_target_c"] == 75
+        assert (await client.put(base + "/mcb/setting", headers=h, json={"select": 99})).status_code == 400
+        assert (await client.put(base + "/mcb/setting", headers=h, content=b"[")).status_code == 400
+        pools = (await client.get(base + "/mcb/pools", headers=h)).json()
+        old = pools[0]
+        await client.put(base + "/mcb/newpool", headers=h,
+                         json={"url": "stratum+tcp://127.0.0.1:3555", "user": "lb.b", "pass": "x"})
+        dele = await client.put(base + "/mcb/delpool", headers=h,
+                                json={"url": old["url"], "user": old["user"], "pass": old["pass"], "dragid": 0})
+        assert [p["url"] for p in dele.json()] == ["stratum+tcp://127.0.0.1:3555"]
+        assert unit.settings()["pool_url"] == "stratum+tcp://127.0.0.1:3555"
+        assert (await client.put(base + "/mcb/delpool", headers=h, json={"dragid": 7})).status_code == 400
+        assert (await client.put(base + "/mcb/restart", headers=h)).status_code == 200
