@@ -517,3 +517,43 @@ def test_engine_lbry_matches_work_pow_and_rejects_bad_input():
         HashingEngine(0)
     with pytest.raises(ValueError):
         engine.set_work(make_job("s"), b"", 4)
+
+
+# --------------------------------------------------------------------------- robustness
+
+_METHODS = ["mining.notify", "mining.set_difficulty", "mining.set_extranonce",
+            "mining.set_version_mask", "client.reconnect", "mining.ping", "client.get_version",
+            "client.show_message", "mining.whatever"]
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=70),
+    lambda inner: st.lists(inner, max_size=10) | st.dictionaries(st.text(max_size=8), inner,
+                                                                  max_size=4),
+    max_leaves=20)
+
+
+@given(line=st.one_of(
+    st.binary(max_size=200),
+    st.builds(lambda m, p, i: json.dumps({"id": i, "method": m, "params": p}).encode(),
+              st.sampled_from(_METHODS), _json_values, _json_values),
+    st.builds(lambda i, r, e: json.dumps({"id": i, "result": r, "error": e}).encode(),
+              st.integers(-2, 40), _json_values, _json_values)))
+def test_any_line_from_a_pool_is_survived(line):
+    """Whatever a pool sends, handling it never raises: it is used, ignored or ends the session."""
+    loop = asyncio.new_event_loop()
+    try:
+        for flavor, algorithm in (("bmminer", "sha256d"), ("esp-miner", "sha256d"),
+                                  ("goldshell", "lbry")):
+            miner = StratumMiner(flavor=flavor, algorithm=algorithm, n_chips=2,
+                                 url="stratum+tcp://127.0.0.1:1")
+            miner._outbox = asyncio.Queue(4)
+            miner._established = loop.create_future()
+            miner._start_handshake()             # replies pending for the handshake ids
+            notify = {"id": None, "method": "mining.notify",
+                      "params": make_job("ok", algorithm).notify_params()}
+            assert miner._handle_line(json.dumps(notify).encode()) is None
+            reason = miner._handle_line(line)
+            assert reason is None or isinstance(reason, str)
+            assert miner.job is not None
+            miner.mine([20, 20])                 # still hashing whatever job it holds
+    finally:
+        loop.close()
