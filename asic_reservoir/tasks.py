@@ -85,7 +85,6 @@ def narma_from_input(u: np.ndarray, order: int = 10, *, a1: float = 0.3, a2: flo
     n = len(u)
     uu = u.tolist()
     y = [0.0] * n
-    # hist[k] holds y[t-1-k] ... we keep a ring of the last `order + 1` outputs.
     window = [0.0] * (order + 1)   # ring buffer of y[t-1], y[t-2], ..., y[t-order-1]
     pos = 0                        # index in `window` of y[t-1]
     lag = order - 1 if convention == "formula" else order
@@ -180,11 +179,11 @@ def memory_capacity(states: np.ndarray, u: np.ndarray, k_max: int, split: Split,
     if split.washout < k_max:
         raise TaskError(f"washout ({split.washout}) must be >= k_max ({k_max}) so every "
                         "delayed target exists")
-    n_test = len(split.test_rows(len(u)))
+    test = split.test_rows(len(u))
+    n_test = len(test)
     if threshold is None:
         threshold = 9.0 / n_test
     per_delay = np.zeros(int(k_max) + 1)
-    test = split.test_rows(len(u))
     for k in range(int(k_max) + 1):
         target = np.zeros_like(u)
         target[k:] = u[:len(u) - k]

@@ -79,15 +79,35 @@ def test_input_delays():
 
 def test_ridge_matches_sklearn_on_train_plus_validation(series, esn_features):
     ro = RidgeReadout().fit(esn_features, series.y, SPLIT)
-    rows = SPLIT.fit_rows(len(series.y))
-    x = esn_features[rows]
-    xs = (x - x.mean(0)) / x.std(0)
-    ref = Ridge(alpha=ro.alpha_).fit(xs, series.y[rows])
+    n = len(series.y)
+    train, rows = SPLIT.train_rows(n), SPLIT.fit_rows(n)
+    mu, sd = esn_features[train].mean(0), esn_features[train].std(0)   # train-only scaler
+    xs = (esn_features - mu) / sd
+    ref = Ridge(alpha=ro.alpha_).fit(xs[rows], series.y[rows])
     np.testing.assert_allclose(ro.coef_, ref.coef_, rtol=1e-6, atol=1e-8)
     assert ro.intercept_ == pytest.approx(ref.intercept_)
-    np.testing.assert_allclose(ro.predict(esn_features[:10]),
-                               ref.predict((esn_features[:10] - x.mean(0)) / x.std(0)),
+    np.testing.assert_allclose(ro.predict(esn_features[:10]), ref.predict(xs[:10]),
                                rtol=1e-6, atol=1e-8)
+    # every alpha on the validation curve is the sklearn fit on the train rows
+    for i in (0, 5, 10):
+        fit = Ridge(alpha=ro.alphas[i]).fit(xs[train], series.y[train])
+        val = SPLIT.validation_rows(n)
+        assert ro.val_curve_[i] == pytest.approx(nrmse(series.y[val], fit.predict(xs[val])),
+                                                 rel=1e-6)
+
+
+def test_ridge_without_intercept_and_wider_than_long():
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((400, 50))
+    y = X[:, 0] * 2.0 + rng.normal(0, 0.1, 400)
+    ro = RidgeReadout([1e-3], fit_intercept=False).fit(X, y, Split(0, 30, 20))   # 30 rows, 50 cols
+    train, rows = np.arange(30), np.arange(50)
+    xs = X / X[train].std(0)
+    ref = Ridge(alpha=1e-3, fit_intercept=False).fit(xs[rows], y[rows])
+    np.testing.assert_allclose(ro.coef_, ref.coef_, rtol=1e-5, atol=1e-7)
+    assert ro.intercept_ == 0.0
+    with pytest.raises(ReadoutError, match="not fitted"):
+        RidgeReadout().predict(X)
 
 
 def test_alpha_is_chosen_on_validation_and_test_is_never_read():
