@@ -470,7 +470,7 @@ def test_engine_rolls_extranonce2_when_a_slice_is_exhausted():
     job = make_job("e1")
     engine.set_work(job, b"\x01\x02\x03\x04", 4)
     budgets = [0] * n_chips
-    budgets[5] = 3 * 4096 + 100
+    budgets[5] = 4 * 4096                           # exactly four slice passes
     target = (1 << 256) - 1 >> 6                    # 1 in 64 hashes qualifies
     results = engine.search(budgets, target)
     assert {r.extranonce2 for r in results} == {bytes(4), (1).to_bytes(4, "little"),
