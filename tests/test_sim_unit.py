@@ -261,3 +261,57 @@ async def test_unit_survives_a_pool_that_disappears() -> None:
         assert r.hashrate_ghs == 0.0 and not r.pool_connected
     finally:
         await unit.stop()
+
+
+def test_cli_configs_loopback_only_and_lbry_default() -> None:
+    import argparse
+
+    from simulator.cli import build_configs, sim_arguments
+
+    parser = argparse.ArgumentParser()
+    sim_arguments(parser)
+    args = parser.parse_args(["--pool", "stratum+tcp://127.0.0.1:3333", "--seed", "10",
+                              "--units", "s9,lv06,lbbox,lv06"])
+    cfgs = build_configs(args)
+    assert [c.host for c in cfgs] == ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"]
+    assert [c.seed for c in cfgs] == [10, 11, 12, 13]
+    assert cfgs[2].pool_url == "stratum+tcp://127.0.0.1:3334"
+    assert [c.worker for c in cfgs] == ["s9.sim", "lv06.sim", "lbbox.sim", "lv06.sim2"]
+    for argv, message in [
+        (["--hosts", "10.0.0.5"], "not a loopback"),
+        (["--hosts", "127.0.0.2,127.0.0.3"], "addresses for 1 units"),
+        (["--units", "s19"], "unknown model"),
+        (["--hosts", "localhost-ish"], "not an IP"),
+    ]:
+        bad = parser.parse_args(["--pool", "stratum+tcp://127.0.0.1:3333", "--units",
+                                 "s9"] + argv)
+        with pytest.raises(ValueError, match=message):
+            build_configs(bad)
+    ok = parser.parse_args(["--pool", "stratum+tcp://127.0.0.1:3333", "--units", "s9",
+                            "--hosts", "10.0.0.5", "--allow-nonloopback"])
+    assert build_configs(ok)[0].host == "10.0.0.5"
+
+
+async def test_cli_runs_units_against_a_pool_and_prints_totals() -> None:
+    import json
+    import sys
+
+    pool = Pool(PoolConfig(port=0, lbry_port=0, difficulty=1e-7))
+    await pool.start()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "simulator", "--pool", pool.url, "--lbry-pool", pool.lbry_url,
+            "--speed", "20", "--rpc-port", "0", "--http-port", "0", "--duration", "3", "--json",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    finally:
+        await pool.stop()
+    assert proc.returncode == 0, err.decode()
+    first, last = (json.loads(line) for line in out.decode().splitlines() if line.strip())
+    assert [u["model"] for u in first["units"]] == ["s9", "lv06", "lbbox"]
+    assert first["units"][0]["url"].startswith("s9://127.0.0.2:")
+    assert all(u["difficulty_scale"] > 0 for u in first["units"])
+    by_worker = {t["worker"]: t for t in last["totals"]}
+    assert all(by_worker[w]["accepted"] > 0 for w in ("s9.sim", "lv06.sim", "lbbox.sim"))
+    assert all(t["rejected"] == 0 for t in last["totals"])
+    assert pool.totals()["rejected"] == 0
