@@ -46,6 +46,7 @@ class RecordingPool:
         self.authorize = authorize
         self.port = port
         self.lines: list[tuple[int, str]] = []           # (session number, raw line)
+        self.connect_times: list[float] = []
         self.writers: list[asyncio.StreamWriter] = []
         self.jobs: dict[str, tuple[Job, float]] = {}       # job id -> (job, difficulty)
         self.session_masks: list[int] = []
@@ -96,6 +97,7 @@ class RecordingPool:
 
     async def _serve(self, reader, writer) -> None:
         session = len(self.writers)
+        self.connect_times.append(asyncio.get_running_loop().time())
         self.writers.append(writer)
         self.session_masks.append(0)
         try:
@@ -389,19 +391,29 @@ async def test_garbage_from_pool_is_survived():
         await pool.stop()
 
 
-async def test_refused_authorization_backs_off_and_retries():
-    pool = RecordingPool(authorize=False)
-    await pool.start()
-    miner = new_miner(pool, "bmminer", backoff_base_s=1.0, backoff_cap_s=2.0)
-    await miner.start()
+async def test_refused_authorization_backs_off_exponentially_up_to_the_cap():
+    growing, capped = RecordingPool(authorize=False), RecordingPool(authorize=False)
+    await growing.start()
+    await capped.start()
+    # speed 20: base 2 s -> 0.05-0.1 s wall, doubling; the capped one stays at 0.05-0.1 s
+    miners = [new_miner(growing, "bmminer", backoff_base_s=2.0, backoff_cap_s=64.0),
+              new_miner(capped, "bmminer", backoff_base_s=2.0, backoff_cap_s=2.0)]
+    for miner in miners:
+        await miner.start()
     try:
-        await wait_for(lambda: len(pool.writers) >= 3, timeout=3.0)
-        assert not miner.connected
-        subscribes = [m for m in pool.messages() if m.get("method") == "mining.subscribe"]
-        assert len(subscribes) >= 3
+        await wait_for(lambda: len(growing.connect_times) >= 5, timeout=4.0)
+        assert not miners[0].connected
+        gaps = [b - a for a, b in zip(growing.connect_times, growing.connect_times[1:])]
+        assert gaps[3] > gaps[0] and gaps[3] > 0.4 - 0.02     # 16 s sim x jitter >= 0.5
+        assert all(len([m for m in growing.messages(i) if m["method"] == "mining.subscribe"]) == 1
+                   for i in range(5))
+        flat = [b - a for a, b in zip(capped.connect_times, capped.connect_times[1:])]
+        assert len(flat) >= 8 and max(flat) < 0.35
     finally:
-        await miner.stop()
-        await pool.stop()
+        for miner in miners:
+            await miner.stop()
+        await growing.stop()
+        await capped.stop()
 
 
 async def test_set_extranonce_and_stale_rejections_are_counted():
