@@ -16,8 +16,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from asic_reservoir.baselines import CONTROLS
-from asic_reservoir.readout import Score, Split, Summary, summarize_scores
+from asic_reservoir.baselines import CONTROLS, HARDWARE_INPUT, INPUT_ONLY
+from asic_reservoir.readout import Score, Split, Summary, summarize, summarize_scores
 
 
 class PlotsUnavailable(ImportError):
@@ -52,6 +52,37 @@ class Entry:
         return cls(unit, channel,
                    readouts={k: v for k, v in summaries.items() if k not in CONTROLS},
                    controls={k: v for k, v in summaries.items() if k in CONTROLS}, note=note)
+
+
+@dataclass(frozen=True)
+class Gain:
+    """What the hardware adds: paired per-run NRMSE(input only) - NRMSE(hardware + input).
+
+    ``real`` when the mean gain is positive and larger than its spread (std over runs),
+    the bar the experiment issue sets; otherwise the hardware added nothing measurable.
+    """
+
+    delta: Summary
+    real: bool
+
+    def sentence(self) -> str:
+        d = self.delta
+        spread = "no spread (1 run)" if d.n < 2 else f"± {d.std:.3f} over {d.n} runs"
+        if self.real:
+            return f"hardware improves on the input-only control by {d.mean:.3f} {spread}"
+        return (f"hardware adds nothing measurable beyond the input: gain {d.mean:+.3f} "
+                f"{spread}")
+
+
+def gain(entry: Entry) -> Gain | None:
+    """Paired gain of ``hardware + input`` over ``input only`` (None if either is missing
+    or their runs do not pair up)."""
+    hw, ctl = entry.readouts.get(HARDWARE_INPUT), entry.controls.get(INPUT_ONLY)
+    if hw is None or ctl is None or hw.n != ctl.n or hw.n == 0 or len(hw.values) != hw.n:
+        return None
+    delta = summarize([c - h for h, c in zip(hw.values, ctl.values)])
+    real = delta.n >= 2 and delta.mean > 0 and delta.mean > delta.std
+    return Gain(delta, real)
 
 
 @dataclass
@@ -110,6 +141,10 @@ def format_table(report: Report, show_range: bool = False) -> str:
             rn = s.range_normalised
             cells.append(f"{(rn.cell() if rn is not None else 'n/a'):<{_VAL_W}}")
         lines.append("  ".join(cells).rstrip())
+    for e in report.entries:
+        g = gain(e)
+        if g is not None:
+            lines.append(f"{e.unit}/{e.channel}: {g.sentence()}")
     notes = [e.note and f"{e.unit}/{e.channel}: {e.note}" for e in report.entries]
     lines.extend(f"note: {n}" for n in [*report.notes, *filter(None, notes)])
     return "\n".join(lines)
@@ -119,7 +154,8 @@ def report_json(report: Report, show_range: bool = False) -> dict[str, Any]:
     """One JSON-ready object.
 
     ``units[unit][channel]`` has the headline readout's ``nrmse_mean``, ``nrmse_std``,
-    ``runs`` plus ``readout`` (its name), ``readouts`` and ``controls`` by name;
+    ``runs`` plus ``readout`` (its name), ``readouts`` and ``controls`` by name and, when
+    both exist, ``hardware_gain`` (see :class:`Gain`: mean, std, runs, real);
     ``baselines`` maps name -> ``{nrmse_mean, nrmse_std, runs, values}``. Non-finite
     numbers (std of a single run) are null. Range-normalised fields only with show_range.
     """
@@ -133,10 +169,14 @@ def report_json(report: Report, show_range: bool = False) -> dict[str, Any]:
     units: dict[str, dict[str, Any]] = {}
     for e in report.entries:
         head_name, head = next(iter(e.readouts.items()))
+        g = gain(e)
         units.setdefault(e.unit, {})[e.channel] = {
             **summ(head), "readout": head_name,
             "readouts": {k: summ(v) for k, v in e.readouts.items()},
             "controls": {k: summ(v) for k, v in e.controls.items()},
+            **({"hardware_gain": {"mean": g.delta.to_json()["nrmse_mean"],
+                                  "std": g.delta.to_json()["nrmse_std"],
+                                  "runs": g.delta.n, "real": g.real}} if g else {}),
             **({"note": e.note} if e.note else {}),
         }
     split = None

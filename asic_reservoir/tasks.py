@@ -157,8 +157,8 @@ class MemoryCapacity:
 
 
 def memory_capacity(states: np.ndarray, u: np.ndarray, k_max: int, split: Split, *,
-                    threshold: float | None = None,
-                    alphas: np.ndarray | None = None) -> MemoryCapacity:
+                    threshold: float | None = None, alphas: np.ndarray | None = None,
+                    valid: np.ndarray | None = None) -> MemoryCapacity:
     """MC = sum_k r^2(u(t-k), yhat_k(t)), one ridge readout per delay k = 0..k_max.
 
     Use i.i.d. input (e.g. ``np.random.default_rng(s).uniform(-1, 1, T)``): with
@@ -166,7 +166,8 @@ def memory_capacity(states: np.ndarray, u: np.ndarray, k_max: int, split: Split,
     scored once on the test rows, so there is no in-sample r^2 inflation (~N/T per term);
     what remains is chance correlation of order 1/n_test, removed by zeroing terms below
     ``threshold`` (default ``9 / n_test``: a 3-sigma chance level). MC <= number of
-    independent state features.
+    independent state features. NARMA's input (i.i.d. U[0, 0.5]) qualifies, so a NARMA
+    run's states can be measured too. ``valid`` marks usable rows as in ``evaluate``.
     """
     states = np.asarray(states, dtype=float)
     if states.ndim == 1:
@@ -179,7 +180,7 @@ def memory_capacity(states: np.ndarray, u: np.ndarray, k_max: int, split: Split,
     if split.washout < k_max:
         raise TaskError(f"washout ({split.washout}) must be >= k_max ({k_max}) so every "
                         "delayed target exists")
-    test = split.test_rows(len(u))
+    test = split.test_rows(len(u), None if valid is None else np.asarray(valid, bool))
     n_test = len(test)
     if threshold is None:
         threshold = 9.0 / n_test
@@ -189,7 +190,7 @@ def memory_capacity(states: np.ndarray, u: np.ndarray, k_max: int, split: Split,
         target[k:] = u[:len(u) - k]
         readout = RidgeReadout(alphas=alphas) if alphas is not None else RidgeReadout()
         try:
-            readout.fit(states, target, split)
+            readout.fit(states, target, split, valid)
         except ReadoutError as exc:
             raise TaskError(f"memory capacity readout for delay {k} failed: {exc}") from exc
         pred = readout.predict(states[test])

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from asic_reservoir.readout import Split, evaluate, summarize, summarize_scores
-from asic_reservoir.report import (Entry, PlotsUnavailable, Report, dumps, plot_prediction)
+from asic_reservoir.report import (Entry, PlotsUnavailable, Report, dumps, gain,
+                                   plot_prediction)
 
 
 def _report() -> Report:
@@ -38,9 +39,14 @@ def test_table_lists_hardware_controls_and_baselines_with_spread():
     assert row.startswith("baseline") and "0.215 ± 0.007 (2)" in row
     assert any(l.startswith("hardware") and "0.866 (1)" in l for l in lines)
     assert "note: lv06/frequency x16 slots: one run only" in text
+    # hardware + input 0.87/0.86/0.88 vs input only 0.871/0.872/0.870: nothing gained
+    assert ("s9/difficulty (published): hardware adds nothing measurable beyond the input: "
+            "gain +0.001 ± 0.011 over 3 runs") in text
     assert "range" not in text                     # range-normalised only when asked
     header = next(l for l in lines if l.startswith("kind"))
-    assert all(len(l) <= len(header) + 30 for l in lines[3:])
+    col = header.index("NRMSE")
+    rows = [l for l in lines if l.split(" ")[0] in ("hardware", "control", "baseline")]
+    assert len(rows) == 7 and all(l[col - 2:col] == "  " and l[col].isdigit() for l in rows)
 
 
 def test_range_normalised_column_only_when_asked():
@@ -70,8 +76,24 @@ def test_json_schema_is_strict_and_complete():
     assert data["units"]["lv06"]["frequency x16 slots"]["nrmse_std"] is None  # no NaN in JSON
     assert data["baselines"]["ESN-100"]["runs"] == 2
     assert data["split"] == {"washout": 200, "train": 4000, "validation": 2000, "test": 4000}
+    assert s9["hardware_gain"] == {"mean": pytest.approx(0.001, abs=1e-6),
+                                   "std": pytest.approx(0.011, abs=1e-6), "runs": 3,
+                                   "real": False}
+    assert "hardware_gain" not in data["units"]["lv06"]["frequency x16 slots"]
     with pytest.raises(ValueError):
         Entry("s9", "x", readouts={})
+
+
+def test_gain_is_real_only_beyond_its_spread():
+    def entry(hw, ctl):
+        return Entry("u", "c", {"hardware + input": summarize(hw)},
+                     {"input only": summarize(ctl)})
+    g = gain(entry([0.40, 0.42, 0.41], [0.87, 0.88, 0.86]))
+    assert g.real and g.delta.mean == pytest.approx(0.46)
+    assert "improves on the input-only control by 0.460" in g.sentence()
+    assert not gain(entry([0.80, 0.90, 0.70], [0.87, 0.80, 0.88])).real   # gain 0.05 ± 0.11
+    assert not gain(entry([0.5], [0.9])).real                            # one run: no spread
+    assert gain(entry([0.5, 0.6], [0.9])) is None                        # runs don't pair
 
 
 def test_plots_need_matplotlib_or_write_a_png(tmp_path):

@@ -111,6 +111,10 @@ def test_memory_capacity_of_a_delay_line_is_its_length():
     assert mc.raw_total < 5.0 + 11 * 4 * 9 / mc.n_test
     noise = np.random.default_rng(1).standard_normal((3000, 5))
     assert memory_capacity(noise, u, 15, split).total < 0.05
+    valid = np.ones(3000, bool)
+    valid[2500:2600] = False
+    masked = memory_capacity(input_delays(u, 5), u, 15, split, valid=valid)
+    assert masked.n_test == mc.n_test - 100 and masked.total == pytest.approx(5.0, abs=1e-5)
 
 
 def test_memory_capacity_of_an_esn_is_bounded_by_its_size():
