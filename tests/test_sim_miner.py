@@ -323,6 +323,14 @@ async def test_client_reconnect_moves_to_other_port_and_esp_miner_stays():
     await esp.start()
     try:
         await wait_for(lambda: bm.connected and esp.connected)
+        bm_session = next(i for i, _ in enumerate(first.writers)
+                          if any(m.get("params") == ["bmminer/2.0.0"] for m in first.messages(i)))
+        # cgminer only follows a reconnect within the same "domain" (host from its first dot)
+        await first.send({"id": None, "method": "client.reconnect",
+                          "params": ["127.0.0.2", second.port, 0]}, bm_session)
+        await first.send({"id": None, "method": "mining.ping", "params": []}, bm_session)
+        await wait_for(lambda: any(m.get("result") == "pong" for m in first.messages(bm_session)))
+        assert bm.connected and bm.connections == 1 and bm.pool_url == first.url
         for session in range(2):
             await first.send({"id": None, "method": "client.reconnect",
                               "params": [HOST, second.port, 0]}, session)
