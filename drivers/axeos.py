@@ -25,7 +25,7 @@ import aiohttp
 
 from drivers.errors import ConnectionRefused, MalformedReply, Timeout
 from drivers.events import LogEvent, parse_line
-from drivers.http import HttpClient
+from drivers.http import HttpClient, connect_failure
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +187,7 @@ class AxeOSClient(HttpClient):
             raise MalformedReply(f"websocket handshake failed: {exc}", unit=self.unit,
                                  command="ws") from None
         except aiohttp.ClientConnectorError as exc:
-            raise ConnectionRefused(f"cannot connect: {exc.os_error}", unit=self.unit,
+            raise ConnectionRefused(connect_failure(self.port, exc.os_error), unit=self.unit,
                                     command="ws") from None
         except TimeoutError:
             raise Timeout("websocket timed out", unit=self.unit, command="ws") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 from typing import Any
@@ -15,6 +16,12 @@ from drivers.errors import (AuthError, ConnectionRefused, HTTPError, MalformedRe
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 4 << 20
+
+
+def connect_failure(port: int, error: OSError) -> str:
+    if isinstance(error, ConnectionRefusedError) or error.errno == errno.ECONNREFUSED:
+        return f"connection refused on port {port}"
+    return f"cannot connect to port {port}: {error}"
 
 
 class HttpClient:
@@ -75,8 +82,8 @@ class HttpClient:
             raise Timeout(f"no reply within {self.timeout:g}s", unit=self.unit,
                           command=command) from None
         except aiohttp.ClientConnectorError as exc:
-            raise ConnectionRefused(f"cannot connect to port {self.port}: {exc.os_error}",
-                                    unit=self.unit, command=command) from None
+            raise ConnectionRefused(connect_failure(self.port, exc.os_error), unit=self.unit,
+                                    command=command) from None
         except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError,
                 aiohttp.ClientOSError) as exc:
             raise ConnectionRefused(f"connection dropped: {exc}", unit=self.unit,

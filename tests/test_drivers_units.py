@@ -1,0 +1,457 @@
+"""Unit drivers against the simulator's real servers: identify, telemetry, settings, envelope,
+restore-on-exit, pool switching, log streams, scan and probe CLIs.
+
+One lab per module: a validating pool and three simulated units on distinct loopback
+addresses (127.77.5.1-3, ephemeral ports); 127.77.5.4 has nothing listening.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import json
+import socket
+
+import pytest
+import pytest_asyncio
+
+from asic_reservoir.clock import Clock
+from drivers import cli
+from drivers.errors import (AccessDenied, ConnectionRefused, EnvelopeError, OverTemperature,
+                            UnitError, UnsupportedSetting)
+from drivers.events import NonceEvent
+from drivers.serial import ConsoleReader
+from drivers.stratum import Pool, PoolConfig
+from drivers.units import (LBBoxUnit, LV06Unit, S9Unit, identify, open_unit, parse_unit_url)
+from simulator import SimulatedUnit, UnitConfig, start_units
+
+in_lab_loop = pytest.mark.asyncio(loop_scope="module")  # async tests share the lab's loop
+
+SPEED = 100.0  # S9 boot (75 simulated s) takes 0.75 s of wall time
+HOSTS = {"s9": "127.77.5.1", "lv06": "127.77.5.2", "lbbox": "127.77.5.3"}
+CLOSED_HOST = "127.77.5.4"
+
+
+@dataclasses.dataclass
+class Lab:
+    pool: Pool
+    units: dict[str, SimulatedUnit]
+    clock: Clock
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def lab():
+    clock = Clock(SPEED)
+    pool = Pool(PoolConfig(host="127.0.0.1", port=0, lbry_port=0), clock=clock)
+    await pool.start()
+    configs = [UnitConfig(model=m, seed=i + 1, host=h,
+                          pool_url=pool.lbry_url if m == "lbbox" else pool.url,
+                          worker=f"{m}.lab", speed=SPEED, rpc_port=0, http_port=0,
+                          serial=(m == "lv06"))
+               for i, (m, h) in enumerate(HOSTS.items())]
+    try:
+        async with start_units(configs, clock=clock) as units:
+            for u in units:
+                await pool.wait_for_session(worker=u.config.worker, timeout=10)
+            await wait_until(lambda: all(u.reading().hashrate_ghs > 0 for u in units))
+            yield Lab(pool, {u.config.model: u for u in units}, clock)
+    finally:
+        await pool.stop()
+
+
+@contextlib.asynccontextmanager
+async def opened(url: str):
+    unit = await open_unit(url, timeout=5.0)
+    try:
+        yield unit
+    finally:
+        await unit.close()
+
+
+async def wait_until(predicate, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.05)
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ------------------------------------------------------------------ identify
+
+@in_lab_loop
+async def test_auto_url_identifies_each_model(lab):
+    for model, sim in lab.units.items():
+        auto = f"auto://{sim.host}?rpc={sim.rpc_port or 4028}&http={sim.http_port}"
+        async with opened(auto) as unit:
+            assert unit.model == model
+            ident = await unit.identify()
+            assert ident.model == model and ident.host == sim.host
+        assert type(unit) is {"s9": S9Unit, "lv06": LV06Unit, "lbbox": LBBoxUnit}[model]
+    s9 = lab.units["s9"]
+    ident = await identify(s9.host, rpc_port=s9.rpc_port, http_port=s9.http_port)
+    assert ident.name == "Antminer S9" and "realm antMiner" in ident.evidence
+    lb = lab.units["lbbox"]
+    ident = await identify(lb.host, rpc_port=lb.rpc_port, http_port=lb.http_port)
+    assert ident.model == "lbbox" and "Goldshell" in ident.name
+
+
+@in_lab_loop
+async def test_identify_nothing_there_is_typed():
+    with pytest.raises(UnitError) as info:
+        await identify(CLOSED_HOST, rpc_port=closed_port(), http_port=closed_port(), timeout=0.5)
+    assert "identify" in str(info.value)
+
+
+def test_unit_url_parsing():
+    a = parse_unit_url("s9://root:pw@10.0.0.5:4029?http=8080")
+    assert (a.model, a.host, a.rpc_port, a.http_port, a.username, a.password) == \
+        ("s9", "10.0.0.5", 4029, 8080, "root", "pw")
+    assert parse_unit_url("lv06://h").http_port == 80
+    b = parse_unit_url("lbbox://h:81?rpc=4030")
+    assert (b.http_port, b.rpc_port) == (81, 4030)
+    assert parse_unit_url(b.url) == b
+    for bad in ("x9://h", "s9://", "auto://h:80", "lv06://h:99999", "s9://h?http=abc"):
+        with pytest.raises(ValueError):
+            parse_unit_url(bad)
+
+
+# ----------------------------------------------------------------- telemetry
+
+@in_lab_loop
+async def test_s9_telemetry_matches_ground_truth(lab):
+    sim = lab.units["s9"]
+    async with opened(sim.url) as unit:
+        t = await unit.telemetry()
+    truth = sim.reading()
+    assert t.model == "s9" and "16.8.1.3" in t.firmware
+    assert [c.index for c in t.chains] == [6, 7, 8]  # bmminer's slots, found by chain_acnN
+    assert [c.chips for c in t.chains] == [c.chips for c in truth.chains] == [63, 63, 63]
+    for got, want in zip(t.chains, truth.chains):
+        assert got.chip_temp_c == pytest.approx(want.chip_temp_c, abs=3)
+        assert got.board_temp_c == pytest.approx(want.board_temp_c, abs=3)
+        assert len(got.status) == 63 and set(got.status) <= {"o", "x"}
+    assert t.hashrate_ghs == pytest.approx(truth.hashrate_ghs, rel=0.2)
+    assert t.frequency_mhz == pytest.approx(truth.frequency_mhz, abs=1)
+    assert len(t.fan_rpm) == 2 and all(r > 0 for r in t.fan_rpm)
+    assert t.pool_url == lab.pool.url and t.pool_user == "s9.lab"
+    assert t.accepted is not None and t.uptime_s > 0
+    assert t.power_w is None  # stock bmminer does not report power: never invented
+    row = t.as_row()
+    assert row["chain7_chip_temp_c"] == t.chains[1].chip_temp_c and "fan1_rpm" in row
+
+
+@in_lab_loop
+async def test_lv06_telemetry_matches_ground_truth(lab):
+    sim = lab.units["lv06"]
+    async with opened(sim.url) as unit:
+        t = await unit.telemetry()
+    truth = sim.reading()
+    assert t.model == "lv06" and t.chains[0].chips == 1
+    assert t.power_w == pytest.approx(truth.power_w, rel=0.2)
+    assert t.chip_temp_c == pytest.approx(truth.chip_temp_c, abs=3)
+    assert t.vr_temp_c == pytest.approx(truth.vr_temp_c, abs=3)
+    assert t.voltage_mv == pytest.approx(truth.input_voltage_mv, rel=0.01)
+    assert t.current_ma > 0 and t.fan_rpm[0] > 0 and 0 <= t.fan_pct <= 100
+    assert t.frequency_mhz == pytest.approx(truth.frequency_mhz, abs=1)
+    assert t.pool_url == lab.pool.url and t.pool_user == "lv06.lab"
+
+
+@in_lab_loop
+async def test_lbbox_telemetry_matches_ground_truth(lab):
+    sim = lab.units["lbbox"]
+    async with opened(sim.url) as unit:
+        t = await unit.telemetry()
+    truth = sim.reading()
+    assert t.model == "lbbox" and len(t.chains) == len(truth.chains)
+    assert t.chip_temp_c == pytest.approx(truth.chip_temp_c, abs=3)
+    assert t.hashrate_ghs == pytest.approx(truth.hashrate_ghs, rel=0.3)
+    assert t.frequency_mhz == pytest.approx(truth.frequency_mhz, abs=1)
+    assert t.fan_rpm and t.pool_url == lab.pool.lbry_url
+
+
+@in_lab_loop
+async def test_capabilities(lab):
+    caps = {}
+    for model, sim in lab.units.items():
+        async with opened(sim.url) as unit:
+            caps[model] = await unit.capabilities()
+    assert all(c.difficulty for c in caps.values())
+    assert caps["s9"].frequency and caps["s9"].frequency_needs_restart and not caps["s9"].pause
+    assert caps["lv06"].frequency and not caps["lv06"].frequency_needs_restart
+    assert caps["lv06"].pause and caps["lv06"].voltage and caps["lv06"].fan
+    assert caps["lbbox"].frequency_steps and not caps["lbbox"].pause and not caps["lbbox"].fan
+
+
+# ------------------------------------------------------------------ settings
+
+@in_lab_loop
+async def test_lv06_settings_round_trip_live(lab):
+    sim = lab.units["lv06"]
+    async with opened(sim.url) as unit:
+        before = await unit.settings()
+        result = await unit.apply({"frequency_mhz": 525.0, "core_voltage_mv": 1250,
+                                   "fan_auto": False, "fan_pct": 70})
+        assert set(result.live) == {"frequency_mhz", "core_voltage_mv", "fan_auto", "fan_pct"}
+        now = await unit.settings()
+        assert (now["frequency_mhz"], now["core_voltage_mv"], now["fan_pct"], now["fan_auto"]) == \
+            (525, 1250, 70, False)
+        assert sim.reading().frequency_mhz == pytest.approx(525, abs=1)  # live on ESP-Miner
+        await unit.apply({k: before[k] for k in ("frequency_mhz", "core_voltage_mv", "fan_auto", "fan_pct")})
+        assert await unit.settings() == before
+
+
+@in_lab_loop
+async def test_lbbox_power_plan_round_trip(lab):
+    sim = lab.units["lbbox"]
+    async with opened(sim.url) as unit:
+        caps = await unit.capabilities()
+        before = await unit.settings()
+        target = next(f for f in caps.frequency_steps if f != before["frequency_mhz"])
+        await unit.apply({"frequency_mhz": target, "temp_target_c": 66})
+        now = await unit.settings()
+        assert now["frequency_mhz"] == target and now["temp_target_c"] == 66
+        assert sim.settings()["frequency_mhz"] == target
+        steps = sorted(caps.frequency_steps)
+        with pytest.raises(UnsupportedSetting) as info:  # inside the envelope, not a plan
+            await unit.apply({"frequency_mhz": (steps[0] + steps[1]) / 2})
+        assert "power plans" in str(info.value)
+        await unit.apply({"frequency_mhz": before["frequency_mhz"],
+                          "temp_target_c": before["temp_target_c"]})
+        assert await unit.settings() == before
+
+
+@in_lab_loop
+async def test_s9_frequency_applies_through_restart(lab):
+    sim = lab.units["s9"]
+    async with opened(sim.url) as unit:
+        before = await unit.settings()
+        result = await unit.apply({"frequency_mhz": 600.0})
+        assert result.restarting and sim.settings()["frequency_mhz"] == 600.0
+        assert (await unit.settings())["frequency_mhz"] == 600.0
+        await wait_until(lambda: sim.reading().frequency_mhz == pytest.approx(600, abs=1))
+        await unit.apply({"frequency_mhz": before["frequency_mhz"]})
+        await wait_until(lambda: sim.reading().frequency_mhz == pytest.approx(before["frequency_mhz"], abs=1))
+        assert await unit.settings() == before
+
+
+@in_lab_loop
+async def test_envelope_refusals_send_nothing(lab):
+    for model, sim in lab.units.items():
+        truth = sim.settings()
+        async with opened(sim.url) as unit:
+            for bad in ({"frequency_mhz": 5000.0}, {"frequency_mhz": 10.0}, {"fan_pct": 140},
+                        {"volts": 1}, {"frequency_mhz": "fast"}, {"fan_auto": "yes"},
+                        {"pool_url": ""}):
+                with pytest.raises(EnvelopeError) as info:
+                    await unit.apply(bad)
+                assert unit.name in str(info.value) and "apply" in str(info.value)
+            if model != "lv06":
+                with pytest.raises(EnvelopeError):
+                    await unit.apply({"core_voltage_mv": 1200})  # no voltage control at all
+        assert sim.settings() == truth
+
+
+@in_lab_loop
+async def test_pause_resume_and_unsupported(lab):
+    async with opened(lab.units["lv06"].url) as unit:
+        await unit.pause()
+        assert lab.units["lv06"].reading().paused
+        await unit.resume()
+        assert not lab.units["lv06"].reading().paused
+    for model in ("s9", "lbbox"):
+        async with opened(lab.units[model].url) as unit:
+            with pytest.raises(UnsupportedSetting):
+                await unit.pause()
+            with pytest.raises(UnsupportedSetting):
+                await unit.apply({"fan_pct": 50} if model == "lbbox" else {"temp_target_c": 60})
+
+
+@in_lab_loop
+async def test_check_temperature(lab):
+    async with opened(lab.units["lv06"].url) as unit:
+        reading = await unit.telemetry()
+        unit.check_temperature(reading)  # a healthy unit passes
+        hot = dataclasses.replace(reading, chip_temp_c=unit.envelope.chip_temp_max_c + 1)
+        with pytest.raises(OverTemperature) as info:
+            unit.check_temperature(hot)
+        assert "chip" in str(info.value) and unit.name in str(info.value)
+        with pytest.raises(OverTemperature):
+            unit.check_temperature(dataclasses.replace(reading, vr_temp_c=200.0))
+    async with opened(lab.units["s9"].url) as unit:
+        reading = await unit.telemetry()
+        unit.check_temperature(reading)
+        chains = [dataclasses.replace(c, board_temp_c=90.0) for c in reading.chains]
+        with pytest.raises(OverTemperature) as info:
+            unit.check_temperature(dataclasses.replace(reading, chains=chains))
+        assert "board" in str(info.value)
+
+
+# ------------------------------------------------------------- restore on exit
+
+@in_lab_loop
+@pytest.mark.parametrize("model,changes", [
+    ("lv06", {"frequency_mhz": 450.0, "fan_auto": False, "fan_pct": 90, "temp_target_c": 55}),
+    ("lbbox", {"temp_target_c": 74}),
+    ("s9", {"frequency_mhz": 625.0}),
+])
+async def test_session_restores_even_when_block_raises(lab, model, changes):
+    sim = lab.units[model]
+    before = sim.settings()
+    async with opened(sim.url) as unit:
+        driver_before = await unit.settings()
+        with pytest.raises(RuntimeError, match="experiment failed"):
+            async with unit.session():
+                await unit.apply(changes)
+                assert all(sim.settings()[k] == v for k, v in changes.items())
+                raise RuntimeError("experiment failed")
+        assert await unit.settings() == driver_before
+    assert sim.settings() == before
+
+
+@in_lab_loop
+async def test_session_restores_pool_after_point_at_pool(lab):
+    other = Pool(PoolConfig(host="127.0.0.1", port=0, lbry_port=0), clock=lab.clock)
+    await other.start()
+    try:
+        for model in ("lbbox", "lv06", "s9"):
+            sim = lab.units[model]
+            before = sim.settings()
+            url = other.lbry_url if model == "lbbox" else other.url
+            async with opened(sim.url) as unit:
+                async with unit.session():
+                    result = await unit.point_at_pool(url, f"{model}.moved")
+                    if result.pending_restart:  # LV06: pool settings load at restart
+                        await unit.restart()
+                    info = await other.wait_for_session(worker=f"{model}.moved", timeout=15)
+                    assert info.authorized
+            await wait_until(lambda: sim.reading().pool_user == f"{model}.lab", timeout=15)
+            assert sim.settings() == before
+    finally:
+        await other.stop()
+
+
+# ------------------------------------------------------------- errors, RPC
+
+@in_lab_loop
+async def test_closed_ports_raise_typed_errors_with_unit_name():
+    for url in (f"s9://127.0.0.1:{closed_port()}?http={closed_port()}",
+                f"lv06://127.0.0.1:{closed_port()}",
+                f"lbbox://127.0.0.1:{closed_port()}?rpc={closed_port()}"):
+        unit = await open_unit(url, timeout=1.0, attempts=2)
+        try:
+            with pytest.raises(ConnectionRefused) as info:
+                await unit.telemetry()
+            assert unit.name in str(info.value)
+        finally:
+            await unit.close()
+
+
+@in_lab_loop
+async def test_lbbox_rpc_is_read_only(lab):
+    async with opened(lab.units["lbbox"].url) as unit:
+        with pytest.raises(AccessDenied) as info:
+            await unit.rpc.privileged("addpool", "stratum+tcp://127.0.0.1:1,w,x")
+        assert info.value.code == 45
+        assert not await unit.rpc.can_write()
+        joined = await unit.rpc.multicommand("devs", "summary")
+        assert unit.rpc.join_supported and "DEVS" in joined["devs"]
+
+
+# ----------------------------------------------------------------- log streams
+
+@in_lab_loop
+async def test_lv06_websocket_and_serial_console_events(lab):
+    sim = lab.units["lv06"]
+    async with opened(sim.url) as unit:
+        async def first_nonce():
+            async for event in unit.api.events():
+                if isinstance(event, NonceEvent):
+                    return event
+        ws_event = await asyncio.wait_for(first_nonce(), 20)
+    assert ws_event.asic_nr == 0 and ws_event.difficulty > 0 and ws_event.nonce is not None
+    assert sim.serial_path is not None
+    async with ConsoleReader(sim.serial_path) as reader:
+        async def first_serial():
+            async for event in reader.events():
+                if isinstance(event, NonceEvent):
+                    return event
+        serial_event = await asyncio.wait_for(first_serial(), 20)
+    assert serial_event.pool_difficulty > 0
+
+
+# ----------------------------------------------------------------- scan, probe
+
+@in_lab_loop
+async def test_scan_finds_three_units_and_skips_closed(lab):
+    ports = sorted({p for u in lab.units.values() for p in (u.rpc_port, u.http_port) if p})
+    found = await cli.scan(cli.scan_hosts("127.77.5.0/29"), ports, concurrency=4, timeout=1.0)
+    assert {(i.host, i.model) for i in found} == {(h, m) for m, h in HOSTS.items()}
+    by_model = {i.model: i for i in found}
+    assert by_model["s9"].rpc_port == lab.units["s9"].rpc_port
+    assert by_model["s9"].http_port == lab.units["s9"].http_port
+    assert by_model["lbbox"].rpc_port == lab.units["lbbox"].rpc_port
+    assert CLOSED_HOST not in {i.host for i in found}
+    for ident in found:  # the URLs scan prints open the right driver
+        async with opened(ident.url) as unit:
+            assert unit.model == ident.model
+
+
+@in_lab_loop
+async def test_scan_cli_json_output(lab, capsys):
+    ports = ",".join(str(p) for u in lab.units.values() for p in (u.rpc_port, u.http_port) if p)
+    parser = argparse.ArgumentParser()
+    cli.scan_arguments(parser)
+    args = parser.parse_args(["127.77.5.0/29", "--json", "--ports", ports, "--timeout", "1"])
+    assert await asyncio.to_thread(cli.scan_main, args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert sorted(u["model"] for u in out) == ["lbbox", "lv06", "s9"]
+
+
+def test_scan_refuses_large_or_bad_ranges(capsys):
+    with pytest.raises(ValueError, match="--force"):
+        cli.scan_hosts("10.0.0.0/8")
+    assert len(cli.scan_hosts("127.0.0.0/15", force=True)) == 2 ** 17 - 2
+    assert cli.scan_hosts("127.77.5.9/32") == ["127.77.5.9"]
+    with pytest.raises(ValueError):
+        cli.scan_hosts("not-a-range")
+    parser = argparse.ArgumentParser()
+    cli.scan_arguments(parser)
+    assert cli.scan_main(parser.parse_args(["10.0.0.0/8"])) == 2
+    assert "--force" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parser.parse_args(["127.0.0.1/32", "--ports", "0,80"])
+
+
+@in_lab_loop
+@pytest.mark.parametrize("model", ["s9", "lv06", "lbbox"])
+async def test_probe_cli_json_and_text(lab, model, capsys):
+    sim = lab.units[model]
+    parser = argparse.ArgumentParser()
+    cli.probe_arguments(parser)
+    args = parser.parse_args([sim.host, "--json", "--rpc-port", str(sim.rpc_port or 4028),
+                              "--http-port", str(sim.http_port)])
+    assert await asyncio.to_thread(cli.probe_main, args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["identity"]["model"] == model
+    assert out["telemetry"]["model"] == model and out["telemetry"]["hashrate_ghs"] > 0
+    assert out["telemetry"]["chip_temp_c"] == pytest.approx(sim.reading().chip_temp_c, abs=3)
+    args = parser.parse_args([sim.url])
+    assert await asyncio.to_thread(cli.probe_main, args) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(sim.url.split("?")[0].split("://")[0]) and "hashrate" in text
+
+
+def test_probe_cli_error_exit(capsys):
+    parser = argparse.ArgumentParser()
+    cli.probe_arguments(parser)
+    args = parser.parse_args([f"lv06://127.0.0.1:{closed_port()}", "--timeout", "0.5"])
+    assert cli.probe_main(args) == 1
+    assert "refused" in capsys.readouterr().err
