@@ -10,8 +10,13 @@ should set ``real difficulty x difficulty_scale``.
 
 ``hash_scale=None`` picks the scale so that each unit hashes a fixed CPU budget,
 :data:`AUTO_BUDGET` genuine hashes per wall second (SHA-256d: 30 000; LBRY, whose proof of
-work costs ~3 SHA-256d: 10 000): ``hash_scale = budget / (nominal_rate x speed)``. Three
-units then use a fraction of one core on a typical machine (see ``benchmarks/bench_sim.py``).
+work costs ~3 SHA-256d: 6 000): ``hash_scale = budget / (nominal_rate x speed)``. Three
+units then use a fraction of one core even on a machine shared with other work (see
+``benchmarks/bench_sim.py``).
+
+Time resolution: a unit ticks every ``tick_s = max(0.1, 0.05 x speed)`` simulated seconds
+(at most 20 ticks per wall second) unless ``UnitConfig.tick_s`` asks for finer ticks;
+experiments whose steps are shorter than that should lower the speed or set ``tick_s``.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ import asyncio
 import contextlib
 import logging
 import math
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable, Sequence
 
 import numpy as np
@@ -34,7 +40,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["UnitConfig", "SimulatedUnit", "start_units", "auto_hash_scale", "AUTO_BUDGET"]
 
-AUTO_BUDGET = {"sha256d": 30_000.0, "lbry": 10_000.0}   # genuine hashes per wall second
+AUTO_BUDGET = {"sha256d": 20_000.0, "lbry": 6_000.0}    # genuine hashes per wall second
 TICK_SIM_S = 0.1            # at most 10 physics ticks per simulated second ...
 TICK_MIN_WALL_S = 0.05      # ... and at most 20 per wall second (keeps speed 100 cheap)
 WARMUP_S = 900.0            # simulated seconds of running before the unit appears
@@ -73,6 +79,7 @@ class UnitConfig:
     serial: bool = False
     noise_seed: int | None = None        # sensor noise / ambient stream; None: fresh entropy
     warmup_s: float = WARMUP_S
+    tick_s: float | None = None          # simulated seconds per tick; None: see module doc
 
     def __post_init__(self) -> None:
         if self.model.lower() not in MODELS:
@@ -90,6 +97,8 @@ class UnitConfig:
                 raise ValueError(f"{name} must be 0..65535 or None, got {port!r}")
         if self.warmup_s < 0:
             raise ValueError("warmup_s must be >= 0")
+        if self.tick_s is not None and not self.tick_s > 0:
+            raise ValueError(f"tick_s must be > 0 or None, got {self.tick_s!r}")
         try:
             parse_pool_url(self.pool_url)
         except MinerError as exc:
@@ -104,7 +113,7 @@ class TickStats:
     late_ticks: int = 0          # ticks that started more than one tick period late
     lag_sum_s: float = 0.0
     lag_max_s: float = 0.0
-    lags: list[float] = field(default_factory=list)
+    cpu_s: float = 0.0           # thread CPU time spent inside ticks (physics + hashing)
 
     def add(self, lag_s: float, period_s: float) -> None:
         self.ticks += 1
@@ -247,6 +256,8 @@ class SimulatedUnit:
     @property
     def tick_s(self) -> float:
         """Simulated seconds per tick."""
+        if self.config.tick_s is not None:
+            return self.config.tick_s
         return max(TICK_SIM_S, TICK_MIN_WALL_S * self.speed)
 
     async def _tick_loop(self) -> None:
@@ -260,10 +271,12 @@ class SimulatedUnit:
             due += tick
             if due < now:                       # fell behind: do not try to catch up in bursts
                 due = now + tick
+            cpu0 = time.thread_time()
             try:
                 self._tick(now - last)
             except Exception:                   # a bug in one tick must not kill the unit
                 log.exception("%s: tick failed", self.config.worker)
+            self.stats.cpu_s += time.thread_time() - cpu0
             last = now
 
     def _tick(self, dt: float) -> None:
