@@ -28,6 +28,7 @@ class SerialConsole:
         self._master: Optional[int] = None
         self._slave: Optional[int] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._pending = b""
         self.dropped_lines = 0
 
     async def start(self) -> str:
@@ -47,6 +48,8 @@ class SerialConsole:
         self.unit.remove_log_listener(self._on_log)
         if self._loop is not None:
             self._loop.remove_reader(self._master)
+            self._loop.remove_writer(self._master)
+        self._pending = b""
         for fd in (self._master, self._slave):
             if fd is not None:
                 os.close(fd)
@@ -55,17 +58,33 @@ class SerialConsole:
     def _on_log(self, line: str) -> None:
         if self._master is None:
             return
+        if self._pending:                    # reader behind: drop whole lines, never split one
+            self.dropped_lines += 1
+            return
         data = (line.rstrip("\r\n") + "\r\n").encode("utf-8", errors="replace")
+        written = self._write(data)
+        if written == 0:
+            self.dropped_lines += 1
+        elif written < len(data):            # finish this line once the reader drains the pty
+            self._pending = data[written:]
+            if self._loop is not None:
+                self._loop.add_writer(self._master, self._flush)
+
+    def _write(self, data: bytes) -> int:
         try:
-            written = os.write(self._master, data)
+            return os.write(self._master, data) if self._master is not None else 0
         except BlockingIOError:
-            written = 0
+            return 0
         except OSError as exc:               # reader side gone: keep the unit running
             if exc.errno not in (errno.EIO, errno.EAGAIN):
                 log.warning("serial console write failed: %s", exc)
-            written = 0
-        if written < len(data):
-            self.dropped_lines += 1
+            return 0
+
+    def _flush(self) -> None:
+        written = self._write(self._pending)
+        self._pending = self._pending[written:]
+        if not self._pending and self._loop is not None and self._master is not None:
+            self._loop.remove_writer(self._master)
 
     def _discard_input(self) -> None:
         """The firmware reads nothing from its console; swallow what the reader types."""
