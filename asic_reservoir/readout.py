@@ -186,48 +186,60 @@ class RidgeReadout:
             valid: np.ndarray | None = None) -> RidgeReadout:
         """Fit on the full-length ``X`` (rows = steps) and ``y`` using ``split``'s blocks.
 
-        ``valid`` (bool per row) drops marked rows (e.g. steps a unit missed) from every
-        block without moving the block boundaries.
+        ``y`` may be 2-D (steps x targets): every target gets its own alpha from one shared
+        factorisation (``alpha_``, ``val_nrmse_``, ``intercept_`` become arrays, ``coef_``
+        is features x targets). ``valid`` (bool per row) drops marked rows (e.g. steps a
+        unit missed) from every block without moving the block boundaries.
         """
-        X, y, valid = _check_xy(X, y, valid)
+        X, y, valid = _check_xy(X, y, valid, multi=True)
         n = len(y)
+        Y = y if y.ndim == 2 else y[:, None]
         train = split.train_rows(n, valid)
         val = split.validation_rows(n, valid)
         if len(train) < 2 or len(val) < 1:
             raise ReadoutError(f"too few valid rows: {len(train)} train, {len(val)} validation")
-        _check_finite(X, y, np.concatenate([train, val]))
+        _check_finite(X, Y, np.concatenate([train, val]))
         p = X.shape[1]
         self.mean_, self.scale_ = self._scaler(X[train])
         xt = (X[train] - self.mean_) / self.scale_
         xv = (X[val] - self.mean_) / self.scale_
-        # [1 | X | y] -> R; with the ones column first, the trailing block of R is the
-        # triangular factor of the centred [X | y] (the intercept is projected out).
+        # [1 | X | Y] -> R; with the ones column first, the trailing block of R is the
+        # triangular factor of the centred [X | Y] (the intercept is projected out).
         lead = 1 if self.fit_intercept else 0
-        r_train = np.linalg.qr(self._augment(xt, y[train]), mode="r")
+        r_train = np.linalg.qr(self._augment(xt, Y[train]), mode="r")
         # 1. alpha on validation: weights from train rows only.
         u_, s, vt = np.linalg.svd(r_train[lead:, lead:lead + p], full_matrices=False)
-        uty = u_.T @ r_train[lead:, lead + p]
-        ym = float(y[train].mean()) if self.fit_intercept else 0.0
+        uty = u_.T @ r_train[lead:, lead + p:]
+        ym = Y[train].mean(axis=0) if self.fit_intercept else np.zeros(Y.shape[1])
         xv_v = xv @ vt.T
-        curve = np.empty(len(self.alphas))
+        curve = np.empty((len(self.alphas), Y.shape[1]))
         for i, alpha in enumerate(self.alphas):
-            pred = xv_v @ (_shrink(s, alpha) * uty) + ym
-            curve[i] = _nrmse_or_rmse(y[val], pred)
-        best = len(curve) - 1 - int(np.argmin(curve[::-1]))
-        # 2. refit on train + validation with the chosen alpha (update R with val rows).
-        r_fit = np.linalg.qr(np.vstack([r_train, self._augment(xv, y[val])]), mode="r")
+            pred = xv_v @ (_shrink(s, alpha)[:, None] * uty) + ym
+            curve[i] = _val_error(Y[val], pred)
+        best = len(self.alphas) - 1 - np.argmin(curve[::-1], axis=0)
+        # 2. refit on train + validation with the chosen alphas (update R with val rows).
+        r_fit = np.linalg.qr(np.vstack([r_train, self._augment(xv, Y[val])]), mode="r")
         uf, sf, vtf = np.linalg.svd(r_fit[lead:, lead:lead + p], full_matrices=False)
-        self.coef_ = vtf.T @ (_shrink(sf, self.alphas[best]) * (uf.T @ r_fit[lead:, lead + p]))
+        ufz = uf.T @ r_fit[lead:, lead + p:]
+        coef = np.empty((p, Y.shape[1]))
+        for b in np.unique(best):
+            cols = best == b
+            coef[:, cols] = vtf.T @ (_shrink(sf, self.alphas[b])[:, None] * ufz[:, cols])
         if self.fit_intercept:
             m = len(train) + len(val)
             x_mean = (xt.sum(axis=0) + xv.sum(axis=0)) / m
-            y_mean = (y[train].sum() + y[val].sum()) / m
-            self.intercept_ = float(y_mean - x_mean @ self.coef_)
+            y_mean = (Y[train].sum(axis=0) + Y[val].sum(axis=0)) / m
+            intercept = y_mean - x_mean @ coef
         else:
-            self.intercept_ = 0.0
-        self.alpha_ = float(self.alphas[best])
-        self.val_nrmse_ = float(curve[best])
-        self.val_curve_ = curve
+            intercept = np.zeros(Y.shape[1])
+        val_best = curve[best, np.arange(Y.shape[1])]
+        if y.ndim == 1:
+            self.coef_, self.intercept_ = coef[:, 0], float(intercept[0])
+            self.alpha_, self.val_nrmse_ = float(self.alphas[best[0]]), float(val_best[0])
+            self.val_curve_ = curve[:, 0]
+        else:
+            self.coef_, self.intercept_ = coef, intercept
+            self.alpha_, self.val_nrmse_, self.val_curve_ = self.alphas[best], val_best, curve
         self.n_train_ = len(train)
         self.n_validation_ = len(val)
         return self
@@ -238,14 +250,14 @@ class RidgeReadout:
         X = np.asarray(X, dtype=float)
         if X.ndim == 1:
             X = X[:, None]
-        if X.shape[1] != len(self.coef_):
+        if X.shape[1] != self.coef_.shape[0]:
             raise ReadoutError(f"X has {X.shape[1]} features, readout was fitted on "
-                               f"{len(self.coef_)}")
+                               f"{self.coef_.shape[0]}")
         return ((X - self.mean_) / self.scale_) @ self.coef_ + self.intercept_
 
     def _augment(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         cols = [np.ones((len(x), 1))] if self.fit_intercept else []
-        return np.hstack([*cols, x, y[:, None]])
+        return np.hstack([*cols, x, y])
 
     def _scaler(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         mean = rows.mean(axis=0) if self.fit_intercept else np.zeros(rows.shape[1])
@@ -260,30 +272,30 @@ def _shrink(s: np.ndarray, alpha: float) -> np.ndarray:
     return np.divide(s, denom, out=np.zeros_like(s), where=denom > 1e-300)
 
 
-def _nrmse_or_rmse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    # A constant validation target still ranks alphas by their RMSE.
-    sd = float(np.std(y_true))
-    rmse = math.sqrt(float(np.mean((y_pred - y_true) ** 2)))
-    return rmse / sd if sd > 0 else rmse
+def _val_error(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    """Per-column NRMSE; a constant validation target still ranks alphas by its RMSE."""
+    sd = y_true.std(axis=0)
+    rmse = np.sqrt(np.mean((y_pred - y_true) ** 2, axis=0))
+    return np.where(sd > 0, rmse / np.where(sd > 0, sd, 1.0), rmse)
 
 
-def _check_xy(X: np.ndarray, y: np.ndarray, valid: np.ndarray | None
+def _check_xy(X: np.ndarray, y: np.ndarray, valid: np.ndarray | None, multi: bool = False
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     X = np.asarray(X, dtype=float)
     if X.ndim == 1:
         X = X[:, None]
     y = np.asarray(y, dtype=float)
-    if X.ndim != 2 or y.ndim != 1:
-        raise ReadoutError(f"X must be 2-D (steps x features) and y 1-D, got {X.shape} "
-                           f"and {y.shape}")
+    if X.ndim != 2 or not (y.ndim == 1 or (multi and y.ndim == 2 and y.shape[1] > 0)):
+        raise ReadoutError(f"X must be 2-D (steps x features) and y "
+                           f"{'1-D or 2-D' if multi else '1-D'}, got {X.shape} and {y.shape}")
     if len(X) != len(y):
         raise ReadoutError(f"X has {len(X)} rows but y has {len(y)}")
     if X.shape[1] == 0:
         raise ReadoutError("X has no feature columns")
     if valid is not None:
         valid = np.asarray(valid, dtype=bool)
-        if valid.shape != y.shape:
-            raise ReadoutError(f"valid mask has shape {valid.shape}, expected {y.shape}")
+        if valid.shape != (len(y),):
+            raise ReadoutError(f"valid mask has shape {valid.shape}, expected ({len(y)},)")
     return X, y, valid
 
 

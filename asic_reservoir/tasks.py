@@ -1,4 +1,5 @@
-"""Reservoir benchmark tasks: NARMA-n with a divergence guard, and memory capacity.
+"""Reservoir benchmark tasks: NARMA-n with a divergence guard, memory capacity and
+information processing capacity.
 
 Alignment convention (used by every function in this package)
 ------------------------------------------------------------
@@ -15,12 +16,15 @@ y(t+1)". Values before the start of the series are taken as zero; discard a wash
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+from numpy.polynomial import legendre
 
 from asic_reservoir.readout import RidgeReadout, Split, ReadoutError
 
@@ -162,48 +166,131 @@ def memory_capacity(states: np.ndarray, u: np.ndarray, k_max: int, split: Split,
     """MC = sum_k r^2(u(t-k), yhat_k(t)), one ridge readout per delay k = 0..k_max.
 
     Use i.i.d. input (e.g. ``np.random.default_rng(s).uniform(-1, 1, T)``): with
-    correlated input the terms double-count. Each readout picks alpha on validation and is
-    scored once on the test rows, so there is no in-sample r^2 inflation (~N/T per term);
+    correlated input the terms double-count. Each readout picks its alpha on validation and
+    is scored once on the test rows, so there is no in-sample r^2 inflation (~N/T per term);
     what remains is chance correlation of order 1/n_test, removed by zeroing terms below
     ``threshold`` (default ``9 / n_test``: a 3-sigma chance level). MC <= number of
     independent state features. NARMA's input (i.i.d. U[0, 0.5]) qualifies, so a NARMA
     run's states can be measured too. ``valid`` marks usable rows as in ``evaluate``.
     """
-    states = np.asarray(states, dtype=float)
-    if states.ndim == 1:
-        states = states[:, None]
-    u = np.asarray(u, dtype=float)
-    if len(u) != len(states):
-        raise TaskError(f"states have {len(states)} rows but u has {len(u)}")
+    states, u = _states_and_input(states, u)
     if int(k_max) != k_max or k_max < 0:
         raise TaskError(f"k_max must be a non-negative integer, got {k_max!r}")
-    if split.washout < k_max:
-        raise TaskError(f"washout ({split.washout}) must be >= k_max ({k_max}) so every "
-                        "delayed target exists")
-    test = split.test_rows(len(u), None if valid is None else np.asarray(valid, bool))
-    n_test = len(test)
-    if threshold is None:
-        threshold = 9.0 / n_test
-    per_delay = np.zeros(int(k_max) + 1)
-    for k in range(int(k_max) + 1):
-        target = np.zeros_like(u)
-        target[k:] = u[:len(u) - k]
-        readout = RidgeReadout(alphas=alphas) if alphas is not None else RidgeReadout()
-        try:
-            readout.fit(states, target, split, valid)
-        except ReadoutError as exc:
-            raise TaskError(f"memory capacity readout for delay {k} failed: {exc}") from exc
-        pred = readout.predict(states[test])
-        per_delay[k] = _r2(target[test], pred)
+    targets = np.stack([_delayed(u, k) for k in range(int(k_max) + 1)], axis=1)
+    per_delay, n_test = _heldout_scores(states, targets, split, valid, alphas, int(k_max),
+                                        squared_correlation=True)
+    threshold = 9.0 / n_test if threshold is None else threshold
     kept = np.where(per_delay >= threshold, per_delay, 0.0)
     return MemoryCapacity(total=float(kept.sum()), raw_total=float(per_delay.sum()),
                           per_delay=per_delay, threshold=float(threshold), n_test=n_test)
 
 
-def _r2(a: np.ndarray, b: np.ndarray) -> float:
-    """Squared Pearson correlation (0 when either side is constant)."""
-    sa, sb = np.std(a), np.std(b)
-    if sa == 0 or sb == 0:
-        return 0.0
-    r = np.mean((a - a.mean()) * (b - b.mean())) / (sa * sb)
-    return float(r * r)
+@dataclass(frozen=True)
+class Capacities:
+    """Information processing capacities (Dambre et al., Sci. Rep. 2, 514, 2012).
+
+    ``terms`` maps a basis function, written as a sorted tuple of delays with repeats
+    (``(0,)`` = P1(u(t)), ``(2, 2)`` = P2(u(t-2)), ``(0, 3)`` = P1(u(t)) P1(u(t-3))), to
+    its held-out capacity 1 - NMSE (clipped at 0). ``by_degree[d]`` sums the terms of
+    total degree d above ``threshold``; ``total`` sums all degrees (<= number of
+    independent state features). Degree 1 is the memory capacity.
+    """
+
+    total: float
+    by_degree: dict[int, float]
+    terms: dict[tuple[int, ...], float] = field(repr=False)
+    threshold: float
+    n_test: int
+
+
+def information_processing_capacity(states: np.ndarray, u: np.ndarray, split: Split, *,
+                                    max_delay: int = 10, max_degree: int = 2,
+                                    low: float = 0.0, high: float = 0.5,
+                                    threshold: float | None = None,
+                                    alphas: np.ndarray | None = None,
+                                    valid: np.ndarray | None = None) -> Capacities:
+    """Capacities for products of Legendre polynomials of past inputs, up to a degree.
+
+    ``u`` must be i.i.d. uniform on [low, high] (NARMA's input is, with the defaults); it
+    is mapped to [-1, 1], where Legendre polynomials of distinct delays are orthogonal, so
+    the capacities add up. Every basis function of total degree <= ``max_degree`` over
+    delays 0..``max_delay`` is a target of one shared multi-target ridge readout (alpha
+    per target on validation, scored once on test). A memoryless, linear response to u(t)
+    shows up as a single degree-1 term at delay 0; nonlinearity as degree >= 2 terms;
+    memory as terms at delays > 0. The default ``threshold`` ``9 / n_test`` zeroes
+    chance-level terms.
+    """
+    states, u = _states_and_input(states, u)
+    if int(max_delay) != max_delay or max_delay < 0:
+        raise TaskError(f"max_delay must be a non-negative integer, got {max_delay!r}")
+    if int(max_degree) != max_degree or not 1 <= max_degree <= 5:
+        raise TaskError(f"max_degree must be an integer in 1..5, got {max_degree!r}")
+    if not high > low:
+        raise TaskError(f"input range must have high > low, got [{low}, {high}]")
+    x = (2.0 * u - low - high) / (high - low)
+    if x.min() < -1 - 1e-9 or x.max() > 1 + 1e-9:
+        raise TaskError(f"u leaves the declared input range [{low}, {high}]")
+    delayed = [_delayed(x, k) for k in range(int(max_delay) + 1)]
+    keys: list[tuple[int, ...]] = []
+    columns: list[np.ndarray] = []
+    for degree in range(1, int(max_degree) + 1):
+        for combo in itertools.combinations_with_replacement(range(int(max_delay) + 1), degree):
+            target = np.ones_like(x)
+            for delay, power in Counter(combo).items():
+                target = target * legendre.legval(delayed[delay], [0] * power + [1])
+            keys.append(combo)
+            columns.append(target)
+    scores, n_test = _heldout_scores(states, np.stack(columns, axis=1), split, valid, alphas,
+                                     int(max_delay), squared_correlation=False)
+    threshold = 9.0 / n_test if threshold is None else threshold
+    terms = {k: float(c) for k, c in zip(keys, scores)}
+    by_degree = {d: float(sum(c for k, c in terms.items() if len(k) == d and c >= threshold))
+                 for d in range(1, int(max_degree) + 1)}
+    return Capacities(total=float(sum(by_degree.values())), by_degree=by_degree, terms=terms,
+                      threshold=float(threshold), n_test=n_test)
+
+
+def _states_and_input(states: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    states = np.asarray(states, dtype=float)
+    if states.ndim == 1:
+        states = states[:, None]
+    u = np.asarray(u, dtype=float).ravel()
+    if len(u) != len(states):
+        raise TaskError(f"states have {len(states)} rows but u has {len(u)}")
+    return states, u
+
+
+def _delayed(x: np.ndarray, k: int) -> np.ndarray:
+    out = np.zeros_like(x)
+    out[k:] = x[:len(x) - k]
+    return out
+
+
+def _heldout_scores(states: np.ndarray, targets: np.ndarray, split: Split,
+                    valid: np.ndarray | None, alphas: np.ndarray | None, max_delay: int,
+                    squared_correlation: bool) -> tuple[np.ndarray, int]:
+    """Held-out score per target column: r^2 or capacity 1 - NMSE (clipped at 0)."""
+    if split.washout < max_delay:
+        raise TaskError(f"washout ({split.washout}) must be >= the largest delay "
+                        f"({max_delay}) so every delayed target exists")
+    mask = None if valid is None else np.asarray(valid, bool)
+    readout = RidgeReadout() if alphas is None else RidgeReadout(alphas)
+    try:
+        readout.fit(states, targets, split, mask)
+    except ReadoutError as exc:
+        raise TaskError(f"capacity readout failed: {exc}") from exc
+    test = split.test_rows(len(states), mask)
+    t = targets[test]
+    pred = readout.predict(states[test])
+    tc, pc = t - t.mean(axis=0), pred - pred.mean(axis=0)
+    var_t = (tc ** 2).mean(axis=0)
+    if squared_correlation:
+        var_p = (pc ** 2).mean(axis=0)
+        cov = (tc * pc).mean(axis=0)
+        ok = (var_t > 0) & (var_p > 0)
+        score = np.where(ok, cov ** 2 / np.where(ok, var_t * var_p, 1.0), 0.0)
+    else:
+        mse = ((pred - t) ** 2).mean(axis=0)
+        score = np.where(var_t > 0, 1.0 - mse / np.where(var_t > 0, var_t, 1.0), 0.0)
+        score = np.clip(score, 0.0, None)
+    return score, len(test)

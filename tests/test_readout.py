@@ -212,3 +212,17 @@ def test_timestamps_after_the_next_input_are_caught(series, esn_features):
     report = check_no_leakage(esn_features, series.y, series.u, SPLIT,
                               feature_time_ns=late, input_time_ns=input_ns)
     assert not report.ok and report.time_violations == 2
+
+
+def test_multi_target_fit_equals_separate_fits(series, esn_features):
+    Y = np.stack([series.y, np.roll(series.u, 3), series.u ** 2], axis=1)
+    multi = RidgeReadout().fit(esn_features, Y, SPLIT)
+    for j in range(3):
+        one = RidgeReadout().fit(esn_features, Y[:, j], SPLIT)
+        assert multi.alpha_[j] == one.alpha_
+        np.testing.assert_allclose(multi.coef_[:, j], one.coef_, rtol=1e-7, atol=1e-10)
+        assert multi.intercept_[j] == pytest.approx(one.intercept_)
+        assert multi.val_nrmse_[j] == pytest.approx(one.val_nrmse_)
+    assert multi.predict(esn_features[:5]).shape == (5, 3)
+    with pytest.raises(ReadoutError):
+        evaluate(esn_features, Y, SPLIT)                 # scoring is per target

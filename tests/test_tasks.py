@@ -130,3 +130,37 @@ def test_memory_capacity_needs_washout_for_delays():
     u = np.zeros(100)
     with pytest.raises(TaskError):
         memory_capacity(u[:, None], u, 20, Split(washout=5, train=40, validation=20))
+
+
+def test_information_processing_capacity_finds_the_known_functions():
+    from asic_reservoir.tasks import information_processing_capacity
+    u = np.random.default_rng(7).uniform(0, 0.5, 3000)
+    x = 4 * u - 1                                       # the [-1, 1] variable
+    split = Split(washout=10, train=1500, validation=500)
+    prev = np.concatenate([[0.0], x[:-1]])
+    # a memoryless linear copy of the input: one degree-1 term at delay 0, nothing else
+    lin = information_processing_capacity(u[:, None], u, split, max_delay=4)
+    assert lin.terms[(0,)] == pytest.approx(1.0, abs=1e-9)
+    assert lin.by_degree == {1: pytest.approx(1.0, abs=1e-6), 2: 0.0}
+    # square and a product with the previous input: degree-2 terms appear where they should
+    quad = information_processing_capacity(np.stack([x, x ** 2, x * prev], 1), u, split,
+                                           max_delay=4)
+    assert quad.terms[(0, 0)] == pytest.approx(1.0, abs=1e-6)
+    assert quad.terms[(0, 1)] == pytest.approx(1.0, abs=1e-6)
+    assert quad.terms[(1, 1)] < 0.01 and quad.terms[(2,)] < 0.01
+    assert quad.total == pytest.approx(3.0, abs=0.02)
+    assert len(quad.terms) == 5 + 15                    # 5 delays; 15 pairs with repeats
+    with pytest.raises(TaskError, match="input range"):
+        information_processing_capacity(u[:, None], u + 1, split)
+
+
+def test_information_processing_capacity_of_an_esn_is_bounded():
+    from asic_reservoir.tasks import information_processing_capacity
+    u = np.random.default_rng(8).uniform(0, 0.5, 3000)
+    states = EchoStateNetwork(15, seed=1).states(u)
+    cap = information_processing_capacity(states, u, Split(100, 1400, 500), max_delay=8,
+                                          max_degree=3)
+    assert cap.by_degree[1] > 1.0 and cap.by_degree[2] > 0.3
+    assert cap.total <= 15.5
+    mc = memory_capacity(states, u, 8, Split(100, 1400, 500))
+    assert cap.by_degree[1] == pytest.approx(mc.total, abs=0.3)   # 1-NMSE vs r^2, same terms
