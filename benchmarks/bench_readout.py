@@ -3,7 +3,8 @@
 Fit time: RidgeReadout.fit (11 alphas on validation + refit) on a 10,000 x 1,000 state
 matrix beside np.linalg.lstsq on the same matrix in the same run. Quality: mean ± std over
 5 seeds (train 4000 + validation 2000, test 4000, std-normalised NRMSE) for every baseline
-in the reference table, each printed beside the table's value. BLAS is limited to one
+in the reference table, each printed beside the table's value; divergence rates of the
+recursion beside the notes' figures. BLAS is limited to one
 thread: on shared busy cores threaded OpenBLAS is many times slower and erratic.
 """
 
@@ -16,7 +17,7 @@ from threadpoolctl import threadpool_limits
 
 from asic_reservoir.baselines import run_baselines
 from asic_reservoir.readout import REFERENCE_SPLIT, RidgeReadout, Split
-from asic_reservoir.tasks import narma
+from asic_reservoir.tasks import NarmaDivergence, narma, narma_from_input
 from benchmarks import Figure, quick
 
 # Reference table of the science notes (std-normalised NRMSE, 5 seeds); None = not given.
@@ -61,8 +62,24 @@ def _table(seeds: int, esn_sizes: tuple[int, ...]) -> list[Figure]:
     return figures
 
 
+def _divergence(steps: int, draws: int, reference_pct: float) -> Figure:
+    rng = np.random.default_rng(12345)
+    diverged = 0
+    for _ in range(draws):
+        try:
+            narma_from_input(rng.uniform(0, 0.5, steps))
+        except NarmaDivergence:
+            diverged += 1
+    p = diverged / draws
+    se = (p * (1 - p) / draws) ** 0.5
+    return Figure(f"NARMA-10 divergence, {steps}-step series", 100 * p, "%", "science notes",
+                  reference_pct, f"{diverged}/{draws} draws, ± {100 * se:.2f} % (binomial SE)")
+
+
 def run() -> list[Figure]:
     with threadpool_limits(1):
         if quick():
-            return _fit_time(2000, 200) + _table(2, (50, 100))
-        return _fit_time(10_000, 1_000) + _table(5, (50, 100, 200, 400))
+            return (_fit_time(2000, 200) + _table(2, (50, 100))
+                    + [_divergence(2000, 200, 0.6), _divergence(20_000, 20, 9.0)])
+        return (_fit_time(10_000, 1_000) + _table(5, (50, 100, 200, 400))
+                + [_divergence(2000, 3000, 0.6), _divergence(20_000, 400, 9.0)])
