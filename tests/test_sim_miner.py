@@ -11,7 +11,7 @@ import json
 import os
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from asic_reservoir.clock import Clock
 from asic_reservoir.work import (BIP320_MASK, LBRY_DIFFICULTY_FACTOR, Job, chip_of_nonce,
@@ -551,6 +551,7 @@ _json_values = st.recursive(
     max_leaves=20)
 
 
+@settings(max_examples=60)
 @given(line=st.one_of(
     st.binary(max_size=200),
     st.builds(lambda m, p, i: json.dumps({"id": i, "method": m, "params": p}).encode(),
@@ -577,3 +578,32 @@ def test_any_line_from_a_pool_is_survived(line):
             miner.mine([20, 20])                 # still hashing whatever job it holds
     finally:
         loop.close()
+
+
+@given(n_chips=st.integers(1, 7), budget=st.integers(1, 90), chunk=st.integers(1, 40),
+       rolling=st.booleans())
+def test_engine_finds_exactly_the_qualifying_nonces_it_hashed(n_chips, budget, chunk, rolling):
+    """Nothing missed, nothing invented: compare with a brute-force walk of the same work."""
+    job = make_job("x", version=0x20000000)
+    en1, mask, target = b"\x05" * 4, 0x00018000, (1 << 256) - 1 >> 4
+    engine = HashingEngine(n_chips, roll_versions=rolling, version_chunk=chunk)
+    engine.set_work(job, en1, 4, mask)
+    found = {(r.chip, r.nonce, r.version) for r in engine.search([budget] * n_chips, target)}
+    expected = set()
+    for chip in range(n_chips):
+        start = nonce_slice(chip, n_chips).start
+        walked = 0
+        versions = [0x20000000 | bits for bits in (0, 0x8000, 0x10000, 0x18000)] if rolling \
+            else [0x20000000]
+        chunk_start = start
+        while walked < budget:                   # chunk by chunk, every version per chunk
+            for version in versions:
+                for nonce in range(chunk_start, chunk_start + (chunk if rolling else budget)):
+                    if walked == budget:
+                        break
+                    walked += 1
+                    header = job.header(en1, bytes(4), job.ntime, nonce, version)
+                    if hash_to_int(pow_hash(header)) <= target:
+                        expected.add((chip, nonce, version))
+            chunk_start += chunk
+    assert found == expected
