@@ -121,6 +121,7 @@ class UnitReading:
     hash_scale: float
     mac: str
     serial: str
+    overheated: bool = False
 
 
 def identity_rng(model: str, seed: int) -> np.random.Generator:
@@ -260,6 +261,8 @@ class UnitPhysics:
             self.fan_auto = bool(auto)
         if pct is not None:
             self.fan_manual_pct = float(min(max(pct, 0.0), 100.0))
+        if not self.fan_auto and self.fan_override_pct is None:
+            self.fan_pwm[:] = self.fan_manual_pct        # a manual setting takes effect at once
 
     def set_temp_target(self, celsius: float) -> None:
         self.temp_target_c = float(celsius)
@@ -273,6 +276,8 @@ class UnitPhysics:
         """Hash boards powered or not (reboot); optionally force the fans (boot: 100 %)."""
         self.powered = bool(powered)
         self.fan_override_pct = fan_override_pct
+        if fan_override_pct is not None:
+            self.fan_pwm[:] = fan_override_pct
 
     def reset_counters(self) -> None:
         """Start a new uptime: hashrate windows, averages and HW error counts."""

@@ -27,6 +27,10 @@ Sources consulted
   400-575 MHz (default 485) and core voltages 1100-1300 mV (default 1200).
 - [esp-miner-fan] ESP-Miner ``fan_controller_task.c``: PID on chip temperature,
   ``pid_setPoint = 60.0`` default, ``min_fan_pct = 25.0``.
+- [esp-miner-power] ESP-Miner ``main/tasks/power_management_task.c`` (2.x): overheat mode
+  when ``chip_temp_avg > THROTTLE_TEMP`` (75 degC) or the regulator exceeds
+  ``TPS546_THROTTLE_TEMP``; logs ``OVERHEAT! VR: %fC ASIC %fC``, disables core power,
+  fan 100 %, and mining stays off until the unit restarts.
 - [tmp451] TI TMP451 datasheet (remote-diode sensor used on Bitmain hash boards):
   +-1 degC remote accuracy, 0.0625 degC resolution.
 - [borkar-2003] S. Borkar et al., "Parameter variations and impact on circuits and
@@ -111,6 +115,8 @@ class Profile:
     temp_target_c: float            # auto fan target (pid) / top of the curve (linear)
     fan_curve_low_c: float          # linear curve: temperature at min pwm
     fan_pid: tuple[float, float, float]   # kp (%/K), ki (%/(K s)), kd (% s/K)
+    protect_temp_c: float           # firmware stops hashing above this sensor temperature
+    protect_sensor: str             # "board" | "chip": which sensor the protection watches
     hashrate_window_s: float        # window of the firmware's current-hashrate figure
     boot_time_s: float              # restart until hashing resumes
     idle_activity: float            # dynamic power fraction when chips get no work
@@ -193,7 +199,7 @@ S9 = _check(Profile(
     c_die=1.5, c_sink=11.4, airflow_heat_capacity=69.0, r_vr_air=0.08, vr_tau_s=120.0,
     n_fans=2, fan_max_rpm=6000.0, fan_min_pwm=20.0, fan_tau_s=1.5,
     fan_control="linear", temp_target_c=75.0, fan_curve_low_c=35.0, fan_pid=(0.0, 0.0, 0.0),
-    hashrate_window_s=5.0, boot_time_s=75.0, idle_activity=0.08,
+    protect_temp_c=85.0, protect_sensor="board", hashrate_window_s=5.0, boot_time_s=75.0, idle_activity=0.08,
     spread_speed=0.04, spread_leakage=0.3, spread_r_thermal=0.08,
     spread_sensor_offset_c=0.5, sensor_noise_c=0.3, spread_fan_rpm=0.04,
     sources={
@@ -241,6 +247,8 @@ S9 = _check(Profile(
         "temp_target_c": "[bmminer-fan] MAX_FAN_TEMP 75: full pwm at 75 degC",
         "fan_curve_low_c": "[bmminer-fan] MIN_FAN_TEMP 35",
         "fan_pid": "not used: bmminer uses the linear curve",
+        "protect_temp_c": "[bmminer-fan] MAX_TEMP 85 (board sensor)",
+        "protect_sensor": "[bmminer-fan] bmminer watches the hash-board (PCB) sensors",
         "hashrate_window_s": "bmminer 'GHS 5s'",
         "boot_time_s": "estimate: S9 reboot to first share ~60-90 s (chain detection, frequency ramp)",
     },
@@ -266,7 +274,7 @@ LV06 = _check(Profile(
     c_die=0.6, c_sink=55.0, airflow_heat_capacity=8.0, r_vr_air=8.0, vr_tau_s=20.0,
     n_fans=1, fan_max_rpm=6500.0, fan_min_pwm=25.0, fan_tau_s=1.0,
     fan_control="pid", temp_target_c=60.0, fan_curve_low_c=25.0, fan_pid=(6.0, 0.1, 10.0),
-    hashrate_window_s=60.0, boot_time_s=8.0, idle_activity=0.08,
+    protect_temp_c=75.0, protect_sensor="chip", hashrate_window_s=60.0, boot_time_s=8.0, idle_activity=0.08,
     spread_speed=0.04, spread_leakage=0.3, spread_r_thermal=0.08,
     spread_sensor_offset_c=0.7, sensor_noise_c=0.25, spread_fan_rpm=0.04,
     sources={
@@ -312,6 +320,9 @@ LV06 = _check(Profile(
         "temp_target_c": "[esp-miner-fan] pid_setPoint 60 default",
         "fan_curve_low_c": "not used by the PID controller",
         "fan_pid": "estimate: PID gains giving a ~1 min settling time",
+        "protect_temp_c": "[esp-miner-power] THROTTLE_TEMP 75: above it ESP-Miner logs OVERHEAT, "
+                          "turns the core voltage off, runs the fan at 100 % and stops until restart",
+        "protect_sensor": "[esp-miner-power] chip_temp_avg",
         "hashrate_window_s": "estimate: ESP-Miner averages nonce difficulty over a longer span; "
                              "at a 256 ticket floor a 5 s window would hold ~2 nonces",
         "boot_time_s": "estimate: ESP32 boot + ASIC init ~5-10 s",
@@ -337,7 +348,7 @@ LBBOX = _check(Profile(
     c_die=1.0, c_sink=40.0, airflow_heat_capacity=30.0, r_vr_air=0.5, vr_tau_s=60.0,
     n_fans=2, fan_max_rpm=4500.0, fan_min_pwm=20.0, fan_tau_s=1.5,
     fan_control="pid", temp_target_c=70.0, fan_curve_low_c=30.0, fan_pid=(4.0, 0.05, 8.0),
-    hashrate_window_s=20.0, boot_time_s=60.0, idle_activity=0.08,
+    protect_temp_c=95.0, protect_sensor="chip", hashrate_window_s=20.0, boot_time_s=60.0, idle_activity=0.08,
     spread_speed=0.04, spread_leakage=0.3, spread_r_thermal=0.08,
     spread_sensor_offset_c=0.7, sensor_noise_c=0.3, spread_fan_rpm=0.04,
     sources={
@@ -382,6 +393,8 @@ LBBOX = _check(Profile(
         "temp_target_c": "estimate",
         "fan_curve_low_c": "not used by the PID controller",
         "fan_pid": "estimate",
+        "protect_temp_c": "estimate: Goldshell firmware protection threshold not published",
+        "protect_sensor": "estimate",
         "hashrate_window_s": "protocols.md: Goldshell RPC reports 'MHS 20s'",
         "boot_time_s": "estimate: Linux controller boot + hashboard init ~60 s",
     },

@@ -153,6 +153,7 @@ class SimulatedUnit:
         self.serial_path: str | None = None
         self.paused = False
         self.booting = False
+        self.overheated = False
         self.stats = TickStats()
         self._servers: list[Any] = []
         self._listeners: list[Callable[[str], None]] = []
@@ -282,10 +283,12 @@ class SimulatedUnit:
     def _tick(self, dt: float) -> None:
         ph, miner = self.physics, self.miner
         now = self.clock.now()
-        hashing = (not self.booting and not self.paused and now >= self._hold_until
-                   and miner.connected and miner.job is not None)
+        hashing = (not self.booting and not self.paused and not self.overheated
+                   and now >= self._hold_until and miner.connected and miner.job is not None)
         ph.set_hashing(hashing)
         ph.step(dt)
+        if ph.powered and not self.booting and not self.overheated:
+            self._check_temperature()
         self._chip_results[:] = 0.0
         if hashing:
             budget = ph.valid_rates_hs() * self.hash_scale * dt + self._carry
@@ -298,6 +301,21 @@ class SimulatedUnit:
         errors = ph.take_hw_errors()
         if errors:
             miner.inject_hw_errors(errors)
+
+    def _check_temperature(self) -> None:
+        """The firmware's over-temperature protection (profile.protect_*)."""
+        p, ph = self.profile, self.physics
+        sensors = ph.board_temps_c() if p.protect_sensor == "board" else ph.chip_temps_c()
+        hottest = float(np.max(sensors))
+        if hottest <= p.protect_temp_c:
+            return
+        self.overheated = True
+        ph.set_hashing(False)
+        ph.set_powered(False, fan_override_pct=100.0)
+        log.warning("%s: over-temperature protection at %.1f degC", self.config.worker, hottest)
+        if p.model == "lv06":
+            self._emit(f"E ({self._uptime_ms()}) power_management: OVERHEAT! "
+                       f"VR: {ph.vr_temp_c():f}C ASIC {hottest:f}C")
 
     def _on_chip_result(self, share: FoundShare) -> None:
         self._chip_results[share.chip] += 1
@@ -452,6 +470,7 @@ class SimulatedUnit:
             ph.set_powered(True)
             ph.reset_counters()
             self.paused = False
+            self.overheated = False
             self._esp_job_ids.clear()
             self.miner = self._make_miner()
             await self.miner.start()
@@ -497,7 +516,7 @@ class SimulatedUnit:
             pool_difficulty=miner.difficulty / self.hash_scale, pool_connected=miner.connected,
             last_share_time=miner.last_share_time, paused=self.paused, booting=self.booting,
             pending_restart=self.pending_restart, hash_scale=self.hash_scale,
-            mac=ph.variation.mac, serial=ph.variation.serial)
+            mac=ph.variation.mac, serial=ph.variation.serial, overheated=self.overheated)
 
 
 @contextlib.asynccontextmanager

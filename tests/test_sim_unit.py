@@ -315,3 +315,28 @@ async def test_cli_runs_units_against_a_pool_and_prints_totals() -> None:
     assert all(by_worker[w]["accepted"] > 0 for w in ("s9.sim", "lv06.sim", "lbbox.sim"))
     assert all(t["rejected"] == 0 for t in last["totals"])
     assert pool.totals()["rejected"] == 0
+
+
+async def test_lv06_overheat_protection_stops_hashing_until_restart(pool: Pool) -> None:
+    unit = SimulatedUnit(config("lv06", pool.url, speed=100.0))
+    lines: list[str] = []
+    unit.add_log_listener(lines.append)
+    await pool.set_difficulty(256 * unit.difficulty_scale)
+    await unit.start()
+    try:
+        await wait_until(lambda: unit.miner.accepted > 0)
+        unit.apply(fan_auto=False, fan_pct=0.0, frequency_mhz=575.0, core_voltage_mv=1300.0)
+        await wait_until(lambda: unit.overheated, timeout=15.0)
+        r = unit.reading()
+        assert r.overheated and r.chip_temp_c > 70.0 and r.fans[0][1] == 100.0
+        overheat = [e for e in map(parse_line, lines) if type(e).__name__ == "TemperatureEvent"]
+        assert any("OVERHEAT" in line for line in lines) and overheat
+        accepted = unit.miner.accepted
+        await asyncio.sleep(0.3)
+        assert unit.miner.accepted <= accepted + 1 and not unit.physics.hashing
+        unit.apply(fan_auto=True, frequency_mhz=485.0, core_voltage_mv=1200.0)
+        await unit.restart()
+        assert not unit.reading().overheated
+        await wait_until(lambda: unit.miner.accepted > 0)
+    finally:
+        await unit.stop()
