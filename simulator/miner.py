@@ -33,12 +33,17 @@ Three dialects, read from the public firmware sources and re-written here:
 Shared behaviour: all of them switch to the newest job on every ``mining.notify`` (with
 ``clean_jobs`` the old job is also dropped); ``mining.ping`` is answered with ``pong``;
 unknown methods and undecodable lines are logged and ignored; the client reconnects with
-capped, jittered exponential backoff when the pool goes away or refuses.
+capped, jittered exponential backoff (experiment seconds) when the pool goes away, refuses
+the connection or refuses authorization. ``client.reconnect``'s optional third parameter
+(seconds to wait) is honoured although the firmwares reconnect at once; pools only send it
+to ask for a pause. Rejections count in ``rejected``; those with code 21 (job not found)
+also in ``stale``.
 
-Hashing is synchronous: :meth:`StratumMiner.mine` is called from the unit's tick loop and
-never waits on the network; submissions are queued to a writer task. Shares found while
-disconnected are dropped and counted (``dropped``), as real firmware discards results for
-work it no longer holds.
+Hashing is synchronous: :meth:`StratumMiner.mine` is called from the unit's tick loop (on
+the event loop's thread) and never waits on the network; submissions are queued to a
+writer task. Shares found while disconnected are dropped and counted (``dropped``), as real
+firmware discards results for work it no longer holds; a new connection starts hashing
+only when its first job arrives.
 """
 
 from __future__ import annotations
