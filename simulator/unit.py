@@ -454,7 +454,11 @@ class SimulatedUnit:
 
     # ------------------------------------------------------------------ restart / pause
     async def restart(self) -> None:
-        """Reboot: hashing stops, pending settings load, boot takes ``profile.boot_time_s``."""
+        """Reboot: hashing stops, pending settings load, boot takes ``profile.boot_time_s``.
+
+        Clears the over-temperature state (real ESP-Miner also rewrites its saved
+        frequency/voltage/fan to safe values on overheat; the simulator keeps the settings).
+        """
         async with self._restart_lock:
             p, ph = self.profile, self.physics
             self.booting = True
@@ -462,6 +466,8 @@ class SimulatedUnit:
             ph.set_powered(False, fan_override_pct=100.0 if p.model == "s9" else None)
             self._emit(f"I ({self._uptime_ms()}) system: Restarting System")
             await self.clock.sleep(p.boot_time_s)
+            if not self._started:                 # stopped while rebooting: stay down
+                return
             self._active = dict(self._settings)
             ph.set_frequency(self._active["frequency_mhz"])
             ph.set_voltage(self._active["core_voltage_mv"])
