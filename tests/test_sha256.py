@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from asic_reservoir.sha256 import (IV, K, compress, meets_bits, midstate, top_bits, trace_headers,
+from asic_reservoir.sha256 import (IV, K, compress, meets_bits, midstates, top_bits, trace_headers,
                                    words_to_digest)
 from asic_reservoir.work import Job, WorkError, hash_to_int, sha256d
 
@@ -73,7 +73,7 @@ def test_trace_digest_matches_hashlib(prefix, nonces):
 @given(prefix=st.binary(min_size=76, max_size=76), nonce=st.integers(0, M32),
        rounds=st.lists(st.integers(1, 128), min_size=1, max_size=6))
 def test_round_states_match_reference(prefix, nonce, rounds):
-    trace = trace_headers([prefix], np.array([nonce], dtype=np.uint32), rounds)
+    trace = trace_headers([prefix], np.array([nonce], dtype=np.uint32), rounds, schedule=True)
     states, _, schedule = ref_trace(prefix + nonce.to_bytes(4, "little"))
     for k in rounds:
         assert trace.states[k].state[0].tolist() == states[k]
@@ -99,10 +99,10 @@ def test_many_headers_and_nonces_header_major():
     assert (early == early[:, :1]).all()
 
 
-def test_midstate_is_first_block_compression():
-    prefix = bytes(range(100, 176))
-    expected, _, _ = ref_compress([int(v) for v in IV], prefix[:64])
-    assert midstate(prefix).tolist() == expected
+def test_midstates_are_first_block_compressions():
+    prefixes = [bytes(range(100, 176)), bytes(76), bytes([255]) * 80]
+    expected = [ref_compress([int(v) for v in IV], p[:64])[0] for p in prefixes]
+    assert midstates(prefixes).tolist() == expected
 
 
 @settings(max_examples=40)
@@ -132,8 +132,21 @@ def test_meets_bits_on_a_planted_small_hash():
     lambda: trace_headers([bytes(76)] * 2, np.zeros((3, 4), dtype=np.uint32)),
     lambda: compress(IV, [0] * 15),
     lambda: meets_bits(np.zeros((1, 8), dtype=np.uint32), 65),
-    lambda: midstate(bytes(10)),
+    lambda: midstates([bytes(64), bytes(10)]),
 ])
 def test_bad_input_raises_work_error(bad):
     with pytest.raises(WorkError):
         bad()
+
+
+def test_stopping_early_gives_the_same_states_without_a_digest():
+    prefixes = [bytes(range(76)), bytes(range(1, 77))]
+    nonces = np.arange(50, dtype=np.uint32)
+    full = trace_headers(prefixes, nonces, [5, 70])
+    early = trace_headers(prefixes, nonces, [5], finish=False)
+    assert early.digest is None and early.states[5].schedule is None
+    assert np.array_equal(early.states[5].state, full.states[5].state)
+    stopped = trace_headers(prefixes, nonces, [5, 70], finish=False)
+    assert np.array_equal(stopped.states[70].state, full.states[70].state)
+    with pytest.raises(WorkError):
+        trace_headers(prefixes, nonces, finish=False)
