@@ -491,3 +491,17 @@ def test_share_hash_matches_reference_assembly():
     assert v.accepted
     digest = sha256d(job.header(en1, en2, 6, 0xABCD, 0x20002000))
     assert v.share_difficulty == pytest.approx(DIFF1_TARGET / hash_to_int(digest))
+
+
+def test_share_event_fast_construction_is_a_complete_frozen_dataclass():
+    import dataclasses
+    from drivers.stratum.validation import Verdict
+    v = Verdict(accepted=True, code=None, reason="accepted", worker="w", job_id="1",
+                extranonce2="00", ntime=1, nonce=0x80000000, version_bits=2, version=3,
+                share_difficulty=4.0, pool_difficulty=5.0, block_candidate=True)
+    ev = v.event(10, 11, "s1", "sha256d", 4)
+    fields = dataclasses.asdict(ev)
+    assert list(fields) == [f.name for f in dataclasses.fields(ShareEvent)]
+    assert ev == ShareEvent(**fields) and ev.chip == 2 and ev.code is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ev.nonce = 1

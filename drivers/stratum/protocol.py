@@ -55,7 +55,7 @@ class Message:
     error: Any = None
 
 
-_loads = json.loads
+_raw_decode = json.JSONDecoder().raw_decode   # UTF-8 only, as Stratum is
 _dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 
@@ -66,7 +66,10 @@ def parse_line(line: bytes) -> Message:
     unless an id could be read.
     """
     try:
-        obj = _loads(line)
+        text = line.decode().strip()
+        obj, end = _raw_decode(text)
+        if end != len(text):
+            raise ValueError("trailing data after the JSON value")
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise StratumError(OTHER, f"malformed JSON: {str(exc)[:60]}") from None
     if type(obj) is not dict:

@@ -49,9 +49,11 @@ REASONS = {
 _sha256 = hashlib.sha256
 _pack_version = struct.Struct("<I").pack
 _pack_tail = struct.Struct("<III").pack
+_unpack_u32x2 = struct.Struct(">II").unpack_from
+_unpack_u32 = struct.Struct(">I").unpack_from
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ShareEvent:
     """One submitted share and the pool's verdict, as streamed to subscribers."""
 
@@ -98,12 +100,25 @@ class Verdict:
 
     def event(self, recv_ns: int, clock_ns: int, session_id: str, algorithm: str,
               n_chips: int | None) -> ShareEvent:
-        chip = chip_of_nonce(self.nonce, n_chips) if n_chips else None
-        return ShareEvent(recv_ns, clock_ns, session_id, self.worker, algorithm, self.job_id,
-                          self.extranonce2, self.ntime, self.nonce, self.version_bits,
-                          self.version, self.share_difficulty, self.pool_difficulty, chip,
-                          self.accepted, None if self.accepted else self.code, self.reason,
-                          self.block_candidate)
+        # Built without the generated frozen __init__ (one object.__setattr__ per field),
+        # which cost several double-SHA-256s per share; the result is an ordinary,
+        # equal-comparing, immutable ShareEvent.
+        accepted = self.accepted
+        event = _new(ShareEvent)
+        _setattr(event, "__dict__", {
+            "recv_ns": recv_ns, "clock_ns": clock_ns, "session_id": session_id,
+            "worker": self.worker, "algorithm": algorithm, "job_id": self.job_id,
+            "extranonce2": self.extranonce2, "ntime": self.ntime, "nonce": self.nonce,
+            "version_bits": self.version_bits, "version": self.version,
+            "share_difficulty": self.share_difficulty, "pool_difficulty": self.pool_difficulty,
+            "chip": chip_of_nonce(self.nonce, n_chips) if n_chips else None,
+            "accepted": accepted, "code": None if accepted else self.code,
+            "reason": self.reason, "block_candidate": self.block_candidate})
+        return event
+
+
+_new = object.__new__
+_setattr = object.__setattr__
 
 
 def resolve_version(job_version: int, bits: int, mask: int, xor_form: bool) -> int | None:
@@ -116,18 +131,6 @@ def resolve_version(job_version: int, bits: int, mask: int, xor_form: bool) -> i
     if xor_form:
         return (job_version ^ bits) & 0xFFFFFFFF
     return (job_version & ~mask & 0xFFFFFFFF) | bits
-
-
-def _u32(value: object, name: str) -> int:
-    if type(value) is not str or len(value) != 8:
-        raise StratumError(OTHER, f"{name} must be 8 hex digits")
-    try:
-        raw = bytes.fromhex(value)
-    except ValueError:
-        raise StratumError(OTHER, f"{name} is not valid hex") from None
-    if len(raw) != 4:
-        raise StratumError(OTHER, f"{name} is not valid hex")
-    return int.from_bytes(raw, "big")
 
 
 class ShareValidator:
@@ -153,29 +156,26 @@ class ShareValidator:
 
     def _check(self, v: Verdict, params: object, subscribed: bool, workers: set,
                jobs: JobRegistry, mask: int, xor_form: bool) -> None:
-        if type(params) is not list or len(params) not in (5, 6):
+        # Hot path: one fromhex for all hex fields; precise messages only on failure.
+        if type(params) is not list or not 5 <= len(params) <= 6:
             raise StratumError(OTHER, "mining.submit needs 5 or 6 params")
         worker, job_id, en2_hex, ntime_hex, nonce_hex = params[:5]
         if type(worker) is not str or type(job_id) is not str:
             raise StratumError(OTHER, "worker and job_id must be strings")
         v.worker, v.job_id = worker, job_id
-        if type(en2_hex) is not str:
-            raise StratumError(OTHER, "extranonce2 must be a hex string")
-        v.extranonce2 = en2_hex[:64]
         size = self.extranonce2_size
-        if len(en2_hex) != 2 * size:
-            raise StratumError(OTHER, f"extranonce2 must be {size} bytes")
+        six = len(params) == 6
+        fields = params[2:]
         try:
-            en2 = bytes.fromhex(en2_hex)
-        except ValueError:
-            raise StratumError(OTHER, "extranonce2 is not valid hex") from None
-        if len(en2) != size:
-            raise StratumError(OTHER, "extranonce2 is not valid hex")
-        v.ntime = _u32(ntime_hex, "ntime")
-        v.nonce = _u32(nonce_hex, "nonce")
-        bits = None
-        if len(params) == 6:
-            bits = v.version_bits = _u32(params[5], "version_bits")
+            raw = bytes.fromhex("".join(fields))
+        except (TypeError, ValueError):
+            raw = b""
+        if (len(raw) != size + (12 if six else 8) or len(en2_hex) != 2 * size
+                or len(ntime_hex) != 8 or len(nonce_hex) != 8 or (six and len(params[5]) != 8)):
+            self._explain_hex(fields)
+        v.extranonce2 = en2_hex
+        en2 = raw[:size]
+        ntime, nonce = v.ntime, v.nonce = _unpack_u32x2(raw, size)
         if not subscribed:
             raise StratumError(NOT_SUBSCRIBED, REASONS[NOT_SUBSCRIBED])
         if worker not in workers:
@@ -185,22 +185,23 @@ class ShareValidator:
             raise StratumError(JOB_NOT_FOUND, REASONS[JOB_NOT_FOUND])
         v.pool_difficulty = sent.difficulty
         job = sent.job
-        if not job.ntime - self.ntime_past_s <= v.ntime <= job.ntime + self.ntime_future_s:
+        if not job.ntime - self.ntime_past_s <= ntime <= job.ntime + self.ntime_future_s:
             raise StratumError(OTHER, "ntime out of range")
-        if bits is None:
-            version = job.version
-        else:
-            version = resolve_version(job.version, bits, mask, xor_form)
-            if version is None:
-                raise StratumError(OTHER, "version bits outside the negotiated mask")
+        version = job.version
+        if six:
+            bits = v.version_bits = _unpack_u32(raw, size + 8)[0]
+            if bits:
+                version = resolve_version(version, bits, mask, xor_form)
+                if version is None:
+                    raise StratumError(OTHER, "version bits outside the negotiated mask")
         v.version = version
-        key = (en2, v.ntime, v.nonce, version)
+        key = (en2, ntime, nonce, version)
         if key in sent.seen:
             raise StratumError(DUPLICATE, REASONS[DUPLICATE])
         mid = sent.mids.get(en2)
         if mid is None:
             mid = self._mid(sent, en2)
-        header = _pack_version(version) + mid + _pack_tail(v.ntime, job.nbits, v.nonce)
+        header = _pack_version(version) + mid + _pack_tail(ntime, job.nbits, nonce)
         if self.algorithm == "sha256d":
             digest = _sha256(_sha256(header).digest()).digest()
         else:
@@ -212,6 +213,26 @@ class ShareValidator:
         sent.seen.add(key)
         v.accepted, v.code, v.reason = True, None, REASON_OK
         v.block_candidate = value <= sent.block_target
+
+    def _explain_hex(self, fields: list) -> None:
+        """Raise the precise error for malformed hex fields (slow path)."""
+        size = self.extranonce2_size
+        en2 = fields[0]
+        if type(en2) is not str:
+            raise StratumError(OTHER, "extranonce2 must be a hex string")
+        if len(en2) != 2 * size:
+            raise StratumError(OTHER, f"extranonce2 must be {size} bytes")
+        for value, name, n in zip(fields, ("extranonce2", "ntime", "nonce", "version_bits"),
+                                  (size, 4, 4, 4)):
+            if type(value) is not str or len(value) != 2 * n:
+                raise StratumError(OTHER, f"{name} must be {2 * n} hex digits")
+            try:
+                raw = bytes.fromhex(value)
+            except ValueError:
+                raw = b""
+            if len(raw) != n:
+                raise StratumError(OTHER, f"{name} is not valid hex")
+        raise StratumError(OTHER, "malformed share")  # unreachable with well-formed fields
 
     @staticmethod
     def _mid(sent: SentJob, en2: bytes) -> bytes:
