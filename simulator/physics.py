@@ -2,7 +2,7 @@
 
 Model (all parameters from :mod:`simulator.profiles`, each with its source):
 
-- **Hashrate** of chip *i*: ``f_i x hashes_per_clock`` while it has work.
+- **Hashrate** of chip *i*: ``f_i x (hashes_per_clock - bad_cores_i)`` while it has work.
 - **Power**: dynamic ``C_eff V^2 f`` (``C_eff`` calibrated so that the stock operating
   point reproduces the rated power) plus leakage ``P_leak,ref x s_i x (V/V0) x
   2^((T_die - T_ref)/doubling)`` with a per-chip leakage factor ``s_i``.
@@ -141,6 +141,7 @@ class Variation:
     board_sensor_offset_c: np.ndarray   # per chain
     vr_sensor_offset_c: float
     fan_rpm_factor: np.ndarray      # per fan
+    bad_cores: np.ndarray           # per chip, disabled cores (reduce its hashrate)
     mac: str
     serial: str
 
@@ -158,7 +159,9 @@ class Variation:
         tail = rng.integers(0, 256, 3)
         mac = ":".join(f"{b:02X}" for b in (0x02, 0x5A, 0x1D, *tail))   # locally administered
         serial = "".join(rng.choice(list("0123456789ABCDEFGHJKLMNPQRSTUVWXYZ"), 12))
-        return cls(speed, leakage, r_thermal, chip_off, board_off, vr_off, fans, mac, serial)
+        max_bad = max(int(profile.hashes_per_clock) - 1, 0)
+        bad = np.minimum(rng.poisson(profile.bad_core_mean, n), max_bad)
+        return cls(speed, leakage, r_thermal, chip_off, board_off, vr_off, fans, bad, mac, serial)
 
 
 @dataclass
@@ -223,6 +226,7 @@ class UnitPhysics:
         self._p_leak_ref = p.leakage_fraction * p_chip
         self._vth = p.vth_fraction * v0
         self._f_ref = p.timing_guardband * p.freq_default_mhz
+        self._hashes_per_clock = p.hashes_per_clock - self.variation.bad_cores
         factor = LBRY_DIFFICULTY_FACTOR if p.algorithm == "lbry" else 1.0
         self.hashes_per_floor_nonce = TWO32 * p.chip_floor_difficulty / factor
         # Settings and state.
@@ -309,15 +313,15 @@ class UnitPhysics:
         """Hashes/s each chip evaluates right now (nominal scale; 0 without work/power)."""
         if not (self.powered and self.hashing):
             return np.zeros(self.profile.n_chips)
-        return self.freq_mhz * 1e6 * self.profile.hashes_per_clock
+        return self.freq_mhz * 1e6 * self._hashes_per_clock
 
     def valid_rates_hs(self) -> np.ndarray:
         """Hashes/s whose results are correct: the miner's per-chip budget (x hash_scale)."""
         return self.chip_rates_hs() * (1.0 - self.chip_error_fraction())
 
     def ideal_rates_hs(self) -> np.ndarray:
-        """Configured hashrate per chip (firmware "ideal"), whether hashing or not."""
-        return self.freq_mhz * 1e6 * self.profile.hashes_per_clock
+        """Configured hashrate per chip (firmware "ideal", good cores only), hashing or not."""
+        return self.freq_mhz * 1e6 * self._hashes_per_clock
 
     def chip_power_w(self) -> np.ndarray:
         if not self.powered:

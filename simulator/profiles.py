@@ -76,6 +76,7 @@ class Profile:
     n_chains: int
     chips_per_chain: int
     hashes_per_clock: float         # hashes per chip per clock cycle (= active cores)
+    bad_core_mean: float            # mean disabled cores per chip (Poisson, from the identity)
     freq_default_mhz: float
     freq_options_mhz: tuple[float, ...]
     freq_min_mhz: float
@@ -183,7 +184,7 @@ _COMMON_SOURCES = {
 S9 = _check(Profile(
     model="s9", name="Antminer S9", chip_model="BM1387", algorithm="sha256d", flavor="bmminer",
     firmware="Antminer S9 bmminer 2.0.0 (16.8.1.3)",
-    n_chains=3, chips_per_chain=63, hashes_per_clock=114.0,
+    n_chains=3, chips_per_chain=63, hashes_per_clock=114.0, bad_core_mean=0.3,
     freq_default_mhz=650.0,
     freq_options_mhz=tuple(float(f) for f in range(100, 875, 25)),
     freq_min_mhz=100.0, freq_max_mhz=850.0,
@@ -212,6 +213,8 @@ S9 = _check(Profile(
         "n_chains": "[bitmain-s9] [pyasic] 3 hash boards",
         "chips_per_chain": "[bitmain-s9] [pyasic] 63 BM1387 per board",
         "hashes_per_clock": "[bmminer-c5] ASIC_CORE_NUM 114; ideal rate = freq x 114 per chip",
+        "bad_core_mean": "[bmminer-c5] GetTotalRate subtracts per-chip bad cores (chain_badcore_num); "
+                         "estimate ~0.3 disabled cores per chip on a sorted part",
         "freq_default_mhz": "[bmminer-c5] 650 MHz = 14.0 TH/s ideal; 13.5 TH/s units run ~631 MHz",
         "freq_options_mhz": "estimate: bmminer PLL table spans 100-850 MHz; 25 MHz steps offered",
         "freq_min_mhz": "estimate: lowest bmminer PLL table entry ~100 MHz",
@@ -257,7 +260,7 @@ S9 = _check(Profile(
 LV06 = _check(Profile(
     model="lv06", name="LV06", chip_model="BM1366", algorithm="sha256d", flavor="esp-miner",
     firmware="v2.1.8",
-    n_chains=1, chips_per_chain=1, hashes_per_clock=894.0,
+    n_chains=1, chips_per_chain=1, hashes_per_clock=894.0, bad_core_mean=0.0,
     freq_default_mhz=485.0,
     freq_options_mhz=(400.0, 425.0, 450.0, 475.0, 485.0, 500.0, 525.0, 550.0, 575.0),
     freq_min_mhz=400.0, freq_max_mhz=575.0,
@@ -287,6 +290,7 @@ LV06 = _check(Profile(
         "n_chains": "[pyasic] LV07/LV08 siblings: 1 board",
         "chips_per_chain": "[pyasic] 1 chip",
         "hashes_per_clock": "[esp-miner-bm1366] 894 small cores; ESP-Miner expected rate = freq x small cores",
+        "bad_core_mean": "ESP-Miner assumes all 894 small cores work (no per-core accounting)",
         "freq_default_mhz": "[esp-miner-bm1366] default 485 MHz",
         "freq_options_mhz": "[esp-miner-bm1366] /api/system/asic frequencyOptions 400-575",
         "freq_min_mhz": "[esp-miner-bm1366]",
@@ -332,7 +336,7 @@ LV06 = _check(Profile(
 LBBOX = _check(Profile(
     model="lbbox", name="Goldshell-LBBox", chip_model="Goldshell LBRY ASIC", algorithm="lbry",
     flavor="goldshell", firmware="2.2.5",
-    n_chains=1, chips_per_chain=8, hashes_per_clock=0.021875,
+    n_chains=1, chips_per_chain=8, hashes_per_clock=0.021875, bad_core_mean=0.0,
     freq_default_mhz=1000.0,
     freq_options_mhz=(800.0, 900.0, 1000.0, 1100.0),
     freq_min_mhz=800.0, freq_max_mhz=1100.0,
@@ -361,6 +365,7 @@ LBBOX = _check(Profile(
         "n_chains": "[pyasic] Box-series siblings: 1 hashboard",
         "chips_per_chain": "estimate: chip count not published",
         "hashes_per_clock": "derived: 175 MH/s / (8 chips x 1000 MHz)",
+        "bad_core_mean": "estimate: no per-core information published; none modelled",
         "freq_default_mhz": "estimate: Goldshell power plans not published for the LB-Box",
         "freq_options_mhz": "estimate: power plans modelled as four frequencies",
         "freq_min_mhz": "estimate",

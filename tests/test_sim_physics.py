@@ -108,7 +108,9 @@ def test_hw_errors_rise_above_the_timing_margin() -> None:
 def test_identity_repeats_for_a_seed_and_differs_across_seeds() -> None:
     p = PROFILES["s9"]
     a, b, c = Variation.from_seed(p, 11), Variation.from_seed(p, 11), Variation.from_seed(p, 12)
-    for name in ("speed", "leakage", "r_thermal", "chip_sensor_offset_c", "fan_rpm_factor"):
+    assert a.bad_cores.sum() > 0 and np.all(a.bad_cores <= 3)     # S9: ~0.3 per chip
+    for name in ("speed", "leakage", "r_thermal", "chip_sensor_offset_c", "fan_rpm_factor",
+                 "bad_cores"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
         assert not np.allclose(getattr(a, name), getattr(c, name))
     assert a.mac == b.mac and a.mac != c.mac
