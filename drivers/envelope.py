@@ -1,7 +1,10 @@
 """Safety envelopes per model: refuse settings outside them, stop when a unit runs too hot.
 
 Limits come from the firmware's own ranges and protections where those are public; the
-rest are conservative estimates and say so. See ``firmware_notes/`` for the sources.
+rest are conservative estimates and say so. Temperature limits sit ``PROTECTION_MARGIN_C``
+below the temperature at which the firmware itself cuts or throttles hashing, so an
+experiment stops on its own terms before the unit's protection changes the physics under
+it. See ``firmware_notes/`` for the sources.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from typing import Any, Mapping
 
 from drivers.errors import EnvelopeError, OverTemperature
 from drivers.telemetry import SETTINGS_KEYS, Telemetry
+
+PROTECTION_MARGIN_C = 5.0
 
 
 @dataclass(frozen=True)
@@ -79,14 +84,15 @@ ENVELOPES: dict[str, Envelope] = {
         frequency_mhz=(100.0, 700.0),
         core_voltage_mv=None,
         fan_pct=(0.0, 100.0),
-        temp_target_c=(50.0, 80.0),  # estimate
-        # estimate: Bitmain's stock firmware protects the boards around 85 C (PCB sensor);
-        # chip sensors (temp2_N) run ~15 C hotter.
-        chip_temp_max_c=100.0,
-        board_temp_max_c=85.0,
+        temp_target_c=(50.0, 80.0),  # estimate (stock S9 has no target; kept for completeness)
+        # bmminer stops the S9 at MAX_TEMP 85 C on the hash-board (PCB) sensors; chip sensors
+        # (temp2_N) run ~15-20 C hotter (estimate for the chip limit).
+        chip_temp_max_c=100.0 - PROTECTION_MARGIN_C,
+        board_temp_max_c=85.0 - PROTECTION_MARGIN_C,
         vr_temp_max_c=None,
         sources=("bmminer S9 frequency table (web UI, 100-700 MHz, default 650)",
-                 "estimate: board 85 C / chip 100 C, conservative vs. stock protection"),
+                 "bmminer driver-btm-c5.c MAX_TEMP 85 C (board sensor)",
+                 "estimate: chip sensor limit 100 C"),
     ),
     "lv06": Envelope(
         model="Lucky Miner LV06",
@@ -97,9 +103,9 @@ ENVELOPES: dict[str, Envelope] = {
         fan_pct=(0.0, 100.0),
         temp_target_c=(35.0, 66.0),  # AxeOS PATCH validation range for temptarget
         # ESP-Miner power_management_task.c: THROTTLE_TEMP 75 C (chip), TPS546_THROTTLE_TEMP 105 C (VR).
-        chip_temp_max_c=75.0,
+        chip_temp_max_c=75.0 - PROTECTION_MARGIN_C,
         board_temp_max_c=None,
-        vr_temp_max_c=105.0,
+        vr_temp_max_c=105.0 - PROTECTION_MARGIN_C,
         sources=("ESP-Miner components/asic bm1366 frequency/voltage options",
                  "ESP-Miner main/tasks/power_management_task.c throttle temperatures"),
     ),
@@ -111,10 +117,10 @@ ENVELOPES: dict[str, Envelope] = {
         core_voltage_mv=None,
         fan_pct=(0.0, 100.0),
         temp_target_c=(65.0, 75.0),  # the fan daemon's temp_targets clamp range
-        chip_temp_max_c=90.0,  # estimate
-        board_temp_max_c=85.0,  # estimate
+        chip_temp_max_c=90.0,  # estimate: Goldshell does not publish its protection threshold
+        board_temp_max_c=80.0,  # estimate
         vr_temp_max_c=None,
         sources=("Goldshell web UI power plans (frequency choices)",
-                 "estimate: 90 C chip / 85 C board, conservative"),
+                 "estimate: 90 C chip / 80 C board, conservative"),
     ),
 }
