@@ -345,6 +345,24 @@ async def test_client_reconnect_moves_to_other_port_and_esp_miner_stays():
         await second.stop()
 
 
+async def test_client_reconnect_wait_parameter_delays_the_reconnection():
+    pool = RecordingPool()
+    await pool.start()
+    miner = new_miner(pool, "esp-miner")            # speed 20: 16 s wait = 0.8 s wall
+    await miner.start()
+    try:
+        await wait_for(lambda: miner.connected)
+        await pool.send({"id": None, "method": "client.reconnect", "params": ["", 0, 16]})
+        await wait_for(lambda: not miner.connected)
+        left = asyncio.get_running_loop().time()
+        await wait_for(lambda: miner.connected, timeout=3.0)
+        assert asyncio.get_running_loop().time() - left >= 0.75
+        assert miner.connections == 2 and miner.pool_url == pool.url
+    finally:
+        await miner.stop()
+        await pool.stop()
+
+
 async def test_pool_restart_reconnects_with_backoff_and_drops_shares_meanwhile():
     pool = RecordingPool(difficulty=1e-6)
     port = await pool.start()
