@@ -127,3 +127,28 @@ def test_hardware_scores_give_readouts_and_controls_per_run():
     leaky = np.hstack([EchoStateNetwork(20, seed=3).states(s.u), s.y[:, None]])
     with pytest.raises(LeakageError):
         hardware_scores(leaky, s.u, s.y, split)
+
+
+def test_a_noisy_memoryless_copy_of_the_input_adds_nothing():
+    """The published encoding's states: share counts whose rate follows u(t) alone."""
+    from asic_reservoir.baselines import hardware_scores
+    from asic_reservoir.report import Entry, gain
+
+    split = Split(washout=50, train=1200, validation=600)
+    runs = []
+    for seed in range(3):
+        s = narma(2650, seed=100 + seed)
+        counts = np.random.default_rng(seed).poisson(40 * (s.u[:, None] + 0.01), (2650, 4))
+        runs.append(hardware_scores(counts, s.u, s.y, split, seed=seed))
+    entry = Entry.from_runs("sim", "difficulty (published)", runs)
+    assert entry.readouts["hardware"].mean > 0.86            # no better than ridge on u(t)
+    g = gain(entry)
+    assert g is not None and not g.real
+    assert "adds nothing measurable" in g.sentence()
+    # ... whereas states with memory of the input do add something
+    runs = []
+    for seed in range(3):
+        s = narma(2650, seed=100 + seed)
+        states = EchoStateNetwork(30, seed=seed).states(s.u)
+        runs.append(hardware_scores(states, s.u, s.y, split, seed=seed))
+    assert gain(Entry.from_runs("esn", "software", runs)).real
