@@ -249,7 +249,7 @@ class UnitPhysics:
         self.fan_rpm = p.fan_max_rpm * self.variation.fan_rpm_factor * self.fan_pwm / 100.0
         self._pid_integral = 0.0
         self._pid_prev_error: float | None = None
-        self._control_temp = self.ambient_c
+        self.control_temp_c = self.ambient_c
         self._since_control = FAN_CONTROL_PERIOD_S
         self.reset_counters()
 
@@ -417,7 +417,7 @@ class UnitPhysics:
             if p.fan_min_pwm < pct < 100.0 or (pct >= 100.0 and error < 0) or \
                     (pct <= p.fan_min_pwm and error > 0):
                 self._pid_integral = integral
-        self._control_temp = temp
+        self.control_temp_c = temp
         self.fan_pwm[:] = min(max(pct, p.fan_min_pwm), 100.0)
 
     def _count(self, dt: float, valid: np.ndarray, errors: np.ndarray) -> None:

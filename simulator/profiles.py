@@ -26,7 +26,9 @@ Sources consulted
   ``BM1366_ASIC_DIFFICULTY 256``; ``/api/system/asic`` for BM1366 lists frequencies
   400-575 MHz (default 485) and core voltages 1100-1300 mV (default 1200).
 - [esp-miner-fan] ESP-Miner ``fan_controller_task.c``: PID on chip temperature,
-  ``pid_setPoint = 60.0`` default, ``min_fan_pct = 25.0``.
+  ``pid_setPoint = 60.0`` default, ``min_fan_pct = 25.0``, gains P 2.0 / I 0.1 / D 1.0,
+  100 ms poll with an EMA filter (alpha 0.2); logs ``Temp: %.1f °C, SetPoint: %.1f °C,
+  Output: %.1f%% (P:%.1f I:%.1f D_val:%.1f)`` every 2 s.
 - [esp-miner-power] ESP-Miner ``main/tasks/power_management_task.c`` (2.x): overheat mode
   when ``chip_temp_avg > THROTTLE_TEMP`` (75 degC) or the regulator exceeds
   ``TPS546_THROTTLE_TEMP``; logs ``OVERHEAT! VR: %fC ASIC %fC``, disables core power,
@@ -276,7 +278,7 @@ LV06 = _check(Profile(
     r_die_sink=1.0, r_sink_air_full=1.3, r_sink_air_still=12.0,
     c_die=0.6, c_sink=55.0, airflow_heat_capacity=8.0, r_vr_air=8.0, vr_tau_s=20.0,
     n_fans=1, fan_max_rpm=6500.0, fan_min_pwm=25.0, fan_tau_s=1.0,
-    fan_control="pid", temp_target_c=60.0, fan_curve_low_c=25.0, fan_pid=(6.0, 0.1, 10.0),
+    fan_control="pid", temp_target_c=60.0, fan_curve_low_c=25.0, fan_pid=(2.0, 0.1, 1.0),
     protect_temp_c=75.0, protect_sensor="chip", hashrate_window_s=60.0, boot_time_s=8.0, idle_activity=0.08,
     spread_speed=0.04, spread_leakage=0.3, spread_r_thermal=0.08,
     spread_sensor_offset_c=0.7, sensor_noise_c=0.25, spread_fan_rpm=0.04,
@@ -323,7 +325,8 @@ LV06 = _check(Profile(
         "fan_control": "[esp-miner-fan] PID on chip temperature",
         "temp_target_c": "[esp-miner-fan] pid_setPoint 60 default",
         "fan_curve_low_c": "not used by the PID controller",
-        "fan_pid": "estimate: PID gains giving a ~1 min settling time",
+        "fan_pid": "[esp-miner-fan] pid_p 2.0, pid_i 0.1, pid_d 1.0 (Arduino-PID units: %/K, "
+                   "%/(K s), % s/K) on an EMA-filtered chip temperature",
         "protect_temp_c": "[esp-miner-power] THROTTLE_TEMP 75: above it ESP-Miner logs OVERHEAT, "
                           "turns the core voltage off, runs the fan at 100 % and stops until restart",
         "protect_sensor": "[esp-miner-power] chip_temp_avg",

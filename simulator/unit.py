@@ -45,6 +45,7 @@ TICK_SIM_S = 0.1            # at most 10 physics ticks per simulated second ...
 TICK_MIN_WALL_S = 0.05      # ... and at most 20 per wall second (keeps speed 100 cheap)
 WARMUP_S = 900.0            # simulated seconds of running before the unit appears
 RETUNE_PAUSE_S = 10.0       # LB-Box: hashing stops briefly while a new power plan settles (estimate)
+FAN_LOG_PERIOD_S = 2.0      # ESP-Miner fan_controller logs its PID state every 2 s
 LOG_BACKLOG = 200           # log lines kept for listeners that attach late
 DEFAULT_RPC_PORT = 4028
 DEFAULT_HTTP_PORT = 80
@@ -163,8 +164,9 @@ class SimulatedUnit:
         self._restart_lock = asyncio.Lock()
         self._hold_until = -math.inf          # LB-Box re-tune pause (clock seconds)
         self._start_time = 0.0
-        self._esp_job_ids: dict[str, int] = {}
         self._started = False
+        self._fan_log_due = 0.0
+        self._results_seen = (0, 0)
 
     # ------------------------------------------------------------------ identity
     @property
@@ -301,6 +303,26 @@ class SimulatedUnit:
         errors = ph.take_hw_errors()
         if errors:
             miner.inject_hw_errors(errors)
+        if self.profile.model == "lv06" and self._listeners:
+            self._esp_miner_lines(now)
+
+    def _esp_miner_lines(self, now: float) -> None:
+        """Periodic and per-result console lines of ESP-Miner (formats from its sources)."""
+        ms = self._uptime_ms()
+        accepted, rejected = self.miner.accepted, self.miner.rejected
+        seen_acc, seen_rej = self._results_seen
+        for _ in range(max(0, accepted - seen_acc)):
+            self._emit(f"I ({ms}) stratum_task: message result accepted")
+        for _ in range(max(0, rejected - seen_rej)):
+            self._emit(f"W ({ms}) stratum_task: message result rejected")
+        self._results_seen = (accepted, rejected)
+        ph = self.physics
+        if now >= self._fan_log_due and ph.fan_auto and ph.powered and not self.booting:
+            self._fan_log_due = now + FAN_LOG_PERIOD_S
+            kp, ki, kd = self.profile.fan_pid
+            self._emit(f"I ({ms}) fan_controller: Temp: {ph.control_temp_c:.1f} °C, SetPoint: "
+                       f"{ph.temp_target_c:.1f} °C, Output: {ph.fan_pwm[0]:.1f}% "
+                       f"(P:{kp:.1f} I:{ki:.1f} D_val:{kd:.1f})")
 
     def _check_temperature(self) -> None:
         """The firmware's over-temperature protection (profile.protect_*)."""
@@ -477,7 +499,7 @@ class SimulatedUnit:
             ph.reset_counters()
             self.paused = False
             self.overheated = False
-            self._esp_job_ids.clear()
+            self._results_seen = (0, 0)
             self.miner = self._make_miner()
             await self.miner.start()
             self.booting = False

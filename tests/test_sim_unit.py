@@ -9,7 +9,7 @@ import pytest
 
 from asic_reservoir.clock import Clock
 from asic_reservoir.work import chip_of_nonce
-from drivers.events import NonceEvent, parse_line
+from drivers.events import NonceEvent, ShareResultEvent, TemperatureEvent, parse_line
 from drivers.stratum import Pool, PoolConfig
 from simulator import SettingsError, SimulatedUnit, UnitConfig, auto_hash_scale, start_units
 from simulator.unit import AUTO_BUDGET
@@ -113,13 +113,17 @@ async def test_chip_results_feed_firmware_hashrate_and_lv06_log_lines(pool: Pool
     await unit.start()
     try:
         await pool.set_difficulty(1e6 * unit.difficulty_scale)   # few submits, many chip results
-        await wait_until(lambda: len(lines) >= 150, timeout=15.0)
+        await wait_until(lambda: sum("asic_result" in line for line in lines) >= 150, timeout=15.0)
         reading = unit.reading()
     finally:
         await unit.stop()
     events = [parse_line(line) for line in lines]
+    assert None not in events                                 # every line in a firmware format
     nonces = [e for e in events if isinstance(e, NonceEvent)]
-    assert len(nonces) == len(lines)
+    temps = [e for e in events if isinstance(e, TemperatureEvent)]
+    results = [e for e in events if isinstance(e, ShareResultEvent)]
+    assert len(nonces) >= 150 and temps and len(results) <= unit.miner.accepted
+    assert all(abs(t.chip_c - 60.0) < 8.0 for t in temps)    # PID holds the 60 degC target
     assert all(n.difficulty >= 256.0 for n in nonces)        # BM1366 ticket floor
     assert all(n.asic_nr == 0 and chip_of_nonce(n.nonce, 1) == 0 for n in nonces)
     # 60 s window of ~0.4 nonces/s: the reported rate is noisy but near the ideal
@@ -333,8 +337,9 @@ async def test_lv06_overheat_protection_stops_hashing_until_restart(pool: Pool) 
         await wait_until(lambda: unit.overheated, timeout=15.0)
         r = unit.reading()
         assert r.overheated and r.chip_temp_c > 70.0 and r.fans[0][1] == 100.0
-        overheat = [e for e in map(parse_line, lines) if type(e).__name__ == "TemperatureEvent"]
-        assert any("OVERHEAT" in line for line in lines) and overheat
+        overheat = [e for line in lines if "OVERHEAT" in line
+                    for e in [parse_line(line)] if isinstance(e, TemperatureEvent)]
+        assert overheat and overheat[0].chip_c > 75.0 and overheat[0].vr_c is not None
         accepted = unit.miner.accepted
         await asyncio.sleep(0.3)
         assert unit.miner.accepted <= accepted + 1 and not unit.physics.hashing
