@@ -349,3 +349,25 @@ async def test_lv06_overheat_protection_stops_hashing_until_restart(pool: Pool) 
         await wait_until(lambda: unit.miner.accepted > 0)
     finally:
         await unit.stop()
+
+
+def test_cli_reports_a_busy_port_clearly(capsys) -> None:
+    import argparse
+    import socket
+
+    from simulator.cli import sim_arguments, sim_main
+
+    busy = socket.socket()
+    busy.bind(("127.0.0.2", 0))
+    busy.listen()
+    try:
+        parser = argparse.ArgumentParser()
+        sim_arguments(parser)
+        args = parser.parse_args(["--pool", "stratum+tcp://127.0.0.1:9", "--units", "s9",
+                                  "--hosts", "127.0.0.2", "--rpc-port",
+                                  str(busy.getsockname()[1]), "--http-port", "0",
+                                  "--duration", "1"])
+        assert sim_main(args) == 1
+    finally:
+        busy.close()
+    assert "cannot open a unit's port" in capsys.readouterr().err
