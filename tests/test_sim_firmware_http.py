@@ -170,6 +170,11 @@ async def test_axeos_rejects_public_origin_and_pauses(axeos):
         assert not unit.reading().paused
         r = await client.post(base + "/api/system/restart")
         assert r.text == "System will restart shortly."
+        await wait_for(lambda: unit.reading().booting)
+        with pytest.raises(httpx.HTTPError):                # the ESP32 is rebooting
+            await client.get(base + "/api/system/info")
+        await wait_for(lambda: not unit.reading().booting)
+        assert (await client.get(base + "/api/system/info")).status_code == 200
 
 
 async def test_axeos_websocket_streams_log_lines(axeos):
@@ -215,7 +220,9 @@ async def test_goldshell_power_plan_and_pools_apply_live(gold):
         token = (await client.get(base + "/user/login?username=admin&password=123456789&cipher=false")).json()["JWT Token"]
         h = {"Authorization": "Bearer " + token}
         setting = (await client.get(base + "/mcb/setting", headers=h)).json()
-        assert setting["powerplans"][0]["info"].startswith("1000 MHz")
+        assert setting["powerplans"][0]["info"].startswith("1000 MHz")      # level 0: stock plan
+        assert [(p["level"], p["info"].split()[0]) for p in setting["powerplans"]] == [
+            (0, "1000"), (1, "900"), (2, "800"), (4, "1100")]
         target = next(i for i, p in enumerate(setting["powerplans"]) if p["info"].startswith("900 MHz"))
         setting["select"] = target
         setting["temp_target"] = 99                         # clamped to temp_targets

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from simulator.firmware.cgminer_rpc import STOCK_S9_API_GROUPS, CgminerRpcServer, parse_api_allow
-from tests.sim_firmware_support import HOST, repair, rpc_json, rpc_raw, running_unit
+from tests.sim_firmware_support import HOST, repair, rpc_json, rpc_raw, running_unit, wait_for
 
 
 @pytest.fixture
@@ -124,21 +124,43 @@ async def test_garbage_and_silent_clients_do_not_kill_the_server(s9):
     assert reply["STATUS"][0]["Code"] == 11
 
 
-async def test_addpool_and_switchpool_change_the_units_pool(s9):
+async def test_addpool_and_switchpool_reach_the_unit_at_restart(s9):
     unit, port = s9
-    added = await rpc_json(port, "addpool", "stratum+tcp://127.0.0.1:3999,rig.b,pw\\,1")
+    old_url = unit.settings()["pool_url"]
+    added = await rpc_json(port, "addpool", "stratum+tcp://127.0.0.1:9,rig.b,pw\\,1")
     assert added["STATUS"][0]["Code"] == 55
     pools = (await rpc_json(port, "pools"))["POOLS"]
-    assert [p["URL"] for p in pools] == [unit.settings()["pool_url"], "stratum+tcp://127.0.0.1:3999"]
-    assert pools[0]["Stratum Active"] is True and pools[1]["Stratum Active"] is False
+    assert [p["URL"] for p in pools] == [old_url, "stratum+tcp://127.0.0.1:9"]
+    assert pools[0]["Stratum Active"] is True and pools[0]["Status"] == "Alive"
+    assert pools[1]["Stratum Active"] is False
     bad = await rpc_json(port, "switchpool", 5)
     assert bad["STATUS"][0]["Code"] == 26 and bad["STATUS"][0]["Msg"] == "Invalid pool id 5 - range is 0 - 1"
     ok = await rpc_json(port, "switchpool", 1)
     assert ok["STATUS"][0]["Code"] == 27
     s = unit.settings()
-    assert (s["pool_url"], s["pool_user"], s["pool_password"]) == ("stratum+tcp://127.0.0.1:3999", "rig.b", "pw,1")
+    assert (s["pool_url"], s["pool_user"], s["pool_password"]) == ("stratum+tcp://127.0.0.1:9", "rig.b", "pw,1")
+    assert unit.reading().pending_restart                  # S9: pool changes wait for a restart
+    assert (await rpc_json(port, "pools"))["POOLS"][0]["URL"] == old_url
+    await unit.restart()
+    pools = (await rpc_json(port, "pools"))["POOLS"]
+    assert pools[0]["URL"] == "stratum+tcp://127.0.0.1:9" and pools[0]["User"] == "rig.b"
+    assert pools[0]["Status"] == "Dead" and pools[0]["Stratum Active"] is False   # nothing listens there
+    assert pools[1]["URL"] == old_url
     missing = await rpc_json(port, "addpool")
     assert missing["STATUS"][0]["Code"] == 52
+
+
+async def test_rpc_is_down_while_the_unit_boots(s9):
+    unit, port = s9
+    restart = asyncio.ensure_future(unit.restart())
+    await wait_for(lambda: unit.reading().booting)
+    try:
+        reply = await rpc_raw(port, b'{"command":"summary"}')
+    except ConnectionResetError:
+        reply = b""
+    assert reply == b""
+    await restart
+    assert (await rpc_json(port, "summary"))["STATUS"][0]["Code"] == 11
 
 
 async def test_stock_api_groups_deny_config_and_pool_commands():

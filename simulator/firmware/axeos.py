@@ -188,6 +188,9 @@ class AxeOSServer:
     # ---------------------------------------------------------- middleware
     @web.middleware
     async def _network_middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if self.unit.reading().booting and request.transport is not None:
+            request.transport.close()          # rebooting: the web server is not up
+            raise web.HTTPServiceUnavailable()
         peer = request.remote or ""
         origin = request.headers.get("Origin")
         source = origin_ip(origin) if origin is not None else peer

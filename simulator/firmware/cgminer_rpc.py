@@ -14,13 +14,17 @@ Behaviour follows bmminer's ``api.c`` (Bitmain's cgminer 4.x fork, S9 firmware
   robust client repairs; ``"GHS 5s"`` and ``chain_rateN`` are strings, the
   latter empty for absent chains; active S9 chains sit in slots 6/7/8 and fans
   in slots 5/6 as on the real controller;
+* while the unit boots (restart), the miner process is down: connections are
+  closed without a reply (the real port refuses them);
 * access control by ``api-groups``/``api-allow``.  Stock S9 firmware ships
   ``A:stats:pools:devs:summary:version`` with ``A:0/0,W:*`` (``W:*`` is not a
   valid address, so nobody is privileged): every other command answers 45.
   The simulated S9 additionally grants ``config``, ``addpool`` and
   ``switchpool`` to group A so the toolkit can change pools over RPC (the
   issue asks for it); pass ``api_groups=STOCK_S9_API_GROUPS`` for the exact
-  stock behaviour.
+  stock behaviour.  ``switchpool`` hands the pool to ``unit.apply``: the
+  simulated S9 keeps pool changes for its next restart (its config path),
+  where real bmminer would switch at once -- a known difference.
 
 The LB-Box speaks the same wire protocol; Goldshell's Box firmware banner is
 ``intminer 5.4.2`` (a bfgminer 5.4.2 fork, observed on a sibling Box unit) with
@@ -38,6 +42,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from simulator.firmware.apiformat import Fixed, Items, bitmain_rate_string, render_items, suffix_string
+from simulator.physics import SettingsError
 from simulator.profiles import profile
 
 log = logging.getLogger(__name__)
@@ -204,8 +209,7 @@ class CgminerRpcServer:
         self.access = parse_api_allow(api_allow if api_allow is not None else allow)
         self.recv_timeout = recv_timeout
         self._server: Optional[asyncio.base_events.Server] = None
-        self._pools: list[_Pool] = []
-        self._active = 0
+        self._added: list[_Pool] = []
         self.port: Optional[int] = None
 
     # ------------------------------------------------------------------ server
@@ -226,6 +230,8 @@ class CgminerRpcServer:
             peer = writer.get_extra_info("peername")
             group = self._group_for(peer[0] if peer else "")
             if group is None:       # cgminer ignores the connection: close without a reply
+                return
+            if self.unit.reading().booting:   # the miner process is down while the unit boots
                 return
             try:
                 raw = await asyncio.wait_for(reader.read(RECV_LIMIT), self.recv_timeout)
@@ -518,38 +524,43 @@ class CgminerRpcServer:
                   ("total_rateideal", Fixed(r.hashrate_ideal_ghs * 1000.0)), ("rate_unit", "MH")]
         return items
 
-    def _refresh_pools(self) -> list[_Pool]:
-        s = self.unit.settings()
-        current = _Pool(str(s.get("pool_url", "")), str(s.get("pool_user", "")),
-                        str(s.get("pool_password", "")))
-        if not self._pools:
-            self._pools = [current]
-        else:
-            self._pools[self._active] = current
-        return self._pools
+    def _pool_list(self) -> list[_Pool]:
+        """Pool 0 is the one bmminer is running on; added pools follow in order.
+
+        The live pool comes from the unit, so a change held for the next restart
+        (S9 config) shows up here only once the unit has restarted, as in bmminer.
+        """
+        r = self.unit.reading()
+        live = _Pool(r.pool_url, r.pool_user, "")
+        for p in self._added:
+            if (p.url, p.user) == (live.url, live.user):
+                live.password = p.password
+        others = [p for p in self._added if (p.url, p.user) != (live.url, live.user)]
+        return [live, *others]
 
     def _cmd_pools(self, reply: _Reply, param: Optional[str]) -> None:
         r = self.unit.reading()
-        pools = self._refresh_pools()
+        pools = self._pool_list()
         reply.message(MSG_POOL, f"{len(pools)} Pool(s)")
         objs: list[Items] = []
         for i, p in enumerate(pools):
-            active = i == self._active
-            acc = int(r.accepted) if active else 0
+            active = i == 0
             objs.append([
-                ("POOL", i), ("URL", p.url), ("Status", "Alive"),
-                ("Priority", 0 if active else (i if i > self._active else i + 1)), ("Quota", 1),
-                ("Long Poll", "N"), ("Getworks", 0), ("Accepted", acc),
-                ("Rejected", int(r.rejected) if active else 0), ("Discarded", 0), ("Stale", 0),
+                ("POOL", i), ("URL", p.url),
+                ("Status", "Alive" if not active or r.pool_connected else "Dead"),
+                ("Priority", i), ("Quota", 1), ("Long Poll", "N"), ("Getworks", 0),
+                ("Accepted", int(r.accepted) if active else 0),
+                ("Rejected", int(r.rejected) if active else 0), ("Discarded", 0),
+                ("Stale", int(r.stale) if active else 0),
                 ("Get Failures", 0), ("Remote Failures", 0), ("User", p.user),
-                ("Last Share Time", "0:00:00"),
+                ("Last Share Time", _since(r.last_share_time, r.time_s) if active else "0"),
                 ("Diff", suffix_string(r.pool_difficulty) if active else ""),
                 ("Diff1 Shares", int(r.difficulty_accepted) if active else 0),
                 ("Proxy Type", ""), ("Proxy", ""),
                 ("Difficulty Accepted", Fixed(float(r.difficulty_accepted) if active else 0.0, "%.8f")),
                 ("Difficulty Rejected", Fixed(0.0, "%.8f")), ("Difficulty Stale", Fixed(0.0, "%.8f")),
                 ("Last Share Difficulty", Fixed(float(r.pool_difficulty) if active else 0.0, "%.8f")),
-                ("Has Stratum", True), ("Stratum Active", active),
+                ("Has Stratum", True), ("Stratum Active", active and bool(r.pool_connected)),
                 ("Stratum URL", _host_of(p.url) if active else ""), ("Has GBT", False),
                 ("Best Share", int(r.best_share) if active else 0),
                 ("Pool Rejected%", Fixed(0.0, "%.4f")), ("Pool Stale%", Fixed(0.0, "%.4f")),
@@ -557,7 +568,7 @@ class CgminerRpcServer:
         reply.section("POOLS", objs)
 
     def _cmd_config(self, reply: _Reply, param: Optional[str]) -> None:
-        pools = self._refresh_pools()
+        pools = self._pool_list()
         reply.message(MSG_MINECONFIG, "BMMiner config" if self.model == "s9" else "intminer config")
         items: Items = [("ASC Count", 1 if self.model == "s9" else 0),
                         ("PGA Count", 0 if self.model == "s9" else len(self.unit.reading().chains)),
@@ -575,12 +586,13 @@ class CgminerRpcServer:
         if len(fields) != 3 or not fields[0]:
             reply.message(MSG_INVPDP, f"Invalid addpool details '{param}'", "E")
             return
-        pools = self._refresh_pools()
-        pools.append(_Pool(*fields))
-        reply.message(MSG_ADDPOOL, f"Added pool {len(pools) - 1}: '{fields[0]}'")
+        self._added.append(_Pool(*fields))
+        reply.message(MSG_ADDPOOL, f"Added pool {len(self._pool_list()) - 1}: '{fields[0]}'")
 
     def _cmd_switchpool(self, reply: _Reply, param: Optional[str]) -> None:
-        pools = self._refresh_pools()
+        """Point the unit at pool N.  The unit decides when it takes effect: the
+        simulated S9 keeps pool changes for its next restart (see module notes)."""
+        pools = self._pool_list()
         if param is None or param == "":
             reply.message(MSG_MISPID, "Missing pool id parameter", "E")
             return
@@ -592,14 +604,16 @@ class CgminerRpcServer:
             reply.message(MSG_INVPID, f"Invalid pool id {idx} - range is 0 - {len(pools) - 1}", "E")
             return
         target = pools[idx]
-        if idx != self._active:
+        if idx != 0:
             try:
                 self.unit.apply(pool_url=target.url, pool_user=target.user,
                                 pool_password=target.password)
-            except ValueError as exc:      # SettingsError: the unit refuses the pool
+            except SettingsError as exc:      # the unit refuses the pool
                 reply.message(MSG_INVPDP, f"Invalid addpool details '{exc}'", "E")
                 return
-            self._active = idx
+            live = pools[0]
+            if all((p.url, p.user) != (live.url, live.user) for p in self._added):
+                self._added.insert(0, live)   # keep the old pool listed as a backup
         reply.message(MSG_SWITCHP, f"Switching to pool {idx}:'{target.url}'")
 
 
@@ -610,6 +624,14 @@ def _grouped_status(status: str) -> str:
 
 def _xtime(status: str) -> str:
     return "{" + ",".join(f"X{j}=1" for j, ch in enumerate(status) if ch == "x") + "}"
+
+
+def _since(last: Optional[float], now: float) -> str:
+    """cgminer's "Last Share Time" as ``H:MM:SS`` ago ("0" before the first share)."""
+    if last is None:
+        return "0"
+    ago = int(max(now - last, 0))
+    return f"{ago // 3600}:{(ago % 3600) // 60:02d}:{ago % 60:02d}"
 
 
 def _host_of(url: str) -> str:

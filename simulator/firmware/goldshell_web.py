@@ -80,6 +80,23 @@ def encrypt_password(password: str) -> Optional[str]:
     return (enc.update(data) + enc.finalize()).hex()
 
 
+def plan_levels(freqs: tuple[float, ...], default: float) -> list[tuple[int, float]]:
+    """Power-plan ``level`` numbers: 0 is the stock plan, 1, 2, ... step down in clock.
+
+    Goldshell firmware uses level 0 for normal and 3 for sleep (``0 MHz``), and
+    management tools ask for level 1 as "low"; plans above stock get 4, 5, ...
+    (estimate -- LB-Box plan tables were not observed).  The simulated unit has no
+    sleep state, so it offers no level-3 plan.
+    """
+    lower = sorted((f for f in freqs if f < default), reverse=True)
+    higher = sorted(f for f in freqs if f > default)
+    levels = [(0, default)]
+    levels += [(lvl, f) for lvl, f in zip((1, 2, *range(4, 4 + len(freqs))), lower)]
+    first_high = 4 + max(0, len(lower) - 2)
+    levels += [(first_high + i, f) for i, f in enumerate(higher)]
+    return levels
+
+
 def plan_frequency(info: str) -> Optional[float]:
     """``"1000 MHz 0.75 V 70 RPM 70 RPM"`` -> 1000.0 (None when unparsable)."""
     m = _PLAN_RE.match(info)
@@ -96,9 +113,8 @@ class GoldshellWebServer:
         self.token = make_token()
         p = self.profile
         volts = p.voltage_default_mv / 1000.0
-        freqs = sorted(p.freq_options_mhz, key=lambda f: (f != p.freq_default_mhz, -f))
-        self._plans = [{"level": i, "info": f"{f:.0f} MHz {volts:.2f} V 70 RPM 70 RPM"}
-                       for i, f in enumerate(freqs)]
+        self._plans = [{"level": level, "info": f"{f:.0f} MHz {volts:.2f} V 70 RPM 70 RPM"}
+                       for level, f in plan_levels(p.freq_options_mhz, p.freq_default_mhz)]
         self._select = 0
         self._manual = False
         self._manual_plan = self._plans[0]["info"]
@@ -138,6 +154,9 @@ class GoldshellWebServer:
 
     @web.middleware
     async def _auth_middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if self.unit.reading().booting and request.transport is not None:
+            request.transport.close()          # rebooting: the web server is not up
+            raise web.HTTPServiceUnavailable()
         path = request.path
         if path.startswith("/mcb/") and path != "/mcb/status":
             auth = request.headers.get("Authorization", "")
