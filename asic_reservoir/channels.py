@@ -18,7 +18,7 @@ A channel turns a value ``v`` in the task's input range ``[lo, hi]`` into comman
 
 Time multiplexing (Appeltant et al. 2011): each step is split into ``slots`` virtual-node
 slots; slot ``k`` receives the input transformed by a fixed random mask value
-``m_k`` in [-1, 1]: with ``x = (u - lo) / (hi - lo)``, ``v_k = lo + (hi - lo) (1/2 + m_k (x - 1/2))``,
+``m_k`` = +1 or -1: with ``x = (u - lo) / (hi - lo)``, ``v_k = lo + (hi - lo) (1/2 + m_k (x - 1/2))``,
 so every slot value stays in the input range and the unit's inertia couples neighbouring
 slots. The mask comes from a seed and is recorded in the run file.
 
@@ -64,6 +64,7 @@ class UnitInfo:
     frequency_range: tuple[float, float] | None = None   # safe range from the driver
     frequency_steps: tuple[float, ...] = ()             # discrete settings (power plans)
     fan_range: tuple[float, float] | None = None
+    difficulty_factor: float = 1.0              # 256 for LBRY pools (easier targets)
     capabilities: Any = None
 
 
@@ -104,10 +105,6 @@ class Channel:
         return {"name": self.name, "lo": self.lo, "hi": self.hi, **self.options}
 
 
-def _shares_per_second(hashrate_ghs: float, difficulty: float) -> float:
-    return hashrate_ghs * 1e9 / (difficulty * 2.0 ** 32)
-
-
 class DifficultyChannel(Channel):
     """Published encoding D = D0 / (u + eps), or a log-linear map (``mode='log'``).
 
@@ -119,7 +116,7 @@ class DifficultyChannel(Channel):
     latency_s = 0.0  # takes effect with the next job the pool sends
 
     def __init__(self, lo: float = 0.0, hi: float = 0.5, mode: str = "published",
-                 eps: float = 0.01, rate: float = 20.0, d0: float | None = None,
+                 eps: float = 0.01, rate: float = 4.0, d0: float | None = None,
                  span: float = 10.0) -> None:
         if mode not in ("published", "log"):
             raise ChannelError(f"difficulty mode must be 'published' or 'log', got {mode!r}")
@@ -144,8 +141,8 @@ class DifficultyChannel(Channel):
         if self.d0 is not None:
             return float(self.d0)
         top = self.hi + self.eps if self.mode == "published" else 1.0
-        # rate at u = hi: H / (2^32 D0 / top) = rate  =>  D0 = H top / (2^32 rate)
-        return unit.hashrate_ghs * 1e9 * top / (2.0 ** 32 * self.rate)
+        # rate at u = hi: H f / (2^32 D0 / top) = rate  =>  D0 = H f top / (2^32 rate)
+        return unit.hashrate_ghs * 1e9 * unit.difficulty_factor * top / (2.0 ** 32 * self.rate)
 
     def commands(self, v: float, unit: UnitInfo) -> list[Command]:
         d0 = self.base(unit)
@@ -222,6 +219,12 @@ class FanChannel(Channel):
     def check(self, unit: UnitInfo) -> None:
         if not _cap(unit.capabilities, "fan"):
             raise ChannelError(f"fan: {unit.model} has no manual fan control")
+        # Stock S9 firmware writes every setting through set_miner_conf, which restarts
+        # bmminer: a fan change costs minutes of downtime, like a frequency change.
+        if _cap(unit.capabilities, "fan_needs_restart") or unit.model == "s9":
+            raise ChannelError(f"fan: {unit.model} applies a fan change only by restarting the "
+                               f"miner (stock firmware), so it cannot carry an input signal; "
+                               f"use difficulty or another unit")
         self.range(unit)
 
     def commands(self, v: float, unit: UnitInfo) -> list[Command]:
@@ -295,13 +298,20 @@ class ChannelSet:
 
 
 def make_mask(slots: int, seed: int) -> np.ndarray:
-    """Fixed random virtual-node mask; one slot means the identity (mask 1)."""
+    """Fixed random binary (+1/-1) virtual-node mask, as in Appeltant et al. (2011).
+
+    Binary values give every slot the full input swing (a small |m| would leave a slot
+    nearly constant); with two or more slots both signs occur. One slot: the identity.
+    """
     if slots < 1:
         raise ChannelError(f"slots must be >= 1, got {slots}")
     if slots == 1:
         return np.ones(1)
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x6D61736B]))
-    return rng.uniform(-1.0, 1.0, size=slots)
+    while True:
+        mask = rng.choice([-1.0, 1.0], size=slots)
+        if np.any(mask > 0) and np.any(mask < 0):
+            return mask
 
 
 def _number(text: str, where: str) -> float | str:

@@ -1,7 +1,8 @@
 """The run file: one SQLite database (WAL) per experiment, one transaction per step.
 
 Why SQLite: a run must survive the process being killed at any instant and still hold
-every finished step, be readable by an analysis process while the experiment is still
+every finished step (WAL with ``synchronous=NORMAL``: a committed step survives a killed
+process; only an operating-system crash can lose the last few commits), be readable by an analysis process while the experiment is still
 writing it, and be a single file a researcher can copy. WAL mode gives all three:
 each :meth:`RunWriter.write_step` is one atomic commit, readers see a consistent
 snapshot without blocking the writer, and a truncated or foreign file is detected on open.
@@ -298,7 +299,7 @@ class RunWriter:
         meta.created = meta.created or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
         conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA synchronous = NORMAL")
         conn.executescript(_SCHEMA)
         conn.execute("BEGIN")
         conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", meta.to_rows())
@@ -312,7 +313,7 @@ class RunWriter:
         conn = _connect(path, readonly=False)
         try:
             conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA synchronous = NORMAL")
             meta = _read_meta(conn, path)
             _integrity(conn, path)
         except BaseException:

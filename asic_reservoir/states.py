@@ -2,7 +2,8 @@
 
 Per unit and slot the features are:
 
-- shares: accepted count, rejected count, work rate (sum of pool difficulties per second —
+- shares: accepted count and rate (per second: slots may stretch on a busy host),
+  rejected count, work rate (sum of pool difficulties per second —
   a hashrate estimate that does not depend on the difficulty the pool asked for),
   inter-arrival statistics (mean and spread of the gaps, delay to the first share, age of
   the last share at the slot end), mean log share-difficulty excess and nonce popcount
@@ -31,7 +32,7 @@ from asic_reservoir.runs import RunReader
 
 log = logging.getLogger(__name__)
 
-SHARE_FEATURES = ("count", "rejected", "work_rate", "gap_mean", "gap_std", "first_delay",
+SHARE_FEATURES = ("count", "rate", "rejected", "work_rate", "gap_mean", "gap_std", "first_delay",
                   "age_end", "excess_log2", "nonce_popcount")
 
 
@@ -103,21 +104,22 @@ def _share_block(reader: RunReader, run: int, unit: str, n_steps: int, slots: in
             shares = by_slot.get((t, k), [])
             ok = [s for s in shares if s[7]]
             f[0] = len(ok)
-            f[1] = len(shares) - len(ok)
-            f[2] = sum(s[6] or 0.0 for s in ok) / dur if dur == dur else 0.0
+            f[1] = len(ok) / dur if dur == dur else 0.0
+            f[2] = len(shares) - len(ok)
+            f[3] = sum(s[6] or 0.0 for s in ok) / dur if dur == dur else 0.0
             times = [s[2] for s in ok]
             prev = [last_ns] if last_ns is not None else []
             gaps = np.diff(np.array(prev + times, dtype=float)) * 1e-9
             age_prev = (start - last_ns) * 1e-9 if last_ns is not None else dur
-            f[3] = gaps.mean() if len(gaps) else age_prev + dur
-            f[4] = gaps.std() if len(gaps) > 1 else 0.0
-            f[5] = (times[0] - start) * 1e-9 if times else dur
+            f[4] = gaps.mean() if len(gaps) else age_prev + dur
+            f[5] = gaps.std() if len(gaps) > 1 else 0.0
+            f[6] = (times[0] - start) * 1e-9 if times else dur
             if times:
                 last_ns = times[-1]
-            f[6] = (end - last_ns) * 1e-9 if last_ns is not None else age_prev + dur
+            f[7] = (end - last_ns) * 1e-9 if last_ns is not None else age_prev + dur
             excess = [math.log2(s[5] / s[6]) for s in ok if s[5] and s[6]]
-            f[7] = float(np.mean(excess)) if excess else 0.0
-            f[8] = float(np.mean([bin(int(s[3])).count("1") for s in ok])) if ok else 16.0
+            f[8] = float(np.mean(excess)) if excess else 0.0
+            f[9] = float(np.mean([bin(int(s[3])).count("1") for s in ok])) if ok else 16.0
             for s in ok:
                 if groups and s[4] is not None:
                     f[len(SHARE_FEATURES) + int(s[4]) * groups // n_chips] += 1

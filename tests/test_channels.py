@@ -22,7 +22,7 @@ LBBOX = UnitInfo(model="lbbox", hashrate_ghs=1000.0, frequency_range=(100.0, 400
 
 
 def test_published_difficulty_encoding():
-    ch = DifficultyChannel(eps=0.01, rate=20.0)
+    ch = DifficultyChannel(eps=0.01, rate=20.0)  # explicit: 20 shares/s at u = hi
     d0 = ch.base(LV06)
     # At u = hi the share rate is the requested one.
     d_top = ch.commands(0.5, LV06)[0].value
@@ -32,6 +32,9 @@ def test_published_difficulty_encoding():
         assert ch.commands(u, LV06) == [Command("pool", "difficulty", pytest.approx(d0 / (u + 0.01)))]
     # A faster unit gets a proportionally higher D0 for the same share rate.
     assert ch.base(S9) / d0 == pytest.approx(13500 / 500)
+    # LBRY difficulties are 256x easier: same share rate needs a 256x higher D0.
+    lb = UnitInfo(model="lbbox", hashrate_ghs=500.0, difficulty_factor=256.0)
+    assert ch.base(lb) / d0 == pytest.approx(256.0)
 
 
 def test_log_difficulty_spans_the_range_monotonically():
@@ -61,6 +64,7 @@ def test_discrete_frequency_settings_snap_to_nearest():
     ("frequency", S9, "restart"),
     ("duty", S9, "pause"),
     ("fan", LBBOX, "fan"),
+    ("fan", S9, "restarting"),
     ("frequency:lo_mhz=300", LV06, "safe range"),
     ("fan:lo_pct=5", LV06, "safe range"),
 ])
@@ -89,7 +93,7 @@ def test_mask_is_seeded_and_identity_for_one_slot():
     assert make_mask(1, 5).tolist() == [1.0]
     a, b, c = make_mask(8, 5), make_mask(8, 5), make_mask(8, 6)
     assert np.array_equal(a, b) and not np.array_equal(a, c)
-    assert np.all(np.abs(a) <= 1.0)
+    assert set(a.tolist()) == {-1.0, 1.0}                      # binary, both signs
     with pytest.raises(ChannelError):
         make_mask(0, 1)
     with pytest.raises(ChannelError, match="mask has"):

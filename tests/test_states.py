@@ -45,6 +45,7 @@ def test_share_and_telemetry_features(tmp_path):
     col = {n: sm.X[:, i] for i, n in enumerate(sm.names)}
     assert col["s0/count"].tolist() == [1, 2, 3, 4]
     assert col["s1/count"].tolist() == [0, 0, 0, 0]
+    assert col["s0/rate"].tolist() == [1, 2, 3, 4]                 # slots last 1 s
     assert col["s1/rejected"].tolist() == [1, 1, 1, 1]
     assert col["s0/work_rate"].tolist() == [2.0, 4.0, 6.0, 8.0]   # sum pool difficulty / 1 s
     assert col["s0/first_delay"] == pytest.approx([0.1] * 4)

@@ -1,0 +1,498 @@
+"""The experiment loop: drive N units in lock-step, record everything, survive dropouts.
+
+Each step of the input series is split into ``slots`` virtual-node slots on one clock (the
+real clock, or the simulator's scaled clock shared with the pool). For every slot and unit
+the loop applies the channel commands (pool difficulty / job through the pool, frequency /
+fan through the unit's driver, pause duty on the LV06), polls the unit's telemetry near
+the end of the slot, and files every pool share event into the slot whose window contains
+its timestamp. A finished step is written to the run file in one transaction.
+
+A unit that stops answering or leaves the pool is *marked* for that step (the reason is
+recorded) and asked to rejoin; the experiment never stops for it. A unit that crosses its
+safety envelope's temperature limit stops the experiment. Every unit's settings are put
+back as they were when the experiment ends, also on error or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from asic_reservoir.channels import ChannelError, ChannelSet, Command, UnitInfo
+from asic_reservoir.clock import Clock
+from asic_reservoir.progress import Progress
+from asic_reservoir.runs import (CommandRow, RunWriter, ShareRow, SlotRow, StepRecord,
+                                 TelemetryRow, UnitMeta)
+
+log = logging.getLogger(__name__)
+
+LBRY_FACTOR = 256.0
+POLL_AT = 0.8            # telemetry is read at this fraction of each slot
+REJOIN_EVERY_STEPS = 10  # re-point a unit that stays away from the pool this often
+
+
+class ExperimentError(RuntimeError):
+    """The experiment cannot start or must stop (unreachable unit, over-temperature...)."""
+
+
+@dataclass
+class UnitLink:
+    """One unit under experiment: its driver, its pool worker and what channels know of it."""
+
+    name: str
+    url: str
+    driver: Any                      # drivers.units.Unit
+    worker: str
+    info: UnitInfo
+    meta: UnitMeta
+    difficulty_scale: float = 1.0
+    algorithm: str = "sha256d"
+    sent: dict[str, float] = field(default_factory=dict)
+    paused: bool = False
+    absent_steps: int = 0
+    last_temp: float | None = None
+
+    async def apply(self, pool: Any, commands: Sequence[Command], value: float) -> None:
+        """Send the commands that changed since the last slot (duty is handled by the loop)."""
+        settings: dict[str, Any] = {}
+        for cmd in commands:
+            if cmd.name == "duty" or self.sent.get(cmd.name) == cmd.value:
+                continue
+            if cmd.name == "difficulty":
+                # clean=False: shares on the previous job stay valid at their difficulty,
+                # as a pool that retargets a running miner does it.
+                await pool.set_difficulty(cmd.value * self.difficulty_scale, worker=self.worker,
+                                          clean=False)
+            elif cmd.name == "work":
+                await pool.push_job(work_template(value, self.algorithm), worker=self.worker)
+            elif cmd.name == "fan_pct":
+                settings["fan_pct"] = cmd.value
+                if "fan_auto" not in self.sent:
+                    settings["fan_auto"] = False
+            else:
+                settings[cmd.name] = cmd.value
+            self.sent[cmd.name] = cmd.value
+        if settings:
+            result = await self.driver.apply(settings)
+            if getattr(result, "restarting", False) or getattr(result, "pending_restart", ()):
+                raise ExperimentError(f"unit {self.name}: {sorted(settings)} needs a miner restart "
+                                      f"on this firmware; it cannot carry an input")
+            self.sent["fan_auto"] = 0.0
+
+
+def work_template(value: float, algorithm: str) -> Any:
+    """A job whose coinbase carries the input value (``work`` channel)."""
+    from drivers.stratum import JobTemplate
+    from drivers.stratum.jobs import default_coinbase
+    tag = b"u=" + f"{value:.6f}".encode()
+    coinb1, coinb2 = default_coinbase(8, 1, tag)
+    return JobTemplate(coinb1=coinb1, coinb2=coinb2, algorithm=algorithm)
+
+
+def flatten_telemetry(reading: Any) -> dict[str, float | None]:
+    """A driver reading as a flat numeric row (NaN/inf become None: a missing value)."""
+    row = reading.as_row() if hasattr(reading, "as_row") else dict(reading)
+    out: dict[str, float | None] = {}
+    for k, v in row.items():
+        if v is None or isinstance(v, bool) or not isinstance(v, (int, float)):
+            out[k] = float(v) if isinstance(v, bool) else None
+        else:
+            out[k] = float(v) if math.isfinite(v) else None
+    if getattr(reading, "paused", None) is not None:
+        out["paused"] = float(bool(reading.paused))
+    return out
+
+
+def _same_pool(a: str | None, b: str) -> bool:
+    """Pool URLs equal up to the scheme (units report ``stratum+tcp://h:p`` or ``h:p``)."""
+    def norm(u: str) -> str:
+        return u.split("://", 1)[-1].rstrip("/").lower()
+    return a is not None and norm(a) == norm(b)
+
+
+async def connect_unit(url: str, pool: Any, *, name: str, worker: str,
+                       difficulty_scale: float = 1.0, timeout: float = 5.0,
+                       session_timeout: float = 180.0,
+                       stack: contextlib.AsyncExitStack | None = None,
+                       simulated: dict[str, Any] | None = None) -> UnitLink:
+    """Open ``url``, identify it, point it at ``pool`` as ``worker`` and wait for its session.
+
+    With ``stack``, the unit's settings are snapshotted *before* it is pointed at the pool
+    and restored (pool included) when the stack closes.
+    """
+    from drivers.errors import UnitError
+    from drivers.units import open_unit
+    try:
+        driver = await open_unit(url, timeout=timeout, attempts=2)
+    except (ValueError, UnitError, OSError) as exc:
+        raise ExperimentError(f"unit {url}: {exc}") from exc
+    if stack is not None:
+        stack.push_async_callback(driver.close)
+    try:
+        ident = await driver.identify()
+        caps = await driver.capabilities()
+        algorithm = "lbry" if driver.model == "lbbox" else "sha256d"
+        pool_url = pool.lbry_url if algorithm == "lbry" else pool.url
+        if pool_url is None:
+            raise ExperimentError(f"unit {url} mines {algorithm} but the pool has no "
+                                  f"{algorithm} listener")
+        if stack is not None:
+            await stack.enter_async_context(driver.session())
+        current = await driver.settings()
+        if not (_same_pool(current.get("pool_url"), pool_url)
+                and current.get("pool_user") == worker):
+            log.info("unit %s: pointing at %s as %s", url, pool_url, worker)
+            result = await driver.point_at_pool(pool_url, worker)
+            if result.pending_restart and not result.restarting:
+                await driver.restart()
+    except (UnitError, OSError, asyncio.TimeoutError) as exc:
+        if stack is None:
+            await driver.close()
+        raise ExperimentError(f"unit {url} is unreachable or refused: {exc}") from exc
+    except BaseException:
+        if stack is None:
+            await driver.close()
+        raise
+    try:
+        await pool.wait_for_session(worker=worker, timeout=session_timeout)
+    except (asyncio.TimeoutError, TimeoutError) as exc:
+        if stack is None:
+            await driver.close()
+        raise ExperimentError(f"unit {url} did not connect to the pool at {pool_url} as "
+                              f"{worker!r} within {session_timeout:g} s") from exc
+    env = driver.envelope
+    chips = 0
+    hashrate = 0.0
+    for _ in range(20):
+        try:
+            tel = await driver.telemetry()
+        except (UnitError, OSError, asyncio.TimeoutError) as exc:
+            if stack is None:
+                await driver.close()
+            raise ExperimentError(f"unit {url}: telemetry failed: {exc}") from exc
+        chips = sum(c.chips or 0 for c in tel.chains)
+        hashrate = tel.hashrate_ghs or 0.0
+        if hashrate > 0:
+            break
+        await asyncio.sleep(0.1)
+    freq_range = None
+    if caps.frequency and not caps.frequency_needs_restart:
+        freq_range = tuple(env.frequency_mhz)
+        if caps.frequency_steps:
+            freq_range = (min(caps.frequency_steps), max(caps.frequency_steps))
+    info = UnitInfo(model=driver.model, hashrate_ghs=hashrate, frequency_range=freq_range,
+                    frequency_steps=tuple(caps.frequency_steps), fan_range=tuple(env.fan_pct),
+                    difficulty_factor=LBRY_FACTOR if algorithm == "lbry" else 1.0,
+                    capabilities=caps)
+    sim = simulated or {}
+    meta = UnitMeta(name=name, url=url, model=driver.model, firmware=ident.firmware,
+                    worker=worker, profile=sim.get("profile", ""), seed=sim.get("seed"),
+                    difficulty_scale=difficulty_scale, simulated=bool(sim), chips=chips)
+    if chips > 1:
+        pool.set_chip_count(worker, chips)
+    return UnitLink(name, url, driver, worker, info, meta, difficulty_scale, algorithm)
+
+
+@dataclass
+class ExperimentConfig:
+    """Timing of an experiment, in experiment-clock seconds."""
+
+    step_seconds: float = 5.0
+    warmup_seconds: float = 0.0
+    poll_at: float = POLL_AT
+    telemetry: bool = True
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.step_seconds > 0:
+            raise ExperimentError(f"step_seconds must be > 0, got {self.step_seconds}")
+        if not 0 < self.poll_at <= 1:
+            raise ExperimentError(f"poll_at must be in (0, 1], got {self.poll_at}")
+
+
+@dataclass
+class ExperimentSummary:
+    steps_written: int = 0
+    marked: int = 0
+    late_slots: int = 0
+    late_polls: int = 0       # telemetry replies still outstanding when the step ended
+    shares: int = 0
+    early_shares: int = 0     # stamped while the previous step was being written
+    wall_seconds: float = 0.0
+
+
+class Experiment:
+    """Runs the steps a :class:`RunWriter` still lacks, for the given units and channels.
+
+    ``inputs(run)`` returns the input series of one run (length ``meta.steps``); it must be
+    deterministic so that a resumed run continues the same series.
+    """
+
+    def __init__(self, pool: Any, units: Sequence[UnitLink], channels: ChannelSet,
+                 writer: RunWriter, clock: Clock, inputs: Callable[[int], np.ndarray],
+                 config: ExperimentConfig | None = None) -> None:
+        if not units:
+            raise ExperimentError("no units to run")
+        self.pool = pool
+        self.units = list(units)
+        self.channels = channels
+        self.writer = writer
+        self.clock = clock
+        self.inputs = inputs
+        self.config = config or ExperimentConfig()
+        self.summary = ExperimentSummary()
+        self._by_worker = {u.worker: u for u in self.units}
+        self._events: list[Any] = []
+        self._queue: asyncio.Queue | None = None
+        self._background: set[asyncio.Task] = set()
+        for unit in self.units:
+            try:
+                channels.check(unit.info)
+            except ChannelError as exc:
+                raise ExperimentError(f"unit {unit.name} ({unit.info.model}): {exc}") from exc
+
+    # ------------------------------------------------------------------ run
+    async def run(self) -> ExperimentSummary:
+        meta = self.writer.meta
+        position = self.writer.next_step()
+        if position is None:
+            log.info("run file %s is complete", self.writer.path)
+            return self.summary
+        todo = [(r, s) for r in range(meta.runs) for s in range(meta.steps)
+                if (r, s) >= position]
+        loop = asyncio.get_running_loop()
+        wall0 = loop.time()
+        progress = Progress(len(todo), "experiment", enabled=self.config.progress)
+        self._queue = self.pool.subscribe()
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                for unit in self.units:
+                    await stack.enter_async_context(unit.driver.session())
+                stack.push_async_callback(self._cleanup)
+                series: dict[int, np.ndarray] = {}
+                if self.config.warmup_seconds > 0:
+                    await self._warmup(self.inputs(todo[0][0]))
+                slot_len = self.config.step_seconds / self.channels.slots
+                pending: tuple[StepRecord, list[asyncio.Task]] | None = None
+                for run, step in todo:
+                    if run not in series:
+                        series = {run: np.asarray(self.inputs(run), dtype=float)}
+                        if len(series[run]) != meta.steps:
+                            raise ExperimentError(f"input series of run {run} has "
+                                                  f"{len(series[run])} steps, expected {meta.steps}")
+                    pending = await self._step(run, step, float(series[run][step]), slot_len,
+                                               pending)
+                    self.summary.steps_written += 1
+                    progress.update(1, **self._progress_fields(wall0, loop.time()))
+                if pending is not None:
+                    await self._finish(*pending)
+        finally:
+            self.pool.unsubscribe(self._queue)
+            progress.close()
+            self.summary.wall_seconds = loop.time() - wall0
+        return self.summary
+
+    def _drain(self) -> None:
+        """Take every share event the pool has stamped so far (the pool enqueues as it reads)."""
+        assert self._queue is not None
+        while not self._queue.empty():
+            event = self._queue.get_nowait()
+            if event.worker in self._by_worker:
+                self._events.append(event)
+
+    def _progress_fields(self, wall0: float, now: float) -> dict[str, object]:
+        fields: dict[str, object] = {"shares/s": self.summary.shares / max(now - wall0, 1e-9)}
+        temps = [u.last_temp for u in self.units if u.last_temp is not None]
+        if temps:
+            fields["temp"] = max(temps)
+        if self.summary.marked:
+            fields["marked"] = self.summary.marked
+        return fields
+
+    async def _warmup(self, u: np.ndarray) -> None:
+        """Drive the units with the first inputs until the thermal state has settled."""
+        end = self.clock.now() + self.config.warmup_seconds
+        i = 0
+        while self.clock.now() < end:
+            v = self.channels.slot_values(float(u[i % len(u)]))[0]
+            await asyncio.gather(*(self._guard(unit, unit.apply(
+                self.pool, self.channels.commands(v, unit.info), v)) for unit in self.units))
+            await self.clock.sleep(min(self.config.step_seconds, end - self.clock.now()))
+            i += 1
+        self._drain()
+        self._events.clear()
+
+    async def _step(self, run: int, step: int, u: float, slot_len: float,
+                    previous: tuple[StepRecord, list[asyncio.Task]] | None
+                    ) -> tuple[StepRecord, list[asyncio.Task]]:
+        """Run one step; returns its record, written after the next step's first commands.
+
+        Slots have a fixed length and follow each other without gaps: a slot starts once
+        its commands are sent (so its window starts when the previous one's command was
+        replaced). Telemetry is read in the background at ``poll_at`` of each slot, so a slow
+        reply never stretches a slot (it is filed under the slot it was requested in). The
+        previous step is completed and written once this step's first commands are out,
+        keeping replies and the database commit off the critical path.
+        """
+        values = self.channels.slot_values(u)
+        rec = StepRecord(run=run, step=step, u=u, t_start_ns=0, t_end_ns=0)
+        marks: dict[str, str] = {}
+        polls: list[asyncio.Task] = []
+        for k, v in enumerate(values):
+            t0 = self.clock.now()
+            if rec.slots:
+                rec.slots[-1].t_end_ns = int(t0 * 1e9)
+            elif previous is not None:
+                previous[0].slots[-1].t_end_ns = int(t0 * 1e9)
+            self._check_sessions(marks)
+            await asyncio.gather(*(self._command(unit, k, v, rec, marks) for unit in self.units))
+            if self.clock.now() > t0 + 0.25 * slot_len:
+                self.summary.late_slots += 1     # commands took a quarter of the slot
+            if previous is not None:
+                await self._finish(*previous)
+                previous = None
+            t1 = t0 + slot_len
+            polls.extend(asyncio.create_task(self._timed(unit, k, v, t0, t1, rec, marks))
+                         for unit in self.units)
+            rec.slots.append(SlotRow(k, v, int(t0 * 1e9), int(t1 * 1e9)))
+            await self.clock.sleep_until(t1)
+        rec.marks = marks
+        return rec, polls
+
+    async def _finish(self, rec: StepRecord, polls: list[asyncio.Task]) -> None:
+        """Collect the step's telemetry, file its shares and commit it (its last slot's
+        window is closed now: the next step's first commands are out)."""
+        if polls:
+            _done, late = await asyncio.wait(polls, timeout=0)
+            if late:
+                self.summary.late_polls += len(late)
+                await asyncio.wait(late)
+            for task in polls:
+                task.result()      # re-raise a safety stop (over-temperature)
+        rec.t_start_ns = rec.slots[0].t_start_ns
+        rec.t_end_ns = rec.slots[-1].t_end_ns
+        self._file_shares(rec)
+        for unit in self.units:
+            if unit.name in rec.marks:
+                unit.absent_steps += 1
+                if unit.absent_steps % REJOIN_EVERY_STEPS == 0:
+                    self._spawn_rejoin(unit)
+            else:
+                unit.absent_steps = 0
+        self.summary.marked += bool(rec.marks)
+        self.writer.write_step(rec)
+
+    def _check_sessions(self, marks: dict[str, str]) -> None:
+        ready = {s.worker for s in self.pool.sessions.values() if s.authorized and s.subscribed}
+        for unit in self.units:
+            if unit.worker not in ready and unit.name not in marks:
+                marks[unit.name] = "not connected to the pool"
+
+    async def _command(self, unit: UnitLink, k: int, v: float, rec: StepRecord,
+                       marks: dict[str, str]) -> None:
+        commands = self.channels.commands(v, unit.info)
+        for cmd in commands:
+            rec.commands.append(CommandRow(unit.name, k, cmd.name, cmd.value))
+        await self._guard(unit, unit.apply(self.pool, commands, v), marks)
+        duty = next((c.value for c in commands if c.name == "duty"), None)
+        if duty is not None and duty > 0 and unit.paused:
+            await self._guard(unit, self._set_paused(unit, False), marks)
+
+    async def _timed(self, unit: UnitLink, k: int, v: float, t0: float, t1: float,
+                     rec: StepRecord, marks: dict[str, str]) -> None:
+        """The timed actions inside a slot: the duty pause and the telemetry poll."""
+        actions: list[tuple[float, str]] = []
+        duty = next((c.value for c in self.channels.commands(v, unit.info) if c.name == "duty"),
+                    None)
+        if duty is not None and duty < 1:
+            actions.append((t0 + duty * (t1 - t0), "pause"))
+        if self.config.telemetry:
+            actions.append((t0 + self.config.poll_at * (t1 - t0), "poll"))
+        for when, action in sorted(actions):
+            await self.clock.sleep_until(when)
+            if action == "pause":
+                await self._guard(unit, self._set_paused(unit, True), marks)
+                continue
+            reading = await self._guard(unit, unit.driver.telemetry(), marks)
+            if reading is not None:
+                self._check_temperature(unit, reading)
+                unit.last_temp = reading.chip_temp_c
+                rec.telemetry.append(TelemetryRow(unit.name, k, self.clock.now_ns(),
+                                                  flatten_telemetry(reading)))
+
+    async def _set_paused(self, unit: UnitLink, paused: bool) -> None:
+        await (unit.driver.pause() if paused else unit.driver.resume())
+        unit.paused = paused
+
+    def _check_temperature(self, unit: UnitLink, reading: Any) -> None:
+        from drivers.errors import OverTemperature
+        try:
+            unit.driver.check_temperature(reading)
+        except OverTemperature as exc:
+            raise ExperimentError(f"stopping: {exc}") from exc
+
+    async def _guard(self, unit: UnitLink, awaitable: Any,
+                     marks: dict[str, str] | None = None) -> Any:
+        """Await a unit operation; a failure marks the unit for this step instead of raising."""
+        from drivers.errors import UnitError
+        try:
+            return await asyncio.wait_for(awaitable, timeout=max(unit.driver.timeout, 1.0) * 2)
+        except (UnitError, OSError, asyncio.TimeoutError, ConnectionError) as exc:
+            log.warning("unit %s: %s", unit.name, exc)
+            if marks is not None:
+                marks.setdefault(unit.name, f"{type(exc).__name__}: {exc}"[:300])
+            unit.sent.clear()          # resend every setting once it answers again
+            return None
+
+    def _spawn_rejoin(self, unit: UnitLink) -> None:
+        pool_url = self.pool.lbry_url if unit.algorithm == "lbry" else self.pool.url
+        log.warning("unit %s: away for %d steps; pointing it at the pool again", unit.name,
+                    unit.absent_steps)
+        task = asyncio.ensure_future(self._guard(unit, unit.driver.point_at_pool(pool_url,
+                                                                                 unit.worker)))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _file_shares(self, rec: StepRecord) -> None:
+        """Move share events inside this step's slots into the record; keep later ones."""
+        self._drain()
+        start, end = rec.t_start_ns, rec.t_end_ns
+        edges = np.array([s.t_start_ns for s in rec.slots[1:]], dtype=np.int64)
+        keep: list[Any] = []
+        for ev in self._events:
+            if ev.clock_ns >= end:
+                keep.append(ev)
+                continue
+            if ev.clock_ns < start:            # between the previous step's write and now
+                self.summary.early_shares += 1
+            slot = int(np.searchsorted(edges, ev.clock_ns, side="right"))
+            unit = self._by_worker[ev.worker]
+            scale = unit.difficulty_scale      # record difficulties in real-hardware units
+            rec.shares.append(ShareRow(unit.name, slot, ev.clock_ns, ev.job_id, ev.nonce, ev.chip,
+                                       ev.share_difficulty / scale, ev.pool_difficulty / scale,
+                                       ev.accepted, ev.code, ev.version_bits))
+            self.summary.shares += 1
+        self._events = keep
+
+    async def _cleanup(self) -> None:
+        """Before the drivers restore settings: resume paused units, reset difficulties."""
+        for unit in self.units:
+            if unit.paused:
+                await self._guard(unit, self._set_paused(unit, False))
+            if "difficulty" in unit.sent:
+                with contextlib.suppress(Exception):
+                    await self.pool.set_difficulty(self.pool.difficulty(unit.algorithm),
+                                                   worker=unit.worker)
+
+
+def input_seed(seed: int, run: int) -> int:
+    """Seed of run ``run``'s input series (independent, reproducible streams)."""
+    digest = hashlib.sha256(f"asic-reservoir input {seed} {run}".encode()).digest()
+    return int.from_bytes(digest[:8], "little")
