@@ -256,6 +256,7 @@ def plot_nrmse_vs_slots(slots: Sequence[int], summaries: Sequence[Summary], path
         ax.axhline(s.mean, ls="--", lw=0.8, color="grey")
         ax.annotate(name, (min(slots), s.mean), fontsize=7, va="bottom")
     ax.set_xscale("log", base=2)
+    ax.set_xticks(list(slots), [str(n) for n in slots])
     ax.set_xlabel("virtual-node slots per step")
     ax.set_ylabel("test NRMSE (std-normalised)")
     ax.set_title(title)

@@ -9,7 +9,7 @@ import pytest
 
 from asic_reservoir.readout import Split, evaluate, summarize, summarize_scores
 from asic_reservoir.report import (Entry, PlotsUnavailable, Report, dumps, gain,
-                                   plot_prediction)
+                                   plot_features, plot_nrmse_vs_slots, plot_prediction)
 
 
 def _report() -> Report:
@@ -96,15 +96,25 @@ def test_gain_is_real_only_beyond_its_spread():
     assert gain(entry([0.5, 0.6], [0.9])) is None                        # runs don't pair
 
 
-def test_plots_need_matplotlib_or_write_a_png(tmp_path):
+def test_plots_need_matplotlib_or_write_pngs(tmp_path):
     rng = np.random.default_rng(1)
     x = rng.standard_normal((500, 2))
     score = evaluate(x, x[:, 0] + rng.normal(0, 0.1, 500), Split(0, 200, 100))
+    calls = {
+        "prediction.png": lambda p: plot_prediction(score, p, title="toy"),
+        "features.png": lambda p: plot_features(x, ["a", "b"], p),
+        "slots.png": lambda p: plot_nrmse_vs_slots(
+            [1, 4, 16], [summarize([0.9, 0.91]), summarize([0.7, 0.72]), summarize([0.5])], p,
+            baselines={"ESN-100": summarize([0.21, 0.22])}),
+    }
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        with pytest.raises(PlotsUnavailable, match=r"asic-reservoir\[plots\]"):
-            plot_prediction(score, tmp_path / "p.png")
+        for name, call in calls.items():
+            with pytest.raises(PlotsUnavailable, match=r"asic-reservoir\[plots\]"):
+                call(tmp_path / name)
+        assert not list(tmp_path.iterdir())
     else:
-        out = plot_prediction(score, tmp_path / "p.png")
-        assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        for name, call in calls.items():
+            out = call(tmp_path / "sub" / name)
+            assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
