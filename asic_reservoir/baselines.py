@@ -178,13 +178,16 @@ def hardware_scores(states: np.ndarray, u: np.ndarray, y: np.ndarray, split: Spl
                     input_lags: int = 1, seed: int = 0, valid: np.ndarray | None = None,
                     feature_names: Sequence[str] | None = None,
                     alphas: Sequence[float] | np.ndarray = DEFAULT_ALPHAS,
-                    check_leakage: bool = True) -> dict[str, Score]:
+                    check_leakage: bool = True, feature_time_ns: np.ndarray | None = None,
+                    input_time_ns: np.ndarray | None = None) -> dict[str, Score]:
     """The standard readouts and controls of one run's hardware states.
 
     Returns ``{"hardware": states only, "hardware + input": states + input_lags input
     delays, "input only": the same input delays alone, "shuffled states": states permuted
     in time}``. With ``check_leakage`` the states first go through
-    :func:`~asic_reservoir.readout.check_no_leakage` (raises ``LeakageError``).
+    :func:`~asic_reservoir.readout.check_no_leakage` (raises ``LeakageError``), including
+    its timestamp check when ``feature_time_ns`` (latest raw datum per row) and
+    ``input_time_ns`` (when each u[t] was applied) are given.
     """
     states = np.asarray(states, dtype=float)
     if states.ndim == 1:
@@ -192,7 +195,9 @@ def hardware_scores(states: np.ndarray, u: np.ndarray, y: np.ndarray, split: Spl
     names = list(feature_names) if feature_names is not None else \
         [f"x{j}" for j in range(states.shape[1])]
     if check_leakage:
-        check_no_leakage(states, y, u, split, feature_names=names, valid=valid).raise_if_leaky()
+        check_no_leakage(states, y, u, split, feature_names=names, valid=valid,
+                         feature_time_ns=feature_time_ns,
+                         input_time_ns=input_time_ns).raise_if_leaky()
     lagged = input_delays(u, input_lags)
     return {
         HARDWARE: evaluate(states, y, split, alphas=alphas, feature_names=names, valid=valid),

@@ -127,6 +127,11 @@ def test_hardware_scores_give_readouts_and_controls_per_run():
     leaky = np.hstack([EchoStateNetwork(20, seed=3).states(s.u), s.y[:, None]])
     with pytest.raises(LeakageError):
         hardware_scores(leaky, s.u, s.y, split)
+    clean = EchoStateNetwork(20, seed=3).states(s.u)
+    applied = np.arange(2600, dtype=np.int64) * 10**9
+    read = applied + 10**9                     # each row read at the next input's instant
+    with pytest.raises(LeakageError, match="after the next input"):
+        hardware_scores(clean, s.u, s.y, split, feature_time_ns=read, input_time_ns=applied)
 
 
 def test_a_noisy_memoryless_copy_of_the_input_adds_nothing():
