@@ -505,3 +505,118 @@ def test_share_event_fast_construction_is_a_complete_frozen_dataclass():
     assert ev == ShareEvent(**fields) and ev.chip == 2 and ev.code is None
     with pytest.raises(dataclasses.FrozenInstanceError):
         ev.nonce = 1
+
+
+# ---------------------------------------------------------------- configuration and API edges
+
+@pytest.mark.parametrize("kw, word", [
+    ({"difficulty": 0}, "difficulty"), ({"difficulty": float("nan")}, "difficulty"),
+    ({"port": None, "lbry_port": None}, "port"), ({"port": 70000}, "port"),
+    ({"extranonce2_size": 0}, "extranonce"), ({"version_form": "both"}, "version_form"),
+    ({"refresh_s": 0}, "refresh_s"), ({"branches": -1}, "branches"),
+    ({"lbry_difficulty_factor": -256}, "lbry_difficulty_factor"),
+])
+def test_pool_config_rejects_bad_values(kw, word):
+    with pytest.raises(ValueError, match=word):
+        PoolConfig(**kw)
+
+
+@pytest.mark.parametrize("kw", [
+    {"prevhash": "00" * 31}, {"prevhash": "zz" * 32}, {"branches": ["00" * 31]}, {"branches": "00" * 32},
+    {"version": -1}, {"nbits": 1 << 32}, {"nbits": 0x1D800000}, {"ntime": "5"},
+    {"algorithm": "scrypt"}, {"algorithm": "sha256d", "claimtrie": "00" * 32},
+])
+def test_job_template_rejects_bad_fields(kw):
+    from asic_reservoir.work import WorkError
+    with pytest.raises(WorkError):
+        JobTemplate(**kw)
+
+
+async def test_api_arguments_are_checked(pool):
+    for bad in (0, -1.0, float("inf"), True, "1"):
+        with pytest.raises(ValueError):
+            await pool.set_difficulty(bad)
+    with pytest.raises(KeyError):
+        await pool.set_difficulty(1.0, session="no-such-session")
+    with pytest.raises(ValueError):
+        pool.set_chip_count("w", 0)
+    async with Pool(PoolConfig(host=HOST, refresh_s=None)) as sha_only:
+        with pytest.raises(ValueError, match="lbry"):
+            await sha_only.push_job(JobTemplate(algorithm="lbry"))
+
+
+async def test_algorithm_scoped_push_and_difficulty(pool):
+    sha = await client(pool, worker="sha")
+    lbry = await client(pool, worker="lb", algorithm="lbry")
+    try:
+        sha_job, lbry_job = sha.job.job.job_id, lbry.job.job.job_id
+        await pool.push_job(JobTemplate(algorithm="lbry", claimtrie="cd" * 32))
+        await lbry.next_job()
+        assert lbry.job.job.claimtrie == bytes.fromhex("cd" * 32) and sha.job.job.job_id == sha_job
+        await pool.set_difficulty(DIFF * 2, algorithm="lbry")
+        await eventually(lambda: lbry.job.difficulty == DIFF * 2)
+        assert sha.difficulty == DIFF and pool.difficulty("lbry") == DIFF * 2 == lbry.difficulty
+        assert pool.difficulty("sha256d") == DIFF and lbry.job.job.job_id != lbry_job
+        assert (await lbry.submit(lbry.solve()))["result"] is True
+    finally:
+        await sha.close()
+        await lbry.close()
+
+
+async def test_two_workers_on_one_session_and_events_carry_the_submitting_worker(pool):
+    events = pool.subscribe()
+    c = await client(pool, worker="proxy.a")
+    try:
+        assert (await c.call("mining.authorize", ["proxy.b", "x"]))["result"] is True
+        await c.submit(c.solve(), worker="proxy.b")
+        await c.submit(c.solve(), worker="proxy.a")
+        assert [e.worker for e in (events.get_nowait(), events.get_nowait())] == ["proxy.b", "proxy.a"]
+        assert next(iter(pool.sessions.values())).worker == "proxy.a"
+    finally:
+        await c.close()
+
+
+async def test_events_use_the_pool_clock():
+    from asic_reservoir.clock import Clock
+    clock = Clock(speed=50.0)
+    async with Pool(PoolConfig(host=HOST, difficulty=DIFF, refresh_s=None), clock=clock) as p:
+        events = p.subscribe()
+        c = await client(p)
+        try:
+            await c.submit(c.solve())
+            ev = events.get_nowait()
+            assert ev.clock_ns == clock.to_experiment_ns(ev.recv_ns)
+            assert ev.clock_ns > 0 and abs(ev.clock_ns / 1e9 - clock.now()) < 50 * 0.5
+        finally:
+            await c.close()
+
+
+async def test_session_limit_refuses_extra_connections_only():
+    async with Pool(PoolConfig(host=HOST, difficulty=DIFF, refresh_s=None, max_sessions=2)) as p:
+        a, b = await client(p, worker="a"), await client(p, worker="b")
+        reader, writer = await asyncio.open_connection(HOST, p.port)
+        try:                                                          # closed at once
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+        except ConnectionResetError:
+            pass
+        writer.close()
+        assert (await a.submit(a.solve()))["result"] is True
+        await b.close()
+        await eventually(lambda: len(p.sessions) == 1)
+        c = await client(p, worker="c")                              # a freed slot is usable
+        assert (await c.submit(c.solve()))["result"] is True
+        await a.close()
+        await c.close()
+
+
+async def test_show_message_and_disconnect(pool):
+    c = await client(pool, worker="m")
+    try:
+        assert await pool.show_message("hello", worker="m") == 1
+        await eventually(lambda: c.notifications[-1]["method"] == "client.show_message")
+        assert c.notifications[-1]["params"] == ["hello"]
+        assert await pool.disconnect(worker="m") == 1
+        await asyncio.wait_for(c.closed.wait(), 5)
+        await eventually(lambda: pool.sessions == {})
+    finally:
+        await c.close()
