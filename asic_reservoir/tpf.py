@@ -167,10 +167,10 @@ def sweep(config: SweepConfig, workers: int = 0, scheduler: str | None = None,
     return _concat(results)
 
 
-def _tick(items: Iterator[Dataset], on_chunk: Callable[[], None] | None) -> Iterator[Dataset]:
+def _tick(items: Iterator, on_item: Callable[[], None] | None) -> Iterator:
     for item in items:
-        if on_chunk:
-            on_chunk()
+        if on_item:
+            on_item()
         yield item
 
 
@@ -383,23 +383,19 @@ def _feature_batches(states: np.ndarray, batch: int = 32768) -> Iterator[np.ndar
 
 def evaluate(data: Dataset, config: SweepConfig, predictors: Sequence[str] = PREDICTORS,
              abort_fractions: Sequence[float] = (0.5, 0.9, 0.99), abort_fraction: float = 0.9,
-             train_negatives: int = 10000, on_fit: Callable[[], None] | None = None) -> StudyResult:
-    """Train on training headers, score the test headers, and test every claim."""
+             train_negatives: int = 10000, workers: int = 0,
+             on_round: Callable[[], None] | None = None) -> StudyResult:
+    """Train on training headers, score the test headers, and test every claim.
+
+    Rounds are evaluated independently (each with its own seed), in process or on a
+    process pool of ``workers``; the result is the same either way.
+    """
     if abort_fraction not in abort_fractions:
         abort_fractions = tuple(sorted(set(abort_fractions) | {abort_fraction}))
     if any(not 0 < s < 1 for s in abort_fractions):
         raise TpfError("abort fractions must lie in (0, 1)")
-    from threadpoolctl import threadpool_limits
-
-    # One BLAS/OpenMP thread: on shared cores, oversubscribed sklearn runs ~10x slower.
-    with threadpool_limits(limits=1):
-        return _evaluate(data, config, predictors, tuple(abort_fractions), abort_fraction,
-                         train_negatives, on_fit)
-
-
-def _evaluate(data: Dataset, config: SweepConfig, predictors: Sequence[str],
-              abort_fractions: tuple[float, ...], abort_fraction: float, train_negatives: int,
-              on_fit: Callable[[], None] | None) -> StudyResult:
+    for name in predictors:
+        make_predictor(name)   # unknown names fail here, before any work
     rng = np.random.default_rng(np.random.SeedSequence([config.seed, 1 << 20]))
     train = np.flatnonzero(~data.test)
     test = np.flatnonzero(data.test)
@@ -416,29 +412,56 @@ def _evaluate(data: Dataset, config: SweepConfig, predictors: Sequence[str],
                          n_train=len(train), n_test=len(test),
                          train_positives=int(y_train.sum()), test_positives=int(y_test.sum()),
                          base_rate=float(data.labels.mean()))
-    for k in config.rounds:
-        x_fit = features(data.states[k][pick])
-        y_fit = data.labels[pick]
-        fitted = []
-        for name in predictors:
-            model = make_predictor(name, config.seed).fit(x_fit, y_fit)
-            fitted.append((name, model))
-            if on_fit:
-                on_fit()
-        scores = np.zeros((len(fitted), len(test)))
+    tasks = [_RoundTask(k, data.states[k][pick], data.labels[pick], data.states[k][test], y_test,
+                        tuple(predictors), tuple(abort_fractions), config.seed, result.base_rate)
+             for k in config.rounds]
+    if workers > 1 and len(tasks) > 1:
+        with ProcessPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
+            rounds = list(_tick(pool.map(_evaluate_round, tasks), on_round))
+    else:
+        rounds = list(_tick(map(_evaluate_round, tasks), on_round))
+    result.rounds.extend(rounds)
+    _correct(result)
+    return result
+
+
+@dataclass(frozen=True)
+class _RoundTask:
+    round: int
+    fit_states: np.ndarray
+    fit_labels: np.ndarray
+    test_states: np.ndarray
+    test_labels: np.ndarray
+    predictors: tuple[str, ...]
+    abort_fractions: tuple[float, ...]
+    seed: int
+    base_rate: float
+
+
+def _evaluate_round(task: _RoundTask) -> RoundResult:
+    """Fit every predictor on one round's states and score the unseen headers."""
+    from threadpoolctl import threadpool_limits
+
+    k = task.round
+    rng = np.random.default_rng(np.random.SeedSequence([task.seed, 1 << 21, k]))
+    # One BLAS/OpenMP thread: on shared cores, oversubscribed sklearn runs ~10x slower.
+    with threadpool_limits(limits=1):
+        x_fit = features(task.fit_states)
+        fitted = [(name, make_predictor(name, task.seed).fit(x_fit, task.fit_labels))
+                  for name in task.predictors]
+        scores = np.zeros((len(fitted), len(task.test_labels)))
         start = 0
-        for x in _feature_batches(data.states[k][test]):
+        for x in _feature_batches(task.test_states):
             for i, (_, model) in enumerate(fitted):
                 scores[i, start:start + len(x)] = model.predict_proba(x)[:, 1]
             start += len(x)
-        rows = []
-        for i, (name, model) in enumerate(fitted):
-            cost = predictor_cost_rounds(name, model)
-            points = [operating_point(scores[i], y_test, s, k, cost, rng) for s in abort_fractions]
-            rows.append(PredictorResult(name, delong_auc(scores[i], y_test), cost, points))
-        result.rounds.append(RoundResult(k, rows, oracle_energy(k, result.base_rate), paper_saving(k)))
-    _correct(result)
-    return result
+    rows = []
+    for i, (name, model) in enumerate(fitted):
+        cost = predictor_cost_rounds(name, model)
+        points = [operating_point(scores[i], task.test_labels, s, k, cost, rng)
+                  for s in task.abort_fractions]
+        rows.append(PredictorResult(name, delong_auc(scores[i], task.test_labels), cost, points))
+    return RoundResult(k, rows, oracle_energy(k, task.base_rate), paper_saving(k))
 
 
 def _correct(result: StudyResult) -> None:
@@ -489,8 +512,22 @@ def verdict(result: StudyResult, alpha: float = 0.05) -> str:
         tail = ("; positive control (round >= 125, label fixed by the state) "
                 + ("detected, so the test can see a real signal" if seen
                    else "NOT detected: the test lacks power, treat the null result as inconclusive"))
+    energy = ""
+    points = [(_chosen(pr, result.abort_fraction), pr.name, rr.round) for rr in early
+              for pr in rr.predictors]
+    if points:
+        op, name, k = min(points, key=lambda p: p[0].e_rel)
+        real = op.e_rel < 1 and op.p_holm < alpha
+        energy = (f"; lowest measured energy per valid share at abort fraction {result.abort_fraction:g}: "
+                  f"{op.e_rel:.3f}x full hashing ({name}, round {k}, recall {op.recall:.3f}) -- "
+                  + ("a saving backed by a significant recall" if real else "no real saving"))
     power = detectable_auc(result.test_positives)
-    return f"{head}; {paper}{tail}; with {result.test_positives} test shares an AUC of {power:.3f} would have been detected (80% power)"
+    return (f"{head}; {paper}{energy}{tail}; with {result.test_positives} test shares an AUC of "
+            f"{power:.3f} would have been detected (80% power)")
+
+
+def _chosen(pr: PredictorResult, abort_fraction: float) -> OperatingPoint:
+    return min(pr.points, key=lambda op: abs(op.abort_fraction - abort_fraction))
 
 
 def result_json(result: StudyResult) -> dict:
@@ -501,7 +538,7 @@ def result_json(result: StudyResult) -> dict:
     for rr in result.rounds:
         preds = []
         for pr in rr.predictors:
-            chosen = min(pr.points, key=lambda op: abs(op.abort_fraction - result.abort_fraction))
+            chosen = _chosen(pr, result.abort_fraction)
             preds.append({
                 "name": pr.name,
                 "auc": pr.auc.auc, "auc_ci95": [pr.auc.low, pr.auc.high], "auc_se": pr.auc.se,
@@ -518,6 +555,7 @@ def result_json(result: StudyResult) -> dict:
             "paper_formula_saving": rr.paper_saving,
             "oracle_e_rel": rr.oracle_e_rel, "oracle_saving": 1 - rr.oracle_e_rel,
             "random_abort_e_rel": random_abort_energy(rr.round, result.abort_fraction),
+            "random_abort_free_e_rel": random_abort_energy(0, result.abort_fraction),
             "predictors": preds,
         })
     cfg = asdict(result.config)
@@ -549,7 +587,7 @@ def format_table(result: StudyResult) -> str:
     ]
     for rr in result.rounds:
         for pr in rr.predictors:
-            op = min(pr.points, key=lambda o: abs(o.abort_fraction - s))
+            op = _chosen(pr, s)
             paper = "" if rr.paper_saving is None else f"{1 - rr.paper_saving:.4f}"
             holm_p = "-" if pr.name == "base-rate" else f"{pr.auc_p_holm:.3g}"
             auc = f"{pr.auc.auc:.4f} [{pr.auc.low:.4f},{pr.auc.high:.4f}]"
@@ -560,7 +598,8 @@ def format_table(result: StudyResult) -> str:
     p = power_statement(result.test_positives)
     lines += [
         "",
-        "E_rel < 1 would be a saving; 'random' aborts the same fraction at random after k rounds;",
+        "E_rel < 1 would be a saving; 'random' aborts the same fraction at random after k rounds",
+        "(aborting at random before any round gives exactly 1: fewer hashes, as many fewer shares);",
         "'oracle' aborts every non-share (the limit the paper's 1-k/R describes); 'paper' is k/64.",
         f"power: {p['test_positives']} test shares -> AUC SE {p['auc_se_under_h0']:.4f} under H0, "
         f"detects AUC >= {p['detectable_auc']:.3f}; AUC 0.55 needs {p['positives_needed_auc_0.55']}, "
@@ -593,21 +632,31 @@ def tpf_arguments(parser: argparse.ArgumentParser) -> None:
                         help="non-shares sampled for training (all training shares are used)")
     parser.add_argument("--json", action="store_true", help="print a JSON report")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    window = parser.add_argument_group("window-level filter on a recorded run (instead of the sweep)")
+    window.add_argument("--run-file", metavar="PATH", help="run file to read telemetry and shares from")
+    window.add_argument("--unit", help="unit name in the run file (default: its only unit)")
+    window.add_argument("--run", type=int, default=0, help="run index (default %(default)s)")
+    window.add_argument("--lookback", type=float, default=None, metavar="SECONDS",
+                        help="telemetry history per window (default: 3 windows)")
+    window.add_argument("--gap", type=float, default=0.0, metavar="SECONDS",
+                        help="history must end this long before the window (default 0)")
 
 
 def tpf_main(args: argparse.Namespace) -> int:
     from asic_reservoir.progress import Progress
 
+    if args.run_file:
+        return _window_main(args)
     try:
         config = SweepConfig(rounds=tuple(args.rounds), difficulty_bits=args.difficulty_bits,
                              hashes=args.hashes, nonces_per_header=args.nonces_per_header,
                              seed=args.seed)
         predictors = list(dict.fromkeys(args.predictors))
-        progress = Progress(config.n_chunks + len(config.rounds) * len(predictors), "tpf",
-                            enabled=not args.quiet)
+        progress = Progress(config.n_chunks + len(config.rounds), "tpf", enabled=not args.quiet)
         data = sweep(config, args.workers, args.scheduler, on_chunk=lambda: progress.update(1))
         result = evaluate(data, config, predictors, abort_fraction=args.abort,
-                          train_negatives=args.train_negatives, on_fit=lambda: progress.update(1))
+                          train_negatives=args.train_negatives, workers=args.workers,
+                          on_round=lambda: progress.update(1))
         progress.close()
     except (TpfError, WorkError) as exc:
         print(f"asic-reservoir tpf: {exc}", file=sys.stderr)
@@ -616,4 +665,33 @@ def tpf_main(args: argparse.Namespace) -> int:
         print(json.dumps(result_json(result), indent=2))
     else:
         print(format_table(result))
+    return 0
+
+
+def _window_main(args: argparse.Namespace) -> int:
+    from asic_reservoir.runs import RunFileError, RunReader
+    from asic_reservoir.tpf_window import LeakageError, WindowError, window_study
+
+    try:
+        unit = args.unit
+        if unit is None:
+            with RunReader(args.run_file) as reader:
+                names = [u.name for u in reader.meta.units]
+            if len(names) != 1:
+                raise WindowError(f"the run file has units {names}: choose one with --unit")
+            unit = names[0]
+        report = window_study(args.run_file, unit, args.run, args.lookback, args.gap)
+    except (RunFileError, WindowError, LeakageError, OSError) as exc:
+        print(f"asic-reservoir tpf: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        lo, hi = report["auc_ci95"]
+        print(f"window filter on {report['run_file']} unit {report['unit']} run {report['run']}: "
+              f"{report['windows']} windows, lookback {report['lookback_s']:g} s, gap {report['gap_s']:g} s")
+        print(f"test windows {report['n_test']} (later in time than {report['n_train']} training "
+              f"windows), share rate {report['test_positive_rate']:.3f}")
+        print(f"AUC {report['auc']:.4f} [{lo:.4f}, {hi:.4f}]  p={report['p_value']:.3g}")
+        print("verdict: " + report["verdict"])
     return 0

@@ -191,3 +191,28 @@ def load_run(path: str, unit: str, run: int = 0, fields: Sequence[str] | None = 
 
 def _number(v) -> float:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
+
+
+def window_study(path: str, unit: str, run: int = 0, lookback: float | None = None,
+                 gap: float = 0.0) -> dict:
+    """Load a run, build leak-free window features, evaluate, and say what it means.
+
+    ``lookback`` defaults to three median window lengths.
+    """
+    telemetry, shares, edges = load_run(path, unit, run)
+    if lookback is None:
+        lookback = 3.0 * float(np.median(np.diff(edges)))
+    feats = window_features(telemetry, shares, edges, lookback, gap)
+    labels = window_labels(shares, edges)
+    result = evaluate_windows(feats, labels, edges)
+    a = result.auc
+    if a.p_value < 0.05 and a.low > 0.5:
+        meaning = ("telemetry before a window predicts whether it holds a share: it tracks the "
+                   "share *rate* (hash rate, difficulty), which is not a prediction of any hash")
+    else:
+        meaning = "telemetry before a window does not predict whether it holds a share"
+    return {"run_file": path, "unit": unit, "run": run, "windows": len(edges) - 1,
+            "lookback_s": lookback, "gap_s": gap, "features": list(result.names),
+            "n_train": result.n_train, "n_test": result.n_test, "dropped": result.dropped,
+            "test_positive_rate": result.test_positive_rate, "auc": a.auc,
+            "auc_ci95": [a.low, a.high], "p_value": a.p_value, "verdict": meaning}

@@ -29,6 +29,17 @@ def test_process_pool_and_in_process_sweeps_are_identical():
     assert not local.equals(sweep(SweepConfig(**{**config.__dict__, "seed": 12}), workers=0))
 
 
+def test_evaluation_on_a_process_pool_matches_in_process():
+    data = _planted(6, n=8000)
+    data.states[16] = data.states[5][:, ::-1].copy()
+    config = SweepConfig(rounds=(5, 16), seed=2)
+    local = tpf.result_json(evaluate(data, config, ["base-rate", "logistic"], train_negatives=2000))
+    pooled = tpf.result_json(evaluate(data, config, ["base-rate", "logistic"], train_negatives=2000,
+                                      workers=2))
+    assert local == pooled
+    assert [r["round"] for r in local["rounds"]] == [5, 16]
+
+
 def test_split_is_by_header_and_labels_follow_the_base_rate():
     data = sweep(SweepConfig(rounds=(5,), difficulty_bits=4, hashes=1 << 16, nonces_per_header=2048,
                              headers_per_chunk=8, seed=1))
@@ -42,6 +53,8 @@ def test_split_is_by_header_and_labels_follow_the_base_rate():
 def test_chunk_past_the_end_is_refused():
     with pytest.raises(TpfError):
         sweep_chunk(SMALL, SMALL.n_chunks)
+    with pytest.raises(TpfError, match="unknown predictor"):
+        evaluate(_planted(0, n=2000), SweepConfig(rounds=(5,)), ["oracle"])
 
 
 @pytest.mark.parametrize("kwargs", [dict(rounds=(0,)), dict(rounds=(129,)), dict(difficulty_bits=0),
@@ -76,7 +89,7 @@ def test_planted_signal_is_detected_and_its_absence_is_not():
 
 def test_pure_sha256_is_not_predicted_but_the_positive_control_is():
     data = sweep(SMALL)
-    result = evaluate(data, SMALL, ["base-rate", "logistic", "hgb"], train_negatives=4000)
+    result = evaluate(data, SMALL, ["base-rate", "logistic", "hgb"], train_negatives=4000, workers=2)
     early, control = result.rounds
     assert result.test_positives > 300
     for pr in early.predictors:

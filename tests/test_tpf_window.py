@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
+import json
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from asic_reservoir.runs import RunMeta, RunWriter, ShareRow, StepRecord, TelemetryRow, UnitMeta
+from asic_reservoir.tpf import tpf_arguments, tpf_main
 from asic_reservoir.tpf_window import (LeakageError, Telemetry, WindowError, WindowFeatures,
                                        check_leakage, evaluate_windows, load_run, window_features,
                                        window_labels)
@@ -96,16 +100,16 @@ def test_bad_window_input(bad):
         bad()
 
 
-def test_loader_reads_a_run_file(tmp_path):
-    tel, shares, edges = _rate_driven(5, n_windows=200)
-    meta = RunMeta(task="tpf-window", seed=5, steps=200, runs=1, slots=1,
+def _write_run(tmp_path, n_windows: int = 200):
+    tel, shares, edges = _rate_driven(5, n_windows=n_windows)
+    meta = RunMeta(task="tpf-window", seed=5, steps=n_windows, runs=1, slots=1,
                    units=[UnitMeta(name="lv06", url="lv06://127.0.0.1:1", model="lv06")],
                    channel={}, mask=[1.0])
     origin = 10**12
     ns = lambda s: origin + int(round(s * 1e9))  # noqa: E731
     path = tmp_path / "run.db"
     with RunWriter.create(path, meta) as writer:
-        for i in range(200):
+        for i in range(n_windows):
             lo, hi = edges[i], edges[i + 1]
             in_step = (tel.times >= lo) & (tel.times < hi)
             writer.write_step(StepRecord(
@@ -116,6 +120,11 @@ def test_loader_reads_a_run_file(tmp_path):
                 telemetry=[TelemetryRow("lv06", 0, ns(t), {"hashrate": float(r), "temp": float(c),
                                                            "note": None})
                            for t, (r, c) in zip(tel.times[in_step], tel.values[in_step])]))
+    return path, tel, shares, edges
+
+
+def test_loader_reads_a_run_file(tmp_path):
+    path, tel, shares, edges = _write_run(tmp_path)
     loaded, loaded_shares, loaded_edges = load_run(str(path), "lv06")
     assert loaded.names == ("hashrate", "temp")            # 'note' is never numeric
     np.testing.assert_allclose(loaded.times, tel.times, atol=1e-9)
@@ -127,3 +136,26 @@ def test_loader_reads_a_run_file(tmp_path):
     assert result.n_test > 50
     with pytest.raises(WindowError):
         load_run(str(path), "lv06", run=3)
+
+
+def _cli(capsys, *argv):
+    parser = argparse.ArgumentParser()
+    tpf_arguments(parser)
+    code = tpf_main(parser.parse_args(list(argv)))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_cli_window_mode(tmp_path, capsys):
+    path, _, _, _ = _write_run(tmp_path, n_windows=400)
+    code, out, _ = _cli(capsys, "--run-file", str(path), "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["unit"] == "lv06" and report["lookback_s"] == pytest.approx(3.0)
+    assert report["auc_ci95"][0] > 0.5 and "share *rate*" in report["verdict"]
+    code, out, _ = _cli(capsys, "--run-file", str(path), "--unit", "lv06", "--gap", "0.5")
+    assert code == 0 and out.startswith("window filter on") and "verdict:" in out
+    code, _, err = _cli(capsys, "--run-file", str(tmp_path / "missing.db"))
+    assert code == 2 and "missing.db" in err
+    code, _, err = _cli(capsys, "--run-file", str(path), "--unit", "s9")
+    assert code == 2 and "s9" in err
