@@ -46,7 +46,6 @@ TICK_MIN_WALL_S = 0.05      # ... and at most 20 per wall second (keeps speed 10
 WARMUP_S = 900.0            # simulated seconds of running before the unit appears
 RETUNE_PAUSE_S = 10.0       # LB-Box: hashing stops briefly while a new power plan settles (estimate)
 FAN_LOG_PERIOD_S = 2.0      # ESP-Miner fan_controller logs its PID state every 2 s
-LOG_BACKLOG = 200           # log lines kept for listeners that attach late
 DEFAULT_RPC_PORT = 4028
 DEFAULT_HTTP_PORT = 80
 
@@ -163,7 +162,6 @@ class SimulatedUnit:
         self._tick_task: asyncio.Task | None = None
         self._restart_lock = asyncio.Lock()
         self._hold_until = -math.inf          # LB-Box re-tune pause (clock seconds)
-        self._start_time = 0.0
         self._started = False
         self._fan_log_due = 0.0
         self._results_seen = (0, 0)
@@ -200,7 +198,6 @@ class SimulatedUnit:
         ph.step(self.config.warmup_s)         # a unit found running, not a cold one
         ph.set_hashing(False)
         ph.reset_counters()
-        self._start_time = self.clock.now()
         await self.miner.start()
         try:
             await self._start_servers()
