@@ -142,7 +142,7 @@ def input_delays(u: np.ndarray, k: int) -> np.ndarray:
     if int(k) != k or k < 1:
         raise ReadoutError(f"number of delays must be a positive integer, got {k!r}")
     out = np.zeros((len(u), int(k)))
-    for j in range(int(k)):
+    for j in range(min(int(k), len(u))):        # delays longer than the series stay zero
         out[j:, j] = u[:len(u) - j]
     return out
 

@@ -226,3 +226,44 @@ def test_multi_target_fit_equals_separate_fits(series, esn_features):
     assert multi.predict(esn_features[:5]).shape == (5, 3)
     with pytest.raises(ReadoutError):
         evaluate(esn_features, Y, SPLIT)                 # scoring is per target
+
+
+# --------------------------------------------------------------------------- properties
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=40)
+@given(scale=st.floats(1e-3, 1e3), shift=st.floats(-1e3, 1e3), seed=st.integers(0, 2**31))
+def test_nrmse_is_invariant_to_affine_units(scale, shift, seed):
+    rng = np.random.default_rng(seed)
+    y = rng.standard_normal(200)
+    p = y + rng.normal(0, 0.3, 200)
+    for norm in ("std", "range"):
+        assert nrmse(scale * y + shift, scale * p + shift, norm) == pytest.approx(
+            nrmse(y, p, norm), rel=1e-6)
+
+
+@settings(max_examples=25)
+@given(seed=st.integers(0, 2**31), log_scales=st.lists(st.floats(-4, 4), min_size=6, max_size=6))
+def test_readout_predictions_do_not_depend_on_feature_units(seed, log_scales):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((300, 6))
+    y = X @ rng.standard_normal(6) + rng.normal(0, 0.5, 300)
+    split = Split(0, 150, 60)
+    scaled = X * 10.0 ** np.array(log_scales) + rng.normal(0, 100, 6)   # units and offsets
+    a = RidgeReadout().fit(X, y, split)
+    b = RidgeReadout().fit(scaled, y, split)
+    assert a.alpha_ == b.alpha_
+    np.testing.assert_allclose(a.predict(X), b.predict(scaled), rtol=1e-6, atol=1e-6)
+
+
+@settings(max_examples=30)
+@given(n=st.integers(1, 60), k=st.integers(1, 12), seed=st.integers(0, 2**31))
+def test_input_delays_shift_the_input(n, k, seed):
+    u = np.random.default_rng(seed).random(n)
+    d = input_delays(u, k)
+    assert d.shape == (n, k)
+    for j in range(k):
+        np.testing.assert_array_equal(d[j:, j], u[:max(n - j, 0)])
+        assert not d[:j, j].any()
