@@ -309,3 +309,11 @@ def test_hypothesis_garbage_never_disturbs_a_well_behaved_session(live, lines):
     assert not live.errors.records, live.errors.records[0].getMessage()
     reply = live.run(live.good.submit(live.good.solve()))
     assert reply["result"] is True, reply
+
+
+async def test_accepted_sockets_use_tcp_keepalive(pool, good):
+    (session,) = pool._sessions.values()
+    sock = session.writer.get_extra_info("socket")
+    assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+    if hasattr(socket, "TCP_KEEPIDLE"):
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 60

@@ -208,7 +208,12 @@ def share_target(difficulty: float, factor: float) -> int:
     return difficulty_to_target(difficulty, factor)
 
 
+@lru_cache(maxsize=64)
+def block_target(nbits: int) -> int:
+    return nbits_to_target(nbits)
+
+
 def make_sent_job(job: Job, difficulty: float, factor: float, extranonce1: bytes,
                   sent_ns: int) -> SentJob:
-    return SentJob(job, difficulty, share_target(difficulty, factor),
-                   nbits_to_target(job.nbits), extranonce1, sent_ns)
+    return SentJob(job, difficulty, share_target(difficulty, factor), block_target(job.nbits),
+                   extranonce1, sent_ns)

@@ -18,6 +18,7 @@ import asyncio
 import logging
 import math
 import random
+import socket
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -61,7 +62,9 @@ class PoolConfig:
     max_messages_per_s: float = 2000.0            # per-session token bucket
     message_burst: int = 20000
     max_protocol_errors: int = 50                 # malformed lines before closing
-    idle_timeout_s: float = 900.0                 # nothing received for this long: close
+    idle_timeout_s: float | None = 3600.0         # nothing received for this long: close
+                                                  # (None: never; dead peers are also found by
+                                                  # TCP keepalive)
     handshake_timeout_s: float = 60.0             # not subscribed+authorized by then: close
     write_buffer_limit: int = 1 << 20             # unsent bytes before a peer counts as dead
     max_jobs_per_session: int = 16
@@ -95,7 +98,9 @@ class PoolConfig:
             raise ValueError(f"version_form must be one of {VERSION_FORMS}")
         if self.ntime_past_s < 0 or self.ntime_future_s < 0:
             raise ValueError("ntime window bounds must be >= 0")
-        for name in ("max_line_bytes", "max_messages_per_s", "message_burst", "idle_timeout_s",
+        if self.idle_timeout_s is not None and not self.idle_timeout_s > 0:
+            raise ValueError("idle_timeout_s must be > 0 or None")
+        for name in ("max_line_bytes", "max_messages_per_s", "message_burst",
                      "handshake_timeout_s", "write_buffer_limit", "max_jobs_per_session",
                      "max_sessions", "event_queue_size"):
             if not getattr(self, name) > 0:
@@ -134,6 +139,19 @@ class PoolStats:
 
 SessionRef = Union[str, SessionInfo, None]
 """A session id, a SessionInfo, or None (all sessions)."""
+
+
+def _keepalive(sock: socket.socket | None) -> None:
+    """TCP keepalive (60 s idle, 5 probes 10 s apart) so vanished peers are noticed."""
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for name, value in (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 5)):
+            if hasattr(socket, name):
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+    except OSError as exc:
+        log.debug("pool: cannot set TCP keepalive: %s", exc)
 
 
 class Pool:
@@ -491,6 +509,7 @@ class Pool:
                         writer.get_extra_info("peername"))
             writer.transport.abort()
             return
+        _keepalive(writer.get_extra_info("socket"))
         self._session_counter += 1
         session = Session(self, listener, reader, writer, f"{self._session_counter:08x}",
                           self._new_extranonce1())
@@ -604,12 +623,13 @@ class Pool:
     async def _housekeeping(self) -> None:
         """Close idle connections and connections that never finish the handshake."""
         cfg = self.config
-        period = max(0.05, min(1.0, cfg.idle_timeout_s / 4, cfg.handshake_timeout_s / 4))
+        idle = cfg.idle_timeout_s or math.inf
+        period = max(0.05, min(1.0, idle / 4, cfg.handshake_timeout_s / 4))
         while True:
             await asyncio.sleep(period)
             now = time.monotonic_ns()
             for s in list(self._sessions.values()):
-                if (now - s.last_rx_ns) * 1e-9 > cfg.idle_timeout_s:
+                if (now - s.last_rx_ns) * 1e-9 > idle:
                     log.info("%r: idle for %.0f s; closing", s, cfg.idle_timeout_s)
                     s.close()
                 elif not s.info.ready and (now - s.info.connected_ns) * 1e-9 > cfg.handshake_timeout_s:
