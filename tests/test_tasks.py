@@ -164,3 +164,28 @@ def test_information_processing_capacity_of_an_esn_is_bounded():
     assert cap.total <= 15.5
     mc = memory_capacity(states, u, 8, Split(100, 1400, 500))
     assert cap.by_degree[1] == pytest.approx(mc.total, abs=0.3)   # 1-NMSE vs r^2, same terms
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=30)
+@given(order=st.integers(1, 10), n=st.integers(1, 120), seed=st.integers(0, 2**31))
+def test_narma_matches_formula_for_any_order_and_length(order, n, seed):
+    # (orders above 10 diverge with these coefficients; see the next test)
+    u = np.random.default_rng(seed).uniform(0, 0.5, n)
+    np.testing.assert_allclose(narma_from_input(u, order), naive_formula(u, order),
+                               rtol=1e-12, atol=1e-14)
+    # ReservoirPy's convention (needs order warm-up steps) against its own recursion
+    full = np.random.default_rng(seed + 1).uniform(0, 0.5, n + order)
+    _, rpy = reservoirpy_narma(n, order, full)
+    ours = narma_from_input(full, order, convention="reservoirpy")
+    np.testing.assert_allclose(rpy, ours[order - 1:order - 1 + n], rtol=1e-12, atol=1e-14)
+
+
+def test_orders_above_ten_need_other_coefficients():
+    rng = np.random.default_rng(0)
+    with pytest.raises(NarmaDivergence):
+        narma(2000, 12, rng=rng, max_tries=20)              # ~99.5% of draws diverge
+    s = narma(2000, 30, seed=0, a1=0.2, a2=0.04, c=0.001)   # ReservoirPy's NARMA-30 set
+    assert s.tries <= 2 and np.abs(s.y).max() < 1.0
