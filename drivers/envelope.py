@@ -85,14 +85,15 @@ ENVELOPES: dict[str, Envelope] = {
         core_voltage_mv=None,
         fan_pct=(0.0, 100.0),
         temp_target_c=(50.0, 80.0),  # estimate (stock S9 has no target; kept for completeness)
-        # bmminer stops the S9 at MAX_TEMP 85 C on the hash-board (PCB) sensors; chip sensors
-        # (temp2_N) run ~15-20 C hotter (estimate for the chip limit).
-        chip_temp_max_c=100.0 - PROTECTION_MARGIN_C,
+        # bmminer stops the S9 at MAX_TEMP 85 C on the hash-board (PCB) sensors only; the chip
+        # sensors (temp2_N) read 15-35 C above the board. The chip limit is an estimate well
+        # below silicon junction limits (~125 C) and above stock operation (~80-98 C).
+        chip_temp_max_c=110.0 - PROTECTION_MARGIN_C,
         board_temp_max_c=85.0 - PROTECTION_MARGIN_C,
         vr_temp_max_c=None,
         sources=("bmminer S9 frequency table (web UI, 100-700 MHz, default 650)",
                  "bmminer driver-btm-c5.c MAX_TEMP 85 C (board sensor)",
-                 "estimate: chip sensor limit 100 C"),
+                 "estimate: chip sensor limit 110 C"),
     ),
     "lv06": Envelope(
         model="Lucky Miner LV06",
