@@ -620,3 +620,17 @@ async def test_show_message_and_disconnect(pool):
         await eventually(lambda: pool.sessions == {})
     finally:
         await c.close()
+
+
+async def test_merkle_root_is_computed_once_per_job_and_extranonce2(pool):
+    """Validation costs one header double-SHA per share once the root is cached."""
+    c = await client(pool)
+    try:
+        en2 = b"\x00\x00\x00\x07"
+        for _ in range(3):
+            assert (await c.submit(c.solve(extranonce2=en2)))["result"] is True
+        (session,) = pool._sessions.values()
+        sent = session.jobs.get(c.job.job.job_id)
+        assert list(sent.mids) == [en2] and len(sent.seen) == 3
+    finally:
+        await c.close()

@@ -409,11 +409,7 @@ class Pool:
         """Send ``mining.ping`` and return the round-trip time in seconds."""
         (s,) = self._select(session, None, None)
         start = time.perf_counter()
-        fut = s.request("mining.ping", [])
-        try:
-            await asyncio.wait_for(fut, timeout)
-        finally:
-            s._pending = {k: f for k, f in s._pending.items() if f is not fut}
+        await s.request("mining.ping", [], timeout)
         return time.perf_counter() - start
 
     async def reconnect(self, session: SessionRef = None, worker: str | None = None,
@@ -539,7 +535,10 @@ class Pool:
         difficulty = self._worker_difficulty.get(info.worker, listener.difficulty)
         if self.config.honor_suggested_difficulty and info.suggested_difficulty is not None:
             difficulty = info.suggested_difficulty
-        session.template = self._worker_templates.get(info.worker)
+        template = self._worker_templates.get(info.worker)
+        if template is not None and template.algorithm not in (None, info.algorithm):
+            template = None
+        session.template = template
         session.send_difficulty(difficulty)
         if session.template is None and listener.current is not None:
             self._send(session, listener.current, True, self._notify_line(listener.current, True))

@@ -381,10 +381,13 @@ class Session:
         self.mask = self.info.version_mask = mask
         self.send(encode_notification("mining.set_version_mask", [f"{mask:08x}"]))
 
-    def request(self, method: str, params: list) -> asyncio.Future:
-        """Send a request to the miner; the future resolves with its response Message."""
+    async def request(self, method: str, params: list, timeout: float) -> Message:
+        """Send a request to the miner and wait for its response (``TimeoutError``)."""
         msg_id = self.pool._next_request_id()
         fut = asyncio.get_running_loop().create_future()
         self._pending[msg_id] = fut
         self.send(encode_request(msg_id, method, params))
-        return fut
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        finally:
+            self._pending.pop(msg_id, None)

@@ -68,7 +68,8 @@ class ShareEvent:
     nonce: int
     version_bits: int         # as submitted (0 for a 5-parameter submit)
     version: int              # header version that was hashed
-    share_difficulty: float   # 0.0 if the share was rejected before hashing
+    share_difficulty: float   # achieved; 0.0 if rejected before hashing (listener's scale:
+                              # LBRY difficulties are 256x the Bitcoin scale by default)
     pool_difficulty: float    # difficulty in force when the job was sent (or now, if unknown)
     chip: int | None
     accepted: bool
