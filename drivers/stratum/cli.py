@@ -9,12 +9,18 @@ import argparse
 import asyncio
 import json
 import logging
+import math
 import signal
 import sys
+import time
+
+from asic_reservoir.progress import Progress
 
 from .pool import Pool, PoolConfig
 
 log = logging.getLogger(__name__)
+
+STATUS_EVERY_S = 30.0
 
 
 def pool_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,13 +63,33 @@ async def _serve(config: PoolConfig, duration: float | None) -> dict:
     urls = [u for u in (pool.url, pool.lbry_url) if u]
     print(f"pool listening: {' '.join(urls)} (difficulty {config.difficulty:g})", file=sys.stderr, flush=True)
     try:
-        await asyncio.wait_for(stop.wait(), duration)
-    except asyncio.TimeoutError:
-        pass
+        await _wait(pool, stop, duration)
     finally:
         totals = pool.totals()
         await pool.stop()
     return totals
+
+
+async def _wait(pool: Pool, stop: asyncio.Event, duration: float | None) -> None:
+    """Until ``duration`` or a signal; a progress line (stderr) shows the share counts."""
+    progress = Progress(int(math.ceil(duration)), "pool") if duration else None
+    start = time.monotonic()
+    while not stop.is_set():
+        left = math.inf if duration is None else duration - (time.monotonic() - start)
+        if left <= 0:
+            break
+        try:
+            await asyncio.wait_for(stop.wait(), min(left, 1.0 if progress else STATUS_EVERY_S))
+        except asyncio.TimeoutError:
+            pass
+        t = pool.totals()
+        fields = {"accepted": t["accepted"], "rejected": t["rejected"], "sessions": t["sessions"]}
+        if progress is not None:
+            progress.update(min(int(time.monotonic() - start), progress.total) - progress.done, **fields)
+        elif not stop.is_set():
+            log.info("pool: %s", " ".join(f"{k}={v}" for k, v in fields.items()))
+    if progress is not None:
+        progress.close()
 
 
 def _text(totals: dict) -> str:
