@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import math
 import os
 import sys
@@ -28,17 +27,12 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from asic_reservoir.sha256 import ROUNDS, ROUNDS_PER_NONCE, meets_bits, trace_headers
+from asic_reservoir.sha256 import ROUNDS, ROUNDS_PER_NONCE
 from asic_reservoir.tpf_stats import (AucResult, delong_auc, detectable_auc, holm,
                                       positives_needed, recall_test)
-from asic_reservoir.work import BIP320_MASK, Job, WorkError
-
-log = logging.getLogger(__name__)
-
-DEFAULT_ROUNDS = (5, 16, 64, 125)
-"""5: the paper's abort point; 16: last round fed raw header words; 64: first hash
-complete; 125: positive control -- after round 61 of the second hash the last digest
-word is ``e + IV[7]``, so the label is a function of the state and must be detected."""
+from asic_reservoir.tpf_sweep import (DEFAULT_ROUNDS, N_FEATURES, Dataset, SweepConfig, TpfError,
+                                      features, sweep, tick)
+from asic_reservoir.work import WorkError
 
 PAPER_ROUNDS = 64
 """The paper counts rounds of one 64-round compression: its claim is ``1 - k/64``."""
@@ -49,171 +43,6 @@ OPS_PER_ROUND = 39
 3 schedule additions. Used to convert a predictor's arithmetic into round equivalents."""
 
 PREDICTORS = ("base-rate", "logistic", "hgb", "mlp")
-
-
-class TpfError(ValueError):
-    """Bad parameters for a probability-filter study."""
-
-
-# --------------------------------------------------------------------------- sweep
-
-@dataclass(frozen=True)
-class SweepConfig:
-    """What to hash. Chunk ``i`` draws its headers from ``SeedSequence([seed, i])``, so a
-    sweep gives identical data however many workers run it."""
-
-    rounds: tuple[int, ...] = DEFAULT_ROUNDS
-    difficulty_bits: int = 8
-    hashes: int = 1 << 18
-    nonces_per_header: int = 4096
-    headers_per_chunk: int = 16
-    test_fraction: float = 0.5
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if not self.rounds or any(not 1 <= k <= ROUNDS_PER_NONCE for k in self.rounds):
-            raise TpfError(f"rounds must lie in 1..{ROUNDS_PER_NONCE}, got {self.rounds}")
-        if not 1 <= self.difficulty_bits <= 64:
-            raise TpfError(f"difficulty bits must lie in 1..64, got {self.difficulty_bits}")
-        if self.hashes < 1 or self.nonces_per_header < 1 or self.headers_per_chunk < 1:
-            raise TpfError("hashes, nonces per header and headers per chunk must be >= 1")
-        if not 0 < self.test_fraction < 1:
-            raise TpfError(f"test fraction must lie in (0, 1), got {self.test_fraction}")
-
-    @property
-    def n_headers(self) -> int:
-        return -(-self.hashes // self.nonces_per_header)
-
-    @property
-    def n_chunks(self) -> int:
-        return -(-self.n_headers // self.headers_per_chunk)
-
-
-@dataclass
-class Dataset:
-    """Round states (uint32 ``(n, 8)`` per round), labels and the header split."""
-
-    states: dict[int, np.ndarray]
-    labels: np.ndarray
-    header: np.ndarray
-    test: np.ndarray
-
-    @property
-    def n(self) -> int:
-        return len(self.labels)
-
-    def equals(self, other: "Dataset") -> bool:
-        return (self.states.keys() == other.states.keys()
-                and all(np.array_equal(self.states[k], other.states[k]) for k in self.states)
-                and np.array_equal(self.labels, other.labels)
-                and np.array_equal(self.header, other.header)
-                and np.array_equal(self.test, other.test))
-
-
-def random_job(rng: np.random.Generator, job_id: str) -> tuple[Job, bytes, bytes, int]:
-    """A fresh random job with extranonces and ntime, as a pool would hand out."""
-    raw = lambda n: rng.bytes(n)  # noqa: E731
-    job = Job(job_id=job_id, prevhash=raw(32), coinb1=raw(42), coinb2=raw(38),
-              branches=tuple(raw(32) for _ in range(int(rng.integers(0, 12)))),
-              version=0x20000000 | (int(rng.integers(0, 1 << 32)) & BIP320_MASK),
-              nbits=0x1703A30C, ntime=int(rng.integers(1_600_000_000, 1_900_000_000)))
-    return job, raw(4), raw(4), job.ntime
-
-
-def sweep_chunk(config: SweepConfig, index: int) -> Dataset:
-    """Hash chunk ``index``: its headers x nonces, round states, labels, test flags."""
-    rng = np.random.default_rng(np.random.SeedSequence([config.seed, index]))
-    first = index * config.headers_per_chunk
-    count = min(config.headers_per_chunk, config.n_headers - first)
-    if count < 1:
-        raise TpfError(f"chunk {index} is past the end of the sweep")
-    prefixes = []
-    for h in range(count):
-        job, en1, en2, ntime = random_job(rng, f"{first + h:x}")
-        prefixes.append(job.header_prefix(en1, en2, ntime))
-    m = config.nonces_per_header
-    starts = rng.integers(0, 1 << 32, size=(count, 1), dtype=np.uint64)
-    nonces = ((starts + np.arange(m, dtype=np.uint64)) & np.uint64(0xFFFFFFFF)).astype(np.uint32)
-    is_test = np.zeros(count, dtype=bool)  # an exact share of each chunk's headers
-    is_test[rng.permutation(count)[:round(count * config.test_fraction)]] = True
-    trace = trace_headers(prefixes, nonces, config.rounds)
-    return Dataset(states={k: rs.state for k, rs in trace.states.items()},
-                   labels=meets_bits(trace.digest, config.difficulty_bits),
-                   header=np.repeat(np.arange(first, first + count), m),
-                   test=np.repeat(is_test, m))
-
-
-def _concat(parts: Sequence[Dataset]) -> Dataset:
-    return Dataset(states={k: np.concatenate([p.states[k] for p in parts]) for k in parts[0].states},
-                   labels=np.concatenate([p.labels for p in parts]),
-                   header=np.concatenate([p.header for p in parts]),
-                   test=np.concatenate([p.test for p in parts]))
-
-
-def sweep(config: SweepConfig, workers: int = 0, scheduler: str | None = None,
-          on_chunk: Callable[[], None] | None = None) -> Dataset:
-    """Run every chunk in process (``workers`` <= 1), on a process pool, or on Dask.
-
-    Chunks are gathered in index order, so the result does not depend on where they ran.
-    """
-    indices = range(config.n_chunks)
-    if scheduler:
-        results = _dask_map(config, indices, scheduler, on_chunk)
-    elif workers > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            results = list(_tick(pool.map(sweep_chunk, [config] * len(indices), indices), on_chunk))
-    else:
-        results = list(_tick((sweep_chunk(config, i) for i in indices), on_chunk))
-    return _concat(results)
-
-
-def _tick(items: Iterator, on_item: Callable[[], None] | None) -> Iterator:
-    for item in items:
-        if on_item:
-            on_item()
-        yield item
-
-
-def _dask_map(config: SweepConfig, indices: range, scheduler: str,
-              on_chunk: Callable[[], None] | None) -> list[Dataset]:
-    try:
-        from dask.distributed import Client, as_completed
-    except ImportError:
-        raise TpfError("--scheduler needs dask.distributed: pip install 'asic-reservoir[dask]'") from None
-    with Client(scheduler) as client:
-        futures = client.map(sweep_chunk, [config] * len(indices), list(indices), pure=False)
-        for _ in as_completed(futures):
-            if on_chunk:
-                on_chunk()
-        return client.gather(futures)
-
-
-# --------------------------------------------------------------------------- features
-
-def _popcount(x: np.ndarray) -> np.ndarray:
-    if hasattr(np, "bitwise_count"):
-        return np.bitwise_count(x).astype(np.float32)
-    bits = np.unpackbits(x.astype(">u4").view(np.uint8).reshape(x.shape + (4,)), axis=-1)
-    return bits.sum(axis=-1).astype(np.float32)
-
-
-def features(states: np.ndarray) -> np.ndarray:
-    """Feature rows from state words ``(n, 8)``.
-
-    * 256 state bits (a..h, most significant bit first);
-    * 8 per-word Hamming weights;
-    * a compact "signature" of the kind the paper used: total Hamming weight and the
-      leading-zero count of every word.
-    """
-    words = np.ascontiguousarray(states, dtype=np.uint32)
-    n = len(words)
-    bits = np.unpackbits(words.astype(">u4").view(np.uint8).reshape(n, 32), axis=1)
-    weights = _popcount(words)
-    lz = np.where(words == 0, 32, 31 - np.floor(np.log2(np.maximum(words, 1)))).astype(np.float32)
-    return np.hstack([bits.astype(np.float32), weights, weights.sum(axis=1, keepdims=True), lz])
-
-
-N_FEATURES = 256 + 8 + 1 + 8
 
 
 # --------------------------------------------------------------------------- predictors
@@ -322,10 +151,14 @@ class OperatingPoint:
 
 @dataclass
 class PredictorResult:
+    """Held-out AUC and operating points; ``in_sample_auc`` scores the predictor on the
+    very rows it was fitted to -- the paper's kind of test, shown for contrast."""
+
     name: str
     auc: AucResult
     cost_rounds: float
     points: list[OperatingPoint]
+    in_sample_auc: float
     auc_p_holm: float = float("nan")
 
 
@@ -417,9 +250,9 @@ def evaluate(data: Dataset, config: SweepConfig, predictors: Sequence[str] = PRE
              for k in config.rounds]
     if workers > 1 and len(tasks) > 1:
         with ProcessPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
-            rounds = list(_tick(pool.map(_evaluate_round, tasks), on_round))
+            rounds = list(tick(pool.map(_evaluate_round, tasks), on_round))
     else:
-        rounds = list(_tick(map(_evaluate_round, tasks), on_round))
+        rounds = list(tick(map(_evaluate_round, tasks), on_round))
     result.rounds.extend(rounds)
     _correct(result)
     return result
@@ -449,6 +282,8 @@ def _evaluate_round(task: _RoundTask) -> RoundResult:
         x_fit = features(task.fit_states)
         fitted = [(name, make_predictor(name, task.seed).fit(x_fit, task.fit_labels))
                   for name in task.predictors]
+        in_sample = [delong_auc(model.predict_proba(x_fit)[:, 1], task.fit_labels).auc
+                     for _, model in fitted]
         scores = np.zeros((len(fitted), len(task.test_labels)))
         start = 0
         for x in _feature_batches(task.test_states):
@@ -460,7 +295,8 @@ def _evaluate_round(task: _RoundTask) -> RoundResult:
         cost = predictor_cost_rounds(name, model)
         points = [operating_point(scores[i], task.test_labels, s, k, cost, rng)
                   for s in task.abort_fractions]
-        rows.append(PredictorResult(name, delong_auc(scores[i], task.test_labels), cost, points))
+        rows.append(PredictorResult(name, delong_auc(scores[i], task.test_labels), cost, points,
+                                    in_sample[i]))
     return RoundResult(k, rows, oracle_energy(k, task.base_rate), paper_saving(k))
 
 
@@ -543,6 +379,7 @@ def result_json(result: StudyResult) -> dict:
                 "name": pr.name,
                 "auc": pr.auc.auc, "auc_ci95": [pr.auc.low, pr.auc.high], "auc_se": pr.auc.se,
                 "p_value": pr.auc.p_value, "p_holm": _finite(pr.auc_p_holm),
+                "in_sample_auc": pr.in_sample_auc,
                 "cost_rounds": pr.cost_rounds,
                 "recall_at_abort": chosen.recall, "e_rel_at_abort": _finite(chosen.e_rel),
                 "operating_points": [op_json(op) for op in pr.points],
@@ -582,8 +419,8 @@ def format_table(result: StudyResult) -> str:
         f"{result.test_positives} shares",
         f"energy per valid share relative to full hashing (R={ROUNDS_PER_NONCE} rounds/nonce), abort fraction {s:g}",
         "",
-        f"{'round':>5} {'predictor':<10} {'AUC [95% CI]':<26} {'p':>8} {'p_holm':>8} "
-        f"{'recall':>7} {'lift':>6} {'E_rel':>7} {'random':>7} {'oracle':>7} {'paper':>7}",
+        f"{'round':>5} {'predictor':<10} {'held-out AUC [95% CI]':<26} {'p':>8} {'p_holm':>8} "
+        f"{'in-smp':>6} {'recall':>7} {'lift':>6} {'E_rel':>7} {'random':>7} {'oracle':>7} {'paper':>7}",
     ]
     for rr in result.rounds:
         for pr in rr.predictors:
@@ -593,14 +430,15 @@ def format_table(result: StudyResult) -> str:
             auc = f"{pr.auc.auc:.4f} [{pr.auc.low:.4f},{pr.auc.high:.4f}]"
             lines.append(
                 f"{rr.round:>5} {pr.name:<10} {auc:<26} {pr.auc.p_value:>8.3g} {holm_p:>8} "
-                f"{op.recall:>7.3f} {op.lift:>6.3f} {op.e_rel:>7.3f} {op.random_abort_e_rel:>7.3f} "
+                f"{pr.in_sample_auc:>6.3f} {op.recall:>7.3f} {op.lift:>6.3f} {op.e_rel:>7.3f} {op.random_abort_e_rel:>7.3f} "
                 f"{rr.oracle_e_rel:>7.4f} {paper:>7}")
     p = power_statement(result.test_positives)
     lines += [
         "",
         "E_rel < 1 would be a saving; 'random' aborts the same fraction at random after k rounds",
         "(aborting at random before any round gives exactly 1: fewer hashes, as many fewer shares);",
-        "'oracle' aborts every non-share (the limit the paper's 1-k/R describes); 'paper' is k/64.",
+        "'oracle' aborts every non-share (the limit the paper's 1-k/R describes); 'paper' is k/64;",
+        "'in-smp' is the AUC on the predictor's own training rows (the paper's kind of test).",
         f"power: {p['test_positives']} test shares -> AUC SE {p['auc_se_under_h0']:.4f} under H0, "
         f"detects AUC >= {p['detectable_auc']:.3f}; AUC 0.55 needs {p['positives_needed_auc_0.55']}, "
         f"AUC 0.51 needs {p['positives_needed_auc_0.51']} shares",

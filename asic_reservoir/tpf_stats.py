@@ -39,10 +39,13 @@ def midranks(x: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class AucResult:
-    """ROC AUC with its DeLong standard error, two-sided interval and one-sided p-value.
+    """ROC AUC with its DeLong standard error and interval, and a one-sided p-value.
 
-    ``p_value`` tests H0: AUC = 0.5 against H1: AUC > 0.5 (the predictor ranks shares
-    above non-shares), with the DeLong standard error.
+    ``p_value`` tests H0 "labels are independent of the scores" against AUC > 0.5 with
+    the Mann-Whitney null variance (tie-corrected). Under that H0 the labels are
+    exchangeable given the scores, so the test stays valid however the scores depend on
+    each other (e.g. nonces of one header sharing state words); the DeLong interval
+    describes the estimate.
     """
 
     auc: float
@@ -75,11 +78,21 @@ def delong_auc(scores: np.ndarray, labels: np.ndarray, level: float = 0.95) -> A
     var = float(np.var(v10, ddof=1) / m + np.var(v01, ddof=1) / n)
     se = math.sqrt(max(var, 0.0))
     z = _NORMAL.inv_cdf(0.5 + level / 2.0)
-    if se > 0:
-        p = 1.0 - _NORMAL.cdf((auc - 0.5) / se)
-    else:
-        p = 0.0 if auc > 0.5 else 1.0
+    null_sd = math.sqrt(_null_var(tz, m, n))
+    if null_sd > 0:
+        p = 1.0 - _NORMAL.cdf((auc - 0.5) / null_sd)
+    else:   # every score tied: no ranking at all
+        p = 1.0
     return AucResult(auc, se, max(0.0, auc - z * se), min(1.0, auc + z * se), p, m, n)
+
+
+def _null_var(ranks: np.ndarray, m: int, n: int) -> float:
+    """Variance of AUC = U/(mn) when labels are a random split (Mann-Whitney, tie-corrected)."""
+    total = m + n
+    _, counts = np.unique(ranks, return_counts=True)
+    ties = float(np.sum(counts.astype(float) ** 3 - counts))
+    var_u = m * n / 12.0 * ((total + 1) - ties / (total * (total - 1)))
+    return max(var_u, 0.0) / (m * n) ** 2
 
 
 def auc_brute_force(scores: Sequence[float], labels: Sequence[bool]) -> float:
@@ -118,7 +131,11 @@ def _lgamma(x: np.ndarray) -> np.ndarray:
 
 
 def recall_test(recalled: int, positives: int, abort_fraction: float) -> float:
-    """One-sided exact p-value that recall beats random aborting (recall > 1 - s)."""
+    """One-sided exact p-value that recall beats random aborting (recall > 1 - s).
+
+    Under H0 the labels are independent of which nonces were aborted, so the recalled
+    count is binomial whatever the abort decisions have in common.
+    """
     return binom_sf(recalled, positives, 1.0 - abort_fraction)
 
 

@@ -11,7 +11,6 @@ refuses any feature row whose source data reaches into its label window, and
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass
 from typing import Sequence
@@ -19,8 +18,6 @@ from typing import Sequence
 import numpy as np
 
 from asic_reservoir.tpf_stats import AucResult, delong_auc
-
-log = logging.getLogger(__name__)
 
 
 class LeakageError(ValueError):

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from asic_reservoir import tpf
-from asic_reservoir.tpf import (Dataset, SweepConfig, TpfError, energy_relative, evaluate,
-                                oracle_energy, paper_saving, random_abort_energy, sweep, sweep_chunk)
+from asic_reservoir.tpf import (energy_relative, evaluate, oracle_energy, paper_saving,
+                                random_abort_energy)
+from asic_reservoir.tpf_sweep import Dataset, SweepConfig, TpfError, features, sweep, sweep_chunk
 
 SMALL = SweepConfig(rounds=(5, 125), difficulty_bits=5, hashes=1 << 15, nonces_per_header=1024,
                     headers_per_chunk=4, seed=3)
@@ -144,7 +145,7 @@ def test_features_shape_bits_and_weights():
     states = np.zeros((2, 8), dtype=np.uint32)
     states[1, 0] = 0x80000001
     states[1, 7] = 0xFFFFFFFF
-    x = tpf.features(states)
+    x = features(states)
     assert x.shape == (2, tpf.N_FEATURES)
     assert x[0].sum() == 8 * 32   # all zero words: every leading-zero count is 32
     assert x[1, 0] == 1 and x[1, 31] == 1 and x[1, 1:31].sum() == 0 and x[1, 224:256].sum() == 32
@@ -200,3 +201,14 @@ def test_cli_table_and_bad_input(capsys):
     code, _, err = _run_cli(capsys, "--difficulty-bits", "30", "--hashes", "1024", "--rounds", "5",
                             "--workers", "0", "--quiet")
     assert code == 2 and "too few shares" in err
+
+
+def test_in_sample_auc_flatters_a_flexible_predictor():
+    data = sweep(SweepConfig(rounds=(5,), difficulty_bits=4, hashes=1 << 14, nonces_per_header=1024,
+                             headers_per_chunk=4, seed=9))
+    result = evaluate(data, SweepConfig(rounds=(5,), seed=9), ["base-rate", "hgb"],
+                      train_negatives=3000)
+    hgb = result.rounds[0].predictors[1]
+    # Scored on its own training rows the model looks like a filter; on unseen headers it is not.
+    assert hgb.in_sample_auc > 0.7 and hgb.in_sample_auc - hgb.auc.auc > 0.2
+    assert result.rounds[0].predictors[0].in_sample_auc == 0.5

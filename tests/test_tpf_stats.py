@@ -69,6 +69,25 @@ def test_delong_interval_covers_the_null_at_its_nominal_rate():
     assert 0.92 <= np.mean(covered) <= 0.98   # nominal 0.95, binomial SE 0.011
 
 
+@settings(max_examples=40)
+@given(st.lists(st.tuples(st.integers(0, 9), st.booleans()), min_size=6, max_size=60))
+def test_auc_p_value_is_the_mann_whitney_test(rows):
+    from scipy import stats as scipy_stats   # a dependency of scikit-learn; reference only
+    pos = [float(s) for s, y in rows if y]
+    neg = [float(s) for s, y in rows if not y]
+    if len(pos) < 2 or len(neg) < 2 or len(set(pos + neg)) < 2:
+        return
+    result = delong_auc(np.array(pos + neg), np.array([True] * len(pos) + [False] * len(neg)))
+    expected = scipy_stats.mannwhitneyu(pos, neg, alternative="greater", method="asymptotic",
+                                        use_continuity=False).pvalue
+    assert result.p_value == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
+def test_all_tied_scores_rank_nothing():
+    result = delong_auc(np.zeros(10), np.array([1, 0] * 5, dtype=bool))
+    assert result.auc == 0.5 and result.p_value == 1.0 and result.covers(0.5)
+
+
 def test_binomial_tail_known_values():
     assert binom_sf(5, 10, 0.5) == pytest.approx(638 / 1024, rel=1e-12)
     assert binom_sf(10, 10, 0.5) == pytest.approx(1 / 1024, rel=1e-12)
