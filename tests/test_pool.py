@@ -242,6 +242,10 @@ async def test_version_forms_when_job_version_has_bits_inside_mask(pool):
             assert c.job.job.version == 0x20006000
             share = c.solve(roll=0x00012000)
             assert (await c.submit(share))["result"] is True
+        # zero bits: OR form clears the in-mask job bits, XOR form keeps the job version
+        assert bm.solve(roll=0).version == 0x20000000 and esp.solve(roll=0).version == 0x20006000
+        for c in (esp, bm):
+            assert (await c.submit(c.solve(roll=0)))["result"] is True
         # ESP-Miner XOR: bits 0x00012000 flip bit 13 off -> version 0x20014000
         assert esp.solve(roll=0x00012000).version == 0x20014000
         assert bm.solve(roll=0x00012000).version == 0x20012000

@@ -122,6 +122,14 @@ _new = object.__new__
 _setattr = object.__setattr__
 
 
+def _reject(code: int, reason: str, pool_difficulty: float, worker: str = "", job_id: str = "",
+            extranonce2: object = "", ntime: int = 0, nonce: int = 0, bits: int = 0,
+            version: int = 0, achieved: float = 0.0) -> Verdict:
+    return Verdict(False, code, reason, worker, job_id,
+                   extranonce2[:64] if type(extranonce2) is str else "", ntime, nonce, bits,
+                   version, achieved, pool_difficulty, False)
+
+
 def resolve_version(job_version: int, bits: int, mask: int, xor_form: bool) -> int | None:
     """Header version for submitted ``bits`` (see module docstring); None if not allowed."""
     outside = bits & ~mask & 0xFFFFFFFF
@@ -148,22 +156,13 @@ class ShareValidator:
 
     def check(self, params: object, subscribed: bool, workers: set, jobs: JobRegistry,
               mask: int, xor_form: bool, current_difficulty: float) -> Verdict:
-        v = Verdict(pool_difficulty=current_difficulty)
-        try:
-            self._check(v, params, subscribed, workers, jobs, mask, xor_form)
-        except StratumError as exc:
-            v.accepted, v.code, v.reason = False, exc.code, exc.message
-        return v
-
-    def _check(self, v: Verdict, params: object, subscribed: bool, workers: set,
-               jobs: JobRegistry, mask: int, xor_form: bool) -> None:
-        # Hot path: one fromhex for all hex fields; precise messages only on failure.
+        # Hot path: locals only, one fromhex for all hex fields, one Verdict at the end;
+        # failures return early through _reject with whatever was parsed so far.
         if type(params) is not list or not 5 <= len(params) <= 6:
-            raise StratumError(OTHER, "mining.submit needs 5 or 6 params")
+            return _reject(OTHER, "mining.submit needs 5 or 6 params", current_difficulty)
         worker, job_id, en2_hex, ntime_hex, nonce_hex = params[:5]
         if type(worker) is not str or type(job_id) is not str:
-            raise StratumError(OTHER, "worker and job_id must be strings")
-        v.worker, v.job_id = worker, job_id
+            return _reject(OTHER, "worker and job_id must be strings", current_difficulty)
         size = self.extranonce2_size
         six = len(params) == 6
         fields = params[2:]
@@ -173,32 +172,35 @@ class ShareValidator:
             raw = b""
         if (len(raw) != size + (12 if six else 8) or len(en2_hex) != 2 * size
                 or len(ntime_hex) != 8 or len(nonce_hex) != 8 or (six and len(params[5]) != 8)):
-            self._explain_hex(fields)
-        v.extranonce2 = en2_hex
+            return _reject(OTHER, self._explain_hex(fields), current_difficulty, worker, job_id)
         en2 = raw[:size]
-        ntime, nonce = v.ntime, v.nonce = _unpack_u32x2(raw, size)
+        ntime, nonce = _unpack_u32x2(raw, size)
+        bits = _unpack_u32(raw, size + 8)[0] if six else 0
         if not subscribed:
-            raise StratumError(NOT_SUBSCRIBED, REASONS[NOT_SUBSCRIBED])
+            return _reject(NOT_SUBSCRIBED, REASONS[NOT_SUBSCRIBED], current_difficulty, worker,
+                           job_id, en2_hex, ntime, nonce, bits)
         if worker not in workers:
-            raise StratumError(UNAUTHORIZED, REASONS[UNAUTHORIZED])
+            return _reject(UNAUTHORIZED, REASONS[UNAUTHORIZED], current_difficulty, worker,
+                           job_id, en2_hex, ntime, nonce, bits)
         sent = jobs.get(job_id)
         if sent is None:
-            raise StratumError(JOB_NOT_FOUND, REASONS[JOB_NOT_FOUND])
-        v.pool_difficulty = sent.difficulty
+            return _reject(JOB_NOT_FOUND, REASONS[JOB_NOT_FOUND], current_difficulty, worker,
+                           job_id, en2_hex, ntime, nonce, bits)
         job = sent.job
+        pool_difficulty = sent.difficulty
         if not job.ntime - self.ntime_past_s <= ntime <= job.ntime + self.ntime_future_s:
-            raise StratumError(OTHER, "ntime out of range")
+            return _reject(OTHER, "ntime out of range", pool_difficulty, worker, job_id,
+                           en2_hex, ntime, nonce, bits)
         version = job.version
         if six:
-            bits = v.version_bits = _unpack_u32(raw, size + 8)[0]
-            if bits:
-                version = resolve_version(version, bits, mask, xor_form)
-                if version is None:
-                    raise StratumError(OTHER, "version bits outside the negotiated mask")
-        v.version = version
+            version = resolve_version(version, bits, mask, xor_form)
+            if version is None:
+                return _reject(OTHER, "version bits outside the negotiated mask", pool_difficulty,
+                               worker, job_id, en2_hex, ntime, nonce, bits)
         key = (en2, ntime, nonce, version)
         if key in sent.seen:
-            raise StratumError(DUPLICATE, REASONS[DUPLICATE])
+            return _reject(DUPLICATE, REASONS[DUPLICATE], pool_difficulty, worker, job_id,
+                           en2_hex, ntime, nonce, bits, version)
         mid = sent.mids.get(en2)
         if mid is None:
             mid = self._mid(sent, en2)
@@ -208,32 +210,30 @@ class ShareValidator:
         else:
             digest = lbry_pow(header)
         value = int.from_bytes(digest, "little")
-        v.share_difficulty = self._diff_scale / value if value else float("inf")
+        achieved = self._diff_scale / value if value else float("inf")
         if value > sent.target:
-            raise StratumError(LOW_DIFFICULTY, REASONS[LOW_DIFFICULTY])
+            return _reject(LOW_DIFFICULTY, REASONS[LOW_DIFFICULTY], pool_difficulty, worker,
+                           job_id, en2_hex, ntime, nonce, bits, version, achieved)
         sent.seen.add(key)
-        v.accepted, v.code, v.reason = True, None, REASON_OK
-        v.block_candidate = value <= sent.block_target
+        return Verdict(True, None, REASON_OK, worker, job_id, en2_hex, ntime, nonce, bits,
+                       version, achieved, pool_difficulty, value <= sent.block_target)
 
-    def _explain_hex(self, fields: list) -> None:
-        """Raise the precise error for malformed hex fields (slow path)."""
+    def _explain_hex(self, fields: list) -> str:
+        """The precise complaint about malformed hex fields (slow path)."""
         size = self.extranonce2_size
-        en2 = fields[0]
-        if type(en2) is not str:
-            raise StratumError(OTHER, "extranonce2 must be a hex string")
-        if len(en2) != 2 * size:
-            raise StratumError(OTHER, f"extranonce2 must be {size} bytes")
         for value, name, n in zip(fields, ("extranonce2", "ntime", "nonce", "version_bits"),
                                   (size, 4, 4, 4)):
-            if type(value) is not str or len(value) != 2 * n:
-                raise StratumError(OTHER, f"{name} must be {2 * n} hex digits")
+            if type(value) is not str:
+                return f"{name} must be a hex string"
+            if len(value) != 2 * n:
+                return f"{name} must be {n} bytes ({2 * n} hex digits)"
             try:
                 raw = bytes.fromhex(value)
             except ValueError:
                 raw = b""
             if len(raw) != n:
-                raise StratumError(OTHER, f"{name} is not valid hex")
-        raise StratumError(OTHER, "malformed share")  # unreachable with well-formed fields
+                return f"{name} is not valid hex"
+        return "malformed share"
 
     @staticmethod
     def _mid(sent: SentJob, en2: bytes) -> bytes:
