@@ -183,9 +183,10 @@ async def _throughput(n_sessions: int, per_session: int) -> tuple[float, float, 
     return n / wall, n / cpu, n
 
 
-async def _idle(n_sessions: int, broadcasts: int) -> tuple[float, float, list[int], int]:
+async def _idle(n_sessions: int, broadcasts: int) -> tuple[float, float, list[int], int, float]:
     from drivers.stratum import Pool, PoolConfig
     rss0 = _rss_mib()
+    push_cpu: list[float] = []
     async with Pool(PoolConfig(host=HOST, difficulty=1.0, refresh_s=None)) as pool:
         proc, conn = _spawn("idle", (pool.port, n_sessions, broadcasts))
         assert await _recv(conn) == "ready"
@@ -199,12 +200,14 @@ async def _idle(n_sessions: int, broadcasts: int) -> tuple[float, float, list[in
             await asyncio.sleep(0.2)
             job_id = f"{pool._job_counter + 1:x}"   # the id push_job is about to use
             conn.send((job_id, time.monotonic_ns()))
+            cpu0 = time.process_time()
             assert await pool.push_job(clean=False) == job_id
+            push_cpu.append(time.process_time() - cpu0)
             assert await _recv(conn) == "got"
         latencies = await _recv(conn)
         conn.send("bye")
         proc.join(10)
-    return rss0, rss, latencies, held
+    return rss0, rss, latencies, held, min(push_cpu)
 
 
 def _validator_only_rate(seconds: float) -> float:
@@ -236,12 +239,12 @@ def run() -> list[Figure]:
     q = quick()
     reference = hashlib_dsha_rate(0.3 if q else 1.0)
     n_idle = 200 if q else 1000
-    rss0, rss, latencies, held = asyncio.run(_idle(n_idle, 3 if q else 5))   # first: clean RSS
-    _, _, single, _ = asyncio.run(_idle(1, 3 if q else 5))
+    rss0, rss, latencies, held, push_cpu = asyncio.run(_idle(n_idle, 3 if q else 5))  # first: clean RSS
+    _, _, single, _, _ = asyncio.run(_idle(1, 3 if q else 5))
     check_rate = _validator_only_rate(0.3 if q else 1.0)
     wall_rate, cpu_rate, n = asyncio.run(_throughput(100, 100 if q else 1000))
-    load = os.getloadavg()[0]
-    note = f"{n} genuine shares, 100 sessions, 1 event subscriber, load avg {load:.1f} on {os.cpu_count()} cores"
+    note_load = f"load avg {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    note = f"{n} genuine shares, 100 sessions, 1 event subscriber, {note_load}"
     return [
         Figure("validator.check only (no I/O)", check_rate, "shares/s", "hashlib dsha", reference),
         Figure("shares via sockets, 100 sessions (wall)", wall_rate, "shares/s", "hashlib dsha",
@@ -253,7 +256,9 @@ def run() -> list[Figure]:
         Figure(f"broadcast latency p50 ({held} sessions)", _pct(latencies, 0.5), "ms",
                "1 session p50", _pct(single, 0.5)),
         Figure(f"broadcast latency p99 ({held} sessions)", _pct(latencies, 0.99), "ms",
-               "1 session p99", _pct(single, 0.99), f"{len(latencies)} deliveries"),
+               "1 session p99", _pct(single, 0.99), f"{len(latencies)} deliveries; {note_load}"),
+        Figure("pool CPU per session per broadcast", push_cpu / held * 1e6, "us",
+               "one dsha", 1e6 / reference, f"push_job to {held} sessions, best of the broadcasts"),
     ]
 
 
