@@ -112,8 +112,12 @@ async def _latencies(read: Callable[[], Awaitable[Any]], n: int) -> tuple[list[f
     return out, errors
 
 
-async def _rate(reads: list[Callable[[], Awaitable[Any]]], seconds: float) -> tuple[float, int]:
-    """Every unit polled back-to-back by its own task; completed reads per second."""
+async def _rate(reads: list[Callable[[], Awaitable[Any]]], seconds: float
+                ) -> tuple[float, int, float]:
+    """Every unit polled back-to-back by its own task: (reads/s, errors, client CPU ms per read).
+
+    The servers live in another process, so this process's CPU time is the client's cost.
+    """
     done = errors = 0
     stop = time.perf_counter() + seconds
 
@@ -126,9 +130,10 @@ async def _rate(reads: list[Callable[[], Awaitable[Any]]], seconds: float) -> tu
             except Exception:  # noqa: BLE001
                 errors += 1
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(poll(r) for r in reads))
-    return done / (time.perf_counter() - start), errors
+    cpu_ms = (time.process_time() - cpu) * 1e3 / max(done, 1)
+    return done / (time.perf_counter() - start), errors, cpu_ms
 
 
 async def _pyasic_reader(model: str, host: str) -> tuple[Callable[[], Awaitable[Any]], str]:
@@ -192,21 +197,23 @@ async def _measure_rate(units: list[tuple[str, str, str]], seconds: float, with_
 
     opened = [await open_unit(url) for _, _, url in units]
     try:
-        ours, our_err = await _rate([u.telemetry for u in opened], seconds)
+        ours, our_err, our_cpu = await _rate([u.telemetry for u in opened], seconds)
     finally:
         for u in opened:
             await u.close()
-    ref = None
+    ref = ref_cpu = None
     extra = note
     if with_pyasic:
         try:
             readers = [(await _pyasic_reader(m, h))[0] for m, h, _ in units]
-            ref, their_err = await _rate(readers, seconds)
+            ref, their_err, ref_cpu = await _rate(readers, seconds)
             extra = f"pyasic errors {their_err}"
         except Exception as exc:  # noqa: BLE001
             extra = f"pyasic failed: {exc}"
     return [Figure(f"telemetry reads/s, {len(units)} units, one process", ours, "reads/s",
-                   "pyasic get_data", ref, f"{seconds:g} s, errors {our_err}; {extra}")]
+                   "pyasic get_data", ref,
+                   f"{seconds:g} s, errors {our_err}; servers in one child process; {extra}"),
+            Figure("client CPU per telemetry read", our_cpu, "ms", "pyasic get_data", ref_cpu)]
 
 
 def run() -> list[Figure]:

@@ -67,7 +67,8 @@ async def lab():
 
 @contextlib.asynccontextmanager
 async def opened(url: str):
-    unit = await open_unit(url, timeout=5.0)
+    # generous timeout: CI cores are shared; the timeout paths have their own tests
+    unit = await open_unit(url, timeout=15.0)
     try:
         yield unit
     finally:
@@ -100,10 +101,10 @@ async def test_auto_url_identifies_each_model(lab):
             assert ident.model == model and ident.host == sim.host
         assert type(unit) is {"s9": S9Unit, "lv06": LV06Unit, "lbbox": LBBoxUnit}[model]
     s9 = lab.units["s9"]
-    ident = await identify(s9.host, rpc_port=s9.rpc_port, http_port=s9.http_port)
+    ident = await identify(s9.host, rpc_port=s9.rpc_port, http_port=s9.http_port, timeout=15)
     assert ident.name == "Antminer S9" and "realm antMiner" in ident.evidence
     lb = lab.units["lbbox"]
-    ident = await identify(lb.host, rpc_port=lb.rpc_port, http_port=lb.http_port)
+    ident = await identify(lb.host, rpc_port=lb.rpc_port, http_port=lb.http_port, timeout=15)
     assert ident.model == "lbbox" and "Goldshell" in ident.name
 
 
@@ -398,7 +399,7 @@ async def test_lv06_websocket_and_serial_console_events(lab):
 @in_lab_loop
 async def test_scan_finds_three_units_and_skips_closed(lab):
     ports = sorted({p for u in lab.units.values() for p in (u.rpc_port, u.http_port) if p})
-    found = await cli.scan(cli.scan_hosts("127.77.5.0/29"), ports, concurrency=4, timeout=1.0)
+    found = await cli.scan(cli.scan_hosts("127.77.5.0/29"), ports, concurrency=4, timeout=5.0)
     assert {(i.host, i.model) for i in found} == {(h, m) for m, h in HOSTS.items()}
     by_model = {i.model: i for i in found}
     assert by_model["s9"].rpc_port == lab.units["s9"].rpc_port
@@ -415,7 +416,7 @@ async def test_scan_cli_json_output(lab, capsys):
     ports = ",".join(str(p) for u in lab.units.values() for p in (u.rpc_port, u.http_port) if p)
     parser = argparse.ArgumentParser()
     cli.scan_arguments(parser)
-    args = parser.parse_args(["127.77.5.0/29", "--json", "--ports", ports, "--timeout", "1"])
+    args = parser.parse_args(["127.77.5.0/29", "--json", "--ports", ports, "--timeout", "5"])
     assert await asyncio.to_thread(cli.scan_main, args) == 0
     out = json.loads(capsys.readouterr().out)
     assert sorted(u["model"] for u in out) == ["lbbox", "lv06", "s9"]
@@ -445,13 +446,13 @@ async def test_probe_cli_json_and_text(lab, model, capsys):
     parser = argparse.ArgumentParser()
     cli.probe_arguments(parser)
     args = parser.parse_args([sim.host, "--json", "--rpc-port", str(sim.rpc_port or 4028),
-                              "--http-port", str(sim.http_port)])
+                              "--http-port", str(sim.http_port), "--timeout", "15"])
     assert await asyncio.to_thread(cli.probe_main, args) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["identity"]["model"] == model
     assert out["telemetry"]["model"] == model and out["telemetry"]["hashrate_avg_ghs"] > 0
     assert out["telemetry"]["chip_temp_c"] == pytest.approx(sim.reading().chip_temp_c, abs=3)
-    args = parser.parse_args([sim.url])
+    args = parser.parse_args([sim.url, "--timeout", "15"])
     assert await asyncio.to_thread(cli.probe_main, args) == 0
     text = capsys.readouterr().out
     assert text.startswith(sim.url.split("?")[0].split("://")[0]) and "hashrate" in text
