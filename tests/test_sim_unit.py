@@ -223,7 +223,7 @@ def test_bad_settings_are_refused_and_change_nothing() -> None:
 
 
 async def test_lbbox_power_plan_change_pauses_hashing_briefly(pool: Pool) -> None:
-    unit = SimulatedUnit(config("lbbox", pool.lbry_url, speed=100.0))
+    unit = SimulatedUnit(config("lbbox", pool.lbry_url, speed=20.0))   # pause = 0.5 s wall
     await pool.set_difficulty(16 * unit.difficulty_scale)
     await unit.start()
     try:
