@@ -348,6 +348,12 @@ def verdict(result: StudyResult, alpha: float = 0.05) -> str:
         tail = ("; positive control (round >= 125, label fixed by the state) "
                 + ("detected, so the test can see a real signal" if seen
                    else "NOT detected: the test lacks power, treat the null result as inconclusive"))
+    flexible = [pr for rr in early for pr in rr.predictors if pr.name != "base-rate"]
+    in_sample = ""
+    if flexible:
+        best = max(flexible, key=lambda pr: pr.in_sample_auc)
+        in_sample = (f"; scored on its own training rows (the paper's kind of test) {best.name} "
+                     f"reaches AUC {best.in_sample_auc:.3f}, on unseen headers {best.auc.auc:.3f}")
     energy = ""
     points = [(_chosen(pr, result.abort_fraction), pr.name, rr.round) for rr in early
               for pr in rr.predictors]
@@ -358,7 +364,7 @@ def verdict(result: StudyResult, alpha: float = 0.05) -> str:
                   f"{op.e_rel:.3f}x full hashing ({name}, round {k}, recall {op.recall:.3f}) -- "
                   + ("a saving backed by a significant recall" if real else "no real saving"))
     power = detectable_auc(result.test_positives)
-    return (f"{head}; {paper}{energy}{tail}; with {result.test_positives} test shares an AUC of "
+    return (f"{head}; {paper}{in_sample}{energy}{tail}; with {result.test_positives} test shares an AUC of "
             f"{power:.3f} would have been detected (80% power)")
 
 

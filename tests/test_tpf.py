@@ -162,7 +162,9 @@ def test_scheduler_without_dask_or_on_a_local_cluster():
         with pytest.raises(TpfError, match="dask"):
             sweep(config, scheduler="tcp://127.0.0.1:8786")
         return
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, host="127.0.0.1") as cluster:
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp",
+                      host="127.0.0.1", scheduler_port=0, dashboard_address=None) as cluster:
+        assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
         assert sweep(config, scheduler=cluster.scheduler_address).equals(sweep(config))
 
 
