@@ -12,8 +12,14 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from asic_reservoir.work import (BIP320_MASK, Job, difficulty_to_target, hash_to_int,
-                                 roll_version, roll_version_xor)
+from asic_reservoir.work import (
+    BIP320_MASK,
+    Job,
+    difficulty_to_target,
+    hash_to_int,
+    roll_version,
+    roll_version_xor,
+)
 
 FLAVORS = ("esp-miner", "bmminer")
 
@@ -69,7 +75,7 @@ class StratumTestClient:
         self.closed = asyncio.Event()
         self.worker = ""
 
-    async def connect(self) -> "StratumTestClient":
+    async def connect(self) -> StratumTestClient:
         self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         self._task = asyncio.create_task(self._read())
         return self
@@ -84,7 +90,7 @@ class StratumTestClient:
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
 
-    async def __aenter__(self) -> "StratumTestClient":
+    async def __aenter__(self) -> StratumTestClient:
         return await self.connect()
 
     async def __aexit__(self, *exc: object) -> None:

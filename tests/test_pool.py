@@ -7,12 +7,29 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
-from asic_reservoir.work import (DIFF1_TARGET, Job, build_coinbase, chip_of_nonce, hash_to_int,
-                                 lbry_pow, sha256d)
-from drivers.stratum import (DUPLICATE, JOB_NOT_FOUND, LOW_DIFFICULTY, NOT_SUBSCRIBED, OTHER,
-                             UNAUTHORIZED, JobTemplate, Pool, PoolConfig, ShareEvent)
 from stratum_client import StratumTestClient
+
+from asic_reservoir.work import (
+    DIFF1_TARGET,
+    Job,
+    build_coinbase,
+    chip_of_nonce,
+    hash_to_int,
+    lbry_pow,
+    sha256d,
+)
+from drivers.stratum import (
+    DUPLICATE,
+    JOB_NOT_FOUND,
+    LOW_DIFFICULTY,
+    NOT_SUBSCRIBED,
+    OTHER,
+    UNAUTHORIZED,
+    JobTemplate,
+    Pool,
+    PoolConfig,
+    ShareEvent,
+)
 
 DIFF = 2.0 ** -20   # ~4,000 hashes per share
 HOST = "127.0.0.1"
@@ -312,6 +329,7 @@ async def test_clean_job_makes_old_jobs_stale_and_non_clean_keeps_them(pool):
         await pool.push_job(JobTemplate(prevhash="11" * 32), clean=True)
         third = await c.next_job()
         assert third.job.prevhash == bytes.fromhex("11" * 32)
+        assert pool.current_job("sha256d").notify_params()[:7] == third.job.notify_params()[:7]
         assert error_code(await c.submit(c.solve(second))) == JOB_NOT_FOUND
         assert (await c.submit(c.solve(third)))["result"] is True
     finally:
@@ -483,9 +501,8 @@ def test_share_hash_matches_reference_assembly():
     """The pool's cached header path equals work.Job.header for a solved share."""
     job = Job("1", bytes(range(32)), b"\x01" * 40, b"\x02" * 30, (b"\x03" * 32,), ntime=5)
     en1, en2 = b"\xaa" * 4, b"\xbb" * 4
-    from drivers.stratum.jobs import make_sent_job
+    from drivers.stratum.jobs import JobRegistry, make_sent_job
     from drivers.stratum.validation import ShareValidator
-    from drivers.stratum.jobs import JobRegistry
     sent = make_sent_job(job, 1e-12, 1.0, en1, 0)
     reg = JobRegistry()
     reg.add(sent, True)
@@ -499,6 +516,7 @@ def test_share_hash_matches_reference_assembly():
 
 def test_share_event_fast_construction_is_a_complete_frozen_dataclass():
     import dataclasses
+
     from drivers.stratum.validation import Verdict
     v = Verdict(accepted=True, code=None, reason="accepted", worker="w", job_id="1",
                 extranonce2="00", ntime=1, nonce=0x80000000, version_bits=2, version=3,

@@ -67,7 +67,7 @@ async def test_cli_stops_on_sigint_and_prints_text_totals():
             await proc.wait()
     assert proc.returncode == 0, err.decode()
     text = out.decode()
-    assert re.search(r"^accepted\s+1$", text, re.M) and re.search(r"^rejected\s+0$", text, re.M)
+    assert re.search(r"^accepted\s+1$", text, re.MULTILINE) and re.search(r"^rejected\s+0$", text, re.MULTILINE)
 
 
 async def test_cli_rejects_bad_arguments_with_a_clear_message():

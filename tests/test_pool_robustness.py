@@ -11,10 +11,11 @@ import struct
 import threading
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from stratum_client import StratumTestClient
 
 from drivers.stratum import OTHER, Pool, PoolConfig
-from stratum_client import StratumTestClient
 
 DIFF = 2.0 ** -20
 HOST = "127.0.0.1"
@@ -286,7 +287,7 @@ def exchange(port: int, lines: list[bytes]) -> tuple[list[dict], bool]:
         while b'"probe"' not in data:
             try:
                 chunk = sock.recv(65536)
-            except (ConnectionError, socket.timeout):
+            except (TimeoutError, ConnectionError):
                 break
             if not chunk:
                 break

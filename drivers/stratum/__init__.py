@@ -7,12 +7,29 @@ or worker, and consume the :class:`ShareEvent` stream. See :mod:`.pool` for beha
 
 from .jobs import JobTemplate
 from .pool import Pool, PoolConfig
-from .protocol import (DUPLICATE, JOB_NOT_FOUND, LOW_DIFFICULTY, NOT_SUBSCRIBED, OTHER,
-                       UNAUTHORIZED, StratumError)
+from .protocol import (
+                       DUPLICATE,
+                       JOB_NOT_FOUND,
+                       LOW_DIFFICULTY,
+                       NOT_SUBSCRIBED,
+                       OTHER,
+                       UNAUTHORIZED,
+                       StratumError,
+)
 from .session import SessionInfo
 from .validation import ShareEvent
 
 __all__ = [
-    "Pool", "PoolConfig", "ShareEvent", "JobTemplate", "SessionInfo", "StratumError",
-    "OTHER", "JOB_NOT_FOUND", "DUPLICATE", "LOW_DIFFICULTY", "UNAUTHORIZED", "NOT_SUBSCRIBED",
+                       "DUPLICATE",
+                       "JOB_NOT_FOUND",
+                       "LOW_DIFFICULTY",
+                       "NOT_SUBSCRIBED",
+                       "OTHER",
+                       "UNAUTHORIZED",
+                       "JobTemplate",
+                       "Pool",
+                       "PoolConfig",
+                       "SessionInfo",
+                       "ShareEvent",
+                       "StratumError",
 ]

@@ -14,11 +14,18 @@ import random
 import struct
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Sequence
 
-from asic_reservoir.work import ALGORITHMS, Job, WorkError, difficulty_to_target, nbits_to_target, unhex
+from asic_reservoir.work import (
+    ALGORITHMS,
+    Job,
+    WorkError,
+    difficulty_to_target,
+    nbits_to_target,
+    unhex,
+)
 
 DEFAULT_VERSION = 0x20000000
 """BIP9 top bits; no bits inside the BIP320 rolling mask, so OR and XOR rolling agree."""

@@ -21,8 +21,9 @@ import random
 import socket
 import time
 from collections import Counter
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
-from typing import Collection, Iterable, Union
+from typing import Union
 
 from asic_reservoir.clock import Clock
 from asic_reservoir.work import BIP320_MASK, LBRY_DIFFICULTY_FACTOR, Job
@@ -30,7 +31,7 @@ from asic_reservoir.work import BIP320_MASK, LBRY_DIFFICULTY_FACTOR, Job
 from .jobs import JobFactory, JobTemplate, make_sent_job
 from .protocol import encode_notification
 from .session import Session, SessionInfo
-from .validation import ShareEvent, ShareValidator, Verdict
+from .validation import ShareValidator, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +236,7 @@ class Pool:
             if not fut.done():
                 fut.cancel()
 
-    async def __aenter__(self) -> "Pool":
+    async def __aenter__(self) -> Pool:
         await self.start()
         return self
 

@@ -21,15 +21,6 @@ LOW_DIFFICULTY = 23
 UNAUTHORIZED = 24
 NOT_SUBSCRIBED = 25
 
-ERROR_NAMES = {
-    OTHER: "other/unknown",
-    JOB_NOT_FOUND: "job not found",
-    DUPLICATE: "duplicate share",
-    LOW_DIFFICULTY: "low difficulty share",
-    UNAUTHORIZED: "unauthorized worker",
-    NOT_SUBSCRIBED: "not subscribed",
-}
-
 
 class StratumError(Exception):
     """A Stratum-level error answered to the miner as ``[code, message, null]``."""
@@ -108,22 +99,3 @@ def encode_request(msg_id: Any, method: str, params: list) -> bytes:
 
 def encode_notification(method: str, params: list) -> bytes:
     return encode_request(None, method, params)
-
-
-def parse_hex(value: Any, name: str, n_bytes: int) -> bytes:
-    """Strict fixed-size hex field from a submit (no spaces, no prefixes)."""
-    if type(value) is not str:
-        raise StratumError(OTHER, f"{name} must be a hex string")
-    if len(value) != 2 * n_bytes:
-        raise StratumError(OTHER, f"{name} must be {n_bytes} bytes ({2 * n_bytes} hex digits)")
-    try:
-        raw = bytes.fromhex(value)
-    except ValueError:
-        raise StratumError(OTHER, f"{name} is not valid hex") from None
-    if len(raw) != n_bytes:  # fromhex skips whitespace; a full-length decode rules it out
-        raise StratumError(OTHER, f"{name} is not valid hex")
-    return raw
-
-
-def parse_u32(value: Any, name: str) -> int:
-    return int.from_bytes(parse_hex(value, name, 4), "big")

@@ -17,12 +17,22 @@ import asyncio
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from .jobs import JobRegistry, SentJob
-from .protocol import (OTHER, UNAUTHORIZED, Message, StratumError, encode_id, encode_notification,
-                       encode_request, encode_response, parse_line)
+from .protocol import (
+    OTHER,
+    UNAUTHORIZED,
+    Message,
+    StratumError,
+    encode_id,
+    encode_notification,
+    encode_request,
+    encode_response,
+    parse_line,
+)
 from .validation import ShareValidator
 
 if TYPE_CHECKING:

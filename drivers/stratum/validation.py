@@ -34,8 +34,15 @@ from dataclasses import dataclass
 from asic_reservoir.work import DIFF1_TARGET, chip_of_nonce, lbry_pow
 
 from .jobs import MIDS_PER_JOB, JobRegistry, SentJob
-from .protocol import (DUPLICATE, JOB_NOT_FOUND, LOW_DIFFICULTY, NOT_SUBSCRIBED, OTHER,
-                       UNAUTHORIZED, StratumError)
+from .protocol import (
+    DUPLICATE,
+    JOB_NOT_FOUND,
+    LOW_DIFFICULTY,
+    NOT_SUBSCRIBED,
+    OTHER,
+    UNAUTHORIZED,
+    StratumError,
+)
 
 REASON_OK = "accepted"
 REASONS = {
