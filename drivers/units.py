@@ -173,6 +173,7 @@ class Unit(ABC):
         raise UnsupportedSetting(f"{self.envelope.model} cannot pause hashing", unit=self.name,
                                  command="resume")
 
+    @abstractmethod
     async def close(self) -> None:
         """Release HTTP sessions."""
 

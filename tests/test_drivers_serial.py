@@ -109,7 +109,7 @@ def _chain_emulator(port_write, port_read, n_chips: int) -> None:
     """Answer one enumeration request the way a chain of BM1366 chips does."""
     request = port_read(7)
     assert request == bm.read_register(0, broadcast=True)
-    for i in range(n_chips):
+    for _ in range(n_chips):
         port_write(bm.RegisterValue(b"\x13\x66\x00\x00", 0, 0).encode())
 
 

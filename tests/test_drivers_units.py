@@ -339,7 +339,8 @@ async def test_session_restores_pool_after_point_at_pool(lab):
                         await unit.restart()
                     info = await other.wait_for_session(worker=f"{model}.moved", timeout=15)
                     assert info.authorized
-            await wait_until(lambda: sim.reading().pool_user == f"{model}.lab", timeout=15)
+            await wait_until(lambda sim=sim, model=model: sim.reading().pool_user == f"{model}.lab",
+                             timeout=15)
             assert sim.settings() == before
     finally:
         await other.stop()
@@ -359,6 +360,26 @@ async def test_closed_ports_raise_typed_errors_with_unit_name():
             assert unit.name in str(info.value)
         finally:
             await unit.close()
+
+
+@in_lab_loop
+async def test_s9_rpc_text_form_and_stock_access(lab):
+    async with opened(lab.units["s9"].url) as unit:
+        text = await unit.rpc.command("summary", text=True)
+        json_form = await unit.rpc.summary()
+        assert text["STATUS"][0]["Code"] == json_form["STATUS"][0]["Code"] == 11
+        assert text["SUMMARY"][0]["Elapsed"] == pytest.approx(json_form["SUMMARY"][0]["Elapsed"], abs=5)
+        with pytest.raises(AccessDenied):
+            await unit.rpc.privileged("restart")  # stock api-allow: nobody is privileged
+
+
+@in_lab_loop
+async def test_lv06_statistics_and_asic_info(lab):
+    async with opened(lab.units["lv06"].url) as unit:
+        asic = await unit.api.asic_info()
+        stats = await unit.api.statistics()
+    assert asic["ASICModel"] == "BM1366" and 485 in asic["frequencyOptions"]
+    assert "hashrate" in stats["labels"]
 
 
 @in_lab_loop
