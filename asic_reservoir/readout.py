@@ -197,7 +197,10 @@ class RidgeReadout:
         train = split.train_rows(n, valid)
         val = split.validation_rows(n, valid)
         if len(train) < 2 or len(val) < 1:
-            raise ReadoutError(f"too few valid rows: {len(train)} train, {len(val)} validation")
+            marked = "" if valid is None else \
+                f" ({int((~valid[split.fit_rows(n)]).sum())} of those steps marked invalid)"
+            raise ReadoutError(f"too few valid rows: {len(train)} train (of {split.train}), "
+                               f"{len(val)} validation (of {split.validation}){marked}")
         _check_finite(X, Y, np.concatenate([train, val]))
         p = X.shape[1]
         self.mean_, self.scale_ = self._scaler(X[train])

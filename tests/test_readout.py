@@ -149,6 +149,11 @@ def test_evaluate_scores_once_on_test_and_skips_marked_rows(series, esn_features
     assert skipped.nrmse == pytest.approx(score.nrmse, abs=0.02)
     with pytest.raises(ReadoutError):
         evaluate(esn_features, series.y[:-1], SPLIT)
+    mostly_marked = np.zeros(len(series.y), bool)
+    mostly_marked[1200:] = True
+    with pytest.raises(ReadoutError, match=r"0 train \(of 1000\), 350 validation \(of 500\) "
+                                           r"\(1150 of those steps marked invalid\)"):
+        evaluate(esn_features, series.y, SPLIT, valid=mostly_marked)
 
 
 def test_summaries():
