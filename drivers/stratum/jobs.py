@@ -177,7 +177,7 @@ class SentJob:
     extranonce1: bytes
     sent_ns: int
     mids: dict = field(default_factory=dict)   # extranonce2 -> header bytes between version and ntime
-    seen: set = field(default_factory=set)     # accepted (extranonce2, ntime, nonce, version)
+    seen: set = field(default_factory=set)     # accepted shares' extranonce2|ntime|nonce|version
 
 
 MIDS_PER_JOB = 4096

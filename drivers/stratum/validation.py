@@ -204,14 +204,15 @@ class ShareValidator:
             if version is None:
                 return _reject(OTHER, "version bits outside the negotiated mask", pool_difficulty,
                                worker, job_id, en2_hex, ntime, nonce, bits)
-        key = (en2, ntime, nonce, version)
+        packed_version = _pack_version(version)
+        key = raw[:size + 8] + packed_version    # extranonce2, ntime, nonce, version: compact
         if key in sent.seen:
             return _reject(DUPLICATE, REASONS[DUPLICATE], pool_difficulty, worker, job_id,
                            en2_hex, ntime, nonce, bits, version)
         mid = sent.mids.get(en2)
         if mid is None:
             mid = self._mid(sent, en2)
-        header = _pack_version(version) + mid + _pack_tail(ntime, job.nbits, nonce)
+        header = packed_version + mid + _pack_tail(ntime, job.nbits, nonce)
         if self.algorithm == "sha256d":
             digest = _sha256(_sha256(header).digest()).digest()
         else:
