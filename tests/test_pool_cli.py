@@ -30,7 +30,7 @@ async def start_cli(*extra: str) -> tuple[asyncio.subprocess.Process, dict[str, 
 
 
 async def test_cli_runs_for_duration_and_prints_json_totals():
-    proc, ports = await start_cli("--lbry-port", "0", "--duration", "4", "--json", "--branches", "2")
+    proc, ports = await start_cli("--lbry-port", "0", "--duration", "6", "--json", "--branches", "2")
     try:
         async with StratumTestClient("127.0.0.1", ports["sha256d"]) as c:
             await c.handshake(worker="cpu.1")
