@@ -478,7 +478,9 @@ def check_no_leakage(features: np.ndarray, target: np.ndarray, u: np.ndarray, sp
     future_r: dict[int, float] = {}
     input_r: dict[int, float] = {}
     n_test = len(split.test_rows(n, base_valid))
-    margin = z * math.sqrt(2.0 / max(n_test, 1))
+    if n_test < 3:
+        raise ReadoutError(f"only {n_test} valid test rows: too few for the leakage check")
+    margin = z * math.sqrt(2.0 / n_test)
     if np.std(u) == 0:
         messages.append("input is constant: future-input check not possible")
     else:

@@ -219,6 +219,13 @@ def test_timestamps_after_the_next_input_are_caught(series, esn_features):
     assert not report.ok and report.time_violations == 2
 
 
+def test_leakage_check_refuses_an_empty_test_block(series, esn_features):
+    valid = np.ones(len(series.y), bool)
+    valid[SPLIT.test_rows(len(valid))[1:]] = False
+    with pytest.raises(ReadoutError, match="1 valid test rows"):
+        check_no_leakage(esn_features, series.y, series.u, SPLIT, valid=valid)
+
+
 def test_multi_target_fit_equals_separate_fits(series, esn_features):
     Y = np.stack([series.y, np.roll(series.u, 3), series.u ** 2], axis=1)
     multi = RidgeReadout().fit(esn_features, Y, SPLIT)
