@@ -40,6 +40,42 @@ def feature_scale(enrollments: np.ndarray, floor: float = 1e-9) -> np.ndarray:
     return np.where(scale > floor, scale, 1.0)
 
 
+@dataclass(frozen=True)
+class FingerprintSpace:
+    """Which features to compare and in what units, learned from enrollment reads only.
+
+    With two or more enrollment reads per unit, each feature is measured in units of its
+    pooled *within-unit* spread and kept only when devices differ by more than a unit
+    differs from itself (Fisher ratio > ``min_ratio``); with one read per unit, features
+    are scaled by the between-device spread (:func:`feature_scale`) and all are kept.
+    """
+
+    scale: np.ndarray
+    keep: np.ndarray
+
+    @classmethod
+    def fit(cls, groups: list[np.ndarray], min_ratio: float = 1.0) -> "FingerprintSpace":
+        groups = [np.atleast_2d(np.asarray(g, dtype=float)) for g in groups]
+        refs = np.array([g.mean(axis=0) for g in groups])
+        between = feature_scale(refs)
+        repeated = [g for g in groups if len(g) >= 2]
+        if not repeated:
+            return cls(between, np.ones(refs.shape[1], dtype=bool))
+        dev = np.concatenate([g - g.mean(axis=0) for g in repeated])
+        dof = sum(len(g) - 1 for g in repeated)
+        within = np.sqrt(np.sum(dev ** 2, axis=0) / dof)
+        within = np.maximum(within, 1e-6 * np.maximum(between, 1e-12))
+        spread = refs.std(axis=0, ddof=1) if len(refs) > 1 else between
+        keep = spread / within > min_ratio
+        if not keep.any():  # nothing separates devices: keep all, the metrics will say so
+            keep[:] = True
+        return cls(within, keep)
+
+    def distances(self, reads: np.ndarray, references: np.ndarray) -> np.ndarray:
+        k = self.keep
+        return distances(np.asarray(reads)[:, k], np.asarray(references)[:, k], self.scale[k])
+
+
 def distances(reads: np.ndarray, references: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """RMS scaled distance between every read (rows) and every reference (columns)."""
     a = np.asarray(reads, dtype=float) / scale
@@ -155,21 +191,23 @@ class FleetMetrics:
         return asdict(self)
 
 
-def evaluate_fleet(enrolled: np.ndarray, reads: np.ndarray, owner: np.ndarray,
-                   n_boot: int = 400, seed: int = 0) -> FleetMetrics:
-    """Metrics for ``reads`` (rows, owner[i] = enrolled row) against ``enrolled``.
+def evaluate_fleet(enrolled: np.ndarray | list[np.ndarray], reads: np.ndarray,
+                   owner: np.ndarray, n_boot: int = 400, seed: int = 0) -> FleetMetrics:
+    """Metrics for ``reads`` (rows, owner[i] = enrolled device) against the enrollments.
 
-    Reads must not be the enrollment reads themselves; EER's interval is a bootstrap
-    over devices, since reads of one device are not independent of each other.
+    ``enrolled`` is one row per device, or a list with a (reads x features) array per
+    device. Test reads must not be enrollment reads; EER's interval is a bootstrap over
+    devices, since reads of one device are not independent of each other.
     """
-    enrolled = np.asarray(enrolled, dtype=float)
+    groups = [np.atleast_2d(np.asarray(g, dtype=float)) for g in enrolled]
+    space = FingerprintSpace.fit(groups)
+    enrolled = np.array([g.mean(axis=0) for g in groups])
     reads = np.asarray(reads, dtype=float)
     owner = np.asarray(owner, dtype=int)
     n_dev = enrolled.shape[0]
     if n_dev < 2:
         raise ValueError("a fleet needs at least two devices")
-    scale = feature_scale(enrolled)
-    dist = distances(reads, enrolled, scale)
+    dist = space.distances(reads, enrolled)
     is_own = owner[:, None] == np.arange(n_dev)[None, :]
     genuine, impostor = dist[is_own], dist[~is_own]
     rank1 = wilson(int(np.sum(np.argmin(dist, axis=1) == owner)), len(owner))
@@ -188,6 +226,7 @@ def evaluate_fleet(enrolled: np.ndarray, reads: np.ndarray, owner: np.ndarray,
             continue
         boot.append(equal_error_rate(sub[own], sub[~own])[0])
     low, high = (np.percentile(boot, [2.5, 97.5]) if boot else (float("nan"), float("nan")))
+    enrolled, reads = enrolled[:, space.keep], reads[:, space.keep]
     medians = np.median(enrolled, axis=0)
     bits = bit_metrics(binarise(enrolled, medians), binarise(reads, medians), owner)
     return FleetMetrics(

@@ -110,15 +110,3 @@ class EnrollmentStore:
                     for r in rows]
         except (sqlite3.DatabaseError, json.JSONDecodeError) as exc:
             raise StoreError(f"{self.path}: unreadable enrollment ({exc})") from exc
-
-    def references(self, model: str, challenge_version: str,
-                   feature_names: tuple[str, ...]) -> tuple[list[str], np.ndarray]:
-        """Mean reference response per enrolled unit name, as (names, matrix)."""
-        grouped: dict[str, list[np.ndarray]] = {}
-        for e in self.enrollments(model, challenge_version):
-            if e.feature_names != tuple(feature_names):
-                raise StoreError(f"{e.name}: enrolled with other features; re-enroll it")
-            grouped.setdefault(e.name, []).append(e.features)
-        names = sorted(grouped)
-        matrix = np.array([np.mean(grouped[n], axis=0) for n in names]).reshape(len(names), -1)
-        return names, matrix

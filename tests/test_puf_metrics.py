@@ -81,3 +81,17 @@ def test_scale_makes_units_irrelevant():
     b = pm.evaluate_fleet(enrolled * scaled, reads * scaled, owner, n_boot=50)
     assert a.rank1_accuracy == b.rank1_accuracy
     assert a.eer.value == pytest.approx(b.eer.value)
+
+
+def test_fingerprint_space_drops_noise_features_with_repeated_enrollment():
+    rng = np.random.default_rng(5)
+    n_dev = 12
+    truth = np.column_stack([rng.normal(0, 1, n_dev), np.zeros(n_dev)])  # feature 1: no identity
+    groups = [t + rng.normal(0, [0.05, 1.0], (2, 2)) for t in truth]
+    space = pm.FingerprintSpace.fit(groups)
+    assert space.keep.tolist() == [True, False]
+    owner = np.repeat(np.arange(n_dev), 3)
+    reads = truth[owner] + rng.normal(0, [0.05, 1.0], (len(owner), 2))
+    with_space = pm.evaluate_fleet(groups, reads, owner, n_boot=50)
+    naive = pm.evaluate_fleet([g[:1] for g in groups], reads, owner, n_boot=50)
+    assert with_space.rank1_accuracy.value > naive.rank1_accuracy.value

@@ -23,12 +23,12 @@ def test_round_trip_and_mean_reference(tmp_path):
         store.enroll("u2", "lv06", "lv06://127.0.0.2", "v1", NAMES, np.array([0.0, 0, 0]))
         store.enroll("s", "s9", "s9://127.0.0.3", "v1", NAMES, np.array([9.0, 9, 9]))
     with EnrollmentStore(tmp_path / "e.db") as store:
-        names, ref = store.references("lv06", "v1", NAMES)
-        assert names == ["u1", "u2"]
-        np.testing.assert_allclose(ref, [[2, 2, 2], [0, 0, 0]])
+        rows = store.enrollments("lv06", "v1")
+        assert [r.name for r in rows] == ["u1", "u1", "u2"]
+        np.testing.assert_allclose(rows[1].features, [3, 2, 1])
+        assert rows[0].feature_names == NAMES and rows[2].unit_url == "lv06://127.0.0.2"
         assert store.names() == ["s", "u1", "u2"]
-        with pytest.raises(StoreError, match="other features"):
-            store.references("lv06", "v1", ("x", "y", "z"))
+        assert store.enrollments("s9", "v2") == []
 
 
 def test_rejects_bad_features_and_bad_files(tmp_path):

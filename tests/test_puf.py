@@ -1,0 +1,100 @@
+"""Fingerprinting through the simulator's real sockets: enroll, identify, verify, CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+import pytest
+
+from asic_reservoir import puf
+from asic_reservoir.clock import Clock
+from asic_reservoir.puf_store import EnrollmentStore
+from drivers.stratum import Pool, PoolConfig
+from simulator import UnitConfig, start_units
+from simulator.profiles import PROFILES
+from simulator.unit import auto_hash_scale
+
+SPEED = 100.0
+CHALLENGE = puf.Challenge(version="test", phases=((0.25, 5), (0.5, 5), (0.0, 5)),
+                          step_seconds=10.0, slots=2)
+
+
+def lv06(seed: int, pool_url: str, worker: str, ambient: float = 25.0) -> UnitConfig:
+    return UnitConfig(model="lv06", seed=seed, host="127.0.0.1", pool_url=pool_url, worker=worker,
+                      speed=SPEED, hash_scale=auto_hash_scale(PROFILES["lv06"], SPEED, 3000),
+                      rpc_port=None, http_port=0, ambient_c=ambient)
+
+
+async def read(pool: Pool, clock: Clock, tmp_path, seeds, tag, ambient=25.0):
+    configs = [lv06(s, pool.url, f"{tag}.{s}", ambient) for s in seeds]
+    async with start_units(configs, clock=clock) as units:
+        return await asyncio.gather(*[
+            puf.read_response(u.url, CHALLENGE, pool, clock, tmp_path / f"{tag}-{s}.db",
+                              name=f"d{s}", worker=u.config.worker,
+                              difficulty_scale=u.difficulty_scale)
+            for s, u in zip(seeds, units)])
+
+
+async def test_enroll_identify_and_verify_simulated_units(tmp_path):
+    clock = Clock(SPEED)
+    pool = Pool(PoolConfig(host="127.0.0.1", port=0), clock=clock)
+    await pool.start()
+    enrolled_seeds = [11, 12, 13, 14, 15]
+    try:
+        first = await read(pool, clock, tmp_path, enrolled_seeds, "e1", ambient=24.0)
+        second = await read(pool, clock, tmp_path, enrolled_seeds, "e2", ambient=26.0)
+        later = await read(pool, clock, tmp_path, [12, 99], "t", ambient=27.0)
+    finally:
+        await pool.stop()
+    assert first[0].model == "lv06" and len(first[0].feature_names) > 5
+    with EnrollmentStore(tmp_path / "store.db") as store:
+        for resp in first + second:
+            puf.enroll(store, resp.conditions['unit'], "lv06://sim", resp)
+        ranked = puf.identify(store, later[0])
+        assert ranked[0].name == "d12", ranked  # the same seed re-read is recognised
+        assert ranked[0].distance < ranked[1].distance
+        assert puf.verify(store, later[0], "d12", far=0.05).accepted
+        # Seed 99 was never enrolled: claiming each enrolled name in turn, it is rejected for
+        # most. Not for all: a single-chip LV06 has only a handful of varying parameters
+        # (sensor offsets, leakage, thermal resistance, fan tolerance), so two units can be
+        # close, and a threshold set from 10 impostor pairs cannot promise better than ~1/11.
+        claims = [puf.verify(store, later[1], f"d{s}", far=0.05) for s in enrolled_seeds]
+        assert sum(c.accepted for c in claims) <= 2, claims
+        assert all(c.threshold == claims[0].threshold for c in claims)
+        # two different seeds are told apart: each enrollment read is nearest its own unit
+        for resp in second:
+            assert puf.identify(store, resp)[0].name == resp.conditions['unit']
+        with pytest.raises(puf.PufError, match="not enrolled"):
+            puf.verify(store, later[1], "d99")
+
+
+async def cli(*args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "asic_reservoir.cli", "puf", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_cli_enrolls_and_identifies_units_named_by_url(tmp_path):
+    store = str(tmp_path / "cli.db")
+    nowhere = "stratum+tcp://127.0.0.1:9"  # nothing listens: the units idle until pointed
+    configs = [lv06(seed, nowhere, f"cli.{seed}") for seed in (21, 22)]
+    async with start_units(configs, clock=Clock(SPEED)) as units:
+        common = ["--store", store, "--speed", str(SPEED), "--steps-per-phase", "4",
+                  "--difficulty-scale", str(units[0].difficulty_scale), "--json"]
+        for name, unit in zip(("alpha", "beta"), units):
+            code, out, err = await cli("enroll", "--unit", unit.url, "--name", name, *common)
+            assert code == 0, err
+            assert json.loads(out)["enrolled"] == name
+        code, out, err = await cli("identify", "--unit", units[1].url, *common)
+        assert code == 0, err
+        ranked = json.loads(out)["candidates"]
+        assert [c["name"] for c in ranked] == ["beta", "alpha"]
+        assert ranked[0]["distance"] < ranked[1]["distance"]
+        code, out, err = await cli("verify", "--unit", units[1].url, "--name", "gamma", *common)
+        assert code == 2 and "not enrolled" in err
+    code, out, err = await cli("identify", "--unit", "lv06://127.0.0.1:9", *common)
+    assert code == 2 and "127.0.0.1:9" in err
