@@ -171,7 +171,8 @@ class RoundResult:
 
     @property
     def label_determined(self) -> bool:
-        """True once the state fixes the top digest word (the label for d <= 32)."""
+        """True once the state holds ``e`` of round 61 of the second hash, which fixes the
+        top 32 bits of the hash (the whole label for d <= 32, its main part beyond)."""
         return self.round >= ROUNDS + 61
 
 
@@ -471,6 +472,9 @@ def tpf_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run the sweep on a Dask cluster (needs the 'dask' extra)")
     parser.add_argument("--abort", type=float, default=0.9, metavar="S",
                         help="abort fraction reported per round (default %(default)s)")
+    parser.add_argument("--abort-fractions", type=float, nargs="+", default=[0.5, 0.9, 0.99],
+                        metavar="S", help="operating points: recall, lift, energy and a "
+                                          "binomial test at each (default 0.5 0.9 0.99)")
     parser.add_argument("--predictors", nargs="+", default=list(PREDICTORS), choices=PREDICTORS)
     parser.add_argument("--train-negatives", type=int, default=10000,
                         help="non-shares sampled for training (all training shares are used)")
@@ -496,9 +500,12 @@ def tpf_main(args: argparse.Namespace) -> int:
                              hashes=args.hashes, nonces_per_header=args.nonces_per_header,
                              seed=args.seed)
         predictors = list(dict.fromkeys(args.predictors))
+        if any(not 0 < f < 1 for f in [args.abort, *args.abort_fractions]):
+            raise TpfError("abort fractions must lie in (0, 1)")
         progress = Progress(config.n_chunks + len(config.rounds), "tpf", enabled=not args.quiet)
         data = sweep(config, args.workers, args.scheduler, on_chunk=lambda: progress.update(1))
-        result = evaluate(data, config, predictors, abort_fraction=args.abort,
+        result = evaluate(data, config, predictors, abort_fractions=tuple(args.abort_fractions),
+                          abort_fraction=args.abort,
                           train_negatives=args.train_negatives, workers=args.workers,
                           on_round=lambda: progress.update(1))
         progress.close()

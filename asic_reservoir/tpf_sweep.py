@@ -44,6 +44,7 @@ class SweepConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "rounds", tuple(sorted(set(int(k) for k in self.rounds))))
         if not self.rounds or any(not 1 <= k <= ROUNDS_PER_NONCE for k in self.rounds):
             raise TpfError(f"rounds must lie in 1..{ROUNDS_PER_NONCE}, got {self.rounds}")
         if not 1 <= self.difficulty_bits <= 64:

@@ -58,7 +58,11 @@ def test_chunk_past_the_end_is_refused():
         evaluate(_planted(0, n=2000), SweepConfig(rounds=(5,)), ["oracle"])
 
 
-@pytest.mark.parametrize("kwargs", [dict(rounds=(0,)), dict(rounds=(129,)), dict(difficulty_bits=0),
+def test_rounds_are_sorted_and_unique():
+    assert SweepConfig(rounds=(64, 5, 64)).rounds == (5, 64)
+
+
+@pytest.mark.parametrize("kwargs", [dict(rounds=()), dict(rounds=(0,)), dict(rounds=(129,)), dict(difficulty_bits=0),
                                     dict(hashes=0), dict(test_fraction=1.0)])
 def test_bad_config_is_refused(kwargs):
     with pytest.raises(TpfError):
@@ -179,7 +183,8 @@ def _run_cli(capsys, *argv: str) -> tuple[int, str, str]:
 def test_cli_json_report(capsys):
     code, out, err = _run_cli(capsys, "--rounds", "5", "--difficulty-bits", "4", "--hashes", "16384",
                               "--nonces-per-header", "1024", "--workers", "1", "--json",
-                              "--predictors", "base-rate", "logistic", "--train-negatives", "2000")
+                              "--predictors", "base-rate", "logistic", "--train-negatives", "2000",
+                              "--abort-fractions", "0.25", "0.75", "--abort", "0.75")
     assert code == 0
     report = json.loads(out)
     row = report["rounds"][0]
@@ -187,6 +192,8 @@ def test_cli_json_report(capsys):
     pred = row["predictors"][1]
     assert pred["name"] == "logistic" and len(pred["auc_ci95"]) == 2
     assert {"p_value", "p_holm", "recall_at_abort", "e_rel_at_abort"} <= pred.keys()
+    assert [op["abort_fraction"] for op in pred["operating_points"]] == pytest.approx([0.25, 0.75], abs=1e-3)
+    assert report["abort_fraction"] == 0.75
     assert report["power"]["positives_needed_auc_0.55"] == 207
     assert report["test_positives"] > 100
     assert "oracle limit" in report["verdict"]
@@ -200,6 +207,8 @@ def test_cli_table_and_bad_input(capsys):
     assert code == 0 and "verdict:" in out and "base-rate" in out
     code, _, err = _run_cli(capsys, "--difficulty-bits", "0", "--quiet")
     assert code == 2 and "difficulty bits" in err
+    code, _, err = _run_cli(capsys, "--abort-fractions", "0.5", "1.0", "--quiet")
+    assert code == 2 and "abort fractions" in err
     code, _, err = _run_cli(capsys, "--difficulty-bits", "30", "--hashes", "1024", "--rounds", "5",
                             "--workers", "0", "--quiet")
     assert code == 2 and "too few shares" in err
