@@ -43,6 +43,10 @@ class HTTPError(UnitError):
         super().__init__(message, unit=unit, command=command)
 
 
+class ServerError(HTTPError):
+    """HTTP 5xx: the unit's web backend failed (transient on busy firmware; reads retry)."""
+
+
 class AuthError(UnitError):
     """Login refused, or a token that stays invalid after one re-login."""
 
@@ -84,7 +88,8 @@ class OverTemperature(UnitError):
     """A temperature crossed the model's limit: stop the experiment."""
 
 
-RETRYABLE: tuple[type[BaseException], ...] = (Timeout, ConnectionRefused, TruncatedReply)
+RETRYABLE: tuple[type[BaseException], ...] = (Timeout, ConnectionRefused, TruncatedReply,
+                                              ServerError)
 
 
 async def retry_read(call: Callable[[], Awaitable[T]], *, attempts: int = 3, backoff: float = 0.1,

@@ -10,8 +10,8 @@ from typing import Any
 
 import aiohttp
 
-from drivers.errors import (AuthError, ConnectionRefused, HTTPError, MalformedReply, Timeout,
-                            UnitError, retry_read)
+from drivers.errors import (AuthError, ConnectionRefused, HTTPError, MalformedReply, ServerError,
+                            Timeout, UnitError, retry_read)
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,9 @@ class HttpClient:
     def check(self, status: int, body: str, command: str) -> None:
         if status in (401, 403):
             raise AuthError(f"HTTP {status}: {body[:120]}", unit=self.unit, command=command)
+        if status >= 500:
+            raise ServerError(f"HTTP {status}: {body[:120]}", status=status, unit=self.unit,
+                              command=command)
         if status >= 400:
             raise HTTPError(f"HTTP {status}: {body[:120]}", status=status, unit=self.unit,
                             command=command)

@@ -28,6 +28,7 @@ import aiohttp
 from drivers import axeos
 from drivers.cgminer import DEFAULT_PORT as RPC_PORT, CgminerRPC
 from drivers.envelope import ENVELOPES, Envelope
+from drivers.events import LogEvent
 from drivers.errors import AccessDenied, InvalidCommand, UnitError, UnsupportedSetting
 from drivers.goldshell import GoldshellClient, current_frequency, power_plan_frequencies
 from drivers.http import HttpClient
@@ -172,6 +173,11 @@ class Unit(ABC):
     async def resume(self) -> None:
         raise UnsupportedSetting(f"{self.envelope.model} cannot pause hashing", unit=self.name,
                                  command="resume")
+
+    def events(self) -> AsyncIterator[LogEvent]:
+        """Typed firmware log events (LV06 websocket); other models have no log stream."""
+        raise UnsupportedSetting(f"{self.envelope.model} has no log stream", unit=self.name,
+                                 command="events")
 
     @abstractmethod
     async def close(self) -> None:
@@ -478,6 +484,9 @@ class LV06Unit(Unit):
 
     async def resume(self) -> None:
         await self.api.resume()
+
+    def events(self) -> AsyncIterator[LogEvent]:
+        return self.api.events()
 
 
 # ------------------------------------------------------------------------- LB-Box

@@ -278,6 +278,8 @@ async def test_pause_resume_and_unsupported(lab):
             with pytest.raises(UnsupportedSetting):
                 await unit.pause()
             with pytest.raises(UnsupportedSetting):
+                unit.events()
+            with pytest.raises(UnsupportedSetting):
                 await unit.apply({"fan_pct": 50} if model == "lbbox" else {"temp_target_c": 60})
 
 
@@ -400,7 +402,7 @@ async def test_lv06_websocket_and_serial_console_events(lab):
     sim = lab.units["lv06"]
     async with opened(sim.url) as unit:
         async def first_nonce():
-            async for event in unit.api.events():
+            async for event in unit.events():
                 if isinstance(event, NonceEvent):
                     return event
         ws_event = await asyncio.wait_for(first_nonce(), 20)

@@ -15,7 +15,8 @@ import pytest
 from aiohttp import web
 
 from drivers import axeos
-from drivers.errors import AuthError, ConnectionRefused, HTTPError, MalformedReply, Timeout, UnitError
+from drivers.errors import (AuthError, ConnectionRefused, HTTPError, MalformedReply, ServerError,
+                            Timeout, UnitError)
 from drivers.goldshell import (GoldshellClient, TokenBucket, current_frequency, encrypt_password,
                                power_plan_frequencies)
 
@@ -253,8 +254,10 @@ def test_read_settings_per_generation():
 
 class AxeOSServer:
     def __init__(self, info: dict, *, ws_lines: list[str] = (), delay: float = 0.0,
-                 garbage: bool = False) -> None:
+                 garbage: bool = False, failures: int = 0) -> None:
         self.info = dict(info)
+        self.failures = failures  # answer 503 to this many GETs first
+        self.gets = 0
         self.patches: list[dict] = []
         self.ws_lines = list(ws_lines)
         self.delay = delay
@@ -278,6 +281,9 @@ class AxeOSServer:
         await self.runner.cleanup()
 
     async def get_info(self, request: web.Request) -> web.Response:
+        self.gets += 1
+        if self.gets <= self.failures:
+            return web.Response(status=503, text="busy")
         await asyncio.sleep(self.delay)
         if self.garbage:
             return web.Response(text="<html>oops")
@@ -327,6 +333,18 @@ async def test_axeos_errors_are_typed():
             with pytest.raises(Timeout) as info:
                 await client.system_info()
             assert "system/info" in str(info.value)
+
+
+async def test_reads_retry_server_errors_writes_do_not():
+    async with AxeOSServer(INFO_2_9, failures=2) as server:
+        async with axeos.AxeOSClient("127.0.0.1", server.port, attempts=3) as client:
+            assert (await client.system_info())["ASICModel"] == "BM1366"
+            assert server.gets == 3
+    async with AxeOSServer(INFO_2_9, failures=5) as server:
+        async with axeos.AxeOSClient("127.0.0.1", server.port, attempts=3) as client:
+            with pytest.raises(ServerError) as info:
+                await client.system_info()
+            assert info.value.status == 503 and server.gets == 3
 
 
 async def test_axeos_websocket_events():
