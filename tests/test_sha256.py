@@ -150,3 +150,15 @@ def test_stopping_early_gives_the_same_states_without_a_digest():
     assert np.array_equal(stopped.states[70].state, full.states[70].state)
     with pytest.raises(WorkError):
         trace_headers(prefixes, nonces, finish=False)
+
+
+def test_top_hash_word_is_fixed_after_round_61_of_the_second_hash():
+    # What makes round 125 the study's positive control and the exact early reject valid.
+    prefixes = [bytes(range(76))]
+    nonces = np.arange(300, dtype=np.uint32)
+    trace = trace_headers(prefixes, nonces, [125, 126])
+    e61 = trace.states[125].state[:, 4]
+    e62 = trace.states[126].state[:, 4]
+    with np.errstate(over="ignore"):
+        assert np.array_equal(trace.digest[:, 7], e61 + IV[7])
+        assert np.array_equal(trace.digest[:, 6], e62 + IV[6])

@@ -194,6 +194,7 @@ def test_cli_json_report(capsys):
     assert {"p_value", "p_holm", "recall_at_abort", "e_rel_at_abort"} <= pred.keys()
     assert [op["abort_fraction"] for op in pred["operating_points"]] == pytest.approx([0.25, 0.75], abs=1e-3)
     assert report["abort_fraction"] == 0.75
+    assert report["exact_early_reject_saving"] == pytest.approx(3 / 128)
     assert report["power"]["positives_needed_auc_0.55"] == 207
     assert report["test_positives"] > 100
     assert "oracle limit" in report["verdict"]
