@@ -487,3 +487,8 @@ def test_probe_cli_error_exit(capsys):
     args = parser.parse_args([f"lv06://127.0.0.1:{closed_port()}", "--timeout", "0.5"])
     assert cli.probe_main(args) == 1
     assert "refused" in capsys.readouterr().err
+    # the same through the top-level dispatcher
+    from asic_reservoir.cli import main
+    assert main(["probe", f"s9://127.0.0.1:{closed_port()}", "--timeout", "0.5"]) == 1
+    assert "refused" in capsys.readouterr().err
+    assert main(["scan", "0.0.0.0/0"]) == 2
