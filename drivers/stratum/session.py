@@ -132,8 +132,6 @@ class Session:
             await self._read_loop()
         except (ConnectionError, OSError) as exc:
             log.info("%r: connection error: %s", self, exc)
-        except asyncio.CancelledError:
-            pass
         except Exception:  # a bug must cost one session, never the pool
             log.exception("%r: unexpected error; closing", self)
         finally:
