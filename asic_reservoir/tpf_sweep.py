@@ -86,12 +86,11 @@ class Dataset:
 
 def random_job(rng: np.random.Generator, job_id: str) -> tuple[Job, bytes, bytes, int]:
     """A fresh random job with extranonces and ntime, as a pool would hand out."""
-    raw = lambda n: rng.bytes(n)  # noqa: E731
-    job = Job(job_id=job_id, prevhash=raw(32), coinb1=raw(42), coinb2=raw(38),
-              branches=tuple(raw(32) for _ in range(int(rng.integers(0, 12)))),
+    job = Job(job_id=job_id, prevhash=rng.bytes(32), coinb1=rng.bytes(42), coinb2=rng.bytes(38),
+              branches=tuple(rng.bytes(32) for _ in range(int(rng.integers(0, 12)))),
               version=0x20000000 | (int(rng.integers(0, 1 << 32)) & BIP320_MASK),
               nbits=0x1703A30C, ntime=int(rng.integers(1_600_000_000, 1_900_000_000)))
-    return job, raw(4), raw(4), job.ntime
+    return job, rng.bytes(4), rng.bytes(4), job.ntime
 
 
 def sweep_chunk(config: SweepConfig, index: int) -> Dataset:
@@ -142,6 +141,7 @@ def sweep(config: SweepConfig, workers: int = 0, scheduler: str | None = None,
 
 
 def tick(items: Iterator, on_item: Callable[[], None] | None) -> Iterator:
+    """Pass items through, calling ``on_item`` for each (progress bars)."""
     for item in items:
         if on_item:
             on_item()
@@ -154,7 +154,11 @@ def _dask_map(config: SweepConfig, indices: range, scheduler: str,
         from dask.distributed import Client, as_completed
     except ImportError:
         raise TpfError("--scheduler needs dask.distributed: pip install 'asic-reservoir[dask]'") from None
-    with Client(scheduler) as client:
+    try:
+        client = Client(scheduler, timeout=30)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise TpfError(f"cannot use Dask scheduler {scheduler!r}: {exc}") from None
+    with client:
         futures = client.map(sweep_chunk, [config] * len(indices), list(indices), pure=False)
         for _ in as_completed(futures):
             if on_chunk:
@@ -176,8 +180,8 @@ def features(states: np.ndarray) -> np.ndarray:
 
     * 256 state bits (a..h, most significant bit first);
     * 8 per-word Hamming weights;
-    * a compact "signature" of the kind the paper used: total Hamming weight and the
-      leading-zero count of every word.
+    * a compact "signature" standing in for the paper's low-dimensional one (this
+      definition is ours): total Hamming weight and the leading-zero count of every word.
     """
     words = np.ascontiguousarray(states, dtype=np.uint32)
     n = len(words)

@@ -157,6 +157,14 @@ def test_features_shape_bits_and_weights():
     assert x[1, 265] == 0 and x[1, 272] == 0 and x[1, 266] == 32
 
 
+def test_popcount_fallback_for_older_numpy(monkeypatch):
+    words = np.array([[0, 1, 0xFFFFFFFF, 0x80000001, 7, 0x10, 0xF0F0F0F0, 3]], dtype=np.uint32)
+    expected = features(words)
+    monkeypatch.delattr(np, "bitwise_count", raising=False)
+    assert np.array_equal(features(words), expected)
+    assert expected[0, 256:264].tolist() == [0, 1, 32, 2, 3, 1, 16, 2]
+
+
 def test_scheduler_without_dask_or_on_a_local_cluster():
     config = SweepConfig(rounds=(5,), difficulty_bits=3, hashes=1024, nonces_per_header=256,
                          headers_per_chunk=2, seed=5)
