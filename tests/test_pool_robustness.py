@@ -318,3 +318,40 @@ async def test_accepted_sockets_use_tcp_keepalive(pool, good):
     assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
     if hasattr(socket, "TCP_KEEPIDLE"):
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 60
+
+
+async def test_concurrent_miners_churn_and_garbage_every_share_accounted():
+    """20 miners submit concurrently while others connect, misbehave and vanish; the
+    pool's totals and event stream account for every share exactly."""
+    async with Pool(pool_config(max_protocol_errors=5)) as p:
+        events = p.subscribe()
+        miners = [await StratumTestClient(HOST, p.port, flavor=("esp-miner", "bmminer")[i % 2]).connect()
+                  for i in range(20)]
+        for i, m in enumerate(miners):
+            await m.handshake(worker=f"m{i}")
+
+        async def mine(m: StratumTestClient) -> int:
+            ok = 0
+            for k in range(5):
+                reply = await m.submit(m.solve(roll=k << 13))
+                ok += reply["result"] is True
+            return ok
+
+        async def churn() -> None:
+            for k in range(10):
+                c = await StratumTestClient(HOST, p.port).connect()
+                if k % 2:
+                    await c.send_raw(b"\x00garbage\n" * 10)
+                else:
+                    await c.handshake(worker=f"churn{k}")
+                await c.close()
+
+        results = await asyncio.gather(*(mine(m) for m in miners), churn())
+        assert results[:20] == [5] * 20
+        totals = p.totals()
+        assert totals["accepted"] == 100 and totals["rejected"] == 0
+        accepted = [events.get_nowait() for _ in range(events.qsize())]
+        assert len(accepted) == 100 and all(e.accepted for e in accepted)
+        assert {e.worker for e in accepted} == {f"m{i}" for i in range(20)}
+        for m in miners:
+            await m.close()
