@@ -507,6 +507,7 @@ def tpf_main(args: argparse.Namespace) -> int:
 
     if args.run_file:
         return _window_main(args)
+    progress = None
     try:
         config = SweepConfig(rounds=tuple(args.rounds), difficulty_bits=args.difficulty_bits,
                              hashes=args.hashes, nonces_per_header=args.nonces_per_header,
@@ -520,10 +521,12 @@ def tpf_main(args: argparse.Namespace) -> int:
                           abort_fraction=args.abort,
                           train_negatives=args.train_negatives, workers=args.workers,
                           on_round=lambda: progress.update(1))
-        progress.close()
     except (TpfError, WorkError) as exc:
         print(f"asic-reservoir tpf: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if progress is not None:
+            progress.close()
     if args.json:
         print(json.dumps(result_json(result), indent=2))
     else:
@@ -533,6 +536,7 @@ def tpf_main(args: argparse.Namespace) -> int:
 
 def _window_main(args: argparse.Namespace) -> int:
     from asic_reservoir.runs import RunFileError, RunReader
+    from asic_reservoir.tpf_stats import StatsError
     from asic_reservoir.tpf_window import LeakageError, WindowError, window_study
 
     try:
@@ -544,7 +548,7 @@ def _window_main(args: argparse.Namespace) -> int:
                 raise WindowError(f"the run file has units {names}: choose one with --unit")
             unit = names[0]
         report = window_study(args.run_file, unit, args.run, args.lookback, args.gap)
-    except (RunFileError, WindowError, LeakageError, OSError) as exc:
+    except (RunFileError, WindowError, LeakageError, StatsError, OSError) as exc:
         print(f"asic-reservoir tpf: {exc}", file=sys.stderr)
         return 2
     if args.json:
