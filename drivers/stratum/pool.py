@@ -407,7 +407,9 @@ class Pool:
             self._waiters.remove(entry)
 
     async def ping(self, session: SessionRef, timeout: float = 5.0) -> float:
-        """Send ``mining.ping`` and return the round-trip time in seconds."""
+        """Send ``mining.ping`` to one session and return the round-trip time in seconds."""
+        if session is None:
+            raise ValueError("ping needs a session")
         (s,) = self._select(session, None, None)
         start = time.perf_counter()
         await s.request("mining.ping", [], timeout)
