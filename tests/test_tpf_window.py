@@ -159,3 +159,40 @@ def test_cli_window_mode(tmp_path, capsys):
     assert code == 2 and "missing.db" in err
     code, _, err = _cli(capsys, "--run-file", str(path), "--unit", "s9")
     assert code == 2 and "s9" in err
+
+
+async def test_window_filter_on_a_recorded_simulator_run(tmp_path):
+    """End to end: pool + simulated LV06 + experiment loop -> run file -> window study."""
+    from asic_reservoir.clock import Clock
+    from asic_reservoir.experiment_cli import run_experiment
+    from asic_reservoir.tpf_window import window_study
+    from drivers.stratum import Pool, PoolConfig
+    from simulator import UnitConfig, start_units
+
+    clock = Clock(40.0)
+    pool = Pool(PoolConfig(host="127.0.0.1", port=0, lbry_port=None), clock=clock)
+    await pool.start()
+    path = tmp_path / "run.db"
+    try:
+        config = UnitConfig(model="lv06", seed=21, host="127.0.0.1", pool_url=pool.url,
+                            worker="tpf.lv06", speed=40.0, rpc_port=0, http_port=0)
+        async with start_units([config], clock=clock) as units:
+            await run_experiment([units[0].url], "difficulty", path, steps=60, step_seconds=2.0,
+                                 pool=pool, clock=clock, progress=False, names=["lv06"],
+                                 difficulty_scales=[units[0].difficulty_scale])
+    finally:
+        await pool.stop()
+    report = window_study(str(path), "lv06")
+    assert report["windows"] == 60
+    assert report["n_train"] + report["n_test"] + report["dropped"] == 60
+    assert {"mean_pool_difficulty", "last_hashrate_ghs", "past_shares"} <= set(report["features"])
+    assert 0 <= report["auc_ci95"][0] <= report["auc"] <= report["auc_ci95"][1] <= 1
+    # The unit's own accepted-share counter, read inside each window, counts that window's
+    # shares: a leaky feature the check must refuse.
+    telemetry, shares, edges = load_run(str(path), "lv06")
+    col = telemetry.names.index("accepted")
+    first_inside = np.minimum(np.searchsorted(telemetry.times, edges[:-1]), len(telemetry.times) - 1)
+    leaky = WindowFeatures(telemetry.values[first_inside, col:col + 1], telemetry.times[first_inside],
+                           ("accepted_in_window",))
+    with pytest.raises(LeakageError):
+        check_leakage(leaky, edges)
