@@ -28,6 +28,7 @@ from typing import Union
 
 import serial as pyserial
 
+from drivers.errors import ConnectionRefused
 from drivers.events import LogEvent, parse_line
 
 log = logging.getLogger(__name__)
@@ -320,7 +321,11 @@ class ConsoleReader:
         self._closed = False
 
     def open(self) -> ConsoleReader:
-        self._port = open_port(self.url, self.baudrate)
+        try:
+            self._port = open_port(self.url, self.baudrate)
+        except (pyserial.SerialException, OSError, ValueError) as exc:
+            raise ConnectionRefused(f"cannot open serial console: {exc}", unit=self.url,
+                                    command="open") from None
         return self
 
     def close(self) -> None:
@@ -344,7 +349,8 @@ class ConsoleReader:
             except (pyserial.SerialException, OSError, TypeError) as exc:
                 if self._closed:
                     return
-                raise ConnectionError(f"serial console {self.url}: {exc}") from exc
+                raise ConnectionRefused(f"serial console lost: {exc}", unit=self.url,
+                                        command="read") from None
             if not chunk:
                 continue
             pending += chunk

@@ -228,3 +228,10 @@ async def test_console_reader_on_pty_with_split_writes():
     finally:
         os.close(master)
         os.close(slave)
+
+
+def test_console_reader_missing_device_is_typed():
+    from drivers.errors import ConnectionRefused
+    with pytest.raises(ConnectionRefused) as info:
+        bm.ConsoleReader("/dev/nonexistent-tty-for-test").open()
+    assert "/dev/nonexistent-tty-for-test" in str(info.value)
