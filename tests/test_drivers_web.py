@@ -254,9 +254,10 @@ def test_read_settings_per_generation():
 
 class AxeOSServer:
     def __init__(self, info: dict, *, ws_lines: list[str] = (), delay: float = 0.0,
-                 garbage: bool = False, failures: int = 0) -> None:
+                 garbage: bool = False, failures: int = 0, refuse: bool = False) -> None:
         self.info = dict(info)
         self.failures = failures  # answer 503 to this many GETs first
+        self.refuse = refuse      # 401 as AxeOS answers clients outside private networks
         self.gets = 0
         self.patches: list[dict] = []
         self.ws_lines = list(ws_lines)
@@ -282,6 +283,8 @@ class AxeOSServer:
 
     async def get_info(self, request: web.Request) -> web.Response:
         self.gets += 1
+        if self.refuse:
+            return web.Response(status=401, text="Unauthorized")
         if self.gets <= self.failures:
             return web.Response(status=503, text="busy")
         await asyncio.sleep(self.delay)
@@ -345,6 +348,15 @@ async def test_reads_retry_server_errors_writes_do_not():
             with pytest.raises(ServerError) as info:
                 await client.system_info()
             assert info.value.status == 503 and server.gets == 3
+
+
+async def test_axeos_401_is_auth_error_and_not_retried():
+    async with AxeOSServer(INFO_2_9, refuse=True) as server:
+        async with axeos.AxeOSClient("127.0.0.1", server.port, attempts=3) as client:
+            with pytest.raises(AuthError) as info:
+                await client.system_info()
+            assert "401" in str(info.value) and "system/info" in str(info.value)
+            assert server.gets == 1
 
 
 async def test_axeos_websocket_events():
