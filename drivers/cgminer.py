@@ -26,13 +26,8 @@ MAX_REPLY_BYTES = 4 << 20  # a stats reply of a 3-chain S9 is ~4 kB; anything hu
 
 # cgminer api.c status codes the drivers act on (see firmware_notes/antminer-s9.md).
 CODE_INVALID_COMMAND = 14
-CODE_INVALID_JSON = 23
 CODE_ACCESS_DENIED = 45
-CODE_PRIVILEGED_OK = 46
 ERROR_STATUS = ("E", "F")
-
-# Commands a stock S9 allows to the read-only group (api-allow A:0/0 with api-groups).
-READ_COMMANDS = ("version", "summary", "devs", "pools", "stats")
 
 _BARE_NONFINITE = re.compile(r'(?<=[:\[,])(\s*)-?(?:inf|nan)\b', re.IGNORECASE)
 
@@ -260,7 +255,7 @@ class CgminerRPC:
         return await self.command(command, parameter, retry=False)
 
     async def can_write(self) -> bool:
-        """Ask the firmware whether this client may use privileged commands (code 46 vs 45)."""
+        """Ask the firmware whether this client may use privileged commands (46 OK vs 45 denied)."""
         try:
             await self.command("privileged", retry=True)
         except (AccessDenied, InvalidCommand):
