@@ -310,8 +310,8 @@ def parse_s9(stats: dict[str, Any], summary: dict[str, Any], pools: dict[str, An
 
 
 class S9Unit(Unit):
-    """Antminer S9, stock bmminer: reads over RPC 4028; settings in the web UI's miner config
-    (digest auth), applied by bmminer on restart; pools also over RPC where the API allows."""
+    """Antminer S9, stock bmminer: reads over RPC 4028; settings through the web UI's miner
+    config (digest auth), whose CGI restarts bmminer to apply them."""
 
     model = "s9"
 
@@ -370,7 +370,7 @@ class S9Unit(Unit):
     async def _write(self, changes: dict[str, Any]) -> ApplyResult:
         conf = await self.miner_conf()
         pools = list(conf.get("pools") or [{}])
-        pool0 = dict(pools[0]) if pools else {}
+        pool0 = pools[0]
         form: dict[str, str] = {
             "_ant_pool1url": changes.get("pool_url", pool0.get("url", "")),
             "_ant_pool1user": changes.get("pool_user", pool0.get("user", "")),
