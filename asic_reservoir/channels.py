@@ -67,6 +67,17 @@ class UnitInfo:
     difficulty_factor: float = 1.0              # 256 for LBRY pools (easier targets)
     capabilities: Any = None
 
+    @property
+    def chip_floor(self) -> float:
+        """Smallest difficulty the unit's chips report (ticket mask), real-hardware units."""
+        return CHIP_FLOOR_DIFFICULTY.get(self.model, 0.0)
+
+
+# Chips only return nonces above a ticket-mask difficulty; a pool difficulty below it
+# cannot raise the share rate. LV06: ESP-Miner BM1366_ASIC_DIFFICULTY 256; S9: bmminer
+# ticket mask ~64 (unconfirmed, protocols.md); LB-Box: not published (none assumed).
+CHIP_FLOOR_DIFFICULTY = {"lv06": 256.0, "s9": 64.0}
+
 
 def _cap(caps: Any, *names: str) -> Any:
     """Read a capability flag from a Capabilities object or a mapping (first name found)."""
@@ -85,15 +96,19 @@ class Channel:
     latency_s = 0.0          # typical delay from command to physical effect (experiment s)
     needs: tuple[str, ...] = ()
 
-    def __init__(self, lo: float = 0.0, hi: float = 0.5, **options: float) -> None:
+    def __init__(self, lo: float = 0.0, hi: float = 0.5, invert: float = 0.0,
+                 **options: float) -> None:
         if not hi > lo:
             raise ChannelError(f"{self.name}: input range needs hi > lo, got [{lo}, {hi}]")
         self.lo, self.hi = float(lo), float(hi)
-        self.options = dict(options)
+        self.invert = bool(invert)
+        self.options = dict(options, **({"invert": 1} if self.invert else {}))
 
     def x(self, v: float) -> float:
-        """The value as a fraction of the input range, clipped to [0, 1]."""
-        return min(1.0, max(0.0, (v - self.lo) / (self.hi - self.lo)))
+        """The value as a fraction of the input range, clipped to [0, 1] (1 - that when
+        ``invert``: e.g. ``frequency+fan:invert=1`` cools least when it heats most)."""
+        x = min(1.0, max(0.0, (v - self.lo) / (self.hi - self.lo)))
+        return 1.0 - x if self.invert else x
 
     def check(self, unit: UnitInfo) -> None:
         """Raise :class:`ChannelError` when ``unit`` cannot carry this channel."""
@@ -137,12 +152,17 @@ class DifficultyChannel(Channel):
                                f"give d0=... explicitly")
 
     def base(self, unit: UnitInfo) -> float:
-        """D0 (published) or the lowest difficulty (log), real-hardware units."""
+        """D0 (published) or the lowest difficulty (log), real-hardware units.
+
+        Chosen for ``rate`` shares/s at the top of the input range, but never so low that
+        the top difficulty falls under the chip's ticket-mask floor (the rate is then lower).
+        """
         if self.d0 is not None:
             return float(self.d0)
         top = self.hi + self.eps if self.mode == "published" else 1.0
         # rate at u = hi: H f / (2^32 D0 / top) = rate  =>  D0 = H f top / (2^32 rate)
-        return unit.hashrate_ghs * 1e9 * unit.difficulty_factor * top / (2.0 ** 32 * self.rate)
+        d0 = unit.hashrate_ghs * 1e9 * unit.difficulty_factor * top / (2.0 ** 32 * self.rate)
+        return max(d0, unit.chip_floor * top)
 
     def commands(self, v: float, unit: UnitInfo) -> list[Command]:
         d0 = self.base(unit)
@@ -160,9 +180,9 @@ class FrequencyChannel(Channel):
     latency_s = 0.5  # HTTP/RPC round trip plus the firmware's PLL re-tune
 
     def __init__(self, lo: float = 0.0, hi: float = 0.5, lo_mhz: float | None = None,
-                 hi_mhz: float | None = None) -> None:
+                 hi_mhz: float | None = None, invert: float = 0.0) -> None:
         opts = {k: v for k, v in (("lo_mhz", lo_mhz), ("hi_mhz", hi_mhz)) if v is not None}
-        super().__init__(lo, hi, **opts)
+        super().__init__(lo, hi, invert, **opts)
         self.lo_mhz, self.hi_mhz = lo_mhz, hi_mhz
 
     def check(self, unit: UnitInfo) -> None:
@@ -195,6 +215,9 @@ class FrequencyChannel(Channel):
         return [Command("unit", "frequency_mhz", round(f, 3))]
 
 
+DEFAULT_FAN_FLOOR_PCT = 30.0
+
+
 class FanChannel(Channel):
     """Manual fan duty in percent, linear in the input."""
 
@@ -202,14 +225,16 @@ class FanChannel(Channel):
     latency_s = 2.0  # fan spin-up/down
 
     def __init__(self, lo: float = 0.0, hi: float = 0.5, lo_pct: float | None = None,
-                 hi_pct: float | None = None) -> None:
+                 hi_pct: float | None = None, invert: float = 0.0) -> None:
         opts = {k: v for k, v in (("lo_pct", lo_pct), ("hi_pct", hi_pct)) if v is not None}
-        super().__init__(lo, hi, **opts)
+        super().__init__(lo, hi, invert, **opts)
         self.lo_pct, self.hi_pct = lo_pct, hi_pct
 
     def range(self, unit: UnitInfo) -> tuple[float, float]:
-        safe = unit.fan_range or (30.0, 100.0)
-        lo = self.lo_pct if self.lo_pct is not None else safe[0]
+        safe = unit.fan_range or (0.0, 100.0)
+        # Default floor 30 %: ESP-Miner's own automatic minimum is 25 %; lower manual duty
+        # risks a thermal stop and adds nothing to the signal.
+        lo = self.lo_pct if self.lo_pct is not None else max(safe[0], DEFAULT_FAN_FLOOR_PCT)
         hi = self.hi_pct if self.hi_pct is not None else safe[1]
         if lo < safe[0] or hi > safe[1] or not hi > lo:
             raise ChannelError(f"fan: [{lo}, {hi}] % outside {unit.model}'s safe range "

@@ -25,7 +25,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from asic_reservoir.channels import ChannelError, ChannelSet, Command, UnitInfo
+from asic_reservoir.channels import (ChannelError, ChannelSet, Command, DifficultyChannel,
+                                     UnitInfo)
 from asic_reservoir.clock import Clock
 from asic_reservoir.progress import Progress
 from asic_reservoir.runs import (CommandRow, RunWriter, ShareRow, SlotRow, StepRecord,
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 LBRY_FACTOR = 256.0
 POLL_AT = 0.8            # telemetry is read at this fraction of each slot
 REJOIN_EVERY_STEPS = 10  # re-point a unit that stays away from the pool this often
+BASE_SHARE_RATE = 2.0    # shares per experiment second when the channel leaves difficulty alone
 
 
 class ExperimentError(RuntimeError):
@@ -277,6 +279,7 @@ class Experiment:
                     await stack.enter_async_context(unit.driver.session())
                 stack.push_async_callback(self._cleanup)
                 series: dict[int, np.ndarray] = {}
+                await self._base_difficulty()
                 if self.config.warmup_seconds > 0:
                     await self._warmup(self.inputs(todo[0][0]))
                 slot_len = self.config.step_seconds / self.channels.slots
@@ -298,6 +301,18 @@ class Experiment:
             progress.close()
             self.summary.wall_seconds = loop.time() - wall0
         return self.summary
+
+    async def _base_difficulty(self) -> None:
+        """Channels without a difficulty component still read shares: give each unit a
+        fixed difficulty for ~BASE_SHARE_RATE shares per second at its nominal hashrate."""
+        if any(isinstance(c, DifficultyChannel) for c in self.channels.channels):
+            return
+        for unit in self.units:
+            if unit.info.hashrate_ghs > 0:
+                d = DifficultyChannel(mode="log", rate=BASE_SHARE_RATE).base(unit.info)
+                await self.pool.set_difficulty(d * unit.difficulty_scale, worker=unit.worker,
+                                               clean=False)
+                unit.sent["difficulty"] = d
 
     def _drain(self) -> None:
         """Take every share event the pool has stamped so far (the pool enqueues as it reads)."""

@@ -36,6 +36,14 @@ SHARE_FEATURES = ("count", "rate", "rejected", "work_rate", "gap_mean", "gap_std
                   "age_end", "excess_log2", "nonce_popcount")
 
 
+# Telemetry that echoes a command back (the unit reporting the frequency, fan duty or pool
+# difficulty it was told to use) is the input, not a reservoir state: left out, so that a
+# "hardware only" readout cannot read the input off the unit's own report.
+ECHO_FIELDS = ("frequency_mhz", "fan_pct", "pool_difficulty")
+# Cumulative counters: only their change per slot is a state (the level is a clock).
+COUNTER_FIELDS = ("accepted", "rejected", "hw_errors", "uptime_s", "best_share")
+
+
 class StatesError(ValueError):
     """The run file holds nothing a state matrix can be built from."""
 
@@ -130,34 +138,33 @@ def _telemetry_block(reader: RunReader, run: int, unit: str, n_steps: int, slots
                      notes: list[str]) -> tuple[np.ndarray, list[str]]:
     last: dict[tuple[int, int], dict[str, float]] = {}
     fields: dict[str, None] = {}
-    n_nan = 0
     for step, slot, _ns, data in reader.telemetry(run, unit):
         if step >= n_steps:
             continue
         values = _numeric_fields(data)
-        n_nan += sum(1 for v in values.values() if v != v)
         cell = last.setdefault((step, slot), {})
         for k, v in values.items():
             fields.setdefault(k)
             if v == v or k not in cell:   # a later NaN does not erase a good reading
                 cell[k] = v
-    names = list(fields)
+    names = [k for k in fields if not k.endswith(ECHO_FIELDS)]
     V = np.full((n_steps * slots, len(names)), np.nan)
     for (step, slot), cell in last.items():
         row = step * slots + slot
         for j, k in enumerate(names):
             V[row, j] = cell.get(k, math.nan)
-    missing = int(np.isnan(V).sum())
+    reported = ~np.all(np.isnan(V), axis=0)
+    n_nan = int(np.isnan(V[:, reported]).sum())
     if n_nan:
-        notes.append(f"{unit}: {n_nan} telemetry values were NaN/missing in readings; "
+        notes.append(f"{unit}: {n_nan} telemetry values were NaN or missing; "
                      f"carried forward from the last good reading")
     # Forward fill in time, then back fill the head.
     keep = []
     for j, name in enumerate(names):
         col = V[:, j]
         good = ~np.isnan(col)
-        if not good.any():
-            notes.append(f"{unit}: telemetry field {name!r} never had a value; dropped")
+        if not good.any():      # a field this model does not report
+            log.debug("%s: telemetry field %r never had a value; dropped", unit, name)
             continue
         idx = np.where(good, np.arange(len(col)), 0)
         np.maximum.accumulate(idx, out=idx)
@@ -165,13 +172,13 @@ def _telemetry_block(reader: RunReader, run: int, unit: str, n_steps: int, slots
         filled[: np.argmax(good)] = col[np.argmax(good)]
         V[:, j] = filled
         keep.append(j)
-    if missing and not n_nan:
-        notes.append(f"{unit}: {missing} (slot, field) cells had no reading; carried forward")
     V = V[:, keep]
     names = [names[j] for j in keep]
     D = np.diff(V, axis=0, prepend=V[:1])
-    block = np.concatenate([V, D], axis=1).reshape(n_steps, slots, 2 * len(names))
-    return block, [f"tel.{n}" for n in names] + [f"tel.{n}.d" for n in names]
+    levels = [j for j, n in enumerate(names) if not n.endswith(COUNTER_FIELDS)]
+    block = np.concatenate([V[:, levels], D], axis=1).reshape(
+        n_steps, slots, len(levels) + len(names))
+    return block, [f"tel.{names[j]}" for j in levels] + [f"tel.{n}.d" for n in names]
 
 
 def states(reader: RunReader, run: int = 0, units: Sequence[str] | None = None,

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from asic_reservoir.channels import (ChannelError, Command, DifficultyChannel, UnitInfo,
                                      make_mask, parse_channels)
 
-LV06 = UnitInfo(model="lv06", hashrate_ghs=500.0, frequency_range=(400.0, 575.0),
+LV06 = UnitInfo(model="lv06", hashrate_ghs=50000.0, frequency_range=(400.0, 575.0),
                 fan_range=(20.0, 100.0),
                 capabilities={"frequency": True, "fan": True, "pause": True})
 S9 = UnitInfo(model="s9", hashrate_ghs=13500.0,
@@ -28,13 +28,17 @@ def test_published_difficulty_encoding():
     d_top = ch.commands(0.5, LV06)[0].value
     assert d_top == pytest.approx(d0 / 0.51)
     assert LV06.hashrate_ghs * 1e9 / (d_top * 2 ** 32) == pytest.approx(20.0)
+    assert d_top > 256                       # above the BM1366 ticket mask
     for u in (0.0, 0.1, 0.37):
         assert ch.commands(u, LV06) == [Command("pool", "difficulty", pytest.approx(d0 / (u + 0.01)))]
     # A faster unit gets a proportionally higher D0 for the same share rate.
-    assert ch.base(S9) / d0 == pytest.approx(13500 / 500)
+    assert ch.base(S9) / d0 == pytest.approx(13500 / 50000)
     # LBRY difficulties are 256x easier: same share rate needs a 256x higher D0.
-    lb = UnitInfo(model="lbbox", hashrate_ghs=500.0, difficulty_factor=256.0)
+    lb = UnitInfo(model="lbbox", hashrate_ghs=50000.0, difficulty_factor=256.0)
     assert ch.base(lb) / d0 == pytest.approx(256.0)
+    # A real LV06 (500 GH/s) cannot report 20 shares/s: its chip floor (256) caps D.
+    slow = UnitInfo(model="lv06", hashrate_ghs=500.0)
+    assert ch.commands(0.5, slow)[0].value == pytest.approx(256.0)
 
 
 def test_log_difficulty_spans_the_range_monotonically():
@@ -52,6 +56,15 @@ def test_frequency_fan_duty_commands():
     assert cmds == {"frequency_mhz": pytest.approx(487.5), "fan_pct": pytest.approx(70.0),
                     "duty": pytest.approx(0.5)}
     assert cs.latency_s == 2.0
+
+
+def test_inverted_component_and_default_fan_floor():
+    cs = parse_channels("frequency+fan:invert=1")
+    lo = {c.name: c.value for c in cs.commands(0.0, LV06)}
+    hi = {c.name: c.value for c in cs.commands(0.5, LV06)}
+    assert (lo["frequency_mhz"], lo["fan_pct"]) == (400.0, 100.0)   # cool when idle ...
+    assert (hi["frequency_mhz"], hi["fan_pct"]) == (575.0, 30.0)    # ... hot when busy
+    assert cs.describe()["channels"][1]["invert"] == 1
 
 
 def test_discrete_frequency_settings_snap_to_nearest():

@@ -29,8 +29,12 @@ def _write(path, marks_at: int | None = None, nan_at: int | None = None) -> None
                                        t % 4, 8.0, 2.0, True))
             shares.append(ShareRow("a", 1, t0 + S + S // 2, "j", 1, 0, 1.0, 2.0, False, 23))
             temp = float("nan") if t == nan_at else 50.0 + 2 * t
-            tel = [TelemetryRow("a", 0, t0 + 1, {"temp": temp, "model": "s9"}),
-                   TelemetryRow("a", 1, t0 + S + 1, {"temp": 50.0 + 2 * t + 1}),
+            tel = [TelemetryRow("a", 0, t0 + 1, {"temp": temp, "model": "s9",
+                                                 "frequency_mhz": 500.0 + t,
+                                                 "accepted": 10.0 * t, "vr": None}),
+                   TelemetryRow("a", 1, t0 + S + 1, {"temp": 50.0 + 2 * t + 1,
+                                                     "frequency_mhz": 500.0 + t,
+                                                     "accepted": 10.0 * t + 5}),
                    TelemetryRow("b", 0, t0 + 1, {"temp": 30.0, "fan": 100.0 - t})]
             w.write_step(StepRecord(0, t, 0.1 * t, t0, t0 + 2 * S, slots, [], shares, tel,
                                     {"a": "dropped"} if t == marks_at else {}))
@@ -63,6 +67,11 @@ def test_share_and_telemetry_features(tmp_path):
     assert col["s0/tel.temp.d"].tolist() == [0, 1, 1, 1]         # change since previous slot
     assert col["s1/tel.temp.d"].tolist() == [1, 1, 1, 1]
     assert not any("model" in n for n in sm.names)                 # strings are not features
+    # Echoes of commands are the input, not a state; counters enter as changes only;
+    # a field the unit never reports is dropped without a NaN note.
+    assert not any("frequency_mhz" in n for n in sm.names)
+    assert "s0/tel.accepted" not in col and col["s0/tel.accepted.d"].tolist() == [0, 5, 5, 5]
+    assert not any("vr" in n for n in sm.names) and not sm.notes
     np.testing.assert_allclose(sm.u, [0.0, 0.1, 0.2, 0.3])
 
 
