@@ -144,8 +144,9 @@ def _unit_names(urls: Sequence[str]) -> list[str]:
 
 def run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("task", choices=TASKS, help="reservoir task")
-    parser.add_argument("--unit", action="append", required=True, metavar="URL",
-                        help="unit URL (s9://HOST, lv06://HOST, lbbox://HOST, auto://HOST); repeat")
+    parser.add_argument("--unit", action="append", metavar="URL",
+                        help="unit URL (s9://HOST, lv06://HOST, lbbox://HOST, auto://HOST); "
+                             "repeat; not needed with --resume (the run file names them)")
     parser.add_argument("--channel", default="difficulty",
                         help="input channel(s): difficulty, difficulty-log, frequency, fan, duty, "
                              "work, combined with + (options after ':', e.g. fan:lo_pct=40)")
@@ -172,9 +173,12 @@ def run_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_main(args: argparse.Namespace) -> int:
+    if not args.unit and not args.resume:
+        print("asic-reservoir run: name at least one --unit URL", file=sys.stderr)
+        return 2
     try:
         summary = asyncio.run(run_experiment(
-            args.unit, args.channel, args.out, steps=args.steps, runs=args.runs,
+            args.unit or [], args.channel, args.out, steps=args.steps, runs=args.runs,
             slots=args.slots, seed=args.seed, step_seconds=args.step_seconds,
             warmup_seconds=args.warmup, difficulty_scales=args.difficulty_scale or [1.0],
             resume=args.resume, clock=Clock(args.speed), pool_host=args.pool_host,
