@@ -29,7 +29,8 @@ from drivers import axeos
 from drivers.cgminer import DEFAULT_PORT as RPC_PORT, CgminerRPC
 from drivers.envelope import ENVELOPES, Envelope
 from drivers.events import LogEvent
-from drivers.errors import AccessDenied, InvalidCommand, UnitError, UnsupportedSetting
+from drivers.errors import (AccessDenied, ConnectionRefused, InvalidCommand, MalformedReply,
+                            ServerError, Timeout, UnitError, UnsupportedSetting)
 from drivers.goldshell import GoldshellClient, current_frequency, power_plan_frequencies
 from drivers.http import HttpClient
 from drivers.telemetry import SETTINGS_KEYS, Capabilities, Chain, Telemetry, as_float, as_int
@@ -129,6 +130,7 @@ class Unit(ABC):
     """A mining unit behind its management API. Subclasses implement the model specifics."""
 
     model: str = ""
+    boot_timeout_s: float = 180.0  # how long a restart may keep the APIs down
 
     def __init__(self, address: UnitAddress, *, timeout: float = 5.0, attempts: int = 3) -> None:
         self.address = address
@@ -162,6 +164,20 @@ class Unit(ABC):
         await self._restart()
         for state in self._sessions:
             state.restarted = True
+
+    async def wait_ready(self, timeout: float | None = None, interval: float = 1.0) -> Telemetry:
+        """Poll telemetry until the unit answers again (after a restart its APIs are down)."""
+        timeout = self.boot_timeout_s if timeout is None else timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            try:
+                return await self.telemetry()
+            except (Timeout, ConnectionRefused, MalformedReply, ServerError) as exc:
+                if loop.time() >= deadline:
+                    raise Timeout(f"not answering {timeout:g}s after restart ({exc.detail})",
+                                  unit=self.name, command="wait_ready") from None
+            await asyncio.sleep(interval)
 
     @abstractmethod
     async def _restart(self) -> None: ...
@@ -248,6 +264,8 @@ class Unit(ABC):
                 log.error("unit %s: restoring settings after an error failed: %s", self.name, exc)
 
     async def _restore(self, state: _SessionState) -> None:
+        if state.restarted:
+            await self.wait_ready()
         current = await self.settings()
         diff = {k: v for k, v in state.snapshot.items() if current.get(k) != v}
         if diff:
@@ -314,6 +332,7 @@ class S9Unit(Unit):
     config (digest auth), whose CGI restarts bmminer to apply them."""
 
     model = "s9"
+    boot_timeout_s = 240.0  # reboot to first share ~60-90 s; bmminer restart less
 
     def __init__(self, address: UnitAddress, **kwargs: Any) -> None:
         super().__init__(address, **kwargs)
@@ -445,6 +464,7 @@ class LV06Unit(Unit):
     """Lucky Miner LV06 (ESP-Miner/AxeOS clone): HTTP API, live frequency/voltage/fan, pause."""
 
     model = "lv06"
+    boot_timeout_s = 60.0  # ESP32 boot + ASIC init ~5-10 s
 
     def __init__(self, address: UnitAddress, **kwargs: Any) -> None:
         super().__init__(address, **kwargs)
@@ -542,6 +562,7 @@ class LBBoxUnit(Unit):
     """Goldshell LB-Box: web API for settings (rate-limited), cgminer RPC for telemetry."""
 
     model = "lbbox"
+    boot_timeout_s = 180.0  # Linux controller boot ~60 s
 
     def __init__(self, address: UnitAddress, **kwargs: Any) -> None:
         super().__init__(address, **kwargs)

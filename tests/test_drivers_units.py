@@ -20,7 +20,7 @@ import pytest_asyncio
 from asic_reservoir.clock import Clock
 from drivers import cli
 from drivers.errors import (AccessDenied, ConnectionRefused, EnvelopeError, OverTemperature,
-                            UnitError, UnsupportedSetting)
+                            Timeout, UnitError, UnsupportedSetting)
 from drivers.events import NonceEvent
 from drivers.serial import ConsoleReader
 from drivers.stratum import Pool, PoolConfig
@@ -83,6 +83,11 @@ async def wait_until(predicate, timeout: float = 10.0) -> None:
         await asyncio.sleep(0.05)
 
 
+async def settle(lab: Lab) -> None:
+    """Wait until no unit is booting (a restart in an earlier test keeps its APIs down)."""
+    await wait_until(lambda: not any(u.booting for u in lab.units.values()), timeout=30)
+
+
 def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -93,6 +98,7 @@ def closed_port() -> int:
 
 @in_lab_loop
 async def test_auto_url_identifies_each_model(lab):
+    await settle(lab)
     for model, sim in lab.units.items():
         auto = f"auto://{sim.host}?rpc={sim.rpc_port or 4028}&http={sim.http_port}"
         async with opened(auto) as unit:
@@ -132,6 +138,7 @@ def test_unit_url_parsing():
 
 @in_lab_loop
 async def test_s9_telemetry_matches_ground_truth(lab):
+    await settle(lab)
     sim = lab.units["s9"]
     async with opened(sim.url) as unit:
         t = await unit.telemetry()
@@ -157,6 +164,7 @@ async def test_s9_telemetry_matches_ground_truth(lab):
 
 @in_lab_loop
 async def test_lv06_telemetry_matches_ground_truth(lab):
+    await settle(lab)
     sim = lab.units["lv06"]
     async with opened(sim.url) as unit:
         t = await unit.telemetry()
@@ -173,6 +181,7 @@ async def test_lv06_telemetry_matches_ground_truth(lab):
 
 @in_lab_loop
 async def test_lbbox_telemetry_matches_ground_truth(lab):
+    await settle(lab)
     sim = lab.units["lbbox"]
     async with opened(sim.url) as unit:
         t = await unit.telemetry()
@@ -186,6 +195,7 @@ async def test_lbbox_telemetry_matches_ground_truth(lab):
 
 @in_lab_loop
 async def test_capabilities(lab):
+    await settle(lab)
     caps = {}
     for model, sim in lab.units.items():
         async with opened(sim.url) as unit:
@@ -201,6 +211,7 @@ async def test_capabilities(lab):
 
 @in_lab_loop
 async def test_lv06_settings_round_trip_live(lab):
+    await settle(lab)
     sim = lab.units["lv06"]
     async with opened(sim.url) as unit:
         before = await unit.settings()
@@ -217,6 +228,7 @@ async def test_lv06_settings_round_trip_live(lab):
 
 @in_lab_loop
 async def test_lbbox_power_plan_round_trip(lab):
+    await settle(lab)
     sim = lab.units["lbbox"]
     async with opened(sim.url) as unit:
         caps = await unit.capabilities()
@@ -237,12 +249,15 @@ async def test_lbbox_power_plan_round_trip(lab):
 
 @in_lab_loop
 async def test_s9_frequency_applies_through_restart(lab):
+    await settle(lab)
     sim = lab.units["s9"]
     async with opened(sim.url) as unit:
         before = await unit.settings()
         result = await unit.apply({"frequency_mhz": 600.0})
         assert result.restarting and sim.settings()["frequency_mhz"] == 600.0
         assert (await unit.settings())["frequency_mhz"] == 600.0
+        reading = await unit.wait_ready(timeout=30, interval=0.05)  # RPC is down while booting
+        assert reading.model == "s9" and not sim.booting
         await wait_until(lambda: sim.reading().frequency_mhz == pytest.approx(600, abs=1))
         await unit.apply({"frequency_mhz": before["frequency_mhz"]})
         await wait_until(lambda: sim.reading().frequency_mhz == pytest.approx(before["frequency_mhz"], abs=1))
@@ -251,6 +266,7 @@ async def test_s9_frequency_applies_through_restart(lab):
 
 @in_lab_loop
 async def test_envelope_refusals_send_nothing(lab):
+    await settle(lab)
     for model, sim in lab.units.items():
         truth = sim.settings()
         async with opened(sim.url) as unit:
@@ -268,6 +284,7 @@ async def test_envelope_refusals_send_nothing(lab):
 
 @in_lab_loop
 async def test_pause_resume_and_unsupported(lab):
+    await settle(lab)
     async with opened(lab.units["lv06"].url) as unit:
         await unit.pause()
         assert lab.units["lv06"].reading().paused
@@ -285,6 +302,7 @@ async def test_pause_resume_and_unsupported(lab):
 
 @in_lab_loop
 async def test_check_temperature(lab):
+    await settle(lab)
     async with opened(lab.units["lv06"].url) as unit:
         reading = await unit.telemetry()
         unit.check_temperature(reading)  # a healthy unit passes
@@ -312,6 +330,7 @@ async def test_check_temperature(lab):
     ("s9", {"frequency_mhz": 625.0}),
 ])
 async def test_session_restores_even_when_block_raises(lab, model, changes):
+    await settle(lab)
     sim = lab.units[model]
     before = sim.settings()
     async with opened(sim.url) as unit:
@@ -327,6 +346,7 @@ async def test_session_restores_even_when_block_raises(lab, model, changes):
 
 @in_lab_loop
 async def test_session_restores_pool_after_point_at_pool(lab):
+    await settle(lab)
     other = Pool(PoolConfig(host="127.0.0.1", port=0, lbry_port=0), clock=lab.clock)
     await other.start()
     try:
@@ -360,12 +380,16 @@ async def test_closed_ports_raise_typed_errors_with_unit_name():
             with pytest.raises(ConnectionRefused) as info:
                 await unit.telemetry()
             assert unit.name in str(info.value)
+            with pytest.raises(Timeout) as waited:
+                await unit.wait_ready(timeout=0.3, interval=0.1)
+            assert "wait_ready" in str(waited.value) and "refused" in str(waited.value)
         finally:
             await unit.close()
 
 
 @in_lab_loop
 async def test_s9_rpc_text_form_and_stock_access(lab):
+    await settle(lab)
     async with opened(lab.units["s9"].url) as unit:
         text = await unit.rpc.command("summary", text=True)
         json_form = await unit.rpc.summary()
@@ -377,6 +401,7 @@ async def test_s9_rpc_text_form_and_stock_access(lab):
 
 @in_lab_loop
 async def test_lv06_statistics_and_asic_info(lab):
+    await settle(lab)
     async with opened(lab.units["lv06"].url) as unit:
         asic = await unit.api.asic_info()
         stats = await unit.api.statistics()
@@ -386,6 +411,7 @@ async def test_lv06_statistics_and_asic_info(lab):
 
 @in_lab_loop
 async def test_lbbox_rpc_is_read_only(lab):
+    await settle(lab)
     async with opened(lab.units["lbbox"].url) as unit:
         with pytest.raises(AccessDenied) as info:
             await unit.rpc.privileged("addpool", "stratum+tcp://127.0.0.1:1,w,x")
@@ -399,6 +425,7 @@ async def test_lbbox_rpc_is_read_only(lab):
 
 @in_lab_loop
 async def test_lv06_websocket_and_serial_console_events(lab):
+    await settle(lab)
     sim = lab.units["lv06"]
     async with opened(sim.url) as unit:
         async def first_nonce():
@@ -421,6 +448,7 @@ async def test_lv06_websocket_and_serial_console_events(lab):
 
 @in_lab_loop
 async def test_scan_finds_three_units_and_skips_closed(lab):
+    await settle(lab)
     ports = sorted({p for u in lab.units.values() for p in (u.rpc_port, u.http_port) if p})
     found = await cli.scan(cli.scan_hosts("127.77.5.0/29"), ports, concurrency=4, timeout=5.0)
     assert {(i.host, i.model) for i in found} == {(h, m) for m, h in HOSTS.items()}
@@ -436,6 +464,7 @@ async def test_scan_finds_three_units_and_skips_closed(lab):
 
 @in_lab_loop
 async def test_scan_cli_json_output(lab, capsys):
+    await settle(lab)
     ports = ",".join(str(p) for u in lab.units.values() for p in (u.rpc_port, u.http_port) if p)
     parser = argparse.ArgumentParser()
     cli.scan_arguments(parser)
@@ -465,6 +494,7 @@ def test_scan_refuses_large_or_bad_ranges(capsys):
 @in_lab_loop
 @pytest.mark.parametrize("model", ["s9", "lv06", "lbbox"])
 async def test_probe_cli_json_and_text(lab, model, capsys):
+    await settle(lab)
     sim = lab.units[model]
     parser = argparse.ArgumentParser()
     cli.probe_arguments(parser)
