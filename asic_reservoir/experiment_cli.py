@@ -337,21 +337,26 @@ class DemoSize:
     speed: float = 40.0
 
 
+def demo_plan(best: dict[str, str] | None = None) -> list[tuple[str, str, str]]:
+    """(model, label, channel) of every simulated unit the demo runs."""
+    plan = [(model, "published", PUBLISHED) for model in DEMO_MODELS]
+    return plan + [(model, "best", spec) for model, spec in (best or DEMO_BEST).items()]
+
+
 async def run_demo(size: DemoSize, workdir: Path, progress: bool = True,
-                   best: dict[str, str] | None = None) -> list[tuple[Path, str]]:
+                   plan: Sequence[tuple[str, str, str]] | None = None
+                   ) -> list[tuple[Path, str]]:
     """Start the pool and simulated S9, LV06 and LB-Box units on loopback; record NARMA-10
     with the published encoding on each, and with the best encoding on a second copy of
     every unit that can carry one (same identity seed, its own input-channel settings)."""
     from drivers.stratum import Pool, PoolConfig
     from simulator import UnitConfig, start_units
 
-    best = best or DEMO_BEST
+    plan = list(plan or demo_plan())
     clock = Clock(size.speed)
     pool = Pool(PoolConfig(host="127.0.0.1", port=0, lbry_port=0), clock=clock)
     await pool.start()
     try:
-        plan = [(model, "published", PUBLISHED) for model in DEMO_MODELS]
-        plan += [(model, "best", spec) for model, spec in best.items()]
         configs = [UnitConfig(model=m, seed=DEMO_SEEDS[m], host="127.0.0.1",
                               pool_url=pool.lbry_url if m == "lbbox" else pool.url,
                               worker=f"ar.{m}.{label}", speed=size.speed, rpc_port=0,

@@ -1,0 +1,39 @@
+"""`asic-reservoir demo` end to end at its smallest size: real pool, simulated units, sockets."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+from asic_reservoir.experiment_cli import DEMO_BEST, DEMO_MODELS, PUBLISHED
+
+
+def test_demo_json_has_every_unit_channel_baseline_and_control(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "asic_reservoir.cli", "demo", "--steps", "100", "--runs", "1",
+         "--json", "--quiet", "--keep", str(tmp_path)],
+        capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout)
+    assert report["task"] == "NARMA-10" and report["normalisation"] == "std"
+    expected = {(m, PUBLISHED) for m in DEMO_MODELS} | set(DEMO_BEST.items())
+    found = {(unit, channel) for unit, chans in report["units"].items() for channel in chans}
+    assert found == expected
+    for unit, chans in report["units"].items():
+        for channel, entry in chans.items():
+            assert entry["runs"] == 1 and entry["nrmse_std"] is None     # one run: no spread
+            assert math.isfinite(entry["nrmse_mean"]) and entry["nrmse_mean"] > 0
+            assert set(entry["readouts"]) == {"hardware", "hardware + input"}
+            assert set(entry["controls"]) >= {"input only", "shuffled states"}
+    assert set(report["baselines"]) >= {"mean", "ridge u(t)", "ridge 10 delays", "ESN-100"}
+    # The run files are kept and complete.
+    assert sorted(p.name for p in tmp_path.glob("*.db")) == sorted(
+        [f"{m}-published.db" for m in DEMO_MODELS] + [f"{m}-best.db" for m in DEMO_BEST])
+
+
+def test_demo_refuses_sizes_it_cannot_score():
+    proc = subprocess.run([sys.executable, "-m", "asic_reservoir.cli", "demo", "--steps", "10"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "--steps >= 100" in proc.stderr
