@@ -73,7 +73,10 @@ class UnitLink:
                 await pool.set_difficulty(cmd.value * self.difficulty_scale, worker=self.worker,
                                           clean=False)
             elif cmd.name == "work":
-                await pool.push_job(work_template(value, self.algorithm), worker=self.worker)
+                cfg = pool.config
+                size = cfg.extranonce1_size + cfg.extranonce2_size
+                await pool.push_job(work_template(value, self.algorithm, size),
+                                    worker=self.worker)
             elif cmd.name == "fan_pct":
                 settings["fan_pct"] = cmd.value
                 if "fan_auto" not in self.sent:
@@ -89,12 +92,12 @@ class UnitLink:
             self.sent["fan_auto"] = 0.0
 
 
-def work_template(value: float, algorithm: str) -> Any:
+def work_template(value: float, algorithm: str, extranonce_size: int) -> Any:
     """A job whose coinbase carries the input value (``work`` channel)."""
     from drivers.stratum import JobTemplate
     from drivers.stratum.jobs import default_coinbase
     tag = b"u=" + f"{value:.6f}".encode()
-    coinb1, coinb2 = default_coinbase(8, 1, tag)
+    coinb1, coinb2 = default_coinbase(extranonce_size, 1, tag)
     return JobTemplate(coinb1=coinb1, coinb2=coinb2, algorithm=algorithm)
 
 
@@ -505,6 +508,11 @@ class Experiment:
                 with contextlib.suppress(Exception):
                     await self.pool.set_difficulty(self.pool.difficulty(unit.algorithm),
                                                    worker=unit.worker)
+            if "work" in unit.sent:       # back to the pool's own jobs
+                from drivers.stratum import JobTemplate
+                with contextlib.suppress(Exception):
+                    await self.pool.push_job(JobTemplate(algorithm=unit.algorithm),
+                                             worker=unit.worker)
 
 
 def input_seed(seed: int, run: int) -> int:

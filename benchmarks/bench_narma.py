@@ -3,7 +3,7 @@ difficulty encoding vs input-delay ridge vs ESN-100, mean ± std over runs.
 
 Every hardware figure is printed beside its same-run input-only control (the same readout
 on the input alone); the full table (controls, shuffled states, baselines) follows. Runs
-are long (several thousand 5 s steps per unit at clock speed 40); ``BENCH_QUICK=1``
+are long (3,000 steps of 5 s per unit and channel at clock speed 40, ~15 min); ``BENCH_QUICK=1``
 shrinks them to a smoke test whose numbers mean little.
 """
 
@@ -28,7 +28,7 @@ PASSES = [
 
 
 def run() -> list[Figure]:
-    size = DemoSize(steps=200, runs=2) if quick() else DemoSize(steps=1000, runs=5)
+    size = DemoSize(steps=200, runs=2) if quick() else DemoSize(steps=600, runs=5)
     with tempfile.TemporaryDirectory(prefix="bench-narma-") as tmp:
         outputs = []
         for plan in PASSES:

@@ -193,3 +193,22 @@ async def test_run_file_readable_while_written_and_analysis(tmp_path):
         assert 0 < entry.readouts[name].mean < 1.5
     assert set(entry.controls) >= {"input only", "shuffled states"}
     assert set(report.baselines) >= {"mean", "ridge u(t)", "ridge 10 delays", "ESN-20"}
+
+
+async def test_work_channel_writes_the_input_into_the_coinbase(tmp_path):
+    clock, pool, configs = await _setup(["lv06"])
+    path = tmp_path / "run.db"
+    try:
+        async with start_units(configs, clock=clock) as units:
+            await run_experiment([units[0].url], "work", path, steps=10, step_seconds=5.0,
+                                 **_kwargs(units, clock, pool))
+            job = units[0].miner.job
+    finally:
+        await pool.stop()
+    with RunReader(path) as r:
+        last_u = r.steps(0)[-1][1]
+        jobs = {row[0] for row in r.query("SELECT job FROM shares WHERE accepted = 1")}
+        rejected = r.query("SELECT COUNT(*) FROM shares WHERE accepted = 0")[0][0]
+    # The miner hashes a coinbase carrying the last input, and the pool accepts its shares.
+    assert f"u={last_u:.6f}".encode() in job.coinb2
+    assert len(jobs) >= 2 and rejected <= len(jobs)

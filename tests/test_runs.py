@@ -173,3 +173,19 @@ def test_export_csv(tmp_path):
     with (tmp_path / "csv" / "meta.csv").open() as fh:
         meta = {r["key"]: json.loads(r["value"]) for r in csv.DictReader(fh)}
     assert meta["task"] == "narma10" and meta["units"][0]["url"] == "s9://127.0.0.1:1"
+
+
+def test_cli_export_and_clear_errors_for_bad_files(tmp_path, capsys):
+    from asic_reservoir.cli import main
+    path = tmp_path / "run.db"
+    with RunWriter.create(path, _meta()) as w:
+        w.write_step(_step(0, 0))
+    assert main(["export", str(path), str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "shares.csv").exists()
+    capsys.readouterr()
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"\x00" * 4096)
+    assert main(["analyze", str(bad)]) == 1
+    assert "not a run file" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "missing.db"), str(tmp_path / "o2")]) == 1
+    assert "no such run file" in capsys.readouterr().err
