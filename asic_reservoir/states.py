@@ -10,7 +10,8 @@ Per unit and slot the features are:
   (both expected to be pure noise: kept so a readout can show that), per-chip-group counts
   for multi-chip units (the pool derives the chip from the nonce slice);
 - telemetry: the last reading of every numeric field in the slot and its change since the
-  previous slot.
+  previous slot. A reading that arrived after its slot ended is not used: it may already
+  reflect the next input.
 
 A step's state concatenates its slots (the virtual nodes). States are *raw*: the readout
 standardises them with statistics of the training part only. Missing readings (a NaN from
@@ -135,11 +136,17 @@ def _share_block(reader: RunReader, run: int, unit: str, n_steps: int, slots: in
 
 
 def _telemetry_block(reader: RunReader, run: int, unit: str, n_steps: int, slots: int,
-                     notes: list[str]) -> tuple[np.ndarray, list[str]]:
+                     slot_bounds: np.ndarray, notes: list[str]) -> tuple[np.ndarray, list[str]]:
     last: dict[tuple[int, int], dict[str, float]] = {}
     fields: dict[str, None] = {}
-    for step, slot, _ns, data in reader.telemetry(run, unit):
+    late = 0
+    for step, slot, ns, data in reader.telemetry(run, unit):
         if step >= n_steps:
+            continue
+        if ns > slot_bounds[step, slot, 1] > 0:
+            # Answered after the next slot's command went out: it may already show the
+            # next input, so it is not this slot's state (no look-ahead).
+            late += 1
             continue
         values = _numeric_fields(data)
         cell = last.setdefault((step, slot), {})
@@ -153,6 +160,9 @@ def _telemetry_block(reader: RunReader, run: int, unit: str, n_steps: int, slots
         row = step * slots + slot
         for j, k in enumerate(names):
             V[row, j] = cell.get(k, math.nan)
+    if late:
+        notes.append(f"{unit}: {late} telemetry readings arrived after their slot ended; "
+                     f"not used")
     reported = ~np.all(np.isnan(V), axis=0)
     n_nan = int(np.isnan(V[:, reported]).sum())
     if n_nan:
@@ -220,7 +230,7 @@ def states(reader: RunReader, run: int = 0, units: Sequence[str] | None = None,
         n_chips = meta.unit(name).chips
         sh, sh_names = _share_block(reader, run, name, n_steps, slots, bounds, n_chips,
                                     chip_groups)
-        te, te_names = _telemetry_block(reader, run, name, n_steps, slots, notes)
+        te, te_names = _telemetry_block(reader, run, name, n_steps, slots, bounds, notes)
         block = np.concatenate([sh, te], axis=2)
         qual = f"{name}/" if len(units) > 1 else ""
         blocks.append(block)

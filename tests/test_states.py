@@ -35,7 +35,9 @@ def _write(path, marks_at: int | None = None, nan_at: int | None = None) -> None
                    TelemetryRow("a", 1, t0 + S + 1, {"temp": 50.0 + 2 * t + 1,
                                                      "frequency_mhz": 500.0 + t,
                                                      "accepted": 10.0 * t + 5}),
-                   TelemetryRow("b", 0, t0 + 1, {"temp": 30.0, "fan": 100.0 - t})]
+                   TelemetryRow("b", 0, t0 + 1, {"temp": 30.0, "fan": 100.0 - t}),
+                   # answered after slot 1 ended (the next step had started): not used
+                   TelemetryRow("b", 1, t0 + 2 * S + 5, {"temp": 99.0, "fan": 0.0})]
             w.write_step(StepRecord(0, t, 0.1 * t, t0, t0 + 2 * S, slots, [], shares, tel,
                                     {"a": "dropped"} if t == marks_at else {}))
 
@@ -88,6 +90,7 @@ def test_combined_units_per_slot_and_constant_columns(tmp_path):
     # Unit b has one reading per step (slot 0); slot 1 carries it forward.
     fan = per_slot.X[:, per_slot.names.index("tel.fan")]
     assert fan.tolist() == [100, 100, 99, 99, 98, 98, 97, 97]
+    assert any("4 telemetry readings arrived after their slot ended" in n for n in per_slot.notes)
 
 
 def test_marked_steps_and_nan_telemetry_are_reported(tmp_path):
