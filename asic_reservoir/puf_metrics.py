@@ -171,7 +171,12 @@ def bit_metrics(reference_bits: np.ndarray, reread_bits: np.ndarray,
 
 @dataclass(frozen=True)
 class FleetMetrics:
-    """Everything `puf evaluate` reports, each rate with its 95% interval."""
+    """Everything `puf evaluate` reports, each rate with its 95% interval.
+
+    EER's interval is the wider of a bootstrap over devices and a Wilson interval on the
+    genuine comparisons, so a fleet without a single error still reports how few
+    comparisons that rests on.
+    """
 
     devices: int
     reads: int
@@ -226,6 +231,10 @@ def evaluate_fleet(enrolled: np.ndarray | list[np.ndarray], reads: np.ndarray,
             continue
         boot.append(equal_error_rate(sub[own], sub[~own])[0])
     low, high = (np.percentile(boot, [2.5, 97.5]) if boot else (float("nan"), float("nan")))
+    # A bootstrap of zero errors is zero every time; never claim more certainty than a
+    # binomial count on the genuine comparisons (the smaller sample) allows.
+    counted = wilson(int(round(eer * len(genuine))), len(genuine))
+    low, high = min(low, counted.low), max(high, counted.high)
     enrolled, reads = enrolled[:, space.keep], reads[:, space.keep]
     medians = np.median(enrolled, axis=0)
     bits = bit_metrics(binarise(enrolled, medians), binarise(reads, medians), owner)

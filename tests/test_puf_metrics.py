@@ -21,7 +21,8 @@ def test_separable_fleet_is_perfect():
     enrolled, reads, owner = synthetic_fleet(20, 16, 5, between=1.0, within=0.01)
     m = pm.evaluate_fleet(enrolled, reads, owner, n_boot=100)
     assert m.rank1_accuracy.value == 1.0
-    assert m.eer.value == 0.0 and m.eer.high <= 0.02
+    # no errors at all, yet 100 genuine comparisons cannot bound the EER below ~4 %
+    assert m.eer.value == 0.0 and 0.02 < m.eer.high < 0.05
     assert m.decidability > 5
     assert m.bits.reliability > 95
     assert 35 < m.bits.uniqueness < 65
