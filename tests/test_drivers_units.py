@@ -88,6 +88,13 @@ async def settle(lab: Lab) -> None:
     await wait_until(lambda: not any(u.booting for u in lab.units.values()), timeout=30)
 
 
+def between(got: float, a: float, b: float, *, rel: float = 0.0, abs_: float = 0.0) -> bool:
+    """``got`` lies between two ground-truth readings taken before and after the driver's read
+    (at speed 100 a tenth of a wall second is ten simulated seconds), widened by a tolerance."""
+    lo, hi = min(a, b), max(a, b)
+    return lo - abs(lo) * rel - abs_ <= got <= hi + abs(hi) * rel + abs_
+
+
 def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -141,17 +148,19 @@ async def test_s9_telemetry_matches_ground_truth(lab):
     await settle(lab)
     sim = lab.units["s9"]
     async with opened(sim.url) as unit:
+        before = sim.reading()
         t = await unit.telemetry()
-    truth = sim.reading()
+        truth = sim.reading()
     assert t.model == "s9" and "16.8.1.3" in t.firmware
     assert [c.index for c in t.chains] == [6, 7, 8]  # bmminer's slots, found by chain_acnN
     assert [c.chips for c in t.chains] == [c.chips for c in truth.chains] == [63, 63, 63]
-    for got, want in zip(t.chains, truth.chains):
-        assert got.chip_temp_c == pytest.approx(want.chip_temp_c, abs=3)
-        assert got.board_temp_c == pytest.approx(want.board_temp_c, abs=3)
+    for got, want, was in zip(t.chains, truth.chains, before.chains):
+        # firmware prints whole degrees; sensors carry noise between reads
+        assert between(got.chip_temp_c, was.chip_temp_c, want.chip_temp_c, abs_=1.5)
+        assert between(got.board_temp_c, was.board_temp_c, want.board_temp_c, abs_=1.5)
         assert len(got.status) == 63 and set(got.status) <= {"o", "x"}
     # at speed 100 the 5 s window spans about one tick: compare the long average
-    assert t.hashrate_avg_ghs == pytest.approx(truth.hashrate_avg_ghs, rel=0.2)
+    assert between(t.hashrate_avg_ghs, before.hashrate_avg_ghs, truth.hashrate_avg_ghs, rel=0.01)
     assert t.hashrate_ghs is not None and t.hashrate_ghs >= 0
     assert t.frequency_mhz == pytest.approx(truth.frequency_mhz, abs=1)
     assert len(t.fan_rpm) == 2 and all(r > 0 for r in t.fan_rpm)
@@ -167,12 +176,13 @@ async def test_lv06_telemetry_matches_ground_truth(lab):
     await settle(lab)
     sim = lab.units["lv06"]
     async with opened(sim.url) as unit:
+        before = sim.reading()
         t = await unit.telemetry()
-    truth = sim.reading()
+        truth = sim.reading()
     assert t.model == "lv06" and t.chains[0].chips == 1
-    assert t.power_w == pytest.approx(truth.power_w, rel=0.2)
-    assert t.chip_temp_c == pytest.approx(truth.chip_temp_c, abs=3)
-    assert t.vr_temp_c == pytest.approx(truth.vr_temp_c, abs=3)
+    assert between(t.power_w, before.power_w, truth.power_w, rel=0.05)
+    assert between(t.chip_temp_c, before.chip_temp_c, truth.chip_temp_c, abs_=1.5)
+    assert between(t.vr_temp_c, before.vr_temp_c, truth.vr_temp_c, abs_=1.5)
     assert t.voltage_mv == pytest.approx(truth.input_voltage_mv, rel=0.01)
     assert t.current_ma > 0 and t.fan_rpm[0] > 0 and 0 <= t.fan_pct <= 100
     assert t.frequency_mhz == pytest.approx(truth.frequency_mhz, abs=1)
@@ -184,11 +194,12 @@ async def test_lbbox_telemetry_matches_ground_truth(lab):
     await settle(lab)
     sim = lab.units["lbbox"]
     async with opened(sim.url) as unit:
+        before = sim.reading()
         t = await unit.telemetry()
-    truth = sim.reading()
+        truth = sim.reading()
     assert t.model == "lbbox" and len(t.chains) == len(truth.chains)
-    assert t.chip_temp_c == pytest.approx(truth.chip_temp_c, abs=3)
-    assert t.hashrate_avg_ghs == pytest.approx(truth.hashrate_avg_ghs, rel=0.3)
+    assert between(t.chip_temp_c, before.chip_temp_c, truth.chip_temp_c, abs_=1.5)
+    assert between(t.hashrate_avg_ghs, before.hashrate_avg_ghs, truth.hashrate_avg_ghs, rel=0.01)
     assert t.frequency_mhz == pytest.approx(truth.frequency_mhz, abs=1)
     assert t.fan_rpm and t.pool_url == lab.pool.lbry_url
 
