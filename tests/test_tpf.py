@@ -232,3 +232,14 @@ def test_in_sample_auc_flatters_a_flexible_predictor():
     # Scored on its own training rows the model looks like a filter; on unseen headers it is not.
     assert hgb.in_sample_auc > 0.7 and hgb.in_sample_auc - hgb.auc.auc > 0.2
     assert result.rounds[0].predictors[0].in_sample_auc == 0.5
+
+
+def test_through_the_top_level_dispatcher(capsys):
+    from asic_reservoir.cli import main
+
+    code = main(["tpf", "--rounds", "3", "4", "--difficulty-bits", "4", "--hashes", "8192",
+                 "--nonces-per-header", "1024", "--workers", "0", "--quiet", "--json",
+                 "--predictors", "base-rate", "logistic", "--train-negatives", "1000"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and [r["round"] for r in report["rounds"]] == [3, 4]
+    assert report["verdict"].startswith("no predictor beats the base rate in rounds 3, 4")
