@@ -1,6 +1,7 @@
 """S9 web UI, LV06 AxeOS and LB-Box Goldshell HTTP emulations over real loopback sockets."""
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 
@@ -159,7 +160,8 @@ async def test_axeos_patch_validation_and_live_frequency(axeos):
 async def test_axeos_rejects_public_origin_and_pauses(axeos):
     unit, base = axeos
     async with httpx.AsyncClient() as client:
-        for origin in ("http://8.8.8.8", "https://192.168.1.5", "null"):
+        for origin in ("http://8.8.8.8", "https://192.168.1.5", "null",
+                       "http://192.168.1.5:8080"):                  # port: not an IPv4 string
             r = await client.get(base + "/api/system/info", headers={"Origin": origin})
             assert r.status_code == 401, origin
         ok = await client.get(base + "/api/system/info", headers={"Origin": "http://192.168.1.20/"})
@@ -177,15 +179,27 @@ async def test_axeos_rejects_public_origin_and_pauses(axeos):
         assert (await client.get(base + "/api/system/info")).status_code == 200
 
 
-async def test_axeos_websocket_streams_log_lines(axeos):
-    unit, base = axeos
-    async with aiohttp.ClientSession() as session:
-        async with session.ws_connect(base.replace("http", "ws") + "/api/ws") as ws:
-            lines = []
-            while not any("asic_result" in line for line in lines):    # chip results as they happen
-                msg = await ws.receive(timeout=10)
-                assert msg.type == aiohttp.WSMsgType.TEXT
-                lines.append(msg.data)
+async def test_axeos_websocket_streams_log_lines_until_a_reboot():
+    async with running_unit("lv06") as unit:
+        server = AxeOSServer(unit)
+        base = f"ws://{HOST}:{await server.start(HOST, 0)}"
+        try:
+            async with aiohttp.ClientSession() as session:
+                async with session.ws_connect(base + "/api/ws") as ws:
+                    lines = []
+                    while not any("asic_result" in line for line in lines):   # chip results
+                        msg = await ws.receive(timeout=10)
+                        assert msg.type == aiohttp.WSMsgType.TEXT
+                        lines.append(msg.data)
+                    await server._restart(None)          # as POST /api/system/restart does
+                    closed = await ws.receive(timeout=10)
+                    while closed.type == aiohttp.WSMsgType.TEXT:           # lines until the reboot
+                        closed = await ws.receive(timeout=10)
+                    assert closed.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
+                                           aiohttp.WSMsgType.ERROR)
+                await wait_for(lambda: not unit.reading().booting)
+        finally:
+            await server.stop()
     assert all(line.endswith("\n") for line in lines)
     result = next(line for line in lines if "asic_result" in line)
     assert re.match(r"I \(\d+\) asic_result: ID: \S+, ASIC nr: 0, Core: \d+/\d+, ver: [0-9A-F]{8} "
@@ -242,3 +256,30 @@ async def test_goldshell_power_plan_and_pools_apply_live(gold):
         assert unit.settings()["pool_url"] == "stratum+tcp://127.0.0.1:3555"
         assert (await client.put(base + "/mcb/delpool", headers=h, json={"dragid": 7})).status_code == 400
         assert (await client.put(base + "/mcb/restart", headers=h)).status_code == 200
+
+
+async def test_goldshell_opt_in_reliability_quirks():
+    async with running_unit("lbbox") as unit:
+        server = GoldshellWebServer(unit, quirks=True, crash_down_s=0.5, token_race_p=1.0)
+        base = f"http://{HOST}:{await server.start(HOST, 0)}"
+        try:
+            async with httpx.AsyncClient() as client:
+                token = (await client.get(base + "/user/login?username=admin&password=123456789"
+                                                 "&cipher=false")).json()["JWT Token"]
+                h = {"Authorization": "Bearer " + token}
+                alone = await client.get(base + "/mcb/setting", headers=h)
+                assert alone.status_code == 200                      # no race without company
+                pair = await asyncio.gather(client.get(base + "/mcb/setting", headers=h),
+                                            client.get(base + "/mcb/pools", headers=h))
+                assert 401 in [r.status_code for r in pair]          # the token-check race
+                failures = 0
+                for _ in range(40):                                  # a burst far above 15/s
+                    try:
+                        await client.get(base + "/mcb/status")
+                    except httpx.HTTPError:
+                        failures += 1
+                assert server.crashes >= 1 and failures > 0
+                await asyncio.sleep(0.6)                             # the backend comes back
+                assert (await client.get(base + "/mcb/status")).status_code == 200
+        finally:
+            await server.stop()

@@ -21,7 +21,8 @@ ESP-Miner's ``main/http_server/http_server.c`` (v2.x) with the Lucky changes:
   restarts ~1 s later; ``POST /api/system/pause`` / ``resume`` (upstream 2.15)
   answer ``{"message": "Mining paused"}`` / ``... resumed``;
 * ``/api/ws`` streams the firmware's ESP_LOG lines (``asic_result`` etc.) as
-  websocket text frames, at most 10 clients (``429`` beyond);
+  websocket text frames, at most 10 clients (``429`` beyond); a reboot closes
+  the streams and, while the unit boots, the web server drops connections;
 * unknown ``/api/*`` routes answer ``404 {"error":"unknown route"}``; other
   unknown paths redirect (302) to ``/``;
 * the index page carries "Lucky miner" -- the string identification tools key
@@ -48,6 +49,7 @@ log = logging.getLogger(__name__)
 MAX_WEBSOCKET_CLIENTS = 10
 RESTART_DELAY_S = 1.0
 LOG_QUEUE_LIMIT = 1000
+WS_BOOT_CHECK_S = 0.2         # how often an idle log stream notices a reboot
 _PRIVATE_NETS = tuple(ipaddress.ip_network(n) for n in
                       ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8"))
 
@@ -364,7 +366,7 @@ class AxeOSServer:
         if not self._listening:
             self.unit.add_log_listener(self._on_log)
             self._listening = True
-        sender = asyncio.ensure_future(self._pump(ws, queue))
+        sender = asyncio.ensure_future(self._pump(ws, queue, request.transport))
         try:
             async for msg in ws:            # clients never need to send; drain until close
                 if msg.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
@@ -378,10 +380,23 @@ class AxeOSServer:
                 self._listening = False
         return ws
 
-    async def _pump(self, ws: web.WebSocketResponse, queue: asyncio.Queue) -> None:
+    async def _pump(self, ws: web.WebSocketResponse, queue: asyncio.Queue,
+                    transport: Optional[asyncio.BaseTransport]) -> None:
+        last_uptime = self.unit.reading().uptime_s
         try:
             while not ws.closed:
-                await ws.send_str(await queue.get())
+                try:
+                    line: Optional[str] = await asyncio.wait_for(queue.get(), WS_BOOT_CHECK_S)
+                except asyncio.TimeoutError:
+                    line = None
+                if line is not None:
+                    await ws.send_str(line)
+                r = self.unit.reading()
+                if r.booting or r.uptime_s < last_uptime:
+                    if transport is not None:   # the ESP32 rebooted: its sockets just vanish
+                        transport.close()
+                    return
+                last_uptime = r.uptime_s
         except (ConnectionError, RuntimeError):
             pass
 

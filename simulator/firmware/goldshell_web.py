@@ -22,6 +22,10 @@ Shape of the real API (Box-series firmware 2.2.x; see firmware_notes/lbbox.md):
 * ``PUT /mcb/restart``: soft restart; ``GET /mcb/cgminer`` answers 500 as on
   the Box unit it was observed on.
 
+Opt-in (``quirks=True``): the Box firmware's reliability problems -- request bursts
+(>15/s) crash the web backend for a while, concurrent requests occasionally fail the
+token check with 401.  Off by default so that ordinary tests stay deterministic.
+
 Where the LB-Box itself was not observed (status ``hardware``/``mcbversion``,
 pool entry fields, the failed-login reply) the values are estimates.
 """
@@ -33,7 +37,11 @@ import hashlib
 import hmac
 import json
 import logging
+import math
+import random
 import re
+import time
+from collections import deque
 from typing import Any, Optional
 
 from aiohttp import web
@@ -46,6 +54,13 @@ log = logging.getLogger(__name__)
 DEFAULT_PASSWORD = "123456789"
 AES_KEY = b"!" * 16
 TEMP_TARGETS = (65.0, 75.0)          # fan-daemon clamp range seen on a Box unit
+# Opt-in reliability quirks seen on Box firmware (quirks=True): a burst of roughly 15
+# requests per second crashes the web backend, which restarts by itself (estimate:
+# ~10 s); with requests in flight about 1 in 200 token checks fails with 401.
+BURST_LIMIT = 15
+CRASH_DOWN_S = 10.0
+TOKEN_RACE_P = 1.0 / 200.0
+RACE_WINDOW_S = 0.05       # token checks this close together count as concurrent (estimate)
 _JWT_PAYLOAD = {"aud": "yotta mc", "iss": "intchains.com", "jti": "1", "sub": "minerd"}
 _JWT_KEY = b"asic-reservoir simulated goldshell"   # HS256 stand-in for the vendor RSA key
 _PLAN_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*MHz\b")
@@ -106,8 +121,19 @@ def plan_frequency(info: str) -> Optional[float]:
 class GoldshellWebServer:
     """The LB-Box's JWT-protected ``/mcb`` API for one simulated unit."""
 
-    def __init__(self, unit: Any, *, password: str = DEFAULT_PASSWORD) -> None:
+    def __init__(self, unit: Any, *, password: str = DEFAULT_PASSWORD, quirks: bool = False,
+                 burst_limit: int = BURST_LIMIT, crash_down_s: float = CRASH_DOWN_S,
+                 token_race_p: float = TOKEN_RACE_P) -> None:
         self.unit = unit
+        self.quirks = quirks
+        self.burst_limit = burst_limit
+        self.crash_down_s = crash_down_s
+        self.token_race_p = token_race_p
+        self._recent: deque[float] = deque()
+        self._down_until = -math.inf
+        self._last_request = -math.inf
+        self._rng = random.Random(unit.reading().seed)
+        self.crashes = 0
         self.profile = profile(unit.reading().model)
         self.password = password
         self.token = make_token()
@@ -154,17 +180,38 @@ class GoldshellWebServer:
 
     @web.middleware
     async def _auth_middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        if self.unit.reading().booting and request.transport is not None:
-            request.transport.close()          # rebooting: the web server is not up
+        if self.unit.reading().booting or (self.quirks and self._crashed()):
+            if request.transport is not None:
+                request.transport.close()      # backend not running: the connection just drops
             raise web.HTTPServiceUnavailable()
         path = request.path
         if path.startswith("/mcb/") and path != "/mcb/status":
             auth = request.headers.get("Authorization", "")
-            if auth.removeprefix("Bearer ").strip() != self.token:
+            now = time.monotonic()
+            overlapping = now - self._last_request < RACE_WINDOW_S
+            self._last_request = now
+            raced = self.quirks and overlapping and self._rng.random() < self.token_race_p
+            if auth.removeprefix("Bearer ").strip() != self.token or raced:
                 return web.json_response({"error": "Unauthorized"}, status=401)
         response = await handler(request)
         response.headers.setdefault("Access-Control-Allow-Origin", "*")
         return response
+
+    def _crashed(self) -> bool:
+        """Opt-in reliability quirk: a burst of requests takes the web backend down."""
+        now = time.monotonic()
+        if now < self._down_until:
+            return True
+        self._recent.append(now)
+        while self._recent and now - self._recent[0] > 1.0:
+            self._recent.popleft()
+        if len(self._recent) > self.burst_limit:
+            self._recent.clear()
+            self._down_until = now + self.crash_down_s
+            self.crashes += 1
+            log.warning("simulated Goldshell web backend crashed after a request burst")
+            return True
+        return False
 
     async def _index(self, request: web.Request) -> web.Response:
         return web.Response(text=INDEX_HTML, content_type="text/html")
