@@ -56,7 +56,11 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class ChainReading:
-    """One hash board (chain) as the firmware sees it."""
+    """One hash board (chain) as the firmware sees it.
+
+    ``chip_temp_c`` is the hottest of the chips the firmware has a sensor on (S9 temp2_N);
+    ``chip_temps_c`` lists every die (ground truth the real firmware does not expose).
+    """
 
     index: int
     chips: int
@@ -219,6 +223,8 @@ class UnitPhysics:
         self._chain_of = np.repeat(np.arange(p.n_chains), p.chips_per_chain)
         k = p.chips_per_chain
         self._position = (np.tile(np.arange(k), p.n_chains) / (k - 1)) if k > 1 else np.full(n, 0.5)
+        sensed = {round(pos * (k - 1)) for pos in p.chip_sensor_positions}
+        self._sensed = np.tile([j in sensed for j in range(k)], p.n_chains)
         # Calibration at the stock operating point (derivations in profiles.py).
         p_chip = p.chip_power_w
         v0 = p.voltage_default_mv / 1000.0
@@ -407,7 +413,7 @@ class UnitPhysics:
         else:
             # PID on the hottest chip sensor toward the target (ESP-Miner style).
             kp, ki, kd = p.fan_pid
-            temp = float(np.max(self.chip_temps_c()))
+            temp = float(np.max(self.chip_temps_c()[self._sensed]))
             error = temp - self.temp_target_c
             deriv = 0.0 if self._pid_prev_error is None else (error - self._pid_prev_error) / h
             self._pid_prev_error = error
@@ -449,6 +455,7 @@ class UnitPhysics:
 
     # ---------------------------------------------------------------- sensors
     def chip_temps_c(self) -> np.ndarray:
+        """Every die's temperature as its diode would read (ground truth + offset + noise)."""
         noise = self._noise.normal(0.0, self.profile.sensor_noise_c, self.profile.n_chips)
         return self.t_die + self.variation.chip_sensor_offset_c + noise
 
@@ -490,7 +497,8 @@ class UnitPhysics:
             status = "".join("x" if (e > 0.5 or not self.powered) else "o" for e in err[sel])
             out.append(ChainReading(
                 index=c, chips=int(sel.sum()), chip_temps_c=[float(t) for t in chips[sel]],
-                board_temp_c=float(boards[c]), chip_temp_c=float(chips[sel].max()),
+                board_temp_c=float(boards[c]),
+                chip_temp_c=float(chips[sel & self._sensed].max()),
                 freq_mhz=float(self.freq_mhz[sel].mean()), rate_ghs=float(rates[c]) / 1e9,
                 rate_ideal_ghs=float(ideal[c]) / 1e9, hw_errors=int(self.hw_errors_chain[c]),
                 status=status))

@@ -110,6 +110,7 @@ class Profile:
     airflow_heat_capacity: float    # W/K of the air stream at full fan (m_dot * c_p)
     r_vr_air: float                 # K/W voltage regulator -> air (VR temperature)
     vr_tau_s: float                 # VR / PSU thermal time constant
+    chip_sensor_positions: tuple[float, ...]   # chips with a temperature sensor (0..1 along flow)
     n_fans: int
     fan_max_rpm: float
     fan_min_pwm: float              # lowest pwm the firmware sets in auto mode
@@ -200,7 +201,7 @@ S9 = _check(Profile(
     chip_floor_difficulty=64.0,
     r_die_sink=2.5, r_sink_air_full=3.6, r_sink_air_still=30.0,
     c_die=1.5, c_sink=11.4, airflow_heat_capacity=69.0, r_vr_air=0.08, vr_tau_s=120.0,
-    n_fans=2, fan_max_rpm=6000.0, fan_min_pwm=20.0, fan_tau_s=1.5,
+    chip_sensor_positions=(0.25, 0.6), n_fans=2, fan_max_rpm=6000.0, fan_min_pwm=20.0, fan_tau_s=1.5,
     fan_control="linear", temp_target_c=75.0, fan_curve_low_c=35.0, fan_pid=(0.0, 0.0, 0.0),
     protect_temp_c=85.0, protect_sensor="board", hashrate_window_s=5.0, boot_time_s=75.0, idle_activity=0.08,
     spread_speed=0.04, spread_leakage=0.3, spread_r_thermal=0.08,
@@ -245,6 +246,10 @@ S9 = _check(Profile(
         "c_sink": "estimate: ~0.8 kg aluminium heatsink per board (900 J/kgK) / 63 chips",
         "airflow_heat_capacity": "estimate: two 12038 fans in series ~120 CFM -> m_dot c_p ~69 W/K",
         "r_vr_air": "estimate: PSU/regulator temperature rise ~0.08 K/W of loss",
+        "chip_sensor_positions": "estimate: two sensed chips per board (the firmware's temp2_N) "
+                                 "placed so stock readings sit ~15-20 K above the board sensor, "
+                                 "as field readings of temp2 vs temp do; the hottest die of a "
+                                 "board is not necessarily sensed",
         "n_fans": "[pyasic] [bitmain-s9] 2 fans",
         "fan_max_rpm": "[bmminer-fan] FAN1_MAX_SPEED 6000",
         "fan_min_pwm": "[bmminer-fan] MIN_PWM_PERCENT 20",
@@ -277,7 +282,7 @@ LV06 = _check(Profile(
     chip_floor_difficulty=256.0,
     r_die_sink=1.0, r_sink_air_full=1.3, r_sink_air_still=12.0,
     c_die=0.6, c_sink=55.0, airflow_heat_capacity=8.0, r_vr_air=8.0, vr_tau_s=20.0,
-    n_fans=1, fan_max_rpm=6500.0, fan_min_pwm=25.0, fan_tau_s=1.0,
+    chip_sensor_positions=(0.0,), n_fans=1, fan_max_rpm=6500.0, fan_min_pwm=25.0, fan_tau_s=1.0,
     fan_control="pid", temp_target_c=60.0, fan_curve_low_c=25.0, fan_pid=(2.0, 0.1, 1.0),
     protect_temp_c=75.0, protect_sensor="chip", hashrate_window_s=60.0, boot_time_s=8.0, idle_activity=0.08,
     spread_speed=0.04, spread_leakage=0.3, spread_r_thermal=0.08,
@@ -319,6 +324,7 @@ LV06 = _check(Profile(
         "c_sink": "estimate: ~60 g aluminium heatsink",
         "airflow_heat_capacity": "estimate: 40 mm fan ~6-7 CFM -> m_dot c_p ~8 W/K",
         "r_vr_air": "estimate: VR reads ~40-55 degC (typical AxeOS vrTemp)",
+        "chip_sensor_positions": "ESP-Miner reads the single BM1366's temperature",
         "n_fans": "[pyasic] [lucky-lv06] 1 fan",
         "fan_max_rpm": "estimate: small 5 V fan ~6000-7000 rpm at 100 %",
         "fan_min_pwm": "[esp-miner-fan] min_fan_pct 25",
@@ -353,7 +359,7 @@ LBBOX = _check(Profile(
     chip_floor_difficulty=1.0,
     r_die_sink=0.6, r_sink_air_full=1.0, r_sink_air_still=12.0,
     c_die=1.0, c_sink=40.0, airflow_heat_capacity=30.0, r_vr_air=0.5, vr_tau_s=60.0,
-    n_fans=2, fan_max_rpm=4500.0, fan_min_pwm=20.0, fan_tau_s=1.5,
+    chip_sensor_positions=(0.3, 0.7), n_fans=2, fan_max_rpm=4500.0, fan_min_pwm=20.0, fan_tau_s=1.5,
     fan_control="pid", temp_target_c=70.0, fan_curve_low_c=30.0, fan_pid=(4.0, 0.05, 8.0),
     protect_temp_c=95.0, protect_sensor="chip", hashrate_window_s=20.0, boot_time_s=60.0, idle_activity=0.08,
     spread_speed=0.04, spread_leakage=0.3, spread_r_thermal=0.08,
@@ -394,6 +400,7 @@ LBBOX = _check(Profile(
         "c_sink": "estimate: ~0.35 kg heatsink / 8 chips",
         "airflow_heat_capacity": "estimate: two small fans ~50 CFM",
         "r_vr_air": "estimate",
+        "chip_sensor_positions": "estimate: two sensed chips (RPC tstemp-0/tstemp-1)",
         "n_fans": "[pyasic] Box-series siblings KDBoxII/KDBoxPro: 2 fans",
         "fan_max_rpm": "estimate",
         "fan_min_pwm": "estimate",

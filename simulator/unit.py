@@ -324,8 +324,10 @@ class SimulatedUnit:
     def _check_temperature(self) -> None:
         """The firmware's over-temperature protection (profile.protect_*)."""
         p, ph = self.profile, self.physics
-        sensors = ph.board_temps_c() if p.protect_sensor == "board" else ph.chip_temps_c()
-        hottest = float(np.max(sensors))
+        if p.protect_sensor == "board":
+            hottest = float(np.max(ph.board_temps_c()))
+        else:
+            hottest = max(c.chip_temp_c for c in ph.chain_readings())
         if hottest <= p.protect_temp_c:
             return
         self.overheated = True
