@@ -52,6 +52,11 @@ def test_stock_steady_state_matches_rated_power_and_sane_temperatures(model: str
     assert ph.t_die.max() < 110.0
     assert np.all(ph.t_die > ph.t_sink) and np.all(ph.t_sink > ph.ambient_c)
     assert p.fan_min_pwm <= ph.fan_pwm[0] <= 100.0
+    for chain in ph.chain_readings():
+        # firmware chip sensors read above their board, below the hottest die
+        assert 5.0 < chain.chip_temp_c - chain.board_temp_c < 35.0
+        assert chain.chip_temp_c <= max(chain.chip_temps_c)
+        assert len(chain.chip_temps_c) == p.chips_per_chain
 
 
 @pytest.mark.parametrize("model", ["s9", "lv06"])
