@@ -42,7 +42,7 @@ REAL_DIFFICULTY = {"s9": 1024.0, "lv06": 1000.0, "lbbox": 8.0}
 
 
 @contextlib.asynccontextmanager
-async def running_unit(model: str, seed: int = 7, speed: float = 20.0, host: str = HOST,
+async def running_unit(model: str, seed: int = 7, speed: float = 50.0, host: str = HOST,
                        rpc_port: int | None = None, http_port: int | None = None,
                        serial: bool = False) -> AsyncIterator:
     """A started SimulatedUnit mining on a real loopback pool.

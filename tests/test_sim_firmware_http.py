@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import re
 
 import aiohttp
@@ -283,3 +284,33 @@ async def test_goldshell_opt_in_reliability_quirks():
                 assert (await client.get(base + "/mcb/status")).status_code == 200
         finally:
             await server.stop()
+
+
+async def test_axeos_and_goldshell_survive_fuzzed_bodies(axeos, gold):
+    """Random JSON and bytes get 200 or 400, never a 500; both servers keep answering."""
+    rng = random.Random(99)
+    keys = ["frequency", "coreVoltage", "fanspeed", "autofanspeed", "temptarget", "stratumURL",
+            "stratumPort", "stratumUser", "hostname", "select", "manual", "manualPowerplan",
+            "temp_target", "url", "dragid"]
+    values = [None, True, -1, 0, 1e309, 485, 1300, "x" * 200, "", [], {}, "900 MHz", 3.5]
+
+    def body() -> bytes:
+        if rng.random() < 0.3:
+            return bytes(rng.randrange(256) for _ in range(rng.randrange(0, 60)))
+        return json.dumps({rng.choice(keys): rng.choice(values)
+                           for _ in range(rng.randrange(0, 4))}).encode()
+
+    _, ax_base = axeos
+    _, gs_base = gold
+    async with httpx.AsyncClient() as client:
+        token = (await client.get(gs_base + "/user/login?username=admin&password=123456789"
+                                            "&cipher=false")).json()["JWT Token"]
+        h = {"Authorization": "Bearer " + token}
+        for _ in range(40):
+            r = await client.patch(ax_base + "/api/system", content=body())
+            assert r.status_code in (200, 400), r.text
+            for path in ("/mcb/setting", "/mcb/newpool", "/mcb/delpool"):
+                r = await client.put(gs_base + path, headers=h, content=body())
+                assert r.status_code in (200, 400), (path, r.text)
+        assert (await client.get(ax_base + "/api/system/info")).status_code == 200
+        assert (await client.get(gs_base + "/mcb/status")).status_code == 200

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 
 import pytest
 
@@ -204,3 +205,44 @@ async def test_lbbox_devs_and_stats_quirk(lbbox):
     details = (await rpc_json(port, "devdetails"))["DEVS"][0]      # bfgminer puts them under DEVS
     assert details["DEVDETAILS"] == 0 and details["chips-nr"] == r.chains[0].chips
     assert (await rpc_json(port, "addpool", "a,b,c"))["STATUS"][0]["Code"] == 45
+
+
+async def test_fuzzed_requests_always_get_a_nul_terminated_reply(s9):
+    """Random bytes, truncated JSON, odd parameters: every request is answered, none kills it."""
+    _, port = s9
+    rng = random.Random(1234)
+    seeds = [b'{"command":"summary"}', b'{"command":"addpool","parameter":"a,b,c"}', b"stats|",
+             b'{"command":"switchpool","parameter":1.5}', b'{"command":"summary+devs+stats"}',
+             b'{"command":"pools","parameter":[1,2]}', b"version+version+zzz|", b"+|+"]
+    for i in range(120):
+        base = rng.choice(seeds)
+        kind = i % 4
+        if kind == 0:
+            payload = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 200)))
+        elif kind == 1:
+            payload = base[:rng.randrange(1, len(base) + 1)]      # a silent client just waits
+        elif kind == 2:
+            b = bytearray(base)
+            for _ in range(3):
+                b[rng.randrange(len(b))] = rng.randrange(256)
+            payload = bytes(b)
+        else:
+            payload = base + bytes(rng.randrange(256) for _ in range(rng.randrange(0, 20)))
+        try:
+            reply = await rpc_raw(port, payload)
+        except ConnectionResetError:
+            reply = b"\x00"       # an empty send: the server may close before reading
+        assert reply.endswith(b"\x00") and reply.count(b"\x00") == 1, payload
+    assert (await rpc_json(port, "version"))["STATUS"][0]["Code"] == 22
+
+
+async def test_config_and_lbbox_version(s9, lbbox):
+    _, s9_port = s9
+    config = (await rpc_json(s9_port, "config"))
+    assert config["STATUS"][0]["Code"] == 33 and config["CONFIG"][0]["Pool Count"] == 1
+    assert config["CONFIG"][0]["ASC Count"] == 1
+    _, lb_port = lbbox
+    version = await rpc_json(lb_port, "version")
+    assert version["STATUS"][0]["Code"] == 22 and version["VERSION"][0]["intminer"] == "5.4.2"
+    summary = (await rpc_json(lb_port, "summary"))["SUMMARY"][0]
+    assert {"MHS av", "MHS 20s", "Diff1 Work"} <= set(summary) and "GHS 5s" not in summary

@@ -35,6 +35,7 @@ import asyncio
 import ipaddress
 import json
 import logging
+import math
 import time
 from typing import Any, Optional
 
@@ -121,12 +122,12 @@ def check_settings(body: dict) -> list[str]:
         elif kind == "bool":
             if not isinstance(v, (bool, int, float)):
                 errors.append(f"Invalid type for '{key}', expected bool")
-            elif not lo <= int(v) <= hi:
+            elif not math.isfinite(v) or not lo <= int(v) <= hi:
                 errors.append(f"Value '{v}' for '{key}' is out of range")
         else:
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 errors.append(f"Invalid type for '{key}', expected number")
-            elif not lo <= (v if kind == "float" else int(v)) <= hi:
+            elif not math.isfinite(v) or not lo <= (v if kind == "float" else int(v)) <= hi:
                 errors.append(f"Value '{v}' for '{key}' is out of range")
     return errors
 

@@ -266,6 +266,8 @@ class CgminerRpcServer:
     # --------------------------------------------------------------- protocol
     def handle_request(self, raw: bytes, group: str = "A") -> bytes:
         """One request -> the full reply bytes (NUL-terminated), as api.c builds it."""
+        if not raw.startswith(b"{"):
+            raw = raw.split(b"\x00", 1)[0]      # text requests are C strings: NUL ends them
         text = raw.decode("utf-8", errors="replace")
         param: Optional[str] = None
         if not text.startswith("{"):
