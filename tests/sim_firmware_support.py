@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 HOST = "127.0.0.1"
 

@@ -7,8 +7,19 @@ import random
 
 import pytest
 
-from simulator.firmware.cgminer_rpc import STOCK_S9_API_GROUPS, CgminerRpcServer, parse_api_allow
-from tests.sim_firmware_support import HOST, repair, rpc_json, rpc_raw, running_unit, wait_for
+from simulator.firmware.cgminer_rpc import (
+    STOCK_S9_API_GROUPS,
+    CgminerRpcServer,
+    parse_api_allow,
+)
+from tests.sim_firmware_support import (
+    HOST,
+    repair,
+    rpc_json,
+    rpc_raw,
+    running_unit,
+    wait_for,
+)
 
 
 @pytest.fixture

@@ -32,11 +32,11 @@ import pytest
 
 pyasic = pytest.importorskip("pyasic")
 
-from pyasic.errors import APIError  # noqa: E402
-from pyasic.miners.goldshell import GoldshellKDBoxPro  # noqa: E402
-from pyasic.miners.luckyminer import LuckyMinerLV07  # noqa: E402
+from pyasic.errors import APIError
+from pyasic.miners.goldshell import GoldshellKDBoxPro
+from pyasic.miners.luckyminer import LuckyMinerLV07
 
-from tests.sim_firmware_support import running_unit  # noqa: E402
+from tests.sim_firmware_support import running_unit
 
 
 @contextlib.asynccontextmanager

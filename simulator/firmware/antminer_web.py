@@ -28,7 +28,7 @@ import json
 import logging
 import secrets
 import time
-from typing import Any, Optional
+from typing import Any
 
 from aiohttp import web
 
@@ -93,9 +93,9 @@ class AntminerWebServer:
         self._extra_pools = [("", "", ""), ("", "", "")]   # pools 2 and 3 of bmminer.conf
         self._fan_ctrl = False
         self._fan_pwm = "100"
-        self._runner: Optional[web.AppRunner] = None
+        self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task] = set()
-        self.port: Optional[int] = None
+        self.port: int | None = None
         self.app = web.Application(middlewares=[self._auth_middleware])
         self.app.router.add_route("*", "/", self._index)
         self.app.router.add_route("*", "/index.html", self._index)

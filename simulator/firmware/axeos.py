@@ -37,7 +37,7 @@ import json
 import logging
 import math
 import time
-from typing import Any, Optional
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
@@ -148,10 +148,10 @@ class AxeOSServer:
         self._clients: set[web.WebSocketResponse] = set()
         self._queues: dict[web.WebSocketResponse, asyncio.Queue] = {}
         self._stats: list[list[float]] = []
-        self._runner: Optional[web.AppRunner] = None
+        self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task] = set()
         self._listening = False
-        self.port: Optional[int] = None
+        self.port: int | None = None
         self.app = web.Application(middlewares=[self._network_middleware])
         r = self.app.router
         r.add_get("/", self._index)
@@ -382,12 +382,12 @@ class AxeOSServer:
         return ws
 
     async def _pump(self, ws: web.WebSocketResponse, queue: asyncio.Queue,
-                    transport: Optional[asyncio.BaseTransport]) -> None:
+                    transport: asyncio.BaseTransport | None) -> None:
         last_uptime = self.unit.reading().uptime_s
         try:
             while not ws.closed:
                 try:
-                    line: Optional[str] = await asyncio.wait_for(queue.get(), WS_BOOT_CHECK_S)
+                    line: str | None = await asyncio.wait_for(queue.get(), WS_BOOT_CHECK_S)
                 except asyncio.TimeoutError:
                     line = None
                 if line is not None:

@@ -38,10 +38,17 @@ import ipaddress
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any
 
-from simulator.firmware.apiformat import Fixed, Items, bitmain_rate_string, render_items, suffix_string
+from simulator.firmware.apiformat import (
+    Fixed,
+    Items,
+    bitmain_rate_string,
+    render_items,
+    suffix_string,
+)
 from simulator.physics import SettingsError
 from simulator.profiles import profile
 
@@ -191,8 +198,8 @@ class _Reply:
 class CgminerRpcServer:
     """bmminer (S9) or Goldshell cgminer-style (LB-Box) RPC for one simulated unit."""
 
-    def __init__(self, unit: Any, *, api_groups: Optional[str] = None,
-                 api_allow: Optional[str] = None, recv_timeout: float = 10.0) -> None:
+    def __init__(self, unit: Any, *, api_groups: str | None = None,
+                 api_allow: str | None = None, recv_timeout: float = 10.0) -> None:
         self.unit = unit
         model = unit.reading().model
         if model not in ("s9", "lbbox"):
@@ -208,9 +215,9 @@ class CgminerRpcServer:
         self.groups = parse_api_groups(api_groups if api_groups is not None else groups)
         self.access = parse_api_allow(api_allow if api_allow is not None else allow)
         self.recv_timeout = recv_timeout
-        self._server: Optional[asyncio.base_events.Server] = None
+        self._server: asyncio.base_events.Server | None = None
         self._added: list[_Pool] = []
-        self.port: Optional[int] = None
+        self.port: int | None = None
 
     # ------------------------------------------------------------------ server
     async def start(self, host: str = "127.0.0.1", port: int = 4028) -> int:
@@ -251,7 +258,7 @@ class CgminerRpcServer:
             except (ConnectionError, OSError):
                 pass
 
-    def _group_for(self, ip: str) -> Optional[str]:
+    def _group_for(self, ip: str) -> str | None:
         try:
             addr = ipaddress.ip_address(ip)
         except ValueError:
@@ -269,7 +276,7 @@ class CgminerRpcServer:
         if not raw.startswith(b"{"):
             raw = raw.split(b"\x00", 1)[0]      # text requests are C strings: NUL ends them
         text = raw.decode("utf-8", errors="replace")
-        param: Optional[str] = None
+        param: str | None = None
         if not text.startswith("{"):
             isjson = False
             cmd, sep, rest = text.partition("|")
@@ -338,14 +345,14 @@ class CgminerRpcServer:
                 out.append(',"id":1}]')
         return self._finish("".join(out), isjson)
 
-    def _dispatch(self, reply: _Reply, name: str, param: Optional[str], group: str) -> None:
+    def _dispatch(self, reply: _Reply, name: str, param: str | None, group: str) -> None:
         if name not in _COMMANDS:
             reply.message(MSG_INVCMD, "Invalid command", "E")
             return
         if group != "W" and name not in self.groups.get(group, set()):
             reply.message(MSG_ACCDENY, f"Access denied to '{name}' command", "E")
             return
-        handler: Optional[Callable[[_Reply, Optional[str]], None]] = getattr(
+        handler: Callable[[_Reply, str | None], None] | None = getattr(
             self, "_cmd_" + name.replace("-", "_"), None)
         if handler is None:     # allowed but not emulated: answer as a firmware without it
             reply.message(MSG_INVCMD, "Invalid command", "E")
@@ -353,7 +360,7 @@ class CgminerRpcServer:
         handler(reply, param)
 
     # --------------------------------------------------------------- commands
-    def _cmd_version(self, reply: _Reply, param: Optional[str]) -> None:
+    def _cmd_version(self, reply: _Reply, param: str | None) -> None:
         if self.model == "s9":
             reply.message(MSG_VERSION, "BMMiner versions")
             items: Items = [("BMMiner", "2.0.0"), ("API", "3.1"), ("Miner", S9_MINER_VERSION),
@@ -363,7 +370,7 @@ class CgminerRpcServer:
             items = [("intminer", "5.4.2"), ("API", "3.1")]
         reply.section("VERSION", [items], text_header=True)
 
-    def _cmd_summary(self, reply: _Reply, param: Optional[str]) -> None:
+    def _cmd_summary(self, reply: _Reply, param: str | None) -> None:
         r = self.unit.reading()
         reply.message(MSG_SUMM, "Summary")
         elapsed = max(float(r.uptime_s), 0.0)
@@ -396,7 +403,7 @@ class CgminerRpcServer:
         ]
         reply.section("SUMMARY", [items], text_header=True)
 
-    def _cmd_devs(self, reply: _Reply, param: Optional[str]) -> None:
+    def _cmd_devs(self, reply: _Reply, param: str | None) -> None:
         r = self.unit.reading()
         elapsed = int(max(r.uptime_s, 0))
         diff1 = float(r.difficulty_accepted)
@@ -453,7 +460,7 @@ class CgminerRpcServer:
             ])
         reply.section("DEVS", devs)
 
-    def _cmd_devdetails(self, reply: _Reply, param: Optional[str]) -> None:
+    def _cmd_devdetails(self, reply: _Reply, param: str | None) -> None:
         """bfgminer lists device details under ``DEVS`` (not ``DEVDETAILS``), one per board."""
         r = self.unit.reading()
         reply.message(MSG_DEVDETAILS, "Device Details")
@@ -463,7 +470,7 @@ class CgminerRpcServer:
                     ("Cutoff Temperature", 0), ("chips-nr", int(c.chips))] for i, c in enumerate(r.chains)]
         reply.section("DEVS", details)
 
-    def _cmd_stats(self, reply: _Reply, param: Optional[str]) -> None:
+    def _cmd_stats(self, reply: _Reply, param: str | None) -> None:
         r = self.unit.reading()
         if self.model == "s9":
             reply.message(MSG_MINESTATS, "BMMiner stats")
@@ -540,7 +547,7 @@ class CgminerRpcServer:
         others = [p for p in self._added if (p.url, p.user) != (live.url, live.user)]
         return [live, *others]
 
-    def _cmd_pools(self, reply: _Reply, param: Optional[str]) -> None:
+    def _cmd_pools(self, reply: _Reply, param: str | None) -> None:
         r = self.unit.reading()
         pools = self._pool_list()
         reply.message(MSG_POOL, f"{len(pools)} Pool(s)")
@@ -569,7 +576,7 @@ class CgminerRpcServer:
             ])
         reply.section("POOLS", objs)
 
-    def _cmd_config(self, reply: _Reply, param: Optional[str]) -> None:
+    def _cmd_config(self, reply: _Reply, param: str | None) -> None:
         pools = self._pool_list()
         reply.message(MSG_MINECONFIG, "BMMiner config" if self.model == "s9" else "intminer config")
         items: Items = [("ASC Count", 1 if self.model == "s9" else 0),
@@ -580,7 +587,7 @@ class CgminerRpcServer:
                         ("Expiry", 120), ("Hotplug", "None")]
         reply.section("CONFIG", [items], text_header=True)
 
-    def _cmd_addpool(self, reply: _Reply, param: Optional[str]) -> None:
+    def _cmd_addpool(self, reply: _Reply, param: str | None) -> None:
         if not param:
             reply.message(MSG_MISPDP, "Missing addpool details", "E")
             return
@@ -591,7 +598,7 @@ class CgminerRpcServer:
         self._added.append(_Pool(*fields))
         reply.message(MSG_ADDPOOL, f"Added pool {len(self._pool_list()) - 1}: '{fields[0]}'")
 
-    def _cmd_switchpool(self, reply: _Reply, param: Optional[str]) -> None:
+    def _cmd_switchpool(self, reply: _Reply, param: str | None) -> None:
         """Point the unit at pool N.  The unit decides when it takes effect: the
         simulated S9 keeps pool changes for its next restart (see module notes)."""
         pools = self._pool_list()
@@ -628,7 +635,7 @@ def _xtime(status: str) -> str:
     return "{" + ",".join(f"X{j}=1" for j, ch in enumerate(status) if ch == "x") + "}"
 
 
-def _since(last: Optional[float], now: float) -> str:
+def _since(last: float | None, now: float) -> str:
     """cgminer's "Last Share Time" as ``H:MM:SS`` ago ("0" before the first share)."""
     if last is None:
         return "0"

@@ -42,7 +42,7 @@ import random
 import re
 import time
 from collections import deque
-from typing import Any, Optional
+from typing import Any
 
 from aiohttp import web
 
@@ -83,7 +83,7 @@ def make_token() -> str:
     return f"{header}.{payload}.{_b64url(sig)}"
 
 
-def encrypt_password(password: str) -> Optional[str]:
+def encrypt_password(password: str) -> str | None:
     """The web UI's ``cipher=true`` form of a password, or None without a crypto library."""
     try:
         from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -112,7 +112,7 @@ def plan_levels(freqs: tuple[float, ...], default: float) -> list[tuple[int, flo
     return levels
 
 
-def plan_frequency(info: str) -> Optional[float]:
+def plan_frequency(info: str) -> float | None:
     """``"1000 MHz 0.75 V 70 RPM 70 RPM"`` -> 1000.0 (None when unparsable)."""
     m = _PLAN_RE.match(info)
     return float(m.group(1)) if m else None
@@ -144,10 +144,10 @@ class GoldshellWebServer:
         self._select = 0
         self._manual = False
         self._manual_plan = self._plans[0]["info"]
-        self._pool_entries: Optional[list[dict[str, str]]] = None
-        self._runner: Optional[web.AppRunner] = None
+        self._pool_entries: list[dict[str, str]] | None = None
+        self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task] = set()
-        self.port: Optional[int] = None
+        self.port: int | None = None
         self.app = web.Application(middlewares=[self._auth_middleware])
         r = self.app.router
         r.add_get("/", self._index)
@@ -248,7 +248,7 @@ class GoldshellWebServer:
     async def _get_setting(self, request: web.Request) -> web.Response:
         return web.json_response(self._setting())
 
-    async def _json_body(self, request: web.Request) -> Optional[dict]:
+    async def _json_body(self, request: web.Request) -> dict | None:
         try:
             body = json.loads((await request.read()).decode("utf-8"))
         except (UnicodeDecodeError, ValueError):

@@ -14,7 +14,7 @@ import errno
 import logging
 import os
 import tty
-from typing import Any, Optional
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -24,10 +24,10 @@ class SerialConsole:
 
     def __init__(self, unit: Any) -> None:
         self.unit = unit
-        self.path: Optional[str] = None
-        self._master: Optional[int] = None
-        self._slave: Optional[int] = None
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self.path: str | None = None
+        self._master: int | None = None
+        self._slave: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._pending = b""
         self.dropped_lines = 0
 
