@@ -198,17 +198,30 @@ async def test_run_file_readable_while_written_and_analysis(tmp_path):
 async def test_work_channel_writes_the_input_into_the_coinbase(tmp_path):
     clock, pool, configs = await _setup(["lv06"])
     path = tmp_path / "run.db"
+    tags: set[bytes] = set()
+
+    async def watch(miner) -> None:          # what the miner is hashing, as the run goes
+        while True:
+            job = miner.job
+            if job is not None and b"u=" in job.coinb2:
+                tags.add(job.coinb2[job.coinb2.index(b"u="):][:10])
+            await asyncio.sleep(0.01)
+
     try:
         async with start_units(configs, clock=clock) as units:
+            watcher = asyncio.create_task(watch(units[0].miner))
             await run_experiment([units[0].url], "work", path, steps=10, step_seconds=5.0,
                                  **_kwargs(units, clock, pool))
-            job = units[0].miner.job
+            watcher.cancel()
+            await asyncio.sleep(0.3)
+            after = units[0].miner.job
     finally:
         await pool.stop()
     with RunReader(path) as r:
-        last_u = r.steps(0)[-1][1]
+        inputs = {f"u={s[1]:.6f}".encode()[:10] for s in r.steps(0)}
         jobs = {row[0] for row in r.query("SELECT job FROM shares WHERE accepted = 1")}
         rejected = r.query("SELECT COUNT(*) FROM shares WHERE accepted = 0")[0][0]
-    # The miner hashes a coinbase carrying the last input, and the pool accepts its shares.
-    assert f"u={last_u:.6f}".encode() in job.coinb2
+    # The miner hashed coinbases carrying the step inputs, and the pool accepted the shares.
+    assert len(tags) >= 3 and tags <= inputs
     assert len(jobs) >= 2 and rejected <= len(jobs)
+    assert b"u=" not in after.coinb2                 # the pool's own jobs again afterwards
