@@ -314,3 +314,16 @@ async def test_axeos_and_goldshell_survive_fuzzed_bodies(axeos, gold):
                 assert r.status_code in (200, 400), (path, r.text)
         assert (await client.get(ax_base + "/api/system/info")).status_code == 200
         assert (await client.get(gs_base + "/mcb/status")).status_code == 200
+
+
+async def test_s9_reboot_cgi_takes_the_web_ui_down_until_boot_ends(s9_web):
+    unit, base = s9_web
+    async with httpx.AsyncClient(auth=httpx.DigestAuth("root", "root")) as client:
+        r = await client.get(base + "/cgi-bin/reboot.cgi")
+        assert r.status_code == 200
+        await wait_for(lambda: unit.reading().booting)
+        with pytest.raises(httpx.HTTPError):
+            await client.get(base + "/cgi-bin/get_system_info.cgi")
+        await wait_for(lambda: not unit.reading().booting, timeout=20)
+        info = await client.get(base + "/cgi-bin/get_system_info.cgi")
+        assert info.status_code == 200 and info.json()["minertype"] == "Antminer S9"

@@ -13,7 +13,9 @@ What clients observe on a stock S9 (firmware 16.8.1.3, 2017):
   ``_ant_pool1url``, ``_ant_pool1user``, ``_ant_pool1pw`` ... ``_ant_freq``):
   the script rewrites the config, restarts bmminer and prints ``ok`` -- so pool
   and frequency take effect only through that restart, as on the real unit;
-* ``/cgi-bin/minerStatus.cgi`` (HTML status page), ``/cgi-bin/reboot.cgi``.
+* ``/cgi-bin/minerStatus.cgi`` (HTML status page), ``/cgi-bin/reboot.cgi`` (the
+  whole controller reboots: the web UI itself drops connections until it is back,
+  whereas set_miner_conf.cgi only restarts bmminer and the web UI stays up).
 
 Deliberate deviation: the real set_miner_conf.cgi writes any value and bmminer
 then refuses to start (``Invalid value passed to bitmain-freq``); the simulator
@@ -92,6 +94,8 @@ class AntminerWebServer:
         self._nonces: dict[str, float] = {}
         self._extra_pools = [("", "", ""), ("", "", "")]   # pools 2 and 3 of bmminer.conf
         self._fan_ctrl = False
+        self._rebooting = False
+        self._reboot_seen = False
         self._fan_pwm = "100"
         self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -154,6 +158,14 @@ class AntminerWebServer:
 
     @web.middleware
     async def _auth_middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if self._rebooting:
+            booting = self.unit.reading().booting
+            self._reboot_seen |= booting
+            if booting or not self._reboot_seen:
+                if request.transport is not None:
+                    request.transport.close()  # the whole controller reboots: lighttpd is down
+                raise web.HTTPServiceUnavailable()
+            self._rebooting = self._reboot_seen = False
         if not self._authorized(request):
             return self._challenge()
         try:
@@ -264,6 +276,7 @@ class AntminerWebServer:
         return web.Response(text=body, content_type="text/html")
 
     async def _reboot(self, request: web.Request) -> web.Response:
+        self._rebooting = True            # unlike set_miner_conf (bmminer only), lighttpd goes too
         self._spawn(self.unit.restart())
         return web.Response(text="<html><body>Rebooting...</body></html>", content_type="text/html")
 
