@@ -46,8 +46,9 @@ Sources consulted
 - [fan-tolerance] Typical DC axial fan datasheets give rated speed +-10 %.
 - [lucky-lv06] Lucky Miner LV06 vendor listing: ~500 GH/s, ~13 W, 5 V DC input, one
   fan (recalled vendor figures, not re-verified for this project: treated as estimates).
-- [goldshell-lbbox] Goldshell LB-Box vendor listing: LBRY, 175 MH/s, 165 W (recalled
-  vendor figures, not re-verified for this project: treated as estimates). Goldshell
+- [goldshell-lbbox] Goldshell LB-Box vendor listing: LBRY, 175 GH/s, 165 W (recalled
+  vendor figures, not re-verified for this project: treated as estimates; 175 MH/s, an
+  earlier reading, would make the ASIC slower than one GPU on LBRY). Goldshell
   does not publish chip counts or frequencies of the LB-Box; those are estimates.
 
 Where a calibration is derived (effective switched capacitance, thermal resistances),
@@ -345,7 +346,7 @@ LV06 = _check(Profile(
 LBBOX = _check(Profile(
     model="lbbox", name="Goldshell-LBBox", chip_model="Goldshell LBRY ASIC", algorithm="lbry",
     flavor="goldshell", firmware="2.2.5",
-    n_chains=1, chips_per_chain=8, hashes_per_clock=0.021875, bad_core_mean=0.0,
+    n_chains=1, chips_per_chain=8, hashes_per_clock=21.875, bad_core_mean=0.0,
     freq_default_mhz=1000.0,
     freq_options_mhz=(800.0, 900.0, 1000.0, 1100.0),
     freq_min_mhz=800.0, freq_max_mhz=1100.0,
@@ -356,7 +357,7 @@ LBBOX = _check(Profile(
     leakage_fraction=0.10, leakage_doubling_c=30.0, t_ref_c=70.0,
     vth_fraction=0.6, alpha_power=1.3, timing_guardband=1.20, timing_temp_coeff=0.001,
     hw_error_width=0.02, hw_error_floor=5e-5,
-    chip_floor_difficulty=1.0,
+    chip_floor_difficulty=1024.0,
     r_die_sink=0.6, r_sink_air_full=1.0, r_sink_air_still=12.0,
     c_die=1.0, c_sink=40.0, airflow_heat_capacity=30.0, r_vr_air=0.5, vr_tau_s=60.0,
     chip_sensor_positions=(0.3, 0.7), n_fans=2, fan_max_rpm=4500.0, fan_min_pwm=20.0, fan_tau_s=1.5,
@@ -373,7 +374,7 @@ LBBOX = _check(Profile(
         "firmware": "protocols.md: /mcb/status firmware '2.2.5'",
         "n_chains": "[pyasic] Box-series siblings: 1 hashboard",
         "chips_per_chain": "estimate: chip count not published",
-        "hashes_per_clock": "derived: 175 MH/s / (8 chips x 1000 MHz)",
+        "hashes_per_clock": "derived: 175 GH/s / (8 chips x 1000 MHz)",
         "bad_core_mean": "estimate: no per-core information published; none modelled",
         "freq_default_mhz": "estimate: Goldshell power plans not published for the LB-Box",
         "freq_options_mhz": "estimate: power plans modelled as four frequencies",
@@ -392,7 +393,8 @@ LBBOX = _check(Profile(
         "t_ref_c": "estimate: chip temperature near the fan target",
         "timing_guardband": "estimate: same ~20 % margin as the S9 (stock units show few HW errors)",
         "hw_error_floor": "estimate",
-        "chip_floor_difficulty": "estimate: firmware returns nonces at LBRY pool difficulty ~1",
+        "chip_floor_difficulty": "estimate: a ticket mask giving ~10 chip nonces/s at 175 GH/s "
+                                 "(LBRY difficulty 1 = 2^24 hashes), the same order as the S9",
         "r_die_sink": "estimate: ~17 W/chip, chip ~10 K above its heatsink",
         "r_sink_air_full": "derived: chips ~60 degC at full fan at 25 degC ambient",
         "r_sink_air_still": "estimate",

@@ -38,7 +38,7 @@ def test_published_operating_points() -> None:
     assert 13.0e12 < s9.nominal_rate_hs < 14.5e12
     assert lv06.nominal_rate_hs == pytest.approx(485e6 * 894)
     assert lv06.chip_floor_difficulty == 256
-    assert lb.nominal_rate_hs == pytest.approx(175e6)
+    assert lb.nominal_rate_hs == pytest.approx(175e9)
     with pytest.raises(ValueError, match="unknown model"):
         profile("s19")
 

@@ -103,7 +103,7 @@ async def test_three_units_shares_all_accepted_by_the_pool(pool: Pool) -> None:
         # telemetry is on the real hardware's scale
         assert r.hashrate_ideal_ghs == pytest.approx(ideal[model], rel=1e-9)
         assert r.hashrate_ideal_ghs == pytest.approx(
-            {"s9": 14004.9, "lv06": 433.59, "lbbox": 0.175}[model], rel=0.01)
+            {"s9": 14004.9, "lv06": 433.59, "lbbox": 175.0}[model], rel=0.01)
 
 
 async def test_chip_results_feed_firmware_hashrate_and_lv06_log_lines(pool: Pool) -> None:
