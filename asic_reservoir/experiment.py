@@ -126,11 +126,14 @@ async def connect_unit(url: str, pool: Any, *, name: str, worker: str,
                        difficulty_scale: float = 1.0, timeout: float = 5.0,
                        session_timeout: float = 180.0,
                        stack: contextlib.AsyncExitStack | None = None,
-                       simulated: dict[str, Any] | None = None) -> UnitLink:
+                       simulated: dict[str, Any] | None = None,
+                       taken: Sequence[str] = ()) -> UnitLink:
     """Open ``url``, identify it, point it at ``pool`` as ``worker`` and wait for its session.
 
-    With ``stack``, the unit's settings are snapshotted *before* it is pointed at the pool
-    and restored (pool included) when the stack closes.
+    A unit already mining on ``pool`` keeps its worker name (unless another unit of the
+    experiment uses it, ``taken``), which spares a restart. With ``stack``, the unit's
+    settings are snapshotted *before* it is pointed at the pool and restored (pool
+    included) when the stack closes.
     """
     from drivers.errors import UnitError
     from drivers.units import open_unit
@@ -151,8 +154,10 @@ async def connect_unit(url: str, pool: Any, *, name: str, worker: str,
         if stack is not None:
             await stack.enter_async_context(driver.session())
         current = await driver.settings()
-        if not (_same_pool(current.get("pool_url"), pool_url)
-                and current.get("pool_user") == worker):
+        if _same_pool(current.get("pool_url"), pool_url) and current.get("pool_user") \
+                and current["pool_user"] not in taken:
+            worker = current["pool_user"]      # already mining for us: keep its worker name
+        else:
             log.info("unit %s: pointing at %s as %s", url, pool_url, worker)
             result = await driver.point_at_pool(pool_url, worker)
             if result.pending_restart and not result.restarting:

@@ -96,7 +96,7 @@ async def run_experiment(urls: Sequence[str], channel: str, out: str | Path, *, 
             worker = workers[i] if workers else f"ar.{names[i]}"
             links.append(await connect_unit(url, pool, name=names[i], worker=worker,
                                             difficulty_scale=scales[i], simulated=sim,
-                                            stack=stack))
+                                            stack=stack, taken=[x.worker for x in links]))
         for link in links:
             try:
                 channels.check(link.info)
@@ -279,8 +279,10 @@ def analyze_arguments(parser: argparse.ArgumentParser) -> None:
 
 def analyze_main(args: argparse.Namespace) -> int:
     from asic_reservoir.readout import ReadoutError
-    from asic_reservoir.report import PlotsUnavailable, dumps
+    from asic_reservoir.report import PlotsUnavailable, _pyplot, dumps
     try:
+        if args.plots:
+            _pyplot()                  # fail before the analysis, not after it
         report = analyze_files(args.runfile, AnalysisOptions(washout=args.washout,
                                                              units=args.unit),
                                plots=args.plots)
