@@ -23,7 +23,6 @@ answers ``400`` with the reason instead of bricking the simulated unit.
 """
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import html
 import json
@@ -33,6 +32,8 @@ import time
 from typing import Any
 
 from aiohttp import web
+
+from simulator.firmware.webserver import FirmwareWebServer
 
 from simulator.firmware.cgminer_rpc import STOCK_API_ALLOW, STOCK_S9_API_GROUPS
 from simulator.physics import SettingsError
@@ -83,10 +84,11 @@ def parse_digest_header(value: str) -> dict[str, str]:
     return out
 
 
-class AntminerWebServer:
+class AntminerWebServer(FirmwareWebServer):
     """The S9's digest-protected CGI web interface, backed by a simulated unit."""
 
     def __init__(self, unit: Any, *, username: str = "root", password: str = "root") -> None:
+        super().__init__()
         self.unit = unit
         self.profile = profile(unit.reading().model)
         self.username = username
@@ -97,9 +99,6 @@ class AntminerWebServer:
         self._rebooting = False
         self._reboot_seen = False
         self._fan_pwm = "100"
-        self._runner: web.AppRunner | None = None
-        self._tasks: set[asyncio.Task] = set()
-        self.port: int | None = None
         self.app = web.Application(middlewares=[self._auth_middleware])
         self.app.router.add_route("*", "/", self._index)
         self.app.router.add_route("*", "/index.html", self._index)
@@ -108,21 +107,6 @@ class AntminerWebServer:
         self.app.router.add_route("*", "/cgi-bin/set_miner_conf.cgi", self._set_miner_conf)
         self.app.router.add_route("*", "/cgi-bin/minerStatus.cgi", self._miner_status)
         self.app.router.add_route("*", "/cgi-bin/reboot.cgi", self._reboot)
-
-    async def start(self, host: str = "127.0.0.1", port: int = 80) -> int:
-        self._runner = web.AppRunner(self.app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-        return self.port
-
-    async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     # ------------------------------------------------------------------ auth
     def _challenge(self) -> web.Response:
@@ -280,10 +264,6 @@ class AntminerWebServer:
         self._spawn(self.unit.restart())
         return web.Response(text="<html><body>Rebooting...</body></html>", content_type="text/html")
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
 
 def _uptime_text(seconds: float) -> str:

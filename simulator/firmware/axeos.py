@@ -42,6 +42,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from simulator.firmware.apiformat import suffix_string
+from simulator.firmware.webserver import FirmwareWebServer
 from simulator.physics import SettingsError
 from simulator.profiles import profile
 
@@ -132,10 +133,11 @@ def check_settings(body: dict) -> list[str]:
     return errors
 
 
-class AxeOSServer:
+class AxeOSServer(FirmwareWebServer):
     """The LV06's HTTP + websocket API for one simulated unit."""
 
     def __init__(self, unit: Any, *, hostname: str = "LV06") -> None:
+        super().__init__()
         self.unit = unit
         self.profile = profile(unit.reading().model)
         self.hostname = hostname
@@ -148,10 +150,7 @@ class AxeOSServer:
         self._clients: set[web.WebSocketResponse] = set()
         self._queues: dict[web.WebSocketResponse, asyncio.Queue] = {}
         self._stats: list[list[float]] = []
-        self._runner: web.AppRunner | None = None
-        self._tasks: set[asyncio.Task] = set()
         self._listening = False
-        self.port: int | None = None
         self.app = web.Application(middlewares=[self._network_middleware])
         r = self.app.router
         r.add_get("/", self._index)
@@ -168,25 +167,13 @@ class AxeOSServer:
         r.add_route("*", "/api/{tail:.*}", self._api_unknown)
         r.add_get("/{tail:.*}", self._redirect)
 
-    async def start(self, host: str = "127.0.0.1", port: int = 80) -> int:
-        self._runner = web.AppRunner(self.app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-        return self.port
-
     async def stop(self) -> None:
         if self._listening:
             self.unit.remove_log_listener(self._on_log)
             self._listening = False
         for ws in list(self._clients):
             await ws.close()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await super().stop()
 
     # ---------------------------------------------------------- middleware
     @web.middleware
@@ -401,10 +388,6 @@ class AxeOSServer:
         except (ConnectionError, RuntimeError):
             pass
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
 
 def _split_pool_url(url: str) -> tuple[str, int]:

@@ -31,7 +31,6 @@ pool entry fields, the failed-login reply) the values are estimates.
 """
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -45,6 +44,8 @@ from collections import deque
 from typing import Any
 
 from aiohttp import web
+
+from simulator.firmware.webserver import FirmwareWebServer
 
 from simulator.physics import SettingsError
 from simulator.profiles import profile
@@ -118,12 +119,13 @@ def plan_frequency(info: str) -> float | None:
     return float(m.group(1)) if m else None
 
 
-class GoldshellWebServer:
+class GoldshellWebServer(FirmwareWebServer):
     """The LB-Box's JWT-protected ``/mcb`` API for one simulated unit."""
 
     def __init__(self, unit: Any, *, password: str = DEFAULT_PASSWORD, quirks: bool = False,
                  burst_limit: int = BURST_LIMIT, crash_down_s: float = CRASH_DOWN_S,
                  token_race_p: float = TOKEN_RACE_P) -> None:
+        super().__init__()
         self.unit = unit
         self.quirks = quirks
         self.burst_limit = burst_limit
@@ -145,9 +147,6 @@ class GoldshellWebServer:
         self._manual = False
         self._manual_plan = self._plans[0]["info"]
         self._pool_entries: list[dict[str, str]] | None = None
-        self._runner: web.AppRunner | None = None
-        self._tasks: set[asyncio.Task] = set()
-        self.port: int | None = None
         self.app = web.Application(middlewares=[self._auth_middleware])
         r = self.app.router
         r.add_get("/", self._index)
@@ -162,21 +161,6 @@ class GoldshellWebServer:
         r.add_put("/mcb/delpool", self._delpool)
         r.add_put("/mcb/restart", self._restart)
         r.add_get("/mcb/cgminer", self._cgminer)
-
-    async def start(self, host: str = "127.0.0.1", port: int = 80) -> int:
-        self._runner = web.AppRunner(self.app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-        return self.port
-
-    async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     @web.middleware
     async def _auth_middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -340,9 +324,7 @@ class GoldshellWebServer:
         return web.json_response(self._pool_list())
 
     async def _restart(self, request: web.Request) -> web.Response:
-        task = asyncio.ensure_future(self.unit.restart())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(self.unit.restart())
         return web.json_response({})
 
     async def _cgminer(self, request: web.Request) -> web.Response:
