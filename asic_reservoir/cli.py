@@ -25,7 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "probe": ("drivers.cli", "identify a unit and read one telemetry record"),
     "scan": ("drivers.cli", "find units in an address range you name"),
     "tpf": ("asic_reservoir.tpf", "evaluate the 'probability filter' (early-round share prediction)"),
-    "puf": ("asic_reservoir.puf", "fingerprint units: enroll, identify, verify, evaluate"),
+    "puf": ("asic_reservoir.puf_cli", "fingerprint units: enroll, identify, verify, evaluate"),
 }
 
 

@@ -1,0 +1,265 @@
+"""``asic-reservoir puf``: enroll, identify, verify, and evaluate a simulated fleet.
+
+The fleet evaluation starts simulated units in-process (a power cycle per read, ambient
+shifted between reads), so it sits here with the command line rather than in the library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from asic_reservoir.clock import Clock
+from asic_reservoir.progress import Progress
+from asic_reservoir.puf import (
+    Challenge,
+    PufError,
+    Response,
+    enroll,
+    identify,
+    read_response,
+    verify,
+)
+from asic_reservoir.puf_metrics import evaluate_fleet
+from asic_reservoir.puf_store import EnrollmentStore, StoreError
+
+DEFAULT_STORE = "puf-enrollments.db"
+
+
+# ----------------------------------------------------------------------------- fleets
+
+@dataclass
+class FleetOptions:
+    devices: int = 20
+    reads: int = 5
+    enroll_reads: int = 2         # >= 2 lets the metric learn each feature's own noise
+    ambient_drift_c: float = 3.0
+    model: str = "lv06"
+    speed: float = 50.0
+    challenge: Challenge = field(default_factory=Challenge)
+    seed: int = 0
+    concurrency: int = 10
+    hash_budget: float = 5000.0   # genuine hashes per wall second per simulated unit
+
+
+async def _read_simulated(opts: FleetOptions, seeds: Sequence[int], ambients: Sequence[float],
+                          pool: Any, clock: Clock, workdir: Path, tag: str) -> list[Response]:
+    """One challenge read of freshly started simulated units (a power cycle per read)."""
+    from simulator import UnitConfig, start_units
+    from simulator.profiles import PROFILES
+    from simulator.unit import auto_hash_scale
+    scale = auto_hash_scale(PROFILES[opts.model], opts.speed, opts.hash_budget)
+    configs = [UnitConfig(model=opts.model, seed=s, host="127.0.0.1",
+                          pool_url=pool.lbry_url if opts.model == "lbbox" else pool.url,
+                          worker=f"puf.{tag}.{i}", speed=opts.speed, hash_scale=scale,
+                          rpc_port=0, http_port=0, ambient_c=a,
+                          ambient_drift_c=opts.ambient_drift_c / 10)
+               for i, (s, a) in enumerate(zip(seeds, ambients))]
+    async with start_units(configs, clock=clock) as units:
+        jobs = [read_response(u.url, opts.challenge, pool, clock, workdir / f"{tag}-{i}.db",
+                              name=f"d{seeds[i]}", worker=u.config.worker,
+                              difficulty_scale=u.difficulty_scale,
+                              simulated={"profile": opts.model, "seed": seeds[i]})
+                for i, u in enumerate(units)]
+        return list(await asyncio.gather(*jobs))
+
+
+def _matrix(responses: Sequence[Response]) -> tuple[tuple[str, ...], np.ndarray]:
+    common = set(responses[0].feature_names)
+    for r in responses[1:]:
+        common &= set(r.feature_names)
+    names = tuple(n for n in responses[0].feature_names if n in common)
+    rows = []
+    for r in responses:
+        index = {n: i for i, n in enumerate(r.feature_names)}
+        rows.append(r.values[[index[n] for n in names]])
+    x = np.array(rows)
+    finite = np.all(np.isfinite(x), axis=0)
+    return tuple(n for n, f in zip(names, finite) if f), x[:, finite]
+
+
+async def evaluate_simulated_fleet(opts: FleetOptions, progress: bool = True) -> dict:
+    """Enroll ``devices`` simulated units, re-read each ``reads`` times under ambient drift."""
+    from drivers.stratum import Pool, PoolConfig
+    rng = np.random.default_rng(opts.seed)
+    seeds = [1000 + opts.seed * 100 + i for i in range(opts.devices)]
+    clock = Clock(opts.speed)
+    pool = Pool(PoolConfig(host="127.0.0.1", port=0, lbry_port=0), clock=clock)
+    await pool.start()
+    total_reads = opts.enroll_reads + opts.reads
+    bar = Progress(opts.devices * total_reads, "puf reads", enabled=progress)
+    enrolled: list[Response] = []
+    reads: list[Response] = []
+    owner: list[int] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="asic-reservoir-puf-") as tmp:
+            for read in range(total_reads):
+                ambients = 25.0 + rng.uniform(-opts.ambient_drift_c, opts.ambient_drift_c,
+                                              opts.devices)
+                for lo in range(0, opts.devices, opts.concurrency):
+                    idx = list(range(lo, min(lo + opts.concurrency, opts.devices)))
+                    got = await _read_simulated(opts, [seeds[i] for i in idx],
+                                                [float(ambients[i]) for i in idx], pool, clock,
+                                                Path(tmp), f"r{read}b{lo}")
+                    if read < opts.enroll_reads:
+                        enrolled += got
+                    else:
+                        reads += got
+                        owner += idx
+                    bar.update(len(idx))
+    finally:
+        bar.close()
+        await pool.stop()
+    names, x = _matrix(enrolled + reads)
+    n_enrolled = len(enrolled)
+    groups = [x[:n_enrolled][d::opts.devices] for d in range(opts.devices)]
+    metrics = evaluate_fleet(groups, x[n_enrolled:], np.asarray(owner), seed=opts.seed)
+    return {"fleet": f"sim:{opts.devices}", "model": opts.model, "reads": opts.reads,
+            "ambient_drift_c": opts.ambient_drift_c, "challenge_steps": opts.challenge.steps,
+            "challenge_version": opts.challenge.version, "features": len(names),
+            "enroll_reads": opts.enroll_reads,
+            "metrics": metrics.as_dict()}
+
+
+# ----------------------------------------------------------------------------- CLI
+
+def puf_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", required=True, metavar="action")
+
+    def unit_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--store", default=DEFAULT_STORE, help=f"enrollment store ({DEFAULT_STORE})")
+        p.add_argument("--speed", type=float, default=1.0,
+                       help="experiment clock speed (simulated units started with that --speed)")
+        p.add_argument("--difficulty-scale", type=float, default=1.0,
+                       help="pool difficulty multiplier (simulated units: their hash_scale)")
+        p.add_argument("--pool-host", default="127.0.0.1",
+                       help="address the pool listens on (the unit must reach it)")
+        p.add_argument("--pool-port", type=int, default=0, help="SHA-256d pool port (0: any)")
+        p.add_argument("--lbry-port", type=int, default=0, help="LBRY pool port (0: any)")
+        p.add_argument("--steps-per-phase", type=int, default=6,
+                       help="challenge steps per phase (default 6; must match enrollment)")
+        p.add_argument("--json", action="store_true", help="JSON output")
+
+    p = sub.add_parser("enroll", help="read a unit and store its reference response")
+    p.add_argument("--unit", required=True, metavar="URL")
+    p.add_argument("--name", required=True)
+    p.add_argument("--reads", type=int, default=2,
+                   help="challenge reads to enroll (default 2: lets identification weigh each "
+                        "feature by how much the unit varies from read to read)")
+    unit_options(p)
+    p = sub.add_parser("identify", help="rank enrolled units by distance to a fresh read")
+    p.add_argument("--unit", required=True, metavar="URL")
+    unit_options(p)
+    p = sub.add_parser("verify", help="accept or reject a unit's claimed name")
+    p.add_argument("--unit", required=True, metavar="URL")
+    p.add_argument("--name", required=True)
+    p.add_argument("--far", type=float, default=0.01, help="target false-accept rate (0.01)")
+    unit_options(p)
+    p = sub.add_parser("evaluate", help="PUF metrics over a simulated fleet")
+    p.add_argument("--fleet", default="sim:20", help="sim:N (N simulated units)")
+    p.add_argument("--model", default="lv06", choices=("s9", "lv06", "lbbox"))
+    p.add_argument("--reads", type=int, default=5, help="re-reads per unit after enrollment")
+    p.add_argument("--ambient-drift", type=float, default=3.0,
+                   help="re-reads at ambient 25 +- this many degrees C")
+    p.add_argument("--steps-per-phase", type=int, default=6)
+    p.add_argument("--speed", type=float, default=50.0, help="simulator speed (50)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="JSON output")
+
+
+async def _read_cli(args: argparse.Namespace, reads: int = 1) -> list[Response]:
+    from drivers.stratum import Pool, PoolConfig
+    clock = Clock(args.speed)
+    pool = Pool(PoolConfig(host=args.pool_host, port=args.pool_port, lbry_port=args.lbry_port),
+                clock=clock)
+    await pool.start()
+    try:
+        with tempfile.TemporaryDirectory(prefix="asic-reservoir-puf-") as tmp:
+            return [await read_response(args.unit, Challenge().shortened(args.steps_per_phase),
+                                        pool, clock, Path(tmp) / f"challenge{i}.db",
+                                        name=getattr(args, "name", None) or "unit",
+                                        difficulty_scale=args.difficulty_scale,
+                                        progress=not args.json)
+                    for i in range(reads)]
+    finally:
+        await pool.stop()
+
+
+def _print(args: argparse.Namespace, data: dict, lines: list[str]) -> None:
+    print(json.dumps(data, indent=2, default=float) if args.json else "\n".join(lines))
+
+
+def puf_main(args: argparse.Namespace) -> int:
+    from asic_reservoir.experiment import ExperimentError
+    try:
+        if args.action == "evaluate":
+            return _evaluate_main(args)
+        if args.action == "enroll" and args.reads < 1:
+            raise PufError("--reads must be >= 1")
+        responses = asyncio.run(_read_cli(args, args.reads if args.action == "enroll" else 1))
+        response = responses[0]
+        with EnrollmentStore(args.store) as store:
+            if args.action == "enroll":
+                for r in responses:
+                    enroll(store, args.name, args.unit, r)
+                _print(args, {"enrolled": args.name, "model": response.model,
+                              "challenge": response.challenge_version, "reads": len(responses),
+                              "features": len(response.feature_names)},
+                       [f"enrolled {args.name} ({response.model}, challenge "
+                        f"{response.challenge_version}, {len(responses)} reads, "
+                        f"{len(response.feature_names)} features)"])
+            elif args.action == "identify":
+                ranked = identify(store, response)
+                _print(args, {"candidates": [asdict(c) for c in ranked]},
+                       ["rank  name                 distance  confidence"] +
+                       [f"{i + 1:>4}  {c.name:<20} {c.distance:8.3f}  {c.confidence:9.3f}"
+                        for i, c in enumerate(ranked)])
+            else:
+                v = verify(store, response, args.name, args.far)
+                _print(args, asdict(v),
+                       [f"{'ACCEPT' if v.accepted else 'REJECT'} {v.name}: distance "
+                        f"{v.distance:.3f} vs threshold {v.threshold:.3f} (FAR {v.far_target:g})"])
+                return 0 if v.accepted else 1
+    except (PufError, StoreError, ExperimentError, ValueError) as exc:
+        print(f"asic-reservoir puf {args.action}: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _evaluate_main(args: argparse.Namespace) -> int:
+    kind, _, count = args.fleet.partition(":")
+    if kind != "sim" or not count.isdigit() or int(count) < 2:
+        raise PufError(f"--fleet must be sim:N with N >= 2, got {args.fleet!r}")
+    opts = FleetOptions(devices=int(count), reads=args.reads, ambient_drift_c=args.ambient_drift,
+                        model=args.model, speed=args.speed, seed=args.seed,
+                        challenge=Challenge().shortened(args.steps_per_phase))
+    result = asyncio.run(evaluate_simulated_fleet(opts, progress=not args.json))
+    m = result["metrics"]
+
+    def iv(d: dict, pct: bool = True) -> str:
+        k = 100 if pct else 1
+        return f"{k * d['value']:.2f} [{k * d['low']:.2f}, {k * d['high']:.2f}]"
+    b = m["bits"]
+    _print(args, result, [
+        f"PUF evaluation: {result['fleet']} {opts.model}, {opts.reads} re-reads each, ambient "
+        f"+-{opts.ambient_drift_c:g} C, challenge {result['challenge_steps']} steps, "
+        f"{result['features']} features",
+        f"  rank-1 identification  {iv(m['rank1_accuracy'])} %",
+        f"  EER                    {iv(m['eer'])} %",
+        f"  FAR / FRR at EER       {iv(m['far_at_threshold'])} % / {iv(m['frr_at_threshold'])} %",
+        f"  decidability d'        {m['decidability']:.2f}",
+        f"  genuine distance       {m['genuine_mean']:.3f} +- {m['genuine_std']:.3f}",
+        f"  impostor distance      {m['impostor_mean']:.3f} +- {m['impostor_std']:.3f}",
+        f"  bits ({b['n_bits']}): uniqueness {b['uniqueness']:.1f} %, reliability "
+        f"{b['reliability']:.1f} %, uniformity {b['uniformity']:.1f} %, bit-aliasing "
+        f"{b['bit_aliasing_mean']:.1f} % [{b['bit_aliasing_min']:.1f}, {b['bit_aliasing_max']:.1f}]",
+        "  (95% intervals: Wilson for rates, bootstrap over devices for EER)"])
+    return 0
