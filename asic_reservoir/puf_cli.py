@@ -86,6 +86,19 @@ def _matrix(responses: Sequence[Response]) -> tuple[tuple[str, ...], np.ndarray]
     return tuple(n for n, f in zip(names, finite) if f), x[:, finite]
 
 
+def _fleet_metrics(rounds: list[list[Response]], enroll_reads: int, seed: int) -> dict:
+    """Metrics from ``rounds[r][d]`` = read ``r`` of device ``d``; the first rounds enroll."""
+    devices = len(rounds[0])
+    flat = [resp for round_ in rounds for resp in round_]
+    names, x = _matrix(flat)
+    x = x.reshape(len(rounds), devices, -1)
+    groups = [x[:enroll_reads, d] for d in range(devices)]
+    tests = x[enroll_reads:].reshape(-1, x.shape[-1])
+    owner = np.tile(np.arange(devices), len(rounds) - enroll_reads)
+    metrics = evaluate_fleet(groups, tests, owner, seed=seed)
+    return {"features": len(names), "metrics": metrics.as_dict()}
+
+
 async def evaluate_simulated_fleet(opts: FleetOptions, progress: bool = True) -> dict:
     """Enroll ``devices`` simulated units, re-read each ``reads`` times under ambient drift."""
     from drivers.stratum import Pool, PoolConfig
@@ -96,37 +109,61 @@ async def evaluate_simulated_fleet(opts: FleetOptions, progress: bool = True) ->
     await pool.start()
     total_reads = opts.enroll_reads + opts.reads
     bar = Progress(opts.devices * total_reads, "puf reads", enabled=progress)
-    enrolled: list[Response] = []
-    reads: list[Response] = []
-    owner: list[int] = []
+    rounds: list[list[Response]] = []
     try:
         with tempfile.TemporaryDirectory(prefix="asic-reservoir-puf-") as tmp:
             for read in range(total_reads):
                 ambients = 25.0 + rng.uniform(-opts.ambient_drift_c, opts.ambient_drift_c,
                                               opts.devices)
+                rounds.append([])
                 for lo in range(0, opts.devices, opts.concurrency):
                     idx = list(range(lo, min(lo + opts.concurrency, opts.devices)))
-                    got = await _read_simulated(opts, [seeds[i] for i in idx],
-                                                [float(ambients[i]) for i in idx], pool, clock,
-                                                Path(tmp), f"r{read}b{lo}")
-                    if read < opts.enroll_reads:
-                        enrolled += got
-                    else:
-                        reads += got
-                        owner += idx
+                    rounds[-1] += await _read_simulated(
+                        opts, [seeds[i] for i in idx], [float(ambients[i]) for i in idx], pool,
+                        clock, Path(tmp), f"r{read}b{lo}")
                     bar.update(len(idx))
     finally:
         bar.close()
         await pool.stop()
-    names, x = _matrix(enrolled + reads)
-    n_enrolled = len(enrolled)
-    groups = [x[:n_enrolled][d::opts.devices] for d in range(opts.devices)]
-    metrics = evaluate_fleet(groups, x[n_enrolled:], np.asarray(owner), seed=opts.seed)
     return {"fleet": f"sim:{opts.devices}", "model": opts.model, "reads": opts.reads,
             "ambient_drift_c": opts.ambient_drift_c, "challenge_steps": opts.challenge.steps,
-            "challenge_version": opts.challenge.version, "features": len(names),
-            "enroll_reads": opts.enroll_reads,
-            "metrics": metrics.as_dict()}
+            "challenge_version": opts.challenge.version, "enroll_reads": opts.enroll_reads,
+            **_fleet_metrics(rounds, opts.enroll_reads, opts.seed)}
+
+
+async def evaluate_units(urls: Sequence[str], challenge: Challenge, *, reads: int = 5,
+                         enroll_reads: int = 2, speed: float = 1.0,
+                         difficulty_scale: float = 1.0, pool_host: str = "127.0.0.1",
+                         pool_port: int = 0, lbry_port: int = 0, seed: int = 0,
+                         progress: bool = True) -> dict:
+    """The same metrics on units named by URL (real or simulated elsewhere), read in
+    rounds: every unit once per round, concurrently, on one pool."""
+    from drivers.stratum import Pool, PoolConfig
+    if len(urls) < 2:
+        raise PufError("a fleet needs at least two units")
+    clock = Clock(speed)
+    pool = Pool(PoolConfig(host=pool_host, port=pool_port, lbry_port=lbry_port), clock=clock)
+    await pool.start()
+    total = enroll_reads + reads
+    bar = Progress(len(urls) * total, "puf reads", enabled=progress)
+    rounds: list[list[Response]] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="asic-reservoir-puf-") as tmp:
+            for read in range(total):
+                rounds.append(list(await asyncio.gather(*[
+                    read_response(url, challenge, pool, clock, Path(tmp) / f"r{read}-{i}.db",
+                                  name=f"u{i}", difficulty_scale=difficulty_scale)
+                    for i, url in enumerate(urls)])))
+                bar.update(len(urls))
+    finally:
+        bar.close()
+        await pool.stop()
+    models = sorted({r.model for r in rounds[0]})
+    if len(models) > 1:
+        raise PufError(f"a fleet must be one model, got {models}")
+    return {"fleet": list(urls), "model": models[0], "reads": reads,
+            "challenge_steps": challenge.steps, "challenge_version": challenge.version,
+            "enroll_reads": enroll_reads, **_fleet_metrics(rounds, enroll_reads, seed)}
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -165,12 +202,20 @@ def puf_arguments(parser: argparse.ArgumentParser) -> None:
     unit_options(p)
     p = sub.add_parser("evaluate", help="PUF metrics over a simulated fleet")
     p.add_argument("--fleet", default="sim:20", help="sim:N (N simulated units)")
+    p.add_argument("--unit", action="append", metavar="URL",
+                   help="evaluate these units instead of a simulated fleet (repeat; one model)")
+    p.add_argument("--difficulty-scale", type=float, default=1.0,
+                   help="with --unit: pool difficulty multiplier (simulated units: hash_scale)")
+    p.add_argument("--pool-host", default="127.0.0.1",
+                   help="with --unit: address the pool listens on (the units must reach it)")
     p.add_argument("--model", default="lv06", choices=("s9", "lv06", "lbbox"))
     p.add_argument("--reads", type=int, default=5, help="re-reads per unit after enrollment")
     p.add_argument("--ambient-drift", type=float, default=3.0,
                    help="re-reads at ambient 25 +- this many degrees C")
     p.add_argument("--steps-per-phase", type=int, default=6)
-    p.add_argument("--speed", type=float, default=50.0, help="simulator speed (50)")
+    p.add_argument("--speed", type=float, default=None,
+                   help="clock speed (default 50 for sim:N; with --unit 1, or the --speed the "
+                        "simulated units were started with)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="JSON output")
 
@@ -235,13 +280,22 @@ def puf_main(args: argparse.Namespace) -> int:
 
 
 def _evaluate_main(args: argparse.Namespace) -> int:
-    kind, _, count = args.fleet.partition(":")
-    if kind != "sim" or not count.isdigit() or int(count) < 2:
-        raise PufError(f"--fleet must be sim:N with N >= 2, got {args.fleet!r}")
-    opts = FleetOptions(devices=int(count), reads=args.reads, ambient_drift_c=args.ambient_drift,
-                        model=args.model, speed=args.speed, seed=args.seed,
-                        challenge=Challenge().shortened(args.steps_per_phase))
-    result = asyncio.run(evaluate_simulated_fleet(opts, progress=not args.json))
+    challenge = Challenge().shortened(args.steps_per_phase)
+    if args.unit:
+        result = asyncio.run(evaluate_units(
+            args.unit, challenge, reads=args.reads, speed=args.speed or 1.0,
+            difficulty_scale=args.difficulty_scale, pool_host=args.pool_host, seed=args.seed,
+            progress=not args.json))
+        where = f"{len(args.unit)} units"
+    else:
+        kind, _, count = args.fleet.partition(":")
+        if kind != "sim" or not count.isdigit() or int(count) < 2:
+            raise PufError(f"--fleet must be sim:N with N >= 2, got {args.fleet!r}")
+        opts = FleetOptions(devices=int(count), reads=args.reads,
+                            ambient_drift_c=args.ambient_drift, model=args.model,
+                            speed=args.speed or 50.0, seed=args.seed, challenge=challenge)
+        result = asyncio.run(evaluate_simulated_fleet(opts, progress=not args.json))
+        where = f"{result['fleet']}, ambient +-{opts.ambient_drift_c:g} C"
     m = result["metrics"]
 
     def iv(d: dict, pct: bool = True) -> str:
@@ -249,9 +303,9 @@ def _evaluate_main(args: argparse.Namespace) -> int:
         return f"{k * d['value']:.2f} [{k * d['low']:.2f}, {k * d['high']:.2f}]"
     b = m["bits"]
     _print(args, result, [
-        f"PUF evaluation: {result['fleet']} {opts.model}, {opts.reads} re-reads each, ambient "
-        f"+-{opts.ambient_drift_c:g} C, challenge {result['challenge_steps']} steps, "
-        f"{result['features']} features",
+        f"PUF evaluation: {where}, {result['model']}, {result['reads']} re-reads each after "
+        f"{result['enroll_reads']} enrollment reads, challenge {result['challenge_steps']} "
+        f"steps, {result['features']} features",
         f"  rank-1 identification  {iv(m['rank1_accuracy'])} %",
         f"  EER                    {iv(m['eer'])} %",
         f"  FAR / FRR at EER       {iv(m['far_at_threshold'])} % / {iv(m['frr_at_threshold'])} %",

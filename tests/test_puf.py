@@ -98,3 +98,19 @@ async def test_cli_enrolls_and_identifies_units_named_by_url(tmp_path):
         assert code == 2 and "not enrolled" in err
     code, out, err = await cli("identify", "--unit", "lv06://127.0.0.1:9", *common)
     assert code == 2 and "127.0.0.1:9" in err
+
+
+async def test_evaluate_units_named_by_url(tmp_path):
+    from asic_reservoir.puf_cli import evaluate_units
+    nowhere = "stratum+tcp://127.0.0.1:9"
+    configs = [lv06(seed, nowhere, f"ev.{seed}") for seed in (31, 32, 33)]
+    async with start_units(configs, clock=Clock(SPEED)) as units:
+        result = await evaluate_units([u.url for u in units], CHALLENGE, reads=1, enroll_reads=2,
+                                      speed=SPEED, difficulty_scale=units[0].difficulty_scale,
+                                      progress=False)
+    m = result["metrics"]
+    assert result["model"] == "lv06" and m["devices"] == 3 and m["reads"] == 3
+    assert 0 <= m["eer"]["low"] <= m["eer"]["value"] <= m["eer"]["high"] <= 1
+    assert m["rank1_accuracy"]["value"] >= 2 / 3   # 3 units, re-read: chance is 1/3
+    with pytest.raises(puf.PufError, match="two units"):
+        await evaluate_units([units[0].url], CHALLENGE)
