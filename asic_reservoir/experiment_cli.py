@@ -209,7 +209,7 @@ def analyze_files(paths: Sequence[str | Path], options: AnalysisOptions | None =
     """Score run files: per unit x channel, hardware readouts and controls over runs,
     plus the task baselines on the same input series. Returns a ``report.Report``."""
     from asic_reservoir.baselines import hardware_scores, run_baselines
-    from asic_reservoir.readout import Split
+    from asic_reservoir.readout import ReadoutError, Split
     from asic_reservoir.report import Entry, Report
     from asic_reservoir.tasks import narma_from_input
 
@@ -236,10 +236,15 @@ def analyze_files(paths: Sequence[str | Path], options: AnalysisOptions | None =
                     run_split = Split.fractions(len(u), min(opt.washout, len(u) // 5),
                                                 opt.train, opt.validation)
                     split = split or run_split
-                    scores = hardware_scores(sm.X, u, y, run_split, valid=sm.valid,
-                                             feature_names=sm.names, seed=run,
-                                             alphas=ANALYSIS_ALPHAS,
-                                             check_leakage=opt.check_leakage)
+                    try:
+                        scores = hardware_scores(sm.X, u, y, run_split, valid=sm.valid,
+                                                 feature_names=sm.names, seed=run,
+                                                 alphas=ANALYSIS_ALPHAS,
+                                                 check_leakage=opt.check_leakage)
+                    except ReadoutError as exc:      # one bad run must not hide the others
+                        notes.append(f"{Path(path).name}: run {run}: {unit.name} not scored: "
+                                     f"{exc}")
+                        continue
                     per_run.append(scores)
                     skipped += sm.n_marked
                     notes.extend(f"{Path(path).name}: run {run}: {n}" for n in sm.notes)
