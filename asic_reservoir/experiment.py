@@ -35,7 +35,8 @@ from asic_reservoir.runs import (CommandRow, RunWriter, ShareRow, SlotRow, StepR
 log = logging.getLogger(__name__)
 
 LBRY_FACTOR = 256.0
-POLL_AT = 0.8            # telemetry is read at this fraction of each slot
+POLL_AT = 0.5            # telemetry is requested mid-slot: the reply must land before the
+                         # slot ends (a later one may show the next input and is not used)
 REJOIN_EVERY_STEPS = 10  # re-point a unit that stays away from the pool this often
 BASE_SHARE_RATE = 2.0    # shares per experiment second when the channel leaves difficulty alone
 
