@@ -246,7 +246,7 @@ class FanChannel(Channel):
             raise ChannelError(f"fan: {unit.model} has no manual fan control")
         # Stock S9 firmware writes every setting through set_miner_conf, which restarts
         # bmminer: a fan change costs minutes of downtime, like a frequency change.
-        if _cap(unit.capabilities, "fan_needs_restart") or unit.model == "s9":
+        if _cap(unit.capabilities, "fan_needs_restart"):
             raise ChannelError(f"fan: {unit.model} applies a fan change only by restarting the "
                                f"miner (stock firmware), so it cannot carry an input signal; "
                                f"use difficulty or another unit")

@@ -72,7 +72,7 @@ class Challenge:
         parts = []
         if capabilities.frequency and not capabilities.frequency_needs_restart:
             parts.append("frequency")
-        if capabilities.fan and not getattr(capabilities, "fan_needs_restart", False):
+        if capabilities.fan and not capabilities.fan_needs_restart:
             # Never below 60 %: a slow fan at low clock already nears the LV06's chip limit.
             parts.append(f"fan:lo_pct={self.min_fan_pct:g}")
         return "+".join(parts) or "difficulty"

@@ -122,6 +122,7 @@ class Capabilities:
     frequency_steps: tuple[float, ...] = ()   # discrete choices (LB-Box power plans); () = continuous
     voltage: bool = False
     fan: bool = False
+    fan_needs_restart: bool = False           # stock S9: every settings write restarts bmminer
     temp_target: bool = False
     pause: bool = False
     pool: bool = True

@@ -359,6 +359,7 @@ class S9Unit(Unit):
 
     async def capabilities(self) -> Capabilities:
         return Capabilities(frequency=True, frequency_needs_restart=True, fan=True,
+                            fan_needs_restart=True,
                             pool=True, pool_needs_restart=True)
 
     async def miner_conf(self) -> dict[str, Any]:

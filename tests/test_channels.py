@@ -15,7 +15,7 @@ LV06 = UnitInfo(model="lv06", hashrate_ghs=50000.0, frequency_range=(400.0, 575.
                 capabilities={"frequency": True, "fan": True, "pause": True})
 S9 = UnitInfo(model="s9", hashrate_ghs=13500.0,
               capabilities={"frequency": True, "frequency_needs_restart": True, "fan": True,
-                            "pause": False})
+                            "fan_needs_restart": True, "pause": False})
 LBBOX = UnitInfo(model="lbbox", hashrate_ghs=1000.0, frequency_range=(100.0, 400.0),
                  frequency_steps=(100.0, 200.0, 300.0, 400.0),
                  capabilities={"frequency": True, "fan": False, "pause": False})

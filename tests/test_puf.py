@@ -114,3 +114,18 @@ async def test_evaluate_units_named_by_url(tmp_path):
     assert m["rank1_accuracy"]["value"] >= 2 / 3   # 3 units, re-read: chance is 1/3
     with pytest.raises(puf.PufError, match="two units"):
         await evaluate_units([units[0].url], CHALLENGE)
+
+
+def test_challenge_uses_only_live_actuators():
+    from drivers.telemetry import Capabilities
+    c = puf.Challenge()
+    s9 = Capabilities(frequency=True, frequency_needs_restart=True, fan=True,
+                      fan_needs_restart=True)
+    lv06 = Capabilities(frequency=True, fan=True, pause=True)
+    lbbox = Capabilities(frequency=True, frequency_steps=(800.0, 1000.0))
+    assert c.channel_spec(s9) == "difficulty"
+    assert c.channel_spec(lv06) == "frequency+fan:lo_pct=60"
+    assert c.channel_spec(lbbox) == "frequency"
+    assert c.inputs().shape == (c.steps,) and c.shortened(3).steps == 3 * len(c.phases)
+    with pytest.raises(puf.PufError):
+        puf.Challenge(phases=((0.9, 4),))
