@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
 import sys
 import tempfile
@@ -40,12 +39,21 @@ ANALYSIS_ALPHAS = np.logspace(-8, 4, 13)
 
 # ----------------------------------------------------------------------------- inputs
 
-def narma_inputs(seed: int, steps: int):
-    """Deterministic NARMA-10 input series per run (resume regenerates the same one)."""
+CONSTANT_INPUT = 0.25   # the mean of U[0, 0.5]: what the constant-input control drives
+
+
+def narma_inputs(seed: int, steps: int, control: str | None = None):
+    """Deterministic NARMA-10 input series per run (resume regenerates the same one).
+
+    With ``control="constant-input"`` the units are driven by a constant instead, while the
+    task (and the readout's target) stays the NARMA series of the same seed: whatever the
+    readout then scores is not from the hardware following the input.
+    """
     from asic_reservoir.tasks import narma
 
     def inputs(run: int) -> np.ndarray:
-        return narma(steps, NARMA_ORDER, seed=input_seed(seed, run)).u
+        u = narma(steps, NARMA_ORDER, seed=input_seed(seed, run)).u
+        return np.full_like(u, CONSTANT_INPUT) if control == "constant-input" else u
     return inputs
 
 
@@ -60,8 +68,14 @@ async def run_experiment(urls: Sequence[str], channel: str, out: str | Path, *, 
                          lbry_port: int = 0, progress: bool = True,
                          simulated: Sequence[dict] | None = None,
                          names: Sequence[str] | None = None,
-                         workers: Sequence[str] | None = None):
-    """Record a NARMA-10 run file; starts a pool unless one is given."""
+                         workers: Sequence[str] | None = None, control: str | None = None):
+    """Record a NARMA-10 run file; starts a pool unless one is given.
+
+    ``control="constant-input"`` records the constant-input control (see :func:`narma_inputs`).
+    """
+    if control not in (None, "constant-input"):
+        raise ExperimentError(f"unknown control {control!r}; the one recorded control is "
+                              f"'constant-input'")
     from drivers.stratum import Pool, PoolConfig
     clock = clock or (pool.clock if pool is not None else Clock())
     own_pool = pool is None
@@ -84,6 +98,7 @@ async def run_experiment(urls: Sequence[str], channel: str, out: str | Path, *, 
             channels = parse_channels(meta.channel["spec"], slots=meta.slots, mask=meta.mask)
             steps, runs, seed = meta.steps, meta.runs, meta.seed
             step_seconds = meta.step_seconds
+            control = meta.extra.get("control")
         else:
             channels = parse_channels(channel, slots=slots, seed=seed)
             if len(difficulty_scales) not in (1, len(urls)):
@@ -108,7 +123,8 @@ async def run_experiment(urls: Sequence[str], channel: str, out: str | Path, *, 
                            units=[link.meta for link in links], channel=channels.describe(),
                            mask=[float(m) for m in channels.mask], clock_speed=clock.speed,
                            step_seconds=step_seconds,
-                           difficulty_scale=float(scales[0]) if scales else 1.0)
+                           difficulty_scale=float(scales[0]) if scales else 1.0,
+                           extra={"control": control} if control else {})
             writer = RunWriter.create(out, meta)
         else:
             position = writer.next_step()
@@ -116,7 +132,7 @@ async def run_experiment(urls: Sequence[str], channel: str, out: str | Path, *, 
                 {"at": list(position) if position else None,
                  "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}])
         experiment = Experiment(pool, links, channels, writer, clock,
-                                narma_inputs(seed, steps),
+                                narma_inputs(seed, steps, control),
                                 ExperimentConfig(step_seconds=step_seconds,
                                                  warmup_seconds=warmup_seconds,
                                                  progress=progress))
@@ -160,6 +176,9 @@ def run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of inputs and mask")
     parser.add_argument("--out", required=True, help="run file (SQLite)")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run file")
+    parser.add_argument("--control", choices=("constant-input",),
+                        help="record a control instead: drive the units with a constant while "
+                             "the readout is scored on the NARMA series (should give ~1.0)")
     parser.add_argument("--difficulty-scale", type=float, action="append",
                         help="multiply pool difficulties by this (simulated units: their "
                              "hash_scale); once for all units or once per unit")
@@ -182,7 +201,8 @@ def run_main(args: argparse.Namespace) -> int:
             slots=args.slots, seed=args.seed, step_seconds=args.step_seconds,
             warmup_seconds=args.warmup, difficulty_scales=args.difficulty_scale or [1.0],
             resume=args.resume, clock=Clock(args.speed), pool_host=args.pool_host,
-            pool_port=args.pool_port, lbry_port=args.lbry_port, progress=not args.quiet))
+            pool_port=args.pool_port, lbry_port=args.lbry_port, progress=not args.quiet,
+            control=args.control))
     except (ExperimentError, ChannelError, RunFileError, ValueError, OSError) as exc:
         print(f"asic-reservoir run: {exc}", file=sys.stderr)
         return 1
@@ -225,6 +245,10 @@ def analyze_files(paths: Sequence[str | Path], options: AnalysisOptions | None =
             channel = (labels or {}).get(str(path)) or meta.channel.get("spec", "?")
             if meta.slots > 1:
                 channel = f"{channel} x{meta.slots} slots"
+            control = meta.extra.get("control")
+            if control:
+                channel = f"{channel} [{control} control]"
+                task_inputs = narma_inputs(meta.seed, meta.steps)
             for unit in meta.units:
                 if opt.units and unit.name not in opt.units:
                     continue
@@ -232,6 +256,8 @@ def analyze_files(paths: Sequence[str | Path], options: AnalysisOptions | None =
                 for run in reader.runs():
                     sm = states(reader, run, [unit.name])
                     u = sm.u
+                    if control:  # the hardware saw a constant; the task is the NARMA series
+                        u = task_inputs(run)[:len(u)]
                     y = narma_from_input(u, NARMA_ORDER)
                     run_split = Split.fractions(len(u), min(opt.washout, len(u) // 5),
                                                 opt.train, opt.validation)
@@ -256,10 +282,26 @@ def analyze_files(paths: Sequence[str | Path], options: AnalysisOptions | None =
                     entries.append(Entry.from_runs(label, channel, per_run))
     if not entries:
         raise StatesError("no unit with finished steps in the given run files")
+    entries = _attach_constant_input_controls(entries)
     baselines = run_baselines(list(series.values()), split, esn_sizes=opt.esn_sizes,
                               alphas=ANALYSIS_ALPHAS)
     return Report(task="NARMA-10", entries=entries, baselines=baselines, split=split,
                   skipped_steps=skipped, notes=list(dict.fromkeys(notes)))
+
+
+def _attach_constant_input_controls(entries: list) -> list:
+    """A constant-input control run scores as the ``"constant input"`` control of the same
+    unit and channel when that run is analysed alongside; otherwise it stands on its own."""
+    suffix = " [constant-input control]"
+    kept = [e for e in entries if not e.channel.endswith(suffix)]
+    for ctl in (e for e in entries if e.channel.endswith(suffix)):
+        match = next((e for e in kept if e.unit == ctl.unit
+                      and e.channel == ctl.channel[:-len(suffix)]), None)
+        if match is None:
+            kept.append(ctl)
+        else:
+            match.controls["constant input"] = ctl.readouts["hardware"]
+    return kept
 
 
 def _plots(directory: str | Path, unit: str, channel: str, run: int, sm: Any,

@@ -225,3 +225,29 @@ async def test_work_channel_writes_the_input_into_the_coinbase(tmp_path):
     assert len(tags) >= 3 and tags <= inputs
     assert len(jobs) >= 2 and rejected <= len(jobs)
     assert b"u=" not in after.coinb2                 # the pool's own jobs again afterwards
+
+
+async def test_constant_input_control_scores_like_the_mean(tmp_path):
+    """Driven by a constant, the unit carries nothing about the task: hardware-only ~1.0,
+    reported as the 'constant input' control beside the real run of the same channel."""
+    clock, pool, configs = await _setup(["lv06"])
+    real, ctl = tmp_path / "real.db", tmp_path / "ctl.db"
+    try:
+        async with start_units(configs, clock=clock) as units:
+            for path, control in ((real, None), (ctl, "constant-input")):
+                await run_experiment([units[0].url], "fan", path, steps=150, step_seconds=5.0,
+                                     control=control, **_kwargs(units, clock, pool))
+    finally:
+        await pool.stop()
+    with RunReader(ctl) as r:
+        assert r.meta.extra["control"] == "constant-input"
+        assert {u for _step, u, *_ in r.steps(0)} == {0.25}
+        assert len({c[3] for c in r.commands(0, "lv06") if c[2] == "fan_pct"}) == 1
+    report = analyze_files([real, ctl], AnalysisOptions(washout=10, esn_sizes=(20,)))
+    assert len(report.entries) == 1
+    entry = report.entries[0]
+    constant = entry.controls["constant input"]
+    assert constant.mean > 0.85
+    with pytest.raises(ExperimentError, match="control"):
+        await run_experiment(["lv06://127.0.0.1:9"], "fan", tmp_path / "x.db", steps=5,
+                             control="zero-input")
