@@ -237,12 +237,14 @@ def analyze_files(paths: Sequence[str | Path], options: AnalysisOptions | None =
     entries: list[Entry] = []
     series: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
     notes: list[str] = []
+    by_slots: dict[tuple[str, str], dict[int, Any]] = {}   # (unit, channel) -> slots -> entry
     skipped = 0
     split = None
     for path in paths:
         with RunReader(path) as reader:
             meta = reader.meta
             channel = (labels or {}).get(str(path)) or meta.channel.get("spec", "?")
+            base_channel = channel
             if meta.slots > 1:
                 channel = f"{channel} x{meta.slots} slots"
             control = meta.extra.get("control")
@@ -280,11 +282,15 @@ def analyze_files(paths: Sequence[str | Path], options: AnalysisOptions | None =
                 if per_run:
                     label = f"{unit.name}" + (f" ({unit.model})" if unit.model not in unit.name else "")
                     entries.append(Entry.from_runs(label, channel, per_run))
+                    if not control:
+                        by_slots.setdefault((label, base_channel), {})[meta.slots] = entries[-1]
     if not entries:
         raise StatesError("no unit with finished steps in the given run files")
     entries = _attach_constant_input_controls(entries)
     baselines = run_baselines(list(series.values()), split, esn_sizes=opt.esn_sizes,
                               alphas=ANALYSIS_ALPHAS)
+    if plots is not None:
+        _plot_slot_sweeps(plots, by_slots, baselines)
     return Report(task="NARMA-10", entries=entries, baselines=baselines, split=split,
                   skipped_steps=skipped, notes=list(dict.fromkeys(notes)))
 
@@ -302,6 +308,19 @@ def _attach_constant_input_controls(entries: list) -> list:
         else:
             match.controls["constant input"] = ctl.readouts["hardware"]
     return kept
+
+
+def _plot_slot_sweeps(directory: str | Path, by_slots: dict, baselines: dict) -> None:
+    """NRMSE against virtual-node slots, for each unit and channel recorded at several."""
+    from asic_reservoir.report import plot_nrmse_vs_slots
+    for (unit, channel), entries in by_slots.items():
+        if len(entries) < 2:
+            continue
+        slots = sorted(entries)
+        head = [next(iter(entries[n].readouts.values())) for n in slots]
+        stem = f"{unit}_{channel}".replace(" ", "_").replace("+", "-").replace(":", "-")
+        plot_nrmse_vs_slots(slots, head, Path(directory) / f"{stem}_nrmse_vs_slots.png",
+                            baselines=baselines, title=f"{unit} {channel}")
 
 
 def _plots(directory: str | Path, unit: str, channel: str, run: int, sm: Any,

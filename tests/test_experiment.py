@@ -251,3 +251,19 @@ async def test_constant_input_control_scores_like_the_mean(tmp_path):
     with pytest.raises(ExperimentError, match="control"):
         await run_experiment(["lv06://127.0.0.1:9"], "fan", tmp_path / "x.db", steps=5,
                              control="zero-input")
+
+
+def test_analyze_plots_nrmse_against_slots(tmp_path):
+    """Runs of one unit and channel at several slot counts give an NRMSE-vs-slots plot."""
+    pytest.importorskip("matplotlib")
+    from asic_reservoir.experiment_cli import _plot_slot_sweeps
+    from asic_reservoir.readout import Summary
+    from asic_reservoir.report import Entry
+    entries = {n: Entry("lv06", f"fan x{n} slots", {"hardware": Summary(1.0 / n, 0.01, 3)})
+               for n in (1, 2, 4)}
+    lone = {1: Entry("s9", "difficulty", {"hardware": Summary(0.9, 0.02, 3)})}
+    _plot_slot_sweeps(tmp_path, {("lv06", "fan"): entries, ("s9", "difficulty"): lone},
+                      {"ridge u(t)": Summary(0.9, 0.02, 3)})
+    pngs = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert pngs == ["lv06_fan_nrmse_vs_slots.png"]
+    assert (tmp_path / pngs[0]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
