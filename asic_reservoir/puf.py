@@ -38,16 +38,21 @@ class PufError(RuntimeError):
 
 @dataclass(frozen=True)
 class Challenge:
-    """A fixed stimulus program: phases of (input value in [0, 0.5], steps)."""
+    """A fixed stimulus program: phases of (input value in [0, 0.5], steps).
 
-    version: str = "1"
+    The first phase is a warm-up whose readings are not part of the response.
+    """
+
+    version: str = "2"    # 2: the first phase is a warm-up, not part of the response
     phases: tuple[tuple[float, int], ...] = ((0.25, 12), (0.5, 12), (0.0, 12), (0.5, 12))
     step_seconds: float = 10.0
     slots: int = 4        # telemetry polls per step (the input is constant within a step)
     min_fan_pct: float = 60.0
 
     def __post_init__(self) -> None:
-        if not self.phases or any(n < 2 or not 0 <= u <= 0.5 for u, n in self.phases):
+        if len(self.phases) < 2:
+            raise PufError("a challenge needs a warm-up phase and at least one measured phase")
+        if any(n < 2 or not 0 <= u <= 0.5 for u, n in self.phases):
             raise PufError("challenge phases need u in [0, 0.5] and at least 2 steps each")
         if not self.step_seconds > 0:
             raise PufError("challenge step_seconds must be > 0")
@@ -104,7 +109,9 @@ def response_from_run(path: str | Path, unit: str, challenge: Challenge, key: st
                 traces[phase[step]].share_chips.append(int(chip))
     if sum(len(t.samples) for t in traces) == 0:
         raise PufError(f"{path}: no telemetry recorded for {unit}; cannot build a response")
-    response = response_from_traces(model, key, traces)
+    # The first phase is a warm-up: it brings the unit from whatever it did before (idle,
+    # another experiment) to a known state, so the response does not depend on history.
+    response = response_from_traces(model, key, traces[1:])
     response.conditions["unit"] = unit
     return response
 

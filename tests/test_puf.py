@@ -83,7 +83,7 @@ async def test_cli_enrolls_and_identifies_units_named_by_url(tmp_path):
     nowhere = "stratum+tcp://127.0.0.1:9"  # nothing listens: the units idle until pointed
     configs = [lv06(seed, nowhere, f"cli.{seed}") for seed in (21, 22)]
     async with start_units(configs, clock=Clock(SPEED)) as units:
-        common = ["--store", store, "--speed", str(SPEED), "--steps-per-phase", "4",
+        common = ["--store", store, "--speed", str(SPEED), "--steps-per-phase", "6",
                   "--difficulty-scale", str(units[0].difficulty_scale), "--json"]
         for name, unit in zip(("alpha", "beta"), units):
             code, out, err = await cli("enroll", "--unit", unit.url, "--name", name, *common)
