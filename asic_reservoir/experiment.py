@@ -25,16 +25,28 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from asic_reservoir.channels import (ChannelError, ChannelSet, Command, DifficultyChannel,
-                                     UnitInfo)
+from asic_reservoir.channels import (
+    ChannelError,
+    ChannelSet,
+    Command,
+    DifficultyChannel,
+    UnitInfo,
+)
 from asic_reservoir.clock import Clock
 from asic_reservoir.progress import Progress
-from asic_reservoir.runs import (CommandRow, RunWriter, ShareRow, SlotRow, StepRecord,
-                                 TelemetryRow, UnitMeta)
+from asic_reservoir.runs import (
+    CommandRow,
+    RunWriter,
+    ShareRow,
+    SlotRow,
+    StepRecord,
+    TelemetryRow,
+    UnitMeta,
+)
+from asic_reservoir.work import LBRY_DIFFICULTY_FACTOR
 
 log = logging.getLogger(__name__)
 
-LBRY_FACTOR = 256.0
 POLL_AT = 0.5            # telemetry is requested mid-slot: the reply must land before the
                          # slot ends (a later one may show the next input and is not used)
 REJOIN_EVERY_STEPS = 10  # re-point a unit that stays away from the pool this often
@@ -200,7 +212,7 @@ async def connect_unit(url: str, pool: Any, *, name: str, worker: str,
             freq_range = (min(caps.frequency_steps), max(caps.frequency_steps))
     info = UnitInfo(model=driver.model, hashrate_ghs=hashrate, frequency_range=freq_range,
                     frequency_steps=tuple(caps.frequency_steps), fan_range=tuple(env.fan_pct),
-                    difficulty_factor=LBRY_FACTOR if algorithm == "lbry" else 1.0,
+                    difficulty_factor=LBRY_DIFFICULTY_FACTOR if algorithm == "lbry" else 1.0,
                     capabilities=caps)
     sim = simulated or {}
     meta = UnitMeta(name=name, url=url, model=driver.model, firmware=ident.firmware,

@@ -15,6 +15,7 @@ import sys
 import time
 
 from asic_reservoir.progress import Progress
+from asic_reservoir.work import LBRY_DIFFICULTY_FACTOR
 
 from .pool import Pool, PoolConfig
 
@@ -31,7 +32,7 @@ def pool_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--difficulty", type=float, default=1.0, help="share difficulty (fractions allowed)")
     parser.add_argument("--lbry-difficulty", type=float, default=None,
                         help="LBRY share difficulty (default: --difficulty), LBRY scale")
-    parser.add_argument("--lbry-factor", type=float, default=256.0,
+    parser.add_argument("--lbry-factor", type=float, default=LBRY_DIFFICULTY_FACTOR,
                         help="LBRY difficulty scale vs Bitcoin's (default 256)")
     parser.add_argument("--branches", type=int, default=0, help="random merkle branches in default jobs")
     parser.add_argument("--extranonce2-size", type=int, default=4)
