@@ -42,8 +42,8 @@ def _serve(specs: list[tuple[str, str]], standard_ports: bool, hash_scale: float
 
 async def _serve_async(specs: list[tuple[str, str]], standard_ports: bool,
                        hash_scale: float | None, conn: Any) -> None:
-    from drivers.stratum import Pool, PoolConfig
-    from simulator import UnitConfig, start_units
+    from asic_reservoir.drivers.stratum import Pool, PoolConfig
+    from asic_reservoir.simulator import UnitConfig, start_units
 
     pool = Pool(PoolConfig(host="127.0.0.1", port=0, lbry_port=0))
     await pool.start()
@@ -163,7 +163,7 @@ def _p(values: list[float], q: float) -> float:
 
 async def _measure_latency(units: list[tuple[str, str, str]], n: int, with_pyasic: bool,
                            note: str) -> list[Figure]:
-    from drivers.units import open_unit
+    from asic_reservoir.drivers.units import open_unit
 
     figures = []
     for model, host, url in units:
@@ -193,7 +193,7 @@ async def _measure_latency(units: list[tuple[str, str, str]], n: int, with_pyasi
 
 async def _measure_rate(units: list[tuple[str, str, str]], seconds: float, with_pyasic: bool,
                         note: str) -> list[Figure]:
-    from drivers.units import open_unit
+    from asic_reservoir.drivers.units import open_unit
 
     opened = [await open_unit(url) for _, _, url in units]
     try:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from benchmarks import Figure, quick
 
-from asic_reservoir.clock import Clock
-from asic_reservoir.experiment_cli import DEMO_AMBIENT_C, DEMO_SEEDS, run_experiment
-from asic_reservoir.runs import RunReader
+from asic_reservoir.drivers.clock import Clock
+from asic_reservoir.cli.experiment import DEMO_AMBIENT_C, DEMO_SEEDS, run_experiment
+from asic_reservoir.experiment.runs import RunReader
 
 SPEED = 200.0
 STEP_SECONDS = 0.5
@@ -24,8 +24,8 @@ MODELS = ("s9", "lv06", "lbbox")
 
 
 async def _measure(steps: int, workdir: Path) -> tuple[float, object, int]:
-    from drivers.stratum import Pool, PoolConfig
-    from simulator import UnitConfig, start_units
+    from asic_reservoir.drivers.stratum import Pool, PoolConfig
+    from asic_reservoir.simulator import UnitConfig, start_units
     clock = Clock(SPEED)
     pool = Pool(PoolConfig(host="127.0.0.1", port=0, lbry_port=0), clock=clock)
     await pool.start()

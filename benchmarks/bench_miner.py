@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 import time
 
-from asic_reservoir.work import Job, difficulty_to_target
+from asic_reservoir.drivers.stratum.work import Job, difficulty_to_target
 from benchmarks import Figure, hashlib_dsha_rate, quick
-from simulator.hashing import HashingEngine
+from asic_reservoir.simulator.hashing import HashingEngine
 
 TICK_HASHES = 20_000      # total hash budget per engine call, split over the chips
 

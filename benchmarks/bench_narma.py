@@ -15,7 +15,7 @@ from pathlib import Path
 
 from benchmarks import Figure, quick
 
-from asic_reservoir.experiment_cli import (DEMO_BEST, PUBLISHED, DemoSize, analyze_files,
+from asic_reservoir.cli.experiment import (DEMO_BEST, PUBLISHED, DemoSize, analyze_files,
                                           run_demo)
 
 # Every channel each model can carry at a 5 s step, best candidate first (see DEMO_BEST).

@@ -19,7 +19,7 @@ import multiprocessing as mp
 import os
 import time
 
-from asic_reservoir.work import Job, difficulty_to_target, hash_to_int, sha256d
+from asic_reservoir.drivers.stratum.work import Job, difficulty_to_target, hash_to_int, sha256d
 from benchmarks import Figure, hashlib_dsha_rate, quick
 
 HOST = "127.0.0.1"
@@ -156,7 +156,7 @@ def _spawn(kind: str, args: tuple):
 
 
 async def _throughput(n_sessions: int, per_session: int) -> tuple[float, float, int]:
-    from drivers.stratum import Pool, PoolConfig
+    from asic_reservoir.drivers.stratum import Pool, PoolConfig
     async with Pool(PoolConfig(host=HOST, difficulty=SHARE_DIFF, refresh_s=None)) as pool:
         events = pool.subscribe()
 
@@ -182,7 +182,7 @@ async def _throughput(n_sessions: int, per_session: int) -> tuple[float, float, 
 
 
 async def _idle(n_sessions: int, broadcasts: int) -> tuple[float, float, list[int], int, float]:
-    from drivers.stratum import Pool, PoolConfig
+    from asic_reservoir.drivers.stratum import Pool, PoolConfig
     rss0 = _rss_mib()
     push_cpu: list[float] = []
     async with Pool(PoolConfig(host=HOST, difficulty=1.0, refresh_s=None)) as pool:
@@ -210,8 +210,8 @@ async def _idle(n_sessions: int, broadcasts: int) -> tuple[float, float, list[in
 
 def _validator_only_rate(seconds: float) -> float:
     """The check alone (no sockets, no JSON): header + dsha + bookkeeping per share."""
-    from drivers.stratum.jobs import JobFactory, JobRegistry, make_sent_job
-    from drivers.stratum.validation import ShareValidator
+    from asic_reservoir.drivers.stratum.jobs import JobFactory, JobRegistry, make_sent_job
+    from asic_reservoir.drivers.stratum.validation import ShareValidator
     job = JobFactory("sha256d", 8).build("1")
     en1 = b"\x00\x00\x00\x01"
     reg = JobRegistry()

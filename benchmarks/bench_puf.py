@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from asic_reservoir.puf import Challenge
-from asic_reservoir.puf_cli import FleetOptions, evaluate_simulated_fleet
+from asic_reservoir.puf.identify import Challenge
+from asic_reservoir.cli.puf import FleetOptions, evaluate_simulated_fleet
 from benchmarks import Figure, quick
 
 

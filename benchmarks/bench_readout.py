@@ -15,9 +15,9 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from asic_reservoir.baselines import run_baselines
-from asic_reservoir.readout import REFERENCE_SPLIT, RidgeReadout, Split
-from asic_reservoir.tasks import NarmaDivergence, narma, narma_from_input
+from asic_reservoir.analysis.baselines import run_baselines
+from asic_reservoir.analysis.readout import REFERENCE_SPLIT, RidgeReadout, Split
+from asic_reservoir.analysis.tasks import NarmaDivergence, narma, narma_from_input
 from benchmarks import Figure, quick
 
 # Reference table of the science notes (std-normalised NRMSE, 5 seeds); None = not given.

@@ -14,11 +14,11 @@ from __future__ import annotations
 import asyncio
 import time
 
-from asic_reservoir.clock import Clock
+from asic_reservoir.drivers.clock import Clock
 from benchmarks import Figure, hashlib_dsha_rate, quick
 from benchmarks.bench_miner import miner_engine_rate
-from drivers.stratum import Pool, PoolConfig
-from simulator import UnitConfig, start_units
+from asic_reservoir.drivers.stratum import Pool, PoolConfig
+from asic_reservoir.simulator import UnitConfig, start_units
 
 SPEED = 100.0
 REAL_DIFFICULTY = {"s9": 1024.0, "lv06": 256.0, "lbbox": 16.0}   # typical stock pool settings

@@ -10,9 +10,9 @@ import time
 
 import numpy as np
 
-from asic_reservoir.sha256 import trace_headers
-from asic_reservoir.tpf import tpf_arguments, tpf_main
-from asic_reservoir.tpf_sweep import SweepConfig
+from asic_reservoir.tpf.rounds import trace_headers
+from asic_reservoir.cli.tpf import tpf_arguments, tpf_main
+from asic_reservoir.tpf.sweep import SweepConfig
 from benchmarks import Figure, hashlib_dsha_rate, quick
 
 

@@ -1,11 +1,11 @@
-"""Header assembly + SHA-256d through asic_reservoir.work vs a bare hashlib loop."""
+"""Header assembly + SHA-256d through asic_reservoir.drivers.stratum.work vs a bare hashlib loop."""
 
 from __future__ import annotations
 
 import os
 import time
 
-from asic_reservoir.work import Job
+from asic_reservoir.drivers.stratum.work import Job
 from benchmarks import Figure, hashlib_dsha_rate, quick
 
 

@@ -23,9 +23,9 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from drivers.errors import ConnectionRefused, MalformedReply, Timeout
-from drivers.events import LogEvent, parse_line
-from drivers.http import HttpClient, connect_failure
+from asic_reservoir.drivers.errors import ConnectionRefused, MalformedReply, Timeout
+from asic_reservoir.drivers.events import LogEvent, parse_line
+from asic_reservoir.drivers.http import HttpClient, connect_failure
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import logging
 import re
 from typing import Any
 
-from drivers.errors import (AccessDenied, CommandError, ConnectionRefused, InvalidCommand,
+from asic_reservoir.drivers.errors import (AccessDenied, CommandError, ConnectionRefused, InvalidCommand,
                             MalformedReply, Timeout, TruncatedReply, retry_read)
 
 log = logging.getLogger(__name__)

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from drivers.errors import EnvelopeError, OverTemperature
-from drivers.telemetry import SETTINGS_KEYS, Telemetry
+from asic_reservoir.drivers.errors import EnvelopeError, OverTemperature
+from asic_reservoir.drivers.telemetry import SETTINGS_KEYS, Telemetry
 
 PROTECTION_MARGIN_C = 5.0
 

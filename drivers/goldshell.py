@@ -23,9 +23,9 @@ import re
 import time
 from typing import Any
 
-from drivers.cgminer import DEFAULT_PORT as RPC_PORT, CgminerRPC
-from drivers.errors import AuthError, MalformedReply, UnitError, retry_read
-from drivers.http import HttpClient
+from asic_reservoir.drivers.cgminer import DEFAULT_PORT as RPC_PORT, CgminerRPC
+from asic_reservoir.drivers.errors import AuthError, MalformedReply, UnitError, retry_read
+from asic_reservoir.drivers.http import HttpClient
 
 log = logging.getLogger(__name__)
 

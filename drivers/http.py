@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 
-from drivers.errors import (AuthError, ConnectionRefused, HTTPError, MalformedReply, ServerError,
+from asic_reservoir.drivers.errors import (AuthError, ConnectionRefused, HTTPError, MalformedReply, ServerError,
                             Timeout, UnitError, retry_read)
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Serial links of ESP-Miner units: the ESP32 console and the BM13xx chip UART.
 
-Console: ESP_LOG lines parsed by :mod:`drivers.events` (the same parser as the websocket).
+Console: ESP_LOG lines parsed by :mod:`asic_reservoir.drivers.events` (the same parser as the websocket).
 
 Chip UART (BM1366 and siblings, 115200 8N1 at reset), as ESP-Miner ``bm1366.c`` frames it:
 
@@ -28,8 +28,8 @@ from typing import Union
 
 import serial as pyserial
 
-from drivers.errors import ConnectionRefused
-from drivers.events import LogEvent, parse_line
+from asic_reservoir.drivers.errors import ConnectionRefused
+from asic_reservoir.drivers.events import LogEvent, parse_line
 
 log = logging.getLogger(__name__)
 

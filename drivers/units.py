@@ -25,15 +25,15 @@ from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 
-from drivers import axeos
-from drivers.cgminer import DEFAULT_PORT as RPC_PORT, CgminerRPC
-from drivers.envelope import ENVELOPES, Envelope
-from drivers.events import LogEvent
-from drivers.errors import (AccessDenied, ConnectionRefused, InvalidCommand, MalformedReply,
+from asic_reservoir.drivers import axeos
+from asic_reservoir.drivers.cgminer import DEFAULT_PORT as RPC_PORT, CgminerRPC
+from asic_reservoir.drivers.envelope import ENVELOPES, Envelope
+from asic_reservoir.drivers.events import LogEvent
+from asic_reservoir.drivers.errors import (AccessDenied, ConnectionRefused, InvalidCommand, MalformedReply,
                             ServerError, Timeout, UnitError, UnsupportedSetting)
-from drivers.goldshell import GoldshellClient, current_frequency, power_plan_frequencies
-from drivers.http import HttpClient
-from drivers.telemetry import SETTINGS_KEYS, Capabilities, Chain, Telemetry, as_float, as_int
+from asic_reservoir.drivers.goldshell import GoldshellClient, current_frequency, power_plan_frequencies
+from asic_reservoir.drivers.http import HttpClient
+from asic_reservoir.drivers.telemetry import SETTINGS_KEYS, Capabilities, Chain, Telemetry, as_float, as_int
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ class Unit(ABC):
 
     @abstractmethod
     async def settings(self) -> dict[str, Any]:
-        """Current settings in canonical keys (:data:`drivers.telemetry.SETTINGS_KEYS`)."""
+        """Current settings in canonical keys (:data:`asic_reservoir.drivers.telemetry.SETTINGS_KEYS`)."""
 
     @abstractmethod
     async def _write(self, changes: dict[str, Any]) -> ApplyResult: ...

@@ -1,7 +1,7 @@
 """Genuine hashing engine: each simulated chip searches its own slice of the nonce space.
 
 Real BM13xx chains split the 32-bit nonce space by chip address, so the chip that found a
-nonce can be read back from it (:func:`asic_reservoir.work.chip_of_nonce`). The engine keeps
+nonce can be read back from it (:func:`asic_reservoir.drivers.stratum.work.chip_of_nonce`). The engine keeps
 one cursor per chip over ``nonce_slice(chip, n_chips)`` of the current job; when a chip's
 slice is exhausted it moves to a fresh extranonce2 (a new, never-searched coinbase), so every
 candidate is a distinct, genuine header.
@@ -23,7 +23,7 @@ import struct
 from dataclasses import dataclass
 from typing import Sequence
 
-from asic_reservoir.work import Job, WorkError, nonce_slice, ripemd160
+from asic_reservoir.drivers.stratum.work import Job, WorkError, nonce_slice, ripemd160
 
 VERSION_CHUNK = 1024
 """Nonces searched per rolled version before the next version (estimate, see module doc)."""

@@ -56,10 +56,10 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 from urllib.parse import urlsplit
 
-from asic_reservoir.clock import Clock
-from asic_reservoir.work import (LBRY_DIFFICULTY_FACTOR, Job, WorkError, difficulty_to_target,
+from asic_reservoir.drivers.clock import Clock
+from asic_reservoir.drivers.stratum.work import (LBRY_DIFFICULTY_FACTOR, Job, WorkError, difficulty_to_target,
                                  hash_to_int, share_difficulty)
-from simulator.hashing import ChipResult, HashingEngine
+from asic_reservoir.simulator.hashing import ChipResult, HashingEngine
 
 log = logging.getLogger(__name__)
 

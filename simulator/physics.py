@@ -1,6 +1,6 @@
 """Chip, power, thermal, fan and error physics of one simulated unit (vectorised per chip).
 
-Model (all parameters from :mod:`simulator.profiles`, each with its source):
+Model (all parameters from :mod:`asic_reservoir.simulator.profiles`, each with its source):
 
 - **Hashrate** of chip *i*: ``f_i x (hashes_per_clock - bad_cores_i)`` while it has work.
 - **Power**: dynamic ``C_eff V^2 f`` (``C_eff`` calibrated so that the stock operating
@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from asic_reservoir.work import LBRY_DIFFICULTY_FACTOR
-from simulator.profiles import Profile
+from asic_reservoir.drivers.stratum.work import LBRY_DIFFICULTY_FACTOR
+from asic_reservoir.simulator.profiles import Profile
 
 __all__ = ["SettingsError", "ChainReading", "UnitReading", "Variation", "UnitPhysics",
            "AmbientDrift", "identity_rng"]

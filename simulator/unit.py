@@ -31,10 +31,10 @@ from typing import Any, AsyncIterator, Callable, Sequence
 
 import numpy as np
 
-from asic_reservoir.clock import Clock
-from simulator.miner import FoundShare, MinerError, StratumMiner, parse_pool_url
-from simulator.physics import SettingsError, UnitPhysics, UnitReading
-from simulator.profiles import MODELS, Profile, profile
+from asic_reservoir.drivers.clock import Clock
+from asic_reservoir.simulator.miner import FoundShare, MinerError, StratumMiner, parse_pool_url
+from asic_reservoir.simulator.physics import SettingsError, UnitPhysics, UnitReading
+from asic_reservoir.simulator.profiles import MODELS, Profile, profile
 
 log = logging.getLogger(__name__)
 
@@ -221,11 +221,11 @@ class SimulatedUnit:
 
     async def _start_servers(self) -> None:
         # Imported here: the firmware modules import simulator types themselves.
-        from simulator.firmware.antminer_web import AntminerWebServer
-        from simulator.firmware.axeos import AxeOSServer
-        from simulator.firmware.cgminer_rpc import CgminerRpcServer
-        from simulator.firmware.goldshell_web import GoldshellWebServer
-        from simulator.firmware.serial_console import SerialConsole
+        from asic_reservoir.simulator.firmware.antminer_web import AntminerWebServer
+        from asic_reservoir.simulator.firmware.axeos import AxeOSServer
+        from asic_reservoir.simulator.firmware.cgminer_rpc import CgminerRpcServer
+        from asic_reservoir.simulator.firmware.goldshell_web import GoldshellWebServer
+        from asic_reservoir.simulator.firmware.serial_console import SerialConsole
 
         cfg, model = self.config, self.profile.model
         if model in ("s9", "lbbox") and cfg.rpc_port is not None:

@@ -50,9 +50,9 @@ async def running_unit(model: str, seed: int = 7, speed: float = 50.0, host: str
     Ports default to None (no servers of its own: the tests attach theirs); pass 0 or
     real ports to have the unit start its firmware servers itself.
     """
-    from asic_reservoir.clock import Clock
-    from drivers.stratum import Pool, PoolConfig
-    from simulator import SimulatedUnit, UnitConfig
+    from asic_reservoir.drivers.clock import Clock
+    from asic_reservoir.drivers.stratum import Pool, PoolConfig
+    from asic_reservoir.simulator import SimulatedUnit, UnitConfig
 
     clock = Clock(speed)
     lbry = model == "lbbox"

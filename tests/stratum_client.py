@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from asic_reservoir.work import (
+from asic_reservoir.drivers.stratum.work import (
     BIP320_MASK,
     Job,
     difficulty_to_target,

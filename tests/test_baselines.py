@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-from asic_reservoir.baselines import (EchoStateNetwork, input_only_control, mean_predictor,
+from asic_reservoir.analysis.baselines import (EchoStateNetwork, input_only_control, mean_predictor,
                                       ridge_on_delays, run_baselines, shuffled_states_control)
-from asic_reservoir.readout import REFERENCE_SPLIT, ReadoutError, Split, evaluate
-from asic_reservoir.tasks import narma
+from asic_reservoir.analysis.readout import REFERENCE_SPLIT, ReadoutError, Split, evaluate
+from asic_reservoir.analysis.tasks import narma
 
 
 @pytest.fixture(autouse=True)
@@ -102,9 +102,9 @@ def test_esn_is_causal_and_scaled():
 
 
 def test_hardware_scores_give_readouts_and_controls_per_run():
-    from asic_reservoir.baselines import hardware_scores
-    from asic_reservoir.readout import LeakageError
-    from asic_reservoir.report import Entry
+    from asic_reservoir.analysis.baselines import hardware_scores
+    from asic_reservoir.analysis.readout import LeakageError
+    from asic_reservoir.analysis.report import Entry
 
     split = Split(washout=100, train=1200, validation=600)
     runs = []
@@ -136,8 +136,8 @@ def test_hardware_scores_give_readouts_and_controls_per_run():
 
 def test_a_noisy_memoryless_copy_of_the_input_adds_nothing():
     """The published encoding's states: share counts whose rate follows u(t) alone."""
-    from asic_reservoir.baselines import hardware_scores
-    from asic_reservoir.report import Entry, gain
+    from asic_reservoir.analysis.baselines import hardware_scores
+    from asic_reservoir.analysis.report import Entry, gain
 
     split = Split(washout=50, train=1200, validation=600)
     runs = []

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from asic_reservoir.channels import (ChannelError, Command, DifficultyChannel, UnitInfo,
+from asic_reservoir.experiment.channels import (ChannelError, Command, DifficultyChannel, UnitInfo,
                                      make_mask, parse_channels)
 
 LV06 = UnitInfo(model="lv06", hashrate_ghs=50000.0, frequency_range=(400.0, 575.0),

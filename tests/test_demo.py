@@ -7,12 +7,12 @@ import math
 import subprocess
 import sys
 
-from asic_reservoir.experiment_cli import DEMO_BEST, DEMO_MODELS, PUBLISHED
+from asic_reservoir.cli.experiment import DEMO_BEST, DEMO_MODELS, PUBLISHED
 
 
 def test_demo_json_has_every_unit_channel_baseline_and_control(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "asic_reservoir.cli", "demo", "--steps", "100", "--runs", "1",
+        [sys.executable, "-m", "asic_reservoir", "demo", "--steps", "100", "--runs", "1",
          "--speed", "80",
          "--json", "--quiet", "--keep", str(tmp_path)],
         capture_output=True, text=True, timeout=180)
@@ -35,6 +35,6 @@ def test_demo_json_has_every_unit_channel_baseline_and_control(tmp_path):
 
 
 def test_demo_refuses_sizes_it_cannot_score():
-    proc = subprocess.run([sys.executable, "-m", "asic_reservoir.cli", "demo", "--steps", "10"],
+    proc = subprocess.run([sys.executable, "-m", "asic_reservoir", "demo", "--steps", "10"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "--steps >= 100" in proc.stderr

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from hypothesis import given, strategies as st
 
-from drivers.cgminer import CgminerRPC, check_status, decode_reply, parse_text_reply, repair
-from drivers.errors import (AccessDenied, CommandError, ConnectionRefused, InvalidCommand,
+from asic_reservoir.drivers.cgminer import CgminerRPC, check_status, decode_reply, parse_text_reply, repair
+from asic_reservoir.drivers.errors import (AccessDenied, CommandError, ConnectionRefused, InvalidCommand,
                             MalformedReply, Timeout, TruncatedReply, UnitError)
 
 FIX = Path(__file__).parent / "fixtures" / "cgminer"

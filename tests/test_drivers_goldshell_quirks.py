@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import asyncio
 
-from asic_reservoir.clock import Clock
-from drivers.errors import UnitError
-from drivers.goldshell import GoldshellClient
-from simulator import SimulatedUnit, UnitConfig
-from simulator.firmware.goldshell_web import GoldshellWebServer
+from asic_reservoir.drivers.clock import Clock
+from asic_reservoir.drivers.errors import UnitError
+from asic_reservoir.drivers.goldshell import GoldshellClient
+from asic_reservoir.simulator import SimulatedUnit, UnitConfig
+from asic_reservoir.simulator.firmware.goldshell_web import GoldshellWebServer
 
 
 async def _quirky_box(**server_options):

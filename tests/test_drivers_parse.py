@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from drivers import axeos
-from drivers.cgminer import decode_reply
-from drivers.envelope import ENVELOPES
-from drivers.errors import EnvelopeError, OverTemperature
-from drivers.telemetry import as_float, as_int
-from drivers.units import parse_axeos, parse_lbbox, parse_s9
+from asic_reservoir.drivers import axeos
+from asic_reservoir.drivers.cgminer import decode_reply
+from asic_reservoir.drivers.envelope import ENVELOPES
+from asic_reservoir.drivers.errors import EnvelopeError, OverTemperature
+from asic_reservoir.drivers.telemetry import as_float, as_int
+from asic_reservoir.drivers.units import parse_axeos, parse_lbbox, parse_s9
 
 FIX = Path(__file__).parent / "fixtures"
 

@@ -8,8 +8,8 @@ import os
 import pytest
 from hypothesis import given, strategies as st
 
-from drivers import serial as bm
-from drivers.events import (DifficultyEvent, LogLine, NonceEvent, ShareResultEvent,
+from asic_reservoir.drivers import serial as bm
+from asic_reservoir.drivers.events import (DifficultyEvent, LogLine, NonceEvent, ShareResultEvent,
                             TemperatureEvent, parse_line, split_line)
 
 # Frames ESP-Miner's bm1366.c sends verbatim (their last byte is the CRC5 the firmware computed).
@@ -231,7 +231,7 @@ async def test_console_reader_on_pty_with_split_writes():
 
 
 def test_console_reader_missing_device_is_typed():
-    from drivers.errors import ConnectionRefused
+    from asic_reservoir.drivers.errors import ConnectionRefused
     with pytest.raises(ConnectionRefused) as info:
         bm.ConsoleReader("/dev/nonexistent-tty-for-test").open()
     assert "/dev/nonexistent-tty-for-test" in str(info.value)

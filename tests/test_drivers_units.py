@@ -17,15 +17,15 @@ import socket
 import pytest
 import pytest_asyncio
 
-from asic_reservoir.clock import Clock
-from drivers import cli
-from drivers.errors import (AccessDenied, ConnectionRefused, EnvelopeError, OverTemperature,
+from asic_reservoir.drivers.clock import Clock
+from asic_reservoir.cli import units as cli
+from asic_reservoir.drivers.errors import (AccessDenied, ConnectionRefused, EnvelopeError, OverTemperature,
                             Timeout, UnitError, UnsupportedSetting)
-from drivers.events import NonceEvent
-from drivers.serial import ConsoleReader
-from drivers.stratum import Pool, PoolConfig
-from drivers.units import (LBBoxUnit, LV06Unit, S9Unit, identify, open_unit, parse_unit_url)
-from simulator import SimulatedUnit, UnitConfig, auto_hash_scale, profile, start_units
+from asic_reservoir.drivers.events import NonceEvent
+from asic_reservoir.drivers.serial import ConsoleReader
+from asic_reservoir.drivers.stratum import Pool, PoolConfig
+from asic_reservoir.drivers.units import (LBBoxUnit, LV06Unit, S9Unit, identify, open_unit, parse_unit_url)
+from asic_reservoir.simulator import SimulatedUnit, UnitConfig, auto_hash_scale, profile, start_units
 
 in_lab_loop = pytest.mark.asyncio(loop_scope="module")  # async tests share the lab's loop
 
@@ -529,7 +529,7 @@ def test_probe_cli_error_exit(capsys):
     assert cli.probe_main(args) == 1
     assert "refused" in capsys.readouterr().err
     # the same through the top-level dispatcher
-    from asic_reservoir.cli import main
+    from asic_reservoir.cli.main import main
     assert main(["probe", f"s9://127.0.0.1:{closed_port()}", "--timeout", "0.5"]) == 1
     assert "refused" in capsys.readouterr().err
     assert main(["scan", "0.0.0.0/0"]) == 2

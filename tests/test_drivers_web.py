@@ -14,10 +14,10 @@ import time
 import pytest
 from aiohttp import web
 
-from drivers import axeos
-from drivers.errors import (AuthError, ConnectionRefused, HTTPError, MalformedReply, ServerError,
+from asic_reservoir.drivers import axeos
+from asic_reservoir.drivers.errors import (AuthError, ConnectionRefused, HTTPError, MalformedReply, ServerError,
                             Timeout, UnitError)
-from drivers.goldshell import (GoldshellClient, TokenBucket, current_frequency, encrypt_password,
+from asic_reservoir.drivers.goldshell import (GoldshellClient, TokenBucket, current_frequency, encrypt_password,
                                power_plan_frequencies)
 
 SETTING = {"powerplans": [{"level": i, "info": f"{f} MHz 0.75 V 70 RPM 70 RPM"}
@@ -367,6 +367,6 @@ async def test_axeos_websocket_events():
     async with AxeOSServer(INFO_2_9, ws_lines=lines) as server:
         async with axeos.AxeOSClient("127.0.0.1", server.port) as client:
             events = [e async for e in client.events()]
-    from drivers.events import DifficultyEvent, NonceEvent, ShareResultEvent
+    from asic_reservoir.drivers.events import DifficultyEvent, NonceEvent, ShareResultEvent
     assert [type(e) for e in events] == [NonceEvent, ShareResultEvent, DifficultyEvent]
     assert events[0].nonce == 0xABCD and events[2].difficulty == 1024

@@ -11,13 +11,13 @@ import socket
 import numpy as np
 import pytest
 
-from asic_reservoir.clock import Clock
-from asic_reservoir.experiment import ExperimentError
-from asic_reservoir.experiment_cli import analyze_files, AnalysisOptions, run_experiment
-from asic_reservoir.runs import RunReader
-from asic_reservoir.states import states
-from drivers.stratum import Pool, PoolConfig
-from simulator import UnitConfig, start_units
+from asic_reservoir.drivers.clock import Clock
+from asic_reservoir.experiment.loop import ExperimentError
+from asic_reservoir.cli.experiment import analyze_files, AnalysisOptions, run_experiment
+from asic_reservoir.experiment.runs import RunReader
+from asic_reservoir.analysis.states import states
+from asic_reservoir.drivers.stratum import Pool, PoolConfig
+from asic_reservoir.simulator import UnitConfig, start_units
 
 SPEED = 40.0
 SEEDS = {"s9": 11, "lv06": 12, "lbbox": 13}
@@ -256,9 +256,9 @@ async def test_constant_input_control_scores_like_the_mean(tmp_path):
 def test_analyze_plots_nrmse_against_slots(tmp_path):
     """Runs of one unit and channel at several slot counts give an NRMSE-vs-slots plot."""
     pytest.importorskip("matplotlib")
-    from asic_reservoir.experiment_cli import _plot_slot_sweeps
-    from asic_reservoir.readout import Summary
-    from asic_reservoir.report import Entry
+    from asic_reservoir.cli.experiment import _plot_slot_sweeps
+    from asic_reservoir.analysis.readout import Summary
+    from asic_reservoir.analysis.report import Entry
     entries = {n: Entry("lv06", f"fan x{n} slots", {"hardware": Summary(1.0 / n, 0.01, 3)})
                for n in (1, 2, 4)}
     lone = {1: Entry("s9", "difficulty", {"hardware": Summary(0.9, 0.02, 3)})}

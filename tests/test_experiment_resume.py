@@ -9,10 +9,10 @@ import sys
 
 import numpy as np
 
-from asic_reservoir.clock import Clock
-from asic_reservoir.experiment_cli import narma_inputs
-from asic_reservoir.runs import RunReader
-from simulator import UnitConfig, start_units
+from asic_reservoir.drivers.clock import Clock
+from asic_reservoir.cli.experiment import narma_inputs
+from asic_reservoir.experiment.runs import RunReader
+from asic_reservoir.simulator import UnitConfig, start_units
 
 SPEED = 20.0
 STEPS = 60
@@ -26,7 +26,7 @@ def _free_port() -> int:
 
 async def _cli(*args: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "asic_reservoir.cli", *args,
+        sys.executable, "-m", "asic_reservoir", *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
 
 

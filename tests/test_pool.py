@@ -9,7 +9,7 @@ import asyncio
 import pytest
 from stratum_client import StratumTestClient
 
-from asic_reservoir.work import (
+from asic_reservoir.drivers.stratum.work import (
     DIFF1_TARGET,
     Job,
     build_coinbase,
@@ -18,7 +18,7 @@ from asic_reservoir.work import (
     lbry_pow,
     sha256d,
 )
-from drivers.stratum import (
+from asic_reservoir.drivers.stratum import (
     DUPLICATE,
     JOB_NOT_FOUND,
     LOW_DIFFICULTY,
@@ -501,8 +501,8 @@ def test_share_hash_matches_reference_assembly():
     """The pool's cached header path equals work.Job.header for a solved share."""
     job = Job("1", bytes(range(32)), b"\x01" * 40, b"\x02" * 30, (b"\x03" * 32,), ntime=5)
     en1, en2 = b"\xaa" * 4, b"\xbb" * 4
-    from drivers.stratum.jobs import JobRegistry, make_sent_job
-    from drivers.stratum.validation import ShareValidator
+    from asic_reservoir.drivers.stratum.jobs import JobRegistry, make_sent_job
+    from asic_reservoir.drivers.stratum.validation import ShareValidator
     sent = make_sent_job(job, 1e-12, 1.0, en1, 0)
     reg = JobRegistry()
     reg.add(sent, True)
@@ -517,7 +517,7 @@ def test_share_hash_matches_reference_assembly():
 def test_share_event_fast_construction_is_a_complete_frozen_dataclass():
     import dataclasses
 
-    from drivers.stratum.validation import Verdict
+    from asic_reservoir.drivers.stratum.validation import Verdict
     v = Verdict(accepted=True, code=None, reason="accepted", worker="w", job_id="1",
                 extranonce2="00", ntime=1, nonce=0x80000000, version_bits=2, version=3,
                 share_difficulty=4.0, pool_difficulty=5.0, block_candidate=True)
@@ -549,7 +549,7 @@ def test_pool_config_rejects_bad_values(kw, word):
     {"algorithm": "scrypt"}, {"algorithm": "sha256d", "claimtrie": "00" * 32},
 ])
 def test_job_template_rejects_bad_fields(kw):
-    from asic_reservoir.work import WorkError
+    from asic_reservoir.drivers.stratum.work import WorkError
     with pytest.raises(WorkError):
         JobTemplate(**kw)
 
@@ -599,7 +599,7 @@ async def test_two_workers_on_one_session_and_events_carry_the_submitting_worker
 
 
 async def test_events_use_the_pool_clock():
-    from asic_reservoir.clock import Clock
+    from asic_reservoir.drivers.clock import Clock
     clock = Clock(speed=50.0)
     async with Pool(PoolConfig(host=HOST, difficulty=DIFF, refresh_s=None), clock=clock) as p:
         events = p.subscribe()

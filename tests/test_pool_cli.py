@@ -16,7 +16,7 @@ DIFF = 2.0 ** -20
 
 async def start_cli(*extra: str) -> tuple[asyncio.subprocess.Process, dict[str, int]]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "asic_reservoir.cli", "pool", "--host", "127.0.0.1", "--port", "0",
+        sys.executable, "-m", "asic_reservoir", "pool", "--host", "127.0.0.1", "--port", "0",
         "--difficulty", repr(DIFF), *extra,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     ports: dict[str, int] = {}
@@ -72,7 +72,7 @@ async def test_cli_stops_on_sigint_and_prints_text_totals():
 
 async def test_cli_rejects_bad_arguments_with_a_clear_message():
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "asic_reservoir.cli", "pool", "--port", "0", "--difficulty", "-1",
+        sys.executable, "-m", "asic_reservoir", "pool", "--port", "0", "--difficulty", "-1",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 2 and b"difficulty" in err and out == b""

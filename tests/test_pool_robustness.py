@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from stratum_client import StratumTestClient
 
-from drivers.stratum import OTHER, Pool, PoolConfig
+from asic_reservoir.drivers.stratum import OTHER, Pool, PoolConfig
 
 DIFF = 2.0 ** -20
 HOST = "127.0.0.1"
@@ -250,12 +250,12 @@ class LivePool:
 @pytest.fixture(scope="module")
 def live():
     errors = ErrorLog()
-    logging.getLogger("drivers.stratum").addHandler(errors)
+    logging.getLogger("asic_reservoir.drivers.stratum").addHandler(errors)
     lp = LivePool()
     lp.errors = errors
     yield lp
     lp.close()
-    logging.getLogger("drivers.stratum").removeHandler(errors)
+    logging.getLogger("asic_reservoir.drivers.stratum").removeHandler(errors)
 
 
 json_values = st.recursive(

@@ -1,4 +1,4 @@
-"""The validator's cached fast path against a naive recomputation with asic_reservoir.work:
+"""The validator's cached fast path against a naive recomputation with asic_reservoir.drivers.stratum.work:
 for random jobs, masks, version bits and nonces the verdict and the achieved difficulty
 must match a from-scratch header build (merkle root, header, proof of work, target)."""
 
@@ -7,11 +7,11 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from asic_reservoir.work import (Job, difficulty_to_target, hash_to_int, roll_version,
+from asic_reservoir.drivers.stratum.work import (Job, difficulty_to_target, hash_to_int, roll_version,
                                  roll_version_xor, share_difficulty, version_bits_allowed)
-from drivers.stratum import DUPLICATE, LOW_DIFFICULTY, OTHER
-from drivers.stratum.jobs import JobRegistry, make_sent_job
-from drivers.stratum.validation import ShareValidator, resolve_version
+from asic_reservoir.drivers.stratum import DUPLICATE, LOW_DIFFICULTY, OTHER
+from asic_reservoir.drivers.stratum.jobs import JobRegistry, make_sent_job
+from asic_reservoir.drivers.stratum.validation import ShareValidator, resolve_version
 
 u32 = st.integers(0, 0xFFFFFFFF)
 hash32 = st.binary(min_size=32, max_size=32)

@@ -8,13 +8,13 @@ import sys
 
 import pytest
 
-from asic_reservoir import puf
-from asic_reservoir.clock import Clock
-from asic_reservoir.puf_store import EnrollmentStore
-from drivers.stratum import Pool, PoolConfig
-from simulator import UnitConfig, start_units
-from simulator.profiles import PROFILES
-from simulator.unit import auto_hash_scale
+from asic_reservoir.puf import identify as puf
+from asic_reservoir.drivers.clock import Clock
+from asic_reservoir.puf.store import EnrollmentStore
+from asic_reservoir.drivers.stratum import Pool, PoolConfig
+from asic_reservoir.simulator import UnitConfig, start_units
+from asic_reservoir.simulator.profiles import PROFILES
+from asic_reservoir.simulator.unit import auto_hash_scale
 
 SPEED = 100.0
 CHALLENGE = puf.Challenge(version="test", phases=((0.25, 5), (0.5, 5), (0.0, 5)),
@@ -72,7 +72,7 @@ async def test_enroll_identify_and_verify_simulated_units(tmp_path):
 
 async def cli(*args: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "asic_reservoir.cli", "puf", *args,
+        sys.executable, "-m", "asic_reservoir", "puf", *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
     return proc.returncode, out.decode(), err.decode()
@@ -101,7 +101,7 @@ async def test_cli_enrolls_and_identifies_units_named_by_url(tmp_path):
 
 
 async def test_evaluate_units_named_by_url(tmp_path):
-    from asic_reservoir.puf_cli import evaluate_units
+    from asic_reservoir.cli.puf import evaluate_units
     nowhere = "stratum+tcp://127.0.0.1:9"
     configs = [lv06(seed, nowhere, f"ev.{seed}") for seed in (31, 32, 33)]
     async with start_units(configs, clock=Clock(SPEED)) as units:
@@ -117,7 +117,7 @@ async def test_evaluate_units_named_by_url(tmp_path):
 
 
 def test_challenge_uses_only_live_actuators():
-    from drivers.telemetry import Capabilities
+    from asic_reservoir.drivers.telemetry import Capabilities
     c = puf.Challenge()
     s9 = Capabilities(frequency=True, frequency_needs_restart=True, fan=True,
                       fan_needs_restart=True)

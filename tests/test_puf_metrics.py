@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from asic_reservoir import puf_metrics as pm
+from asic_reservoir.puf import metrics as pm
 
 
 def synthetic_fleet(n_dev: int, n_feat: int, reads: int, between: float, within: float, seed=0):

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from asic_reservoir.puf_store import EnrollmentStore, StoreError
+from asic_reservoir.puf.store import EnrollmentStore, StoreError
 
 NAMES = ("a", "b", "c")
 
@@ -53,7 +53,7 @@ def test_rejects_bad_features_and_bad_files(tmp_path):
 
 WRITER = """
 import sys, numpy as np
-from asic_reservoir.puf_store import EnrollmentStore
+from asic_reservoir.puf.store import EnrollmentStore
 store = EnrollmentStore(sys.argv[1])
 names = tuple(f"f{i}" for i in range(200))
 i = 0

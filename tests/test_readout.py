@@ -8,11 +8,11 @@ import pytest
 from sklearn.linear_model import Ridge
 from threadpoolctl import threadpool_limits
 
-from asic_reservoir.baselines import EchoStateNetwork
-from asic_reservoir.readout import (LeakageError, ReadoutError, RidgeReadout, Split,
+from asic_reservoir.analysis.baselines import EchoStateNetwork
+from asic_reservoir.analysis.readout import (LeakageError, ReadoutError, RidgeReadout, Split,
                                     check_no_leakage, delay_names, evaluate, input_delays,
                                     nrmse, summarize, summarize_scores)
-from asic_reservoir.tasks import narma
+from asic_reservoir.analysis.tasks import narma
 
 
 @pytest.fixture(autouse=True)

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from asic_reservoir.readout import Split, evaluate, summarize, summarize_scores
-from asic_reservoir.report import (Entry, PlotsUnavailable, Report, dumps, gain,
+from asic_reservoir.analysis.readout import Split, evaluate, summarize, summarize_scores
+from asic_reservoir.analysis.report import (Entry, PlotsUnavailable, Report, dumps, gain,
                                    plot_features, plot_nrmse_vs_slots, plot_prediction)
 
 

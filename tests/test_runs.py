@@ -8,8 +8,8 @@ import sqlite3
 
 import pytest
 
-from asic_reservoir import runs
-from asic_reservoir.runs import (CommandRow, RunFileCorruptError, RunFileError,
+from asic_reservoir.experiment import runs
+from asic_reservoir.experiment.runs import (CommandRow, RunFileCorruptError, RunFileError,
                                  RunFileVersionError, RunMeta, RunReader, RunWriter, ShareRow,
                                  SlotRow, StepRecord, TelemetryRow, UnitMeta)
 
@@ -176,7 +176,7 @@ def test_export_csv(tmp_path):
 
 
 def test_cli_export_and_clear_errors_for_bad_files(tmp_path, capsys):
-    from asic_reservoir.cli import main
+    from asic_reservoir.cli.main import main
     path = tmp_path / "run.db"
     with RunWriter.create(path, _meta()) as w:
         w.write_step(_step(0, 0))

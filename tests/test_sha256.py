@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from asic_reservoir.sha256 import (IV, K, compress, meets_bits, midstates, top_bits, trace_headers,
+from asic_reservoir.tpf.rounds import (IV, K, compress, meets_bits, midstates, top_bits, trace_headers,
                                    words_to_digest)
-from asic_reservoir.work import Job, WorkError, hash_to_int, sha256d
+from asic_reservoir.drivers.stratum.work import Job, WorkError, hash_to_int, sha256d
 
 M32 = 0xFFFFFFFF
 

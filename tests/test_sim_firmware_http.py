@@ -10,9 +10,9 @@ import aiohttp
 import httpx
 import pytest
 
-from simulator.firmware.antminer_web import AntminerWebServer, parse_digest_header
-from simulator.firmware.axeos import AxeOSServer
-from simulator.firmware.goldshell_web import GoldshellWebServer, encrypt_password
+from asic_reservoir.simulator.firmware.antminer_web import AntminerWebServer, parse_digest_header
+from asic_reservoir.simulator.firmware.axeos import AxeOSServer
+from asic_reservoir.simulator.firmware.goldshell_web import GoldshellWebServer, encrypt_password
 from tests.sim_firmware_support import HOST, running_unit, wait_for
 
 

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from simulator.firmware.cgminer_rpc import (
+from asic_reservoir.simulator.firmware.cgminer_rpc import (
     STOCK_S9_API_GROUPS,
     CgminerRpcServer,
     parse_api_allow,

@@ -6,7 +6,7 @@ import os
 
 import serial
 
-from simulator.firmware.serial_console import SerialConsole
+from asic_reservoir.simulator.firmware.serial_console import SerialConsole
 from tests.sim_firmware_support import running_unit
 
 LINE = "I (1234) asic_result: ID: 0x18, ASIC nr: 0, Core: 12/3, ver: 20000000 Nonce 1A2B3C4D diff 1234.5 of 1000."

@@ -1,7 +1,7 @@
 """Simulated units' Stratum client and hashing engine, over real loopback TCP sockets.
 
 A small recording pool defined here checks every share independently with
-``asic_reservoir.work`` (header rebuilt from the job, extranonces and submitted fields).
+``asic_reservoir.drivers.stratum.work`` (header rebuilt from the job, extranonces and submitted fields).
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ import os
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from asic_reservoir.clock import Clock
-from asic_reservoir.work import (BIP320_MASK, LBRY_DIFFICULTY_FACTOR, Job, chip_of_nonce,
+from asic_reservoir.drivers.clock import Clock
+from asic_reservoir.drivers.stratum.work import (BIP320_MASK, LBRY_DIFFICULTY_FACTOR, Job, chip_of_nonce,
                                  hash_to_int, nonce_slice, pow_hash, roll_version_xor,
                                  share_difficulty, version_bits_allowed)
-from simulator.hashing import HashingEngine
-from simulator.miner import FoundShare, MinerError, StratumMiner, parse_pool_url
+from asic_reservoir.simulator.hashing import HashingEngine
+from asic_reservoir.simulator.miner import FoundShare, MinerError, StratumMiner, parse_pool_url
 
 HOST = "127.0.0.1"
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import asyncio
 
-from asic_reservoir.clock import Clock
-from asic_reservoir.work import chip_of_nonce
-from drivers.stratum import JobTemplate, Pool, PoolConfig
-from simulator.miner import FoundShare, StratumMiner
+from asic_reservoir.drivers.clock import Clock
+from asic_reservoir.drivers.stratum.work import chip_of_nonce
+from asic_reservoir.drivers.stratum import JobTemplate, Pool, PoolConfig
+from asic_reservoir.simulator.miner import FoundShare, StratumMiner
 
 BUDGET = 4000     # hashes per engine call, split over the chips
 

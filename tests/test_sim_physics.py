@@ -7,8 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from simulator.physics import AMBIENT_TAU_S, AmbientDrift, UnitPhysics, Variation
-from simulator.profiles import PROFILES, Profile, profile
+from asic_reservoir.simulator.physics import AMBIENT_TAU_S, AmbientDrift, UnitPhysics, Variation
+from asic_reservoir.simulator.profiles import PROFILES, Profile, profile
 
 
 def settle(ph: UnitPhysics, seconds: float = 1200.0, dt: float = 4.0) -> UnitPhysics:

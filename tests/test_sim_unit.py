@@ -7,12 +7,12 @@ import asyncio
 import numpy as np
 import pytest
 
-from asic_reservoir.clock import Clock
-from asic_reservoir.work import chip_of_nonce
-from drivers.events import NonceEvent, ShareResultEvent, TemperatureEvent, parse_line
-from drivers.stratum import Pool, PoolConfig
-from simulator import SettingsError, SimulatedUnit, UnitConfig, auto_hash_scale, start_units
-from simulator.unit import AUTO_BUDGET
+from asic_reservoir.drivers.clock import Clock
+from asic_reservoir.drivers.stratum.work import chip_of_nonce
+from asic_reservoir.drivers.events import NonceEvent, ShareResultEvent, TemperatureEvent, parse_line
+from asic_reservoir.drivers.stratum import Pool, PoolConfig
+from asic_reservoir.simulator import SettingsError, SimulatedUnit, UnitConfig, auto_hash_scale, start_units
+from asic_reservoir.simulator.unit import AUTO_BUDGET
 
 SPEED = 50.0
 
@@ -275,7 +275,7 @@ async def test_unit_survives_a_pool_that_disappears() -> None:
 def test_cli_configs_loopback_only_and_lbry_default() -> None:
     import argparse
 
-    from simulator.cli import build_configs, sim_arguments
+    from asic_reservoir.cli.sim import build_configs, sim_arguments
 
     parser = argparse.ArgumentParser()
     sim_arguments(parser)
@@ -309,7 +309,7 @@ async def test_cli_runs_units_against_a_pool_and_prints_totals() -> None:
     await pool.start()
     try:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "simulator", "--pool", pool.url, "--lbry-pool", pool.lbry_url,
+            sys.executable, "-m", "asic_reservoir", "sim", "--pool", pool.url, "--lbry-pool", pool.lbry_url,
             "--speed", "20", "--rpc-port", "0", "--http-port", "0", "--duration", "3", "--json",
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
@@ -357,7 +357,7 @@ def test_cli_reports_a_busy_port_clearly(capsys) -> None:
     import argparse
     import socket
 
-    from simulator.cli import sim_arguments, sim_main
+    from asic_reservoir.cli.sim import sim_arguments, sim_main
 
     busy = socket.socket()
     busy.bind(("127.0.0.2", 0))

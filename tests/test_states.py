@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from asic_reservoir.runs import (RunMeta, RunReader, RunWriter, ShareRow, SlotRow, StepRecord,
+from asic_reservoir.experiment.runs import (RunMeta, RunReader, RunWriter, ShareRow, SlotRow, StepRecord,
                                  TelemetryRow, UnitMeta)
-from asic_reservoir.states import StatesError, states
+from asic_reservoir.analysis.states import StatesError, states
 
 S = 1_000_000_000  # ns per second
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-from asic_reservoir.baselines import EchoStateNetwork
-from asic_reservoir.readout import Split, input_delays
-from asic_reservoir.tasks import (NarmaDivergence, TaskError, memory_capacity, narma,
+from asic_reservoir.analysis.baselines import EchoStateNetwork
+from asic_reservoir.analysis.readout import Split, input_delays
+from asic_reservoir.analysis.tasks import (NarmaDivergence, TaskError, memory_capacity, narma,
                                   narma_from_input)
 
 
@@ -133,7 +133,7 @@ def test_memory_capacity_needs_washout_for_delays():
 
 
 def test_information_processing_capacity_finds_the_known_functions():
-    from asic_reservoir.tasks import information_processing_capacity
+    from asic_reservoir.analysis.tasks import information_processing_capacity
     u = np.random.default_rng(7).uniform(0, 0.5, 3000)
     x = 4 * u - 1                                       # the [-1, 1] variable
     split = Split(washout=10, train=1500, validation=500)
@@ -155,7 +155,7 @@ def test_information_processing_capacity_finds_the_known_functions():
 
 
 def test_information_processing_capacity_of_an_esn_is_bounded():
-    from asic_reservoir.tasks import information_processing_capacity
+    from asic_reservoir.analysis.tasks import information_processing_capacity
     u = np.random.default_rng(8).uniform(0, 0.5, 3000)
     states = EchoStateNetwork(15, seed=1).states(u)
     cap = information_processing_capacity(states, u, Split(100, 1400, 500), max_delay=8,

@@ -9,10 +9,11 @@ import math
 import numpy as np
 import pytest
 
-from asic_reservoir import tpf
-from asic_reservoir.tpf import (energy_relative, evaluate, oracle_energy, paper_saving,
+from asic_reservoir.cli.tpf import tpf_arguments, tpf_main
+from asic_reservoir.tpf import evaluate as tpf
+from asic_reservoir.tpf.evaluate import (energy_relative, evaluate, oracle_energy, paper_saving,
                                 random_abort_energy)
-from asic_reservoir.tpf_sweep import Dataset, SweepConfig, TpfError, features, sweep, sweep_chunk
+from asic_reservoir.tpf.sweep import Dataset, SweepConfig, TpfError, features, sweep, sweep_chunk
 
 SMALL = SweepConfig(rounds=(5, 125), difficulty_bits=5, hashes=1 << 15, nonces_per_header=1024,
                     headers_per_chunk=4, seed=3)
@@ -182,8 +183,8 @@ def test_scheduler_without_dask_or_on_a_local_cluster():
 
 def _run_cli(capsys, *argv: str) -> tuple[int, str, str]:
     parser = argparse.ArgumentParser()
-    tpf.tpf_arguments(parser)
-    code = tpf.tpf_main(parser.parse_args(list(argv)))
+    tpf_arguments(parser)
+    code = tpf_main(parser.parse_args(list(argv)))
     out = capsys.readouterr()
     return code, out.out, out.err
 
@@ -235,7 +236,7 @@ def test_in_sample_auc_flatters_a_flexible_predictor():
 
 
 def test_through_the_top_level_dispatcher(capsys):
-    from asic_reservoir.cli import main
+    from asic_reservoir.cli.main import main
 
     code = main(["tpf", "--rounds", "3", "4", "--difficulty-bits", "4", "--hashes", "8192",
                  "--nonces-per-header", "1024", "--workers", "0", "--quiet", "--json",

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from asic_reservoir.tpf_stats import (StatsError, auc_brute_force, auc_se_null, binom_sf, delong_auc,
+from asic_reservoir.tpf.stats import (StatsError, auc_brute_force, auc_se_null, binom_sf, delong_auc,
                                       detectable_auc, holm, midranks, positives_needed, recall_test)
 
 

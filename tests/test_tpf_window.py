@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from asic_reservoir.runs import RunMeta, RunWriter, ShareRow, StepRecord, TelemetryRow, UnitMeta
-from asic_reservoir.tpf import tpf_arguments, tpf_main
-from asic_reservoir.tpf_window import (LeakageError, Telemetry, WindowError, WindowFeatures,
+from asic_reservoir.experiment.runs import RunMeta, RunWriter, ShareRow, StepRecord, TelemetryRow, UnitMeta
+from asic_reservoir.cli.tpf import tpf_arguments, tpf_main
+from asic_reservoir.tpf.window import (LeakageError, Telemetry, WindowError, WindowFeatures,
                                        check_leakage, evaluate_windows, load_run, window_features,
                                        window_labels)
 
@@ -163,11 +163,11 @@ def test_cli_window_mode(tmp_path, capsys):
 
 async def test_window_filter_on_a_recorded_simulator_run(tmp_path):
     """End to end: pool + simulated LV06 + experiment loop -> run file -> window study."""
-    from asic_reservoir.clock import Clock
-    from asic_reservoir.experiment_cli import run_experiment
-    from asic_reservoir.tpf_window import window_study
-    from drivers.stratum import Pool, PoolConfig
-    from simulator import UnitConfig, start_units
+    from asic_reservoir.drivers.clock import Clock
+    from asic_reservoir.cli.experiment import run_experiment
+    from asic_reservoir.tpf.window import window_study
+    from asic_reservoir.drivers.stratum import Pool, PoolConfig
+    from asic_reservoir.simulator import UnitConfig, start_units
 
     clock = Clock(40.0)
     pool = Pool(PoolConfig(host="127.0.0.1", port=0, lbry_port=None), clock=clock)

@@ -8,8 +8,8 @@ import struct
 import pytest
 from hypothesis import given, strategies as st
 
-from asic_reservoir import work
-from asic_reservoir.work import (DIFF1_TARGET, Job, WorkError, build_header, difficulty_to_target,
+from asic_reservoir.drivers.stratum import work
+from asic_reservoir.drivers.stratum.work import (DIFF1_TARGET, Job, WorkError, build_header, difficulty_to_target,
                                  display_hash, lbry_pow, merkle_root, nbits_to_target,
                                  ripemd160, ripemd160_pure, roll_version, roll_version_xor,
                                  share_difficulty, sha256d, swap_words, target_to_difficulty,

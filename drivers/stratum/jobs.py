@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from asic_reservoir.work import (
+from asic_reservoir.drivers.stratum.work import (
     ALGORITHMS,
     Job,
     WorkError,

@@ -25,8 +25,8 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Union
 
-from asic_reservoir.clock import Clock
-from asic_reservoir.work import BIP320_MASK, LBRY_DIFFICULTY_FACTOR, Job
+from asic_reservoir.drivers.clock import Clock
+from asic_reservoir.drivers.stratum.work import BIP320_MASK, LBRY_DIFFICULTY_FACTOR, Job
 
 from .jobs import JobFactory, JobTemplate, make_sent_job
 from .protocol import encode_notification

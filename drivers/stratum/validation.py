@@ -31,7 +31,7 @@ import hashlib
 import struct
 from dataclasses import dataclass
 
-from asic_reservoir.work import DIFF1_TARGET, chip_of_nonce, lbry_pow
+from asic_reservoir.drivers.stratum.work import DIFF1_TARGET, chip_of_nonce, lbry_pow
 
 from .jobs import MIDS_PER_JOB, JobRegistry, SentJob
 from .protocol import (

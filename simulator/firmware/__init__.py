@@ -5,11 +5,11 @@ Each server reads only ``unit.reading()`` / ``unit.settings()`` and acts through
 log listeners.  Network servers expose ``async start(host, port) -> bound_port``
 and ``async stop()``; the serial console exposes ``start()``/``stop()`` and ``path``.
 """
-from simulator.firmware.antminer_web import AntminerWebServer
-from simulator.firmware.axeos import AxeOSServer
-from simulator.firmware.cgminer_rpc import CgminerRpcServer
-from simulator.firmware.goldshell_web import GoldshellWebServer
-from simulator.firmware.serial_console import SerialConsole
+from asic_reservoir.simulator.firmware.antminer_web import AntminerWebServer
+from asic_reservoir.simulator.firmware.axeos import AxeOSServer
+from asic_reservoir.simulator.firmware.cgminer_rpc import CgminerRpcServer
+from asic_reservoir.simulator.firmware.goldshell_web import GoldshellWebServer
+from asic_reservoir.simulator.firmware.serial_console import SerialConsole
 
 __all__ = ["AntminerWebServer", "AxeOSServer", "CgminerRpcServer", "GoldshellWebServer",
            "SerialConsole"]

@@ -33,11 +33,11 @@ from typing import Any
 
 from aiohttp import web
 
-from simulator.firmware.webserver import FirmwareWebServer
+from asic_reservoir.simulator.firmware.webserver import FirmwareWebServer
 
-from simulator.firmware.cgminer_rpc import STOCK_API_ALLOW, STOCK_S9_API_GROUPS
-from simulator.physics import SettingsError
-from simulator.profiles import profile
+from asic_reservoir.simulator.firmware.cgminer_rpc import STOCK_API_ALLOW, STOCK_S9_API_GROUPS
+from asic_reservoir.simulator.physics import SettingsError
+from asic_reservoir.simulator.profiles import profile
 
 log = logging.getLogger(__name__)
 

@@ -41,10 +41,10 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from simulator.firmware.apiformat import suffix_string
-from simulator.firmware.webserver import FirmwareWebServer
-from simulator.physics import SettingsError
-from simulator.profiles import profile
+from asic_reservoir.simulator.firmware.apiformat import suffix_string
+from asic_reservoir.simulator.firmware.webserver import FirmwareWebServer
+from asic_reservoir.simulator.physics import SettingsError
+from asic_reservoir.simulator.profiles import profile
 
 log = logging.getLogger(__name__)
 

@@ -42,15 +42,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from simulator.firmware.apiformat import (
+from asic_reservoir.simulator.firmware.apiformat import (
     Fixed,
     Items,
     bitmain_rate_string,
     render_items,
     suffix_string,
 )
-from simulator.physics import SettingsError
-from simulator.profiles import profile
+from asic_reservoir.simulator.physics import SettingsError
+from asic_reservoir.simulator.profiles import profile
 
 log = logging.getLogger(__name__)
 

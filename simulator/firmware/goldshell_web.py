@@ -45,10 +45,10 @@ from typing import Any
 
 from aiohttp import web
 
-from simulator.firmware.webserver import FirmwareWebServer
+from asic_reservoir.simulator.firmware.webserver import FirmwareWebServer
 
-from simulator.physics import SettingsError
-from simulator.profiles import profile
+from asic_reservoir.simulator.physics import SettingsError
+from asic_reservoir.simulator.profiles import profile
 
 log = logging.getLogger(__name__)
 

@@ -16,16 +16,16 @@ import sys
 from asic_reservoir import __version__
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("asic_reservoir.experiment_cli", "NARMA-10 end to end on the bundled simulator, with baselines"),
-    "run": ("asic_reservoir.experiment_cli", "run a reservoir task on units named by URL, into a run file"),
-    "analyze": ("asic_reservoir.experiment_cli", "score a run file: readout, baselines, controls"),
-    "export": ("asic_reservoir.experiment_cli", "export a run file's tables to CSV"),
-    "pool": ("drivers.stratum.cli", "run the Stratum v1 pool (SHA-256d and LBRY listeners)"),
-    "sim": ("simulator.cli", "run simulated S9 / LV06 / LB-Box units on loopback"),
-    "probe": ("drivers.cli", "identify a unit and read one telemetry record"),
-    "scan": ("drivers.cli", "find units in an address range you name"),
-    "tpf": ("asic_reservoir.tpf", "evaluate the 'probability filter' (early-round share prediction)"),
-    "puf": ("asic_reservoir.puf_cli", "fingerprint units: enroll, identify, verify, evaluate"),
+    "demo": ("asic_reservoir.cli.experiment", "NARMA-10 end to end on the bundled simulator, with baselines"),
+    "run": ("asic_reservoir.cli.experiment", "run a reservoir task on units named by URL, into a run file"),
+    "analyze": ("asic_reservoir.cli.experiment", "score a run file: readout, baselines, controls"),
+    "export": ("asic_reservoir.cli.experiment", "export a run file's tables to CSV"),
+    "pool": ("asic_reservoir.cli.pool", "run the Stratum v1 pool (SHA-256d and LBRY listeners)"),
+    "sim": ("asic_reservoir.cli.sim", "run simulated S9 / LV06 / LB-Box units on loopback"),
+    "probe": ("asic_reservoir.cli.units", "identify a unit and read one telemetry record"),
+    "scan": ("asic_reservoir.cli.units", "find units in an address range you name"),
+    "tpf": ("asic_reservoir.cli.tpf", "evaluate the 'probability filter' (early-round share prediction)"),
+    "puf": ("asic_reservoir.cli.puf", "fingerprint units: enroll, identify, verify, evaluate"),
 }
 
 
@@ -73,5 +73,3 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-if __name__ == "__main__":
-    sys.exit(main())

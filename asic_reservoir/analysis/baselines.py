@@ -4,7 +4,7 @@ Baselines answer "how hard is this task without the hardware?": predict the mean
 on u(t), ridge on k input delays, a software echo state network. Controls answer "did the
 hardware do the work?": the same readout on input delays only, and the hardware states
 shuffled in time (must score ~1.0). All use the readout protocol of
-:mod:`asic_reservoir.readout` and the alignment of :mod:`asic_reservoir.tasks`.
+:mod:`asic_reservoir.analysis.readout` and the alignment of :mod:`asic_reservoir.analysis.tasks`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from asic_reservoir.readout import (DEFAULT_ALPHAS, ReadoutError, Score, Split, Summary,
+from asic_reservoir.analysis.readout import (DEFAULT_ALPHAS, ReadoutError, Score, Split, Summary,
                                     check_no_leakage, delay_names, evaluate, input_delays,
                                     nrmse, summarize_scores)
 
@@ -185,7 +185,7 @@ def hardware_scores(states: np.ndarray, u: np.ndarray, y: np.ndarray, split: Spl
     Returns ``{"hardware": states only, "hardware + input": states + input_lags input
     delays, "input only": the same input delays alone, "shuffled states": states permuted
     in time}``. With ``check_leakage`` the states first go through
-    :func:`~asic_reservoir.readout.check_no_leakage` (raises ``LeakageError``), including
+    :func:`~asic_reservoir.analysis.readout.check_no_leakage` (raises ``LeakageError``), including
     its timestamp check when ``feature_time_ns`` (latest raw datum per row) and
     ``input_time_ns`` (when each u[t] was applied) are given.
     """

@@ -4,13 +4,13 @@ The **challenge** is a versioned stimulus program run through the ordinary exper
 loop (so its run file records everything): phases of constant input on the live actuators
 the unit has (LV06: frequency and fan; LB-Box: power plan; stock S9: pool difficulty only,
 since its frequency and fans change only through a restart). The **response** is built
-from that run file by :mod:`asic_reservoir.puf_response` from differences and ratios that
+from that run file by :mod:`asic_reservoir.puf.response` from differences and ratios that
 cancel ambient temperature and pool latency.
 
 Identification ranks enrolled units by scaled distance; verification accepts when the
 distance is below the threshold that gives the chosen false-accept rate on the enrolled
 population's impostor distances. Fleet evaluation and the ``puf`` command live in
-:mod:`asic_reservoir.puf_cli`.
+:mod:`asic_reservoir.cli.puf`.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from asic_reservoir.clock import Clock
-from asic_reservoir.puf_metrics import FingerprintSpace, threshold_at_far
-from asic_reservoir.puf_response import Response, StepTrace, response_from_traces
-from asic_reservoir.puf_store import EnrollmentStore
+from asic_reservoir.drivers.clock import Clock
+from asic_reservoir.puf.metrics import FingerprintSpace, threshold_at_far
+from asic_reservoir.puf.response import Response, StepTrace, response_from_traces
+from asic_reservoir.puf.store import EnrollmentStore
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class Challenge:
 
 def response_from_run(path: str | Path, unit: str, challenge: Challenge, key: str) -> Response:
     """Group a challenge run's telemetry and shares by phase and build the response."""
-    from asic_reservoir.runs import RunReader
+    from asic_reservoir.experiment.runs import RunReader
     phase = challenge.phase_of_step()
     traces = [StepTrace() for _ in challenge.phases]
     with RunReader(path) as reader:
@@ -121,9 +121,9 @@ async def read_response(url: str, challenge: Challenge, pool: Any, clock: Clock,
                         difficulty_scale: float = 1.0, simulated: dict | None = None,
                         progress: bool = False) -> Response:
     """Run the challenge on the unit at ``url`` (pointed at ``pool``) and read its response."""
-    from asic_reservoir.channels import parse_channels
-    from asic_reservoir.experiment import Experiment, ExperimentConfig, connect_unit
-    from asic_reservoir.runs import RunMeta, RunWriter
+    from asic_reservoir.experiment.channels import parse_channels
+    from asic_reservoir.experiment.loop import Experiment, ExperimentConfig, connect_unit
+    from asic_reservoir.experiment.runs import RunMeta, RunWriter
     worker = worker or f"puf.{name}"
     async with contextlib.AsyncExitStack() as stack:
         link = await connect_unit(url, pool, name=name, worker=worker,

@@ -1,4 +1,4 @@
-"""``asic-reservoir sim`` / ``python -m simulator``: simulated units on loopback addresses.
+"""``asic-reservoir sim``: simulated units on loopback addresses.
 
 Each unit gets its own loopback address (127.0.0.2, 127.0.0.3, ... by default), so
 several units serve the real ports (RPC 4028, HTTP 80) side by side, as units on a LAN
@@ -22,11 +22,11 @@ import sys
 import time
 from urllib.parse import urlsplit
 
-from asic_reservoir.clock import Clock
+from asic_reservoir.drivers.clock import Clock
 from asic_reservoir.progress import Progress
-from simulator.miner import MinerError, parse_pool_url
-from simulator.profiles import MODELS
-from simulator.unit import SimulatedUnit, UnitConfig, start_units
+from asic_reservoir.simulator.miner import MinerError, parse_pool_url
+from asic_reservoir.simulator.profiles import MODELS
+from asic_reservoir.simulator.unit import SimulatedUnit, UnitConfig, start_units
 
 DEFAULT_HOST_BASE = "127.0.0."
 DEFAULT_HOST_START = 2
@@ -180,9 +180,3 @@ def sim_main(args: argparse.Namespace) -> int:
               "(ports below 1024 need privileges; try --http-port 8080)", file=sys.stderr)
         return 1
 
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m simulator", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sim_arguments(parser)
-    return sim_main(parser.parse_args(argv))

@@ -24,7 +24,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from asic_reservoir.work import WorkError
+from asic_reservoir.drivers.stratum.work import WorkError
 
 ROUNDS = 64
 """Rounds of one SHA-256 compression."""

@@ -1,7 +1,7 @@
 """Linear readout of reservoir states: chronological splits, ridge with alpha chosen on
 validation, NRMSE, mean ± std over runs, and a leakage check.
 
-Rows are steps (see :mod:`asic_reservoir.tasks` for the alignment convention: row ``t``
+Rows are steps (see :mod:`asic_reservoir.analysis.tasks` for the alignment convention: row ``t``
 of the state matrix has seen inputs up to ``u[t]`` and is regressed on ``y[t]``).
 
 Protocol (why it is this way): rows are never shuffled, because states are

@@ -22,7 +22,7 @@ slots; slot ``k`` receives the input transformed by a fixed random mask value
 so every slot value stays in the input range and the unit's inertia couples neighbouring
 slots. The mask comes from a seed and is recorded in the run file.
 
-Each channel declares which unit capabilities it needs (``drivers.units`` Capabilities)
+Each channel declares which unit capabilities it needs (``asic_reservoir.drivers.units`` Capabilities)
 and its latency; :func:`check_support` refuses impossible choices with a clear message.
 """
 

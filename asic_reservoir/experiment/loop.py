@@ -25,16 +25,16 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from asic_reservoir.channels import (
+from asic_reservoir.experiment.channels import (
     ChannelError,
     ChannelSet,
     Command,
     DifficultyChannel,
     UnitInfo,
 )
-from asic_reservoir.clock import Clock
+from asic_reservoir.drivers.clock import Clock
 from asic_reservoir.progress import Progress
-from asic_reservoir.runs import (
+from asic_reservoir.experiment.runs import (
     CommandRow,
     RunWriter,
     ShareRow,
@@ -43,7 +43,7 @@ from asic_reservoir.runs import (
     TelemetryRow,
     UnitMeta,
 )
-from asic_reservoir.work import LBRY_DIFFICULTY_FACTOR
+from asic_reservoir.drivers.stratum.work import LBRY_DIFFICULTY_FACTOR
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +107,8 @@ class UnitLink:
 
 def work_template(value: float, algorithm: str, extranonce_size: int) -> Any:
     """A job whose coinbase carries the input value (``work`` channel)."""
-    from drivers.stratum import JobTemplate
-    from drivers.stratum.jobs import default_coinbase
+    from asic_reservoir.drivers.stratum import JobTemplate
+    from asic_reservoir.drivers.stratum.jobs import default_coinbase
     tag = b"u=" + f"{value:.6f}".encode()
     coinb1, coinb2 = default_coinbase(extranonce_size, 1, tag)
     return JobTemplate(coinb1=coinb1, coinb2=coinb2, algorithm=algorithm)
@@ -148,8 +148,8 @@ async def connect_unit(url: str, pool: Any, *, name: str, worker: str,
     settings are snapshotted *before* it is pointed at the pool and restored (pool
     included) when the stack closes.
     """
-    from drivers.errors import UnitError
-    from drivers.units import open_unit
+    from asic_reservoir.drivers.errors import UnitError
+    from asic_reservoir.drivers.units import open_unit
     try:
         driver = await open_unit(url, timeout=timeout, attempts=2)
     except (ValueError, UnitError, OSError) as exc:
@@ -468,7 +468,7 @@ class Experiment:
         unit.paused = paused
 
     def _check_temperature(self, unit: UnitLink, reading: Any) -> None:
-        from drivers.errors import OverTemperature
+        from asic_reservoir.drivers.errors import OverTemperature
         try:
             unit.driver.check_temperature(reading)
         except OverTemperature as exc:
@@ -477,7 +477,7 @@ class Experiment:
     async def _guard(self, unit: UnitLink, awaitable: Any,
                      marks: dict[str, str] | None = None) -> Any:
         """Await a unit operation; a failure marks the unit for this step instead of raising."""
-        from drivers.errors import UnitError
+        from asic_reservoir.drivers.errors import UnitError
         try:
             return await asyncio.wait_for(awaitable, timeout=max(unit.driver.timeout, 1.0) * 2)
         except (UnitError, OSError, asyncio.TimeoutError, ConnectionError) as exc:
@@ -527,7 +527,7 @@ class Experiment:
                     await self.pool.set_difficulty(self.pool.difficulty(unit.algorithm),
                                                    worker=unit.worker)
             if "work" in unit.sent:       # back to the pool's own jobs
-                from drivers.stratum import JobTemplate
+                from asic_reservoir.drivers.stratum import JobTemplate
                 with contextlib.suppress(Exception):
                     await self.pool.push_job(JobTemplate(algorithm=unit.algorithm),
                                              worker=unit.worker)

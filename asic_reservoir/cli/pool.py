@@ -15,9 +15,9 @@ import sys
 import time
 
 from asic_reservoir.progress import Progress
-from asic_reservoir.work import LBRY_DIFFICULTY_FACTOR
+from asic_reservoir.drivers.stratum.work import LBRY_DIFFICULTY_FACTOR
 
-from .pool import Pool, PoolConfig
+from asic_reservoir.drivers.stratum import Pool, PoolConfig
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def _text(totals: dict) -> str:
 
 def pool_main(args: argparse.Namespace) -> int:
     if logging.getLogger().level > logging.INFO:
-        logging.getLogger("drivers.stratum").setLevel(logging.INFO)
+        logging.getLogger("asic_reservoir.drivers.stratum").setLevel(logging.INFO)
     try:
         config = _config(args)
     except ValueError as exc:

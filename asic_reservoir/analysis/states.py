@@ -29,7 +29,7 @@ from typing import Sequence
 
 import numpy as np
 
-from asic_reservoir.runs import RunReader
+from asic_reservoir.experiment.runs import RunReader
 
 log = logging.getLogger(__name__)
 

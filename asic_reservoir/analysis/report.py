@@ -16,8 +16,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from asic_reservoir.baselines import CONTROLS, HARDWARE_INPUT, INPUT_ONLY
-from asic_reservoir.readout import Score, Split, Summary, summarize, summarize_scores
+from asic_reservoir.analysis.baselines import CONTROLS, HARDWARE_INPUT, INPUT_ONLY
+from asic_reservoir.analysis.readout import Score, Split, Summary, summarize, summarize_scores
 
 
 class PlotsUnavailable(ImportError):
@@ -45,7 +45,7 @@ class Entry:
     @classmethod
     def from_runs(cls, unit: str, channel: str, runs: Sequence[Mapping[str, Score]],
                   note: str = "") -> Entry:
-        """Aggregate per-run scores (e.g. :func:`~asic_reservoir.baselines.hardware_scores`
+        """Aggregate per-run scores (e.g. :func:`~asic_reservoir.analysis.baselines.hardware_scores`
         of each run) into mean ± std; names in ``baselines.CONTROLS`` become controls."""
         names = list(dict.fromkeys(k for r in runs for k in r))
         summaries = {k: summarize_scores([r[k] for r in runs if k in r]) for k in names}

@@ -26,7 +26,7 @@ from typing import Literal
 import numpy as np
 from numpy.polynomial import legendre
 
-from asic_reservoir.readout import RidgeReadout, Split, ReadoutError
+from asic_reservoir.analysis.readout import RidgeReadout, Split, ReadoutError
 
 log = logging.getLogger(__name__)
 

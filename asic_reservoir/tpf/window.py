@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from asic_reservoir.tpf_stats import AucResult, delong_auc
+from asic_reservoir.tpf.stats import AucResult, delong_auc
 
 
 class LeakageError(ValueError):
@@ -164,7 +164,7 @@ def load_run(path: str, unit: str, run: int = 0, fields: Sequence[str] | None = 
     Windows are the recorded steps. ``fields`` picks telemetry fields; by default every
     field that is numeric in every reading.
     """
-    from asic_reservoir.runs import RunReader
+    from asic_reservoir.experiment.runs import RunReader
 
     with RunReader(path) as reader:
         steps = reader.steps(run)

@@ -1,7 +1,7 @@
 """The nonce sweep behind the probability-filter study: fresh work, round states, labels.
 
 Each chunk draws random jobs (as a pool would hand out) from its own seed, hashes a
-nonce range per header with the numpy kernel (:mod:`asic_reservoir.sha256`), keeps the
+nonce range per header with the numpy kernel (:mod:`asic_reservoir.tpf.rounds`), keeps the
 state after each requested round and labels every nonce by its full double hash. Chunks
 run in process, on a process pool or on a Dask cluster with identical results, and
 whole headers go to either the training or the test side.
@@ -15,8 +15,8 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from asic_reservoir.sha256 import ROUNDS_PER_NONCE, meets_bits, trace_headers
-from asic_reservoir.work import BIP320_MASK, Job
+from asic_reservoir.tpf.rounds import ROUNDS_PER_NONCE, meets_bits, trace_headers
+from asic_reservoir.drivers.stratum.work import BIP320_MASK, Job
 
 DEFAULT_ROUNDS = (5, 16, 64, 125)
 """5: the paper's abort point; 16: last round fed raw header words; 64: first hash

@@ -15,8 +15,8 @@ from dataclasses import asdict
 from typing import Any
 
 from asic_reservoir.progress import Progress
-from drivers.errors import UnitError
-from drivers.units import HTTP_PORT, RPC_PORT, Identity, identify_ports, open_unit
+from asic_reservoir.drivers.errors import UnitError
+from asic_reservoir.drivers.units import HTTP_PORT, RPC_PORT, Identity, identify_ports, open_unit
 
 MAX_PREFIX_V4 = 16      # larger ranges need --force
 MAX_HOSTS_V6 = 65536

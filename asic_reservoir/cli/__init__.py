@@ -1,0 +1,1 @@
+"""Every ``asic-reservoir ...`` command; the libraries below have none."""

@@ -1,0 +1,1 @@
+"""Running experiments: input channels (encodings, masks), the experiment loop, run files."""

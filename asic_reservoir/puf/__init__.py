@@ -1,0 +1,1 @@
+"""Fingerprinting units (PUF): challenges, responses, enrollment store, identify/verify, metrics."""
