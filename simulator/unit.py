@@ -30,9 +30,18 @@ from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable, Sequence
 
 import numpy as np
-
 from asic_reservoir.drivers.clock import Clock
-from asic_reservoir.simulator.miner import FoundShare, MinerError, StratumMiner, parse_pool_url
+from asic_reservoir.simulator.firmware.antminer_web import AntminerWebServer
+from asic_reservoir.simulator.firmware.axeos import AxeOSServer
+from asic_reservoir.simulator.firmware.cgminer_rpc import CgminerRpcServer
+from asic_reservoir.simulator.firmware.goldshell_web import GoldshellWebServer
+from asic_reservoir.simulator.firmware.serial_console import SerialConsole
+from asic_reservoir.simulator.miner import (
+    FoundShare,
+    MinerError,
+    StratumMiner,
+    parse_pool_url,
+)
 from asic_reservoir.simulator.physics import SettingsError, UnitPhysics, UnitReading
 from asic_reservoir.simulator.profiles import MODELS, Profile, profile
 
@@ -221,11 +230,6 @@ class SimulatedUnit:
 
     async def _start_servers(self) -> None:
         # Imported here: the firmware modules import simulator types themselves.
-        from asic_reservoir.simulator.firmware.antminer_web import AntminerWebServer
-        from asic_reservoir.simulator.firmware.axeos import AxeOSServer
-        from asic_reservoir.simulator.firmware.cgminer_rpc import CgminerRpcServer
-        from asic_reservoir.simulator.firmware.goldshell_web import GoldshellWebServer
-        from asic_reservoir.simulator.firmware.serial_console import SerialConsole
 
         cfg, model = self.config, self.profile.model
         if model in ("s9", "lbbox") and cfg.rpc_port is not None:

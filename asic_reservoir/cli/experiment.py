@@ -20,12 +20,40 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from asic_reservoir.experiment.channels import ChannelError, parse_channels
-from asic_reservoir.drivers.clock import Clock
-from asic_reservoir.experiment.loop import (Experiment, ExperimentConfig, ExperimentError,
-                                       UnitLink, connect_unit, input_seed)
-from asic_reservoir.experiment.runs import RunFileError, RunMeta, RunReader, RunWriter, export_csv
+from asic_reservoir.analysis.baselines import hardware_scores, run_baselines
+from asic_reservoir.analysis.readout import ReadoutError, Split
+from asic_reservoir.analysis.report import (
+    Entry,
+    PlotsUnavailable,
+    Report,
+    _pyplot,
+    dumps,
+    plot_features,
+    plot_nrmse_vs_slots,
+    plot_prediction,
+)
 from asic_reservoir.analysis.states import StatesError, states
+from asic_reservoir.analysis.tasks import narma, narma_from_input
+from asic_reservoir.drivers.clock import Clock
+from asic_reservoir.drivers.stratum import Pool, PoolConfig
+from asic_reservoir.drivers.units import parse_unit_url
+from asic_reservoir.experiment.channels import ChannelError, parse_channels
+from asic_reservoir.experiment.loop import (
+    Experiment,
+    ExperimentConfig,
+    ExperimentError,
+    UnitLink,
+    connect_unit,
+    input_seed,
+)
+from asic_reservoir.experiment.runs import (
+    RunFileError,
+    RunMeta,
+    RunReader,
+    RunWriter,
+    export_csv,
+)
+from asic_reservoir.simulator import UnitConfig, start_units
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +77,6 @@ def narma_inputs(seed: int, steps: int, control: str | None = None):
     task (and the readout's target) stays the NARMA series of the same seed: whatever the
     readout then scores is not from the hardware following the input.
     """
-    from asic_reservoir.analysis.tasks import narma
 
     def inputs(run: int) -> np.ndarray:
         u = narma(steps, NARMA_ORDER, seed=input_seed(seed, run)).u
@@ -76,7 +103,6 @@ async def run_experiment(urls: Sequence[str], channel: str, out: str | Path, *, 
     if control not in (None, "constant-input"):
         raise ExperimentError(f"unknown control {control!r}; the one recorded control is "
                               f"'constant-input'")
-    from asic_reservoir.drivers.stratum import Pool, PoolConfig
     clock = clock or (pool.clock if pool is not None else Clock())
     own_pool = pool is None
     if own_pool:
@@ -146,7 +172,6 @@ async def run_experiment(urls: Sequence[str], channel: str, out: str | Path, *, 
 
 
 def _unit_names(urls: Sequence[str]) -> list[str]:
-    from asic_reservoir.drivers.units import parse_unit_url
     names: list[str] = []
     for url in urls:
         base = parse_unit_url(url).model
@@ -228,10 +253,6 @@ def analyze_files(paths: Sequence[str | Path], options: AnalysisOptions | None =
                   labels: dict[str, str] | None = None, plots: str | Path | None = None):
     """Score run files: per unit x channel, hardware readouts and controls over runs,
     plus the task baselines on the same input series. Returns a ``report.Report``."""
-    from asic_reservoir.analysis.baselines import hardware_scores, run_baselines
-    from asic_reservoir.analysis.readout import ReadoutError, Split
-    from asic_reservoir.analysis.report import Entry, Report
-    from asic_reservoir.analysis.tasks import narma_from_input
 
     opt = options or AnalysisOptions()
     entries: list[Entry] = []
@@ -312,7 +333,6 @@ def _attach_constant_input_controls(entries: list) -> list:
 
 def _plot_slot_sweeps(directory: str | Path, by_slots: dict, baselines: dict) -> None:
     """NRMSE against virtual-node slots, for each unit and channel recorded at several."""
-    from asic_reservoir.analysis.report import plot_nrmse_vs_slots
     for (unit, channel), entries in by_slots.items():
         if len(entries) < 2:
             continue
@@ -325,7 +345,6 @@ def _plot_slot_sweeps(directory: str | Path, by_slots: dict, baselines: dict) ->
 
 def _plots(directory: str | Path, unit: str, channel: str, run: int, sm: Any,
            scores: dict) -> None:
-    from asic_reservoir.analysis.report import plot_features, plot_prediction
     stem = f"{unit}_{channel}".replace(" ", "_").replace("+", "-").replace(":", "-")
     head = scores.get("hardware + input") or next(iter(scores.values()))
     plot_prediction(head, Path(directory) / f"{stem}_run{run}_prediction.png",
@@ -344,8 +363,6 @@ def analyze_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def analyze_main(args: argparse.Namespace) -> int:
-    from asic_reservoir.analysis.readout import ReadoutError
-    from asic_reservoir.analysis.report import PlotsUnavailable, _pyplot, dumps
     try:
         if args.plots:
             _pyplot()                  # fail before the analysis, not after it
@@ -418,8 +435,6 @@ async def run_demo(size: DemoSize, workdir: Path, progress: bool = True,
     """Start the pool and simulated S9, LV06 and LB-Box units on loopback; record NARMA-10
     with the published encoding on each, and with the best encoding on a second copy of
     every unit that can carry one (same identity seed, its own input-channel settings)."""
-    from asic_reservoir.drivers.stratum import Pool, PoolConfig
-    from asic_reservoir.simulator import UnitConfig, start_units
 
     plan = list(plan or demo_plan())
     clock = Clock(size.speed)
@@ -462,8 +477,6 @@ def demo_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def demo_main(args: argparse.Namespace) -> int:
-    from asic_reservoir.analysis.readout import ReadoutError
-    from asic_reservoir.analysis.report import dumps
     size = DemoSize(steps=args.steps, runs=args.runs, speed=args.speed)
     if size.steps < 100 or size.runs < 1 or not size.speed > 0:
         print("asic-reservoir demo: need --steps >= 100, --runs >= 1, --speed > 0",

@@ -18,6 +18,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from asic_reservoir.drivers.clock import Clock
+from asic_reservoir.drivers.stratum import Pool, PoolConfig
+from asic_reservoir.experiment.loop import ExperimentError
 from asic_reservoir.progress import Progress
 from asic_reservoir.puf.identify import (
     Challenge,
@@ -30,6 +32,9 @@ from asic_reservoir.puf.identify import (
 )
 from asic_reservoir.puf.metrics import evaluate_fleet
 from asic_reservoir.puf.store import EnrollmentStore, StoreError
+from asic_reservoir.simulator import UnitConfig, start_units
+from asic_reservoir.simulator.profiles import PROFILES
+from asic_reservoir.simulator.unit import auto_hash_scale
 
 DEFAULT_STORE = "puf-enrollments.db"
 
@@ -53,9 +58,6 @@ class FleetOptions:
 async def _read_simulated(opts: FleetOptions, seeds: Sequence[int], ambients: Sequence[float],
                           pool: Any, clock: Clock, workdir: Path, tag: str) -> list[Response]:
     """One challenge read of freshly started simulated units (a power cycle per read)."""
-    from asic_reservoir.simulator import UnitConfig, start_units
-    from asic_reservoir.simulator.profiles import PROFILES
-    from asic_reservoir.simulator.unit import auto_hash_scale
     scale = auto_hash_scale(PROFILES[opts.model], opts.speed, opts.hash_budget)
     configs = [UnitConfig(model=opts.model, seed=s, host="127.0.0.1",
                           pool_url=pool.lbry_url if opts.model == "lbbox" else pool.url,
@@ -101,7 +103,6 @@ def _fleet_metrics(rounds: list[list[Response]], enroll_reads: int, seed: int) -
 
 async def evaluate_simulated_fleet(opts: FleetOptions, progress: bool = True) -> dict:
     """Enroll ``devices`` simulated units, re-read each ``reads`` times under ambient drift."""
-    from asic_reservoir.drivers.stratum import Pool, PoolConfig
     rng = np.random.default_rng(opts.seed)
     seeds = [1000 + opts.seed * 100 + i for i in range(opts.devices)]
     clock = Clock(opts.speed)
@@ -138,7 +139,6 @@ async def evaluate_units(urls: Sequence[str], challenge: Challenge, *, reads: in
                          progress: bool = True) -> dict:
     """The same metrics on units named by URL (real or simulated elsewhere), read in
     rounds: every unit once per round, concurrently, on one pool."""
-    from asic_reservoir.drivers.stratum import Pool, PoolConfig
     if len(urls) < 2:
         raise PufError("a fleet needs at least two units")
     clock = Clock(speed)
@@ -221,7 +221,6 @@ def puf_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def _read_cli(args: argparse.Namespace, reads: int = 1) -> list[Response]:
-    from asic_reservoir.drivers.stratum import Pool, PoolConfig
     clock = Clock(args.speed)
     pool = Pool(PoolConfig(host=args.pool_host, port=args.pool_port, lbry_port=args.lbry_port),
                 clock=clock)
@@ -243,7 +242,6 @@ def _print(args: argparse.Namespace, data: dict, lines: list[str]) -> None:
 
 
 def puf_main(args: argparse.Namespace) -> int:
-    from asic_reservoir.experiment.loop import ExperimentError
     try:
         if args.action == "evaluate":
             return _evaluate_main(args)

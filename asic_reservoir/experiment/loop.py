@@ -25,6 +25,12 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from asic_reservoir.drivers.clock import Clock
+from asic_reservoir.drivers.errors import OverTemperature, UnitError
+from asic_reservoir.drivers.stratum import JobTemplate
+from asic_reservoir.drivers.stratum.jobs import default_coinbase
+from asic_reservoir.drivers.stratum.work import LBRY_DIFFICULTY_FACTOR
+from asic_reservoir.drivers.units import open_unit
 from asic_reservoir.experiment.channels import (
     ChannelError,
     ChannelSet,
@@ -32,8 +38,6 @@ from asic_reservoir.experiment.channels import (
     DifficultyChannel,
     UnitInfo,
 )
-from asic_reservoir.drivers.clock import Clock
-from asic_reservoir.progress import Progress
 from asic_reservoir.experiment.runs import (
     CommandRow,
     RunWriter,
@@ -43,7 +47,7 @@ from asic_reservoir.experiment.runs import (
     TelemetryRow,
     UnitMeta,
 )
-from asic_reservoir.drivers.stratum.work import LBRY_DIFFICULTY_FACTOR
+from asic_reservoir.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +111,6 @@ class UnitLink:
 
 def work_template(value: float, algorithm: str, extranonce_size: int) -> Any:
     """A job whose coinbase carries the input value (``work`` channel)."""
-    from asic_reservoir.drivers.stratum import JobTemplate
-    from asic_reservoir.drivers.stratum.jobs import default_coinbase
     tag = b"u=" + f"{value:.6f}".encode()
     coinb1, coinb2 = default_coinbase(extranonce_size, 1, tag)
     return JobTemplate(coinb1=coinb1, coinb2=coinb2, algorithm=algorithm)
@@ -148,8 +150,6 @@ async def connect_unit(url: str, pool: Any, *, name: str, worker: str,
     settings are snapshotted *before* it is pointed at the pool and restored (pool
     included) when the stack closes.
     """
-    from asic_reservoir.drivers.errors import UnitError
-    from asic_reservoir.drivers.units import open_unit
     try:
         driver = await open_unit(url, timeout=timeout, attempts=2)
     except (ValueError, UnitError, OSError) as exc:
@@ -468,7 +468,6 @@ class Experiment:
         unit.paused = paused
 
     def _check_temperature(self, unit: UnitLink, reading: Any) -> None:
-        from asic_reservoir.drivers.errors import OverTemperature
         try:
             unit.driver.check_temperature(reading)
         except OverTemperature as exc:
@@ -477,7 +476,6 @@ class Experiment:
     async def _guard(self, unit: UnitLink, awaitable: Any,
                      marks: dict[str, str] | None = None) -> Any:
         """Await a unit operation; a failure marks the unit for this step instead of raising."""
-        from asic_reservoir.drivers.errors import UnitError
         try:
             return await asyncio.wait_for(awaitable, timeout=max(unit.driver.timeout, 1.0) * 2)
         except (UnitError, OSError, asyncio.TimeoutError, ConnectionError) as exc:
@@ -527,7 +525,6 @@ class Experiment:
                     await self.pool.set_difficulty(self.pool.difficulty(unit.algorithm),
                                                    worker=unit.worker)
             if "work" in unit.sent:       # back to the pool's own jobs
-                from asic_reservoir.drivers.stratum import JobTemplate
                 with contextlib.suppress(Exception):
                     await self.pool.push_job(JobTemplate(algorithm=unit.algorithm),
                                              worker=unit.worker)

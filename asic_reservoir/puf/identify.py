@@ -25,6 +25,9 @@ from typing import Any
 import numpy as np
 
 from asic_reservoir.drivers.clock import Clock
+from asic_reservoir.experiment.channels import parse_channels
+from asic_reservoir.experiment.loop import Experiment, ExperimentConfig, connect_unit
+from asic_reservoir.experiment.runs import RunMeta, RunReader, RunWriter
 from asic_reservoir.puf.metrics import FingerprintSpace, threshold_at_far
 from asic_reservoir.puf.response import Response, StepTrace, response_from_traces
 from asic_reservoir.puf.store import EnrollmentStore
@@ -91,7 +94,6 @@ class Challenge:
 
 def response_from_run(path: str | Path, unit: str, challenge: Challenge, key: str) -> Response:
     """Group a challenge run's telemetry and shares by phase and build the response."""
-    from asic_reservoir.experiment.runs import RunReader
     phase = challenge.phase_of_step()
     traces = [StepTrace() for _ in challenge.phases]
     with RunReader(path) as reader:
@@ -121,9 +123,6 @@ async def read_response(url: str, challenge: Challenge, pool: Any, clock: Clock,
                         difficulty_scale: float = 1.0, simulated: dict | None = None,
                         progress: bool = False) -> Response:
     """Run the challenge on the unit at ``url`` (pointed at ``pool``) and read its response."""
-    from asic_reservoir.experiment.channels import parse_channels
-    from asic_reservoir.experiment.loop import Experiment, ExperimentConfig, connect_unit
-    from asic_reservoir.experiment.runs import RunMeta, RunWriter
     worker = worker or f"puf.{name}"
     async with contextlib.AsyncExitStack() as stack:
         link = await connect_unit(url, pool, name=name, worker=worker,

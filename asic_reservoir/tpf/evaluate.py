@@ -22,12 +22,30 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from asic_reservoir.tpf.rounds import ROUNDS, ROUNDS_PER_NONCE
-from asic_reservoir.tpf.stats import (AucResult, delong_auc, detectable_auc, holm,
-                                      positives_needed, recall_test)
-from asic_reservoir.tpf.sweep import (N_FEATURES, Dataset, SweepConfig, TpfError,
-                                      features, tick)
+from asic_reservoir.tpf.stats import (
+    AucResult,
+    delong_auc,
+    detectable_auc,
+    holm,
+    positives_needed,
+    recall_test,
+)
+from asic_reservoir.tpf.sweep import (
+    N_FEATURES,
+    Dataset,
+    SweepConfig,
+    TpfError,
+    features,
+    tick,
+)
 
 PAPER_ROUNDS = 64
 """The paper counts rounds of one 64-round compression: its claim is ``1 - k/64``."""
@@ -65,11 +83,6 @@ class BaseRatePredictor:
 
 def make_predictor(name: str, seed: int = 0):
     """An unfitted scikit-learn style classifier by name (see :data:`PREDICTORS`)."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.neural_network import MLPClassifier
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
     if name == "base-rate":
         return BaseRatePredictor()
@@ -278,7 +291,6 @@ class _RoundTask:
 
 def _evaluate_round(task: _RoundTask) -> RoundResult:
     """Fit every predictor on one round's states and score the unseen headers."""
-    from threadpoolctl import threadpool_limits
 
     k = task.round
     rng = np.random.default_rng(np.random.SeedSequence([task.seed, 1 << 21, k]))

@@ -16,7 +16,11 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
+from asic_reservoir.experiment.runs import RunReader
 from asic_reservoir.tpf.stats import AucResult, delong_auc
 
 
@@ -136,9 +140,6 @@ class WindowResult:
 def evaluate_windows(features: WindowFeatures, labels: np.ndarray, edges: Sequence[float],
                      train_fraction: float = 0.6, seed: int = 0) -> WindowResult:
     """Leakage check, chronological split, logistic regression, DeLong AUC on the test part."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
     check_leakage(features, edges)
     labels = np.asarray(labels, dtype=bool)
@@ -164,7 +165,6 @@ def load_run(path: str, unit: str, run: int = 0, fields: Sequence[str] | None = 
     Windows are the recorded steps. ``fields`` picks telemetry fields; by default every
     field that is numeric in every reading.
     """
-    from asic_reservoir.experiment.runs import RunReader
 
     with RunReader(path) as reader:
         steps = reader.steps(run)

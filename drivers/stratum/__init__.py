@@ -14,7 +14,8 @@ or worker, and consume the :class:`ShareEvent` stream. See :mod:`.pool` for beha
 """
 
 from .jobs import JobTemplate
-from .pool import Pool, PoolConfig
+from .config import PoolConfig
+from .pool import Pool
 from .protocol import (
                        DUPLICATE,
                        JOB_NOT_FOUND,

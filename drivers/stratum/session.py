@@ -19,8 +19,9 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from .config import PoolConfig
 from .jobs import JobRegistry, SentJob
 from .protocol import (
     OTHER,
@@ -33,10 +34,8 @@ from .protocol import (
     encode_response,
     parse_line,
 )
-from .validation import ShareValidator
+from .validation import ShareValidator, Verdict
 
-if TYPE_CHECKING:
-    from .pool import Listener, Pool
 
 log = logging.getLogger(__name__)
 
@@ -74,13 +73,34 @@ def _number(value: Any, name: str) -> float:
     return float(value)
 
 
+class ListenerView(Protocol):
+    """The listener a session was accepted on: its algorithm, default difficulty, rules."""
+
+    algorithm: str
+    difficulty: float
+    validator: ShareValidator
+
+
+class SessionHost(Protocol):
+    """What a session needs from its pool (the pool implements it; nothing else is shared)."""
+
+    def authorized(self, worker: str, password: object) -> bool: ...
+    def next_request_id(self) -> int: ...
+    def session_ready(self, session: Session) -> None: ...
+    def session_closed(self, session: Session) -> None: ...
+    def session_share(self, session: Session, verdict: Verdict, recv_ns: int) -> None: ...
+    def session_suggested(self, session: Session) -> None: ...
+    def session_protocol_error(self) -> None: ...
+
+
 class Session:
     """State and handlers of one Stratum connection."""
 
-    def __init__(self, pool: Pool, listener: Listener, reader: asyncio.StreamReader,
-                 writer: asyncio.StreamWriter, session_id: str, extranonce1: bytes) -> None:
-        cfg = pool.config
-        self.pool = pool
+    def __init__(self, host: SessionHost, config: PoolConfig, listener: ListenerView,
+                 reader: asyncio.StreamReader, writer: asyncio.StreamWriter, session_id: str,
+                 extranonce1: bytes) -> None:
+        cfg = config
+        self.host = host
         self.config = cfg
         self.listener = listener
         self.reader = reader
@@ -139,7 +159,7 @@ class Session:
             for fut in self._pending.values():
                 if not fut.done():
                     fut.cancel()
-            self.pool._session_closed(self)
+            self.host.session_closed(self)
 
     async def _read_loop(self) -> None:
         reader = self.reader
@@ -231,7 +251,7 @@ class Session:
 
     def _protocol_error(self, msg_id: Any, exc: StratumError, line: bytes) -> None:
         self.protocol_errors += 1
-        self.pool._stats.protocol_errors += 1
+        self.host.session_protocol_error()
         log.info("%r: %s (line %r)", self, exc.message, line[:120])
         self.send(encode_response(msg_id, None, exc))
         if self.protocol_errors > self.config.max_protocol_errors:
@@ -259,7 +279,7 @@ class Session:
         else:
             self.send(encode_response(msg.id, False, v.error()))
             self.info.rejected += 1
-        self.pool._record_share(self, v, recv_ns)
+        self.host.session_share(self, v, recv_ns)
 
     def _configure(self, msg: Message, recv_ns: int) -> None:
         params = msg.params
@@ -286,7 +306,7 @@ class Session:
                 result[name] = False
         self._reply(msg.id, result)
         if self.info.ready and self.info.suggested_difficulty is not None:
-            self.pool._honor_suggestion(self)
+            self.host.session_suggested(self)
 
     def _negotiate_version_rolling(self, options: dict) -> dict[str, Any]:
         requested = options.get("version-rolling.mask", "ffffffff")
@@ -327,7 +347,7 @@ class Session:
         self._reply(msg.id, [[["mining.set_difficulty", sid], ["mining.notify", sid]],
                              self.extranonce1.hex(), self.config.extranonce2_size])
         if self.info.authorized and not was_subscribed:
-            self.pool._session_ready(self)
+            self.host.session_ready(self)
 
     def _authorize(self, msg: Message, recv_ns: int) -> None:
         params = msg.params
@@ -336,7 +356,7 @@ class Session:
             raise StratumError(OTHER, "mining.authorize needs [worker, password]")
         worker = params[0]
         password = params[1] if len(params) > 1 else None
-        if not self.pool._authorized(worker, password):
+        if not self.host.authorized(worker, password):
             log.info("%r: worker %r refused", self, worker)
             self.send(encode_response(msg.id, False, StratumError(UNAUTHORIZED, "unauthorized worker")))
             return
@@ -347,7 +367,7 @@ class Session:
         self.info.authorized = True
         self._reply(msg.id, True)
         if self.info.subscribed and not was_ready:
-            self.pool._session_ready(self)
+            self.host.session_ready(self)
 
     def _suggest_difficulty(self, msg: Message, recv_ns: int) -> None:
         params = msg.params
@@ -356,7 +376,7 @@ class Session:
         self.info.suggested_difficulty = _number(params[0], "difficulty")
         self._reply(msg.id, True)
         if self.info.ready:
-            self.pool._honor_suggestion(self)
+            self.host.session_suggested(self)
 
     def _extranonce_subscribe(self, msg: Message, recv_ns: int) -> None:
         self.extranonce_subscribed = True
@@ -391,7 +411,7 @@ class Session:
 
     async def request(self, method: str, params: list, timeout: float) -> Message:
         """Send a request to the miner and wait for its response (``TimeoutError``)."""
-        msg_id = self.pool._next_request_id()
+        msg_id = self.host.next_request_id()
         fut = asyncio.get_running_loop().create_future()
         self._pending[msg_id] = fut
         self.send(encode_request(msg_id, method, params))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Sequence
 
 DIFF1_TARGET = 0xFFFF << 208
@@ -263,7 +264,6 @@ def difficulty_to_target(difficulty: float, factor: float = 1.0) -> int:
     if not difficulty > 0 or difficulty != difficulty or difficulty == float("inf"):
         raise WorkError(f"difficulty must be a finite number > 0, got {difficulty!r}")
     # Exact rational arithmetic: fractional difficulties below 1 give targets above diff1.
-    from fractions import Fraction
     target = int(Fraction(DIFF1_TARGET) * Fraction(factor) / Fraction(difficulty))
     return min(target, MAX_TARGET)
 
