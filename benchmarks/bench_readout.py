@@ -16,7 +16,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from asic_reservoir.analysis.baselines import run_baselines
-from asic_reservoir.analysis.readout import REFERENCE_SPLIT, RidgeReadout, Split
+from asic_reservoir.analysis.readout import REFERENCE_SPLIT, ChronologicalSplit, RidgeReadout
 from asic_reservoir.analysis.tasks import NarmaDivergence, narma, narma_from_input
 from benchmarks import Figure, quick
 
@@ -31,12 +31,13 @@ def _fit_time(rows: int, cols: int) -> list[Figure]:
     rng = np.random.default_rng(0)
     X = rng.standard_normal((rows, cols))
     y = X @ rng.standard_normal(cols) + rng.standard_normal(rows)
-    split = Split(washout=0, train=int(rows * 0.6), validation=int(rows * 0.2))
+    n_train, n_val = int(rows * 0.6), int(rows * 0.2)
     start = time.perf_counter()
     np.linalg.lstsq(X, y, rcond=None)
     t_lstsq = time.perf_counter() - start
+    readout = RidgeReadout(cv=ChronologicalSplit(validation=n_val))
     start = time.perf_counter()
-    RidgeReadout().fit(X, y, split)
+    readout.fit(X[:n_train + n_val], y[:n_train + n_val])
     t_fit = time.perf_counter() - start
     return [Figure(f"ridge fit {rows}x{cols}, 11 alphas + refit", t_fit, "s",
                    "np.linalg.lstsq same matrix", t_lstsq, "train 60% / val 20%")]

@@ -9,9 +9,12 @@ from sklearn.linear_model import Ridge
 from threadpoolctl import threadpool_limits
 
 from asic_reservoir.analysis.baselines import EchoStateNetwork
-from asic_reservoir.analysis.readout import (LeakageError, ReadoutError, RidgeReadout, Split,
-                                    check_no_leakage, delay_names, evaluate, input_delays,
-                                    nrmse, summarize, summarize_scores)
+from sklearn.exceptions import NotFittedError
+
+from asic_reservoir.analysis.readout import (ChronologicalSplit, LeakageError, ReadoutError,
+                                             RidgeReadout, Split, check_no_leakage,
+                                             delay_names, evaluate, fit_on_split,
+                                             input_delays, nrmse, summarize, summarize_scores)
 from asic_reservoir.analysis.tasks import narma
 
 
@@ -78,7 +81,7 @@ def test_input_delays():
 
 
 def test_ridge_matches_sklearn_on_train_plus_validation(series, esn_features):
-    ro = RidgeReadout().fit(esn_features, series.y, SPLIT)
+    ro = fit_on_split(esn_features, series.y, SPLIT)
     n = len(series.y)
     train, rows = SPLIT.train_rows(n), SPLIT.fit_rows(n)
     mu, sd = esn_features[train].mean(0), esn_features[train].std(0)   # train-only scaler
@@ -100,13 +103,14 @@ def test_ridge_without_intercept_and_wider_than_long():
     rng = np.random.default_rng(7)
     X = rng.standard_normal((400, 50))
     y = X[:, 0] * 2.0 + rng.normal(0, 0.1, 400)
-    ro = RidgeReadout([1e-3], fit_intercept=False).fit(X, y, Split(0, 30, 20))   # 30 rows, 50 cols
+    ro = RidgeReadout([1e-3], fit_intercept=False, cv=ChronologicalSplit(20)).fit(X[:50], y[:50])
     train, rows = np.arange(30), np.arange(50)
     xs = X / X[train].std(0)
     ref = Ridge(alpha=1e-3, fit_intercept=False).fit(xs[rows], y[rows])
     np.testing.assert_allclose(ro.coef_, ref.coef_, rtol=1e-5, atol=1e-7)
     assert ro.intercept_ == 0.0
-    with pytest.raises(ReadoutError, match="not fitted"):
+    assert ro.n_train_ == 30 and ro.n_validation_ == 20                    # 30 rows, 50 cols
+    with pytest.raises(NotFittedError):
         RidgeReadout().predict(X)
 
 
@@ -117,19 +121,19 @@ def test_alpha_is_chosen_on_validation_and_test_is_never_read():
     w = rng.standard_normal(40) * (rng.random(40) < 0.3)
     y = X @ w + rng.normal(0, 3.0, n)             # noisy: a mid-grid alpha wins
     alphas = np.logspace(-2, 4, 13)
-    base = RidgeReadout(alphas).fit(X, y, SPLIT)
+    base = fit_on_split(X, y, SPLIT, alphas=alphas)
     test = SPLIT.test_rows(n)
     y2, X2 = y.copy(), X.copy()
     y2[test] = rng.normal(0, 100, len(test))      # wreck the test block completely
     X2[test] = np.nan
-    other = RidgeReadout(alphas).fit(X2, y2, SPLIT)
+    other = fit_on_split(X2, y2, SPLIT, alphas=alphas)
     assert other.alpha_ == base.alpha_
     np.testing.assert_array_equal(other.coef_, base.coef_)
     # ... whereas the validation block does drive the choice.
     y3 = y.copy()
     val = SPLIT.validation_rows(n)
     y3[val] = rng.normal(0, 3.0, len(val))        # validation unrelated to X: most shrinkage wins
-    assert RidgeReadout(alphas).fit(X, y3, SPLIT).alpha_ == alphas[-1] != base.alpha_
+    assert fit_on_split(X, y3, SPLIT, alphas=alphas).alpha_ == alphas[-1] != base.alpha_
     assert 0 < np.argmin(base.val_curve_) < len(alphas) - 1
 
 
@@ -228,9 +232,9 @@ def test_leakage_check_refuses_an_empty_test_block(series, esn_features):
 
 def test_multi_target_fit_equals_separate_fits(series, esn_features):
     Y = np.stack([series.y, np.roll(series.u, 3), series.u ** 2], axis=1)
-    multi = RidgeReadout().fit(esn_features, Y, SPLIT)
+    multi = fit_on_split(esn_features, Y, SPLIT)
     for j in range(3):
-        one = RidgeReadout().fit(esn_features, Y[:, j], SPLIT)
+        one = fit_on_split(esn_features, Y[:, j], SPLIT)
         assert multi.alpha_[j] == one.alpha_
         np.testing.assert_allclose(multi.coef_[:, j], one.coef_, rtol=1e-7, atol=1e-10)
         assert multi.intercept_[j] == pytest.approx(one.intercept_)
@@ -264,8 +268,8 @@ def test_readout_predictions_do_not_depend_on_feature_units(seed, log_scales):
     y = X @ rng.standard_normal(6) + rng.normal(0, 0.5, 300)
     split = Split(0, 150, 60)
     scaled = X * 10.0 ** np.array(log_scales) + rng.normal(0, 100, 6)   # units and offsets
-    a = RidgeReadout().fit(X, y, split)
-    b = RidgeReadout().fit(scaled, y, split)
+    a = fit_on_split(X, y, split)
+    b = fit_on_split(scaled, y, split)
     assert a.alpha_ == b.alpha_
     np.testing.assert_allclose(a.predict(X), b.predict(scaled), rtol=1e-6, atol=1e-6)
 

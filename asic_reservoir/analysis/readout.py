@@ -1,5 +1,5 @@
-"""Linear readout of reservoir states: chronological splits, ridge with alpha chosen on
-validation, NRMSE, mean ± std over runs, and a leakage check.
+"""Linear readout of reservoir states: chronological splits, a scikit-learn ridge regressor
+with alpha chosen on validation, NRMSE, mean ± std over runs, and a leakage check.
 
 Rows are steps (see :mod:`asic_reservoir.analysis.tasks` for the alignment convention: row ``t``
 of the state matrix has seen inputs up to ``u[t]`` and is regressed on ``y[t]``).
@@ -14,12 +14,16 @@ is touched once, for the reported score.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Literal, Sequence
 
 import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.model_selection import BaseCrossValidator
+from sklearn.utils.validation import check_is_fitted, validate_data
 
-DEFAULT_ALPHAS = np.logspace(-10, 0, 11)
+DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(-10, 0, 11))
 """Ridge penalties tried on validation (sum-of-squares convention, standardised features)."""
 
 Normalise = Literal["std", "range"]
@@ -154,109 +158,167 @@ def delay_names(k: int) -> list[str]:
 
 # --------------------------------------------------------------------------- ridge
 
-class RidgeReadout:
-    """Ridge regression readout with alpha chosen on a chronological validation block.
+class ChronologicalSplit(BaseCrossValidator):
+    """One chronological train/validation split: the last rows validate, earlier rows train.
 
-    ``fit(X, y, split)`` standardises features with train-row statistics (the scaler is
-    never refitted: the final model uses it too), fits one ridge per alpha on the train
-    rows, picks the alpha with the lowest validation NRMSE (ties go to the larger alpha),
-    then refits the weights on train + validation with that alpha. Test rows are never
-    read by ``fit``. Penalty convention: minimise ``||y - b - Xw||^2 + alpha ||w||^2`` on
-    standardised X with an unpenalised intercept b (as scikit-learn's ``Ridge``).
-
-    Numerics: one QR of the train rows [1 | X | y] gives the ridge path for every alpha
-    through an SVD of the small triangular factor; the refit updates that factor with the
-    validation rows. Exact for tiny alphas (no normal equations), about 2x a plain
-    least-squares solve of the same matrix.
-
-    Attributes after fit: ``alpha_``, ``val_nrmse_`` (at ``alpha_``), ``val_curve_``
-    (validation NRMSE per alpha), ``coef_``, ``intercept_`` (in standardised space),
-    ``mean_``, ``scale_``, ``n_train_``, ``n_validation_``.
+    ``split(X)`` yields a single ``(train_idx, val_idx)``: validation is the last
+    ``validation`` rows (an int is a row count, a float in (0, 1) a fraction, rounded up),
+    training is every row before them except ``gap`` rows left out between the two (for a
+    washout or input delays, as in scikit-learn's ``TimeSeriesSplit``). Never shuffles, so
+    every validation row comes after every training row. Usable as ``cv`` of
+    :class:`RidgeReadout` and of scikit-learn searches.
     """
 
-    def __init__(self, alphas: Sequence[float] | np.ndarray = DEFAULT_ALPHAS,
-                 fit_intercept: bool = True) -> None:
-        alphas = np.asarray(alphas, dtype=float).ravel()
-        if alphas.size == 0 or not np.all(np.isfinite(alphas)) or np.any(alphas < 0):
-            raise ReadoutError("alphas must be a non-empty list of finite values >= 0")
+    def __init__(self, validation: int | float = 0.25, gap: int = 0) -> None:
+        if isinstance(validation, (bool, np.bool_)) or not (
+                (isinstance(validation, numbers.Integral) and validation >= 1)
+                or (isinstance(validation, numbers.Real) and 0 < validation < 1)):
+            raise ReadoutError(f"validation must be a row count >= 1 or a fraction in (0, 1), "
+                               f"got {validation!r}")
+        if isinstance(gap, (bool, np.bool_)) or not isinstance(gap, numbers.Integral) or gap < 0:
+            raise ReadoutError(f"gap must be a non-negative integer, got {gap!r}")
+        self.validation = validation
+        self.gap = gap
+
+    def split(self, X, y=None, groups=None):
+        """Yield one ``(train_idx, val_idx)`` pair, validation rows after training rows."""
+        n = X.shape[0] if hasattr(X, "shape") else len(X)
+        n_val = int(self.validation) if isinstance(self.validation, numbers.Integral) \
+            else math.ceil(self.validation * n)
+        n_train = n - self.gap - n_val
+        if n_train < 1:
+            raise ReadoutError(f"cannot split {n} rows into a training block, a gap of "
+                               f"{self.gap} and {n_val} validation rows")
+        yield np.arange(n_train), np.arange(n - n_val, n)
+
+    def get_n_splits(self, X=None, y=None, groups=None) -> int:
+        return 1
+
+
+class RidgeReadout(RegressorMixin, BaseEstimator):
+    """Ridge regression readout with alpha chosen on chronological validation rows.
+
+    A scikit-learn regressor. ``fit(X, y)`` takes the rows to fit on (rows = steps, in
+    time order); ``cv`` (default :class:`ChronologicalSplit`) yields train/validation
+    folds, each checked to put validation after training. Per fold, features are
+    standardised with the fold's training-row statistics and one ridge per alpha is
+    fitted on the training rows; the alpha with the lowest validation NRMSE averaged over
+    folds wins (ties go to the larger alpha). The weights are then refitted on every row
+    of ``X`` with that alpha, keeping the last fold's scaler (the feature units alpha was
+    chosen in). Penalty convention: minimise ``||y - b - Xw||^2 + alpha ||w||^2`` on
+    standardised X with an unpenalised intercept b (as scikit-learn's ``Ridge``).
+    ``score`` is R^2 as for every scikit-learn regressor; the project's NRMSE is
+    :func:`nrmse`. To fit on a :class:`Split` of a whole series use :func:`fit_on_split`.
+
+    ``y`` may be 2-D (steps x targets): every target gets its own alpha from one shared
+    factorisation (``alpha_``, ``val_nrmse_``, ``intercept_`` become arrays, ``coef_``
+    is features x targets).
+
+    Numerics: one QR of a fold's training rows [1 | X | y] gives the ridge path for every
+    alpha through an SVD of the small triangular factor; the refit updates the last fold's
+    factor with the remaining rows. Exact for tiny alphas (no normal equations), about 2x
+    a plain least-squares solve of the same matrix.
+
+    Attributes after fit: ``alpha_``, ``val_nrmse_`` (at ``alpha_``), ``val_curve_``
+    (validation NRMSE per alpha, mean over folds), ``coef_``, ``intercept_`` (in
+    standardised space), ``mean_``, ``scale_``, ``n_train_``, ``n_validation_`` (rows of
+    the last fold), ``n_features_in_``.
+    """
+
+    def __init__(self, alphas: float | Sequence[float] = DEFAULT_ALPHAS,
+                 fit_intercept: bool = True, cv: BaseCrossValidator | None = None) -> None:
         self.alphas = alphas
-        self.fit_intercept = bool(fit_intercept)
+        self.fit_intercept = fit_intercept
+        self.cv = cv
 
-    def fit(self, X: np.ndarray, y: np.ndarray, split: Split,
-            valid: np.ndarray | None = None) -> RidgeReadout:
-        """Fit on the full-length ``X`` (rows = steps) and ``y`` using ``split``'s blocks.
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
 
-        ``y`` may be 2-D (steps x targets): every target gets its own alpha from one shared
-        factorisation (``alpha_``, ``val_nrmse_``, ``intercept_`` become arrays, ``coef_``
-        is features x targets). ``valid`` (bool per row) drops marked rows (e.g. steps a
-        unit missed) from every block without moving the block boundaries.
-        """
-        X, y, valid = _check_xy(X, y, valid, multi=True)
-        n = len(y)
+    def fit(self, X, y) -> RidgeReadout:
+        """Choose alpha on the ``cv`` folds of (X, y), then refit on all rows."""
+        X, y = validate_data(self, X, y, dtype=np.float64, multi_output=True, y_numeric=True,
+                             ensure_min_samples=3)
+        alphas = np.asarray(self.alphas, dtype=float).ravel()
+        if alphas.size == 0 or not np.all(np.isfinite(alphas)) or np.any(alphas < 0):
+            raise ReadoutError("alphas must be a finite value >= 0 or a non-empty list of them")
+        y = np.asarray(y, dtype=float)
         Y = y if y.ndim == 2 else y[:, None]
-        train = split.train_rows(n, valid)
-        val = split.validation_rows(n, valid)
-        if len(train) < 2 or len(val) < 1:
-            marked = "" if valid is None else \
-                f" ({int((~valid[split.fit_rows(n)]).sum())} of those steps marked invalid)"
-            raise ReadoutError(f"too few valid rows: {len(train)} train (of {split.train}), "
-                               f"{len(val)} validation (of {split.validation}){marked}")
-        _check_finite(X, Y, np.concatenate([train, val]))
-        p = X.shape[1]
-        self.mean_, self.scale_ = self._scaler(X[train])
-        xt = (X[train] - self.mean_) / self.scale_
-        xv = (X[val] - self.mean_) / self.scale_
-        # [1 | X | Y] -> R; with the ones column first, the trailing block of R is the
-        # triangular factor of the centred [X | Y] (the intercept is projected out).
+        if Y.shape[1] == 0:
+            raise ReadoutError("y has no target columns")
+        folds = self._folds(X, Y)
         lead = 1 if self.fit_intercept else 0
-        r_train = np.linalg.qr(self._augment(xt, Y[train]), mode="r")
-        # 1. alpha on validation: weights from train rows only.
-        u_, s, vt = np.linalg.svd(r_train[lead:, lead:lead + p], full_matrices=False)
-        uty = u_.T @ r_train[lead:, lead + p:]
-        ym = Y[train].mean(axis=0) if self.fit_intercept else np.zeros(Y.shape[1])
-        xv_v = xv @ vt.T
-        curve = np.empty((len(self.alphas), Y.shape[1]))
-        for i, alpha in enumerate(self.alphas):
-            pred = xv_v @ (_shrink(s, alpha)[:, None] * uty) + ym
-            curve[i] = _val_error(Y[val], pred)
-        best = len(self.alphas) - 1 - np.argmin(curve[::-1], axis=0)
-        # 2. refit on train + validation with the chosen alphas (update R with val rows).
-        r_fit = np.linalg.qr(np.vstack([r_train, self._augment(xv, Y[val])]), mode="r")
+        p = X.shape[1]
+        curve = np.zeros((len(alphas), Y.shape[1]))
+        for train, val in folds:
+            # 1. alpha on validation: weights from the fold's training rows only.
+            mean, scale = self._scaler(X[train])
+            xt = (X[train] - mean) / scale
+            # [1 | X | Y] -> R; with the ones column first, the trailing block of R is the
+            # triangular factor of the centred [X | Y] (the intercept is projected out).
+            r_train = np.linalg.qr(self._augment(xt, Y[train]), mode="r")
+            u_, s, vt = np.linalg.svd(r_train[lead:, lead:lead + p], full_matrices=False)
+            uty = u_.T @ r_train[lead:, lead + p:]
+            ym = Y[train].mean(axis=0) if self.fit_intercept else np.zeros(Y.shape[1])
+            xv_v = ((X[val] - mean) / scale) @ vt.T
+            for i, alpha in enumerate(alphas):
+                pred = xv_v @ (_shrink(s, alpha)[:, None] * uty) + ym
+                curve[i] += _val_error(Y[val], pred)
+        curve /= len(folds)
+        best = len(alphas) - 1 - np.argmin(curve[::-1], axis=0)
+        # 2. refit on every row with the chosen alphas: update the last fold's R with the
+        # rows outside its training block, in time order.
+        rest = np.setdiff1d(np.arange(len(Y)), train)
+        xr = (X[rest] - mean) / scale
+        r_fit = np.linalg.qr(np.vstack([r_train, self._augment(xr, Y[rest])]), mode="r")
         uf, sf, vtf = np.linalg.svd(r_fit[lead:, lead:lead + p], full_matrices=False)
         ufz = uf.T @ r_fit[lead:, lead + p:]
         coef = np.empty((p, Y.shape[1]))
         for b in np.unique(best):
             cols = best == b
-            coef[:, cols] = vtf.T @ (_shrink(sf, self.alphas[b])[:, None] * ufz[:, cols])
+            coef[:, cols] = vtf.T @ (_shrink(sf, alphas[b])[:, None] * ufz[:, cols])
         if self.fit_intercept:
-            m = len(train) + len(val)
-            x_mean = (xt.sum(axis=0) + xv.sum(axis=0)) / m
-            y_mean = (Y[train].sum(axis=0) + Y[val].sum(axis=0)) / m
+            x_mean = (xt.sum(axis=0) + xr.sum(axis=0)) / len(Y)
+            y_mean = (Y[train].sum(axis=0) + Y[rest].sum(axis=0)) / len(Y)
             intercept = y_mean - x_mean @ coef
         else:
             intercept = np.zeros(Y.shape[1])
         val_best = curve[best, np.arange(Y.shape[1])]
         if y.ndim == 1:
             self.coef_, self.intercept_ = coef[:, 0], float(intercept[0])
-            self.alpha_, self.val_nrmse_ = float(self.alphas[best[0]]), float(val_best[0])
+            self.alpha_, self.val_nrmse_ = float(alphas[best[0]]), float(val_best[0])
             self.val_curve_ = curve[:, 0]
         else:
             self.coef_, self.intercept_ = coef, intercept
-            self.alpha_, self.val_nrmse_, self.val_curve_ = self.alphas[best], val_best, curve
+            self.alpha_, self.val_nrmse_, self.val_curve_ = alphas[best], val_best, curve
+        self.mean_, self.scale_ = mean, scale
         self.n_train_ = len(train)
         self.n_validation_ = len(val)
         return self
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        if not hasattr(self, "coef_"):
-            raise ReadoutError("readout is not fitted; call fit() first")
-        X = np.asarray(X, dtype=float)
-        if X.ndim == 1:
-            X = X[:, None]
-        if X.shape[1] != self.coef_.shape[0]:
-            raise ReadoutError(f"X has {X.shape[1]} features, readout was fitted on "
-                               f"{self.coef_.shape[0]}")
+    def predict(self, X) -> np.ndarray:
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float64, reset=False)
         return ((X - self.mean_) / self.scale_) @ self.coef_ + self.intercept_
+
+    def _folds(self, X: np.ndarray, Y: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The splitter's folds, refused unless every validation row follows training."""
+        cv = ChronologicalSplit() if self.cv is None else self.cv
+        if not hasattr(cv, "split"):
+            raise ReadoutError(f"cv must be a splitter with split(X, y), got {cv!r}")
+        folds = [(np.asarray(t, dtype=int), np.asarray(v, dtype=int))
+                 for t, v in cv.split(X, Y)]
+        if not folds:
+            raise ReadoutError(f"{cv!r} yielded no train/validation split")
+        for train, val in folds:
+            if len(train) < 2 or len(val) < 1:
+                raise ReadoutError(f"a fold has {len(train)} training and {len(val)} "
+                                   "validation rows; the readout needs >= 2 and >= 1")
+            if train.max() >= val.min() or train.min() < 0 or val.max() >= len(Y):
+                raise ReadoutError(f"{cv!r} is not chronological: validation rows must come "
+                                   "after every training row (no shuffled or k-fold splits)")
+        return folds
 
     def _augment(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         cols = [np.ones((len(x), 1))] if self.fit_intercept else []
@@ -267,6 +329,31 @@ class RidgeReadout:
         scale = rows.std(axis=0)
         scale[scale == 0] = 1.0          # constant column: centred to zero, carries nothing
         return mean, scale
+
+
+def fit_on_split(X: np.ndarray, y: np.ndarray, split: Split, *,
+                 alphas: float | Sequence[float] = DEFAULT_ALPHAS,
+                 valid: np.ndarray | None = None) -> RidgeReadout:
+    """Fit a :class:`RidgeReadout` on ``split``'s train + validation blocks of a series.
+
+    ``X`` and ``y`` are full length (rows = steps, washout and test included); only the
+    train and validation rows are passed to ``fit``, with a :class:`ChronologicalSplit`
+    that puts the validation block last. ``valid`` (bool per row) drops marked rows (e.g.
+    steps a unit missed) from every block without moving the block boundaries.
+    """
+    X, y, valid = _check_xy(X, y, valid, multi=True)
+    n = len(y)
+    train = split.train_rows(n, valid)
+    val = split.validation_rows(n, valid)
+    if len(train) < 2 or len(val) < 1:
+        marked = "" if valid is None else \
+            f" ({int((~valid[split.fit_rows(n)]).sum())} of those steps marked invalid)"
+        raise ReadoutError(f"too few valid rows: {len(train)} train (of {split.train}), "
+                           f"{len(val)} validation (of {split.validation}){marked}")
+    rows = np.concatenate([train, val])
+    _check_finite(X, y, rows)
+    readout = RidgeReadout(alphas, cv=ChronologicalSplit(validation=len(val)))
+    return readout.fit(X[rows], y[rows])
 
 
 def _shrink(s: np.ndarray, alpha: float) -> np.ndarray:
@@ -351,7 +438,7 @@ def evaluate(features: np.ndarray, target: np.ndarray, split: Split, *,
     X, y, valid = _check_xy(features, target, valid)
     if feature_names is not None and len(feature_names) != X.shape[1]:
         raise ReadoutError(f"{len(feature_names)} feature names for {X.shape[1]} columns")
-    readout = RidgeReadout(alphas).fit(X, y, split, valid)
+    readout = fit_on_split(X, y, split, alphas=alphas, valid=valid)
     test = split.test_rows(len(y), valid)
     if len(test) < 2:
         raise ReadoutError(f"only {len(test)} valid test rows")
@@ -540,7 +627,7 @@ def check_no_leakage(features: np.ndarray, target: np.ndarray, u: np.ndarray, sp
 
 
 def _heldout_r(X: np.ndarray, target: np.ndarray, split: Split, valid: np.ndarray) -> float:
-    readout = RidgeReadout().fit(X, target, split, valid)
+    readout = fit_on_split(X, target, split, valid=valid)
     test = split.test_rows(len(target), valid)
     pred = readout.predict(X[test])
     t = target[test]

@@ -26,7 +26,7 @@ from typing import Literal
 import numpy as np
 from numpy.polynomial import legendre
 
-from asic_reservoir.analysis.readout import RidgeReadout, Split, ReadoutError
+from asic_reservoir.analysis.readout import DEFAULT_ALPHAS, Split, ReadoutError, fit_on_split
 
 log = logging.getLogger(__name__)
 
@@ -276,9 +276,9 @@ def _heldout_scores(states: np.ndarray, targets: np.ndarray, split: Split,
         raise TaskError(f"washout ({split.washout}) must be >= the largest delay "
                         f"({max_delay}) so every delayed target exists")
     mask = None if valid is None else np.asarray(valid, bool)
-    readout = RidgeReadout() if alphas is None else RidgeReadout(alphas)
     try:
-        readout.fit(states, targets, split, mask)
+        readout = fit_on_split(states, targets, split, valid=mask,
+                               alphas=DEFAULT_ALPHAS if alphas is None else alphas)
     except ReadoutError as exc:
         raise TaskError(f"capacity readout failed: {exc}") from exc
     test = split.test_rows(len(states), mask)
