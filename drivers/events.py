@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Union
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_LINE = re.compile(r"^(?P<level>[EWIDV]) \((?P<ms>\d+)\) (?P<tag>[^:]+): (?P<msg>.*)$")
+_LINE = re.compile(r"^(?P<level>[EWIDV]) \((?P<ms>\d+)\) (?P<tag>[^:]+):(?: (?P<msg>.*))?$")
 _NUM = r"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?"
 _NONCE = re.compile(
     r"ID: (?P<job>[^,]*), ASIC nr: (?P<asic>\d+),(?: Core: (?P<core>\d+)/(?P<small>\d+),)?"
@@ -97,7 +97,8 @@ def split_line(line: str) -> LogLine | None:
     match = _LINE.match(_ANSI.sub("", line).strip())
     if match is None:
         return None
-    return LogLine(match["level"], int(match["ms"]), match["tag"].strip(), match["msg"].strip())
+    message = (match["msg"] or "").strip()     # "I (5) tag:" with nothing after it is a line too
+    return LogLine(match["level"], int(match["ms"]), match["tag"].strip(), message)
 
 
 def parse_line(line: str) -> LogEvent | None:

@@ -62,9 +62,23 @@ def test_garbage_is_malformed_not_truncated():
 @given(st.binary(max_size=200))
 def test_arbitrary_bytes_never_raise_untyped(data):
     try:
-        decode_reply(data)
-    except UnitError:
-        pass
+        reply = decode_reply(data)
+    except UnitError as exc:              # typed, and says what it saw
+        assert isinstance(exc, (TruncatedReply, MalformedReply)) and str(exc)
+    else:
+        assert isinstance(reply, dict)    # the only other outcome: a reply object
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-2 ** 53, 2 ** 53) | st.text(max_size=20)
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12)
+
+
+@given(st.dictionaries(st.text(max_size=8), _JSON_VALUES, max_size=5))
+def test_any_json_object_reply_decodes_to_itself(obj):
+    assert decode_reply(json.dumps(obj).encode() + b"\x00") == obj
 
 
 def test_text_reply_parses_into_json_shape():

@@ -190,8 +190,24 @@ def test_log_parser_old_firmware_without_core():
 
 
 @given(st.text(max_size=120))
-def test_log_parser_never_crashes(text):
-    parse_line(text)
+def test_log_parser_never_crashes_and_loses_no_line(text):
+    event = parse_line(text)
+    base = split_line(text)
+    if base is None:                      # not an ESP_LOG line: nothing to report
+        assert event is None
+    else:                                 # an ESP_LOG line always comes back, typed or plain
+        assert isinstance(event, (NonceEvent, ShareResultEvent, DifficultyEvent, TemperatureEvent,
+                                  LogLine))
+        assert event.uptime_ms == base.uptime_ms
+
+
+@given(st.integers(0, 2 ** 40), st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs")),
+                                        max_size=80))
+def test_any_esp_log_line_is_returned(ms, message):
+    event = parse_line(f"W ({ms}) some_tag: {message}")
+    assert event is not None and event.uptime_ms == ms
+    if isinstance(event, LogLine):
+        assert event.level == "W" and event.tag == "some_tag" and event.message == message.strip()
 
 
 async def _collect(reader: bm.ConsoleReader, n: int) -> list:

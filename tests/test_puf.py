@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import sys
 
@@ -78,23 +79,35 @@ async def cli(*args: str) -> tuple[int, str, str]:
     return proc.returncode, out.decode(), err.decode()
 
 
-async def test_cli_enrolls_and_identifies_units_named_by_url(tmp_path):
+async def test_cli_enrolls_identifies_and_verifies_units_named_by_url(tmp_path):
     store = str(tmp_path / "cli.db")
     nowhere = "stratum+tcp://127.0.0.1:9"  # nothing listens: the units idle until pointed
-    configs = [lv06(seed, nowhere, f"cli.{seed}") for seed in (21, 22)]
+    # fixed noise seeds: the sensor noise and share sampling repeat from run to run
+    configs = [dataclasses.replace(lv06(seed, nowhere, f"cli.{seed}"), noise_seed=seed)
+               for seed in (21, 22, 23)]
     async with start_units(configs, clock=Clock(SPEED)) as units:
         common = ["--store", store, "--speed", str(SPEED), "--steps-per-phase", "6",
                   "--difficulty-scale", str(units[0].difficulty_scale), "--json"]
-        for name, unit in zip(("alpha", "beta"), units):
+        names = ("alpha", "beta", "gamma")
+        for name, unit in zip(names, units):   # two reads each: the metric learns each unit's noise
             code, out, err = await cli("enroll", "--unit", unit.url, "--name", name, *common)
             assert code == 0, err
-            assert json.loads(out)["enrolled"] == name
+            report = json.loads(out)
+            assert (report["enrolled"], report["model"], report["reads"]) == (name, "lv06", 2)
         code, out, err = await cli("identify", "--unit", units[1].url, *common)
         assert code == 0, err
         ranked = json.loads(out)["candidates"]
-        assert [c["name"] for c in ranked] == ["beta", "alpha"]
-        assert ranked[0]["distance"] < ranked[1]["distance"]
-        code, out, err = await cli("verify", "--unit", units[1].url, "--name", "gamma", *common)
+        assert ranked[0]["name"] == "beta" and sorted(c["name"] for c in ranked) == sorted(names)
+        assert ranked[0]["distance"] < ranked[1]["distance"] / 3, ranked
+        code, out, err = await cli("verify", "--unit", units[1].url, "--name", "beta", *common)
+        verdict = json.loads(out)
+        assert code == 0 and verdict["accepted"] and verdict["distance"] <= verdict["threshold"], err
+        farthest = ranked[-1]["name"]
+        code, out, err = await cli("verify", "--unit", units[1].url, "--name", farthest, *common)
+        verdict = json.loads(out)
+        assert code == 1 and not verdict["accepted"], (verdict, err)
+        assert verdict["distance"] > verdict["threshold"]
+        code, out, err = await cli("verify", "--unit", units[1].url, "--name", "delta", *common)
         assert code == 2 and "not enrolled" in err
     code, out, err = await cli("identify", "--unit", "lv06://127.0.0.1:9", *common)
     assert code == 2 and "127.0.0.1:9" in err
@@ -114,6 +127,22 @@ async def test_evaluate_units_named_by_url(tmp_path):
     assert m["rank1_accuracy"]["value"] >= 2 / 3   # 3 units, re-read: chance is 1/3
     with pytest.raises(puf.PufError, match="two units"):
         await evaluate_units([units[0].url], CHALLENGE)
+
+
+async def test_cli_evaluates_a_simulated_fleet(tmp_path):
+    # the fleet's sensor noise is seeded from --seed; what still varies between runs is the
+    # wall-clock pacing of a speed-50 clock, so the assertions leave room for that alone
+    code, out, err = await cli("evaluate", "--fleet", "sim:3", "--reads", "1",
+                               "--steps-per-phase", "4", "--seed", "0", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    m = result["metrics"]
+    assert (result["fleet"], result["model"], result["enroll_reads"]) == ("sim:3", "lv06", 2)
+    assert m["devices"] == 3 and m["reads"] == 3 and result["features"] > 10
+    assert m["rank1_accuracy"]["value"] >= 2 / 3          # chance is 1/3
+    assert m["genuine_mean"] < m["impostor_mean"] / 2      # a unit is nearer itself than others
+    code, out, err = await cli("evaluate", "--fleet", "sim:1")
+    assert code == 2 and "sim:N with N >= 2" in err
 
 
 def test_challenge_uses_only_live_actuators():

@@ -6,7 +6,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -61,6 +60,7 @@ print("ready", flush=True)
 while True:
     store.enroll(f"unit{i % 50}", "s9", "s9://127.0.0.1", "v1", names, np.full(200, float(i)))
     i += 1
+    print(i, flush=True)
 """
 
 
@@ -68,12 +68,13 @@ def test_store_survives_kill_mid_write(tmp_path):
     path = tmp_path / "crash.db"
     proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE)
     assert proc.stdout.readline().strip() == b"ready"
-    time.sleep(1.0)
+    while int(proc.stdout.readline()) < 20:    # 20 enrollments committed, more under way
+        pass
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     with EnrollmentStore(path) as store:
         rows = store.enrollments("s9", "v1")
-        assert len(rows) > 5
+        assert len(rows) >= 20
         for row in rows:  # every committed enrollment is whole
             assert row.features.shape == (200,) and np.all(row.features == row.features[0])
         assert store._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

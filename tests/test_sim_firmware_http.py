@@ -273,15 +273,21 @@ async def test_goldshell_opt_in_reliability_quirks():
                 pair = await asyncio.gather(client.get(base + "/mcb/setting", headers=h),
                                             client.get(base + "/mcb/pools", headers=h))
                 assert 401 in [r.status_code for r in pair]          # the token-check race
-                failures = 0
-                for _ in range(40):                                  # a burst far above 15/s
-                    try:
-                        await client.get(base + "/mcb/status")
-                    except httpx.HTTPError:
-                        failures += 1
+                # 40 requests at once: a burst far above 15/s however loaded the host is
+                burst = await asyncio.gather(*(client.get(base + "/mcb/status")
+                                               for _ in range(40)), return_exceptions=True)
+                failures = sum(isinstance(r, httpx.HTTPError) for r in burst)
                 assert server.crashes >= 1 and failures > 0
-                await asyncio.sleep(0.6)                             # the backend comes back
-                assert (await client.get(base + "/mcb/status")).status_code == 200
+                crashed_at = asyncio.get_running_loop().time()
+                while True:                                          # the backend comes back
+                    try:
+                        status = (await client.get(base + "/mcb/status")).status_code
+                    except httpx.HTTPError:
+                        status = None
+                    if status == 200:
+                        break
+                    assert asyncio.get_running_loop().time() - crashed_at < 10, status
+                    await asyncio.sleep(0.1)                         # 10/s: below the limit
         finally:
             await server.stop()
 

@@ -18,7 +18,8 @@ from its source (miners/factory.py and the backends):
   not in pyasic's Goldshell table -> generic ``GoldshellUnknown`` (hashrate only).
   Its ``config`` step expects ``/mcb/pools`` to be an object with ``pools`` while
   the firmware (and this simulator) returns a list, so ``get_data()`` fails
-  unless ``config`` is excluded -- a pyasic bug, reproduced here as evidence.
+  unless ``config`` is excluded -- a pyasic bug (versions up to 0.79 at least). The test
+  needs only that everything but ``config`` reads, so it keeps passing once that is fixed.
   A Box-series class (KD-Box Pro) reads fans and board temperature from the
   same replies.
 """
@@ -36,7 +37,7 @@ from pyasic.errors import APIError
 from pyasic.miners.goldshell import GoldshellKDBoxPro
 from pyasic.miners.luckyminer import LuckyMinerLV07
 
-from tests.sim_firmware_support import running_unit
+from tests.sim_firmware_support import running_unit, wait_for
 
 
 @contextlib.asynccontextmanager
@@ -86,9 +87,12 @@ async def test_pyasic_recognises_the_lv06_as_a_lucky_miner(subnet):
         miner, warned = await _get_miner(ip)
         assert type(miner).__name__ == "LuckyMiner"
         assert any("Partially supported miner found: LV06" in w for w in warned)
+        # ESP-Miner's hashrate averages ~0.4 floor nonces/s over 60 s: wait for a full window
+        # (~24 nonces, +-20 %); then 0.2x..2x the ideal rate is > 4 sigma either way, 0 fails
+        await wait_for(lambda: unit.reading().uptime_s >= 65, timeout=30)
         data = await miner.get_data()
         ideal = unit.reading().hashrate_ideal_ghs * 1e9
-        assert data.hashrate is not None and 0 <= float(data.hashrate) < 3 * ideal
+        assert data.hashrate is not None and 0.2 * ideal < float(data.hashrate) < 2.0 * ideal
         assert data.wattage and 3 < data.wattage < 40
         assert data.fw_ver == unit.reading().firmware and data.fans == []   # generic class: no fans
         lv07 = await LuckyMinerLV07(ip).get_data()                        # same firmware family
@@ -101,8 +105,10 @@ async def test_pyasic_recognises_the_lbbox_as_a_goldshell(subnet):
         miner, warned = await _get_miner(ip)
         assert type(miner).__name__ == "GoldshellUnknown"
         assert any("Goldshell LBBox" in w for w in warned)
-        with pytest.raises(APIError, match="config"):
-            await miner.get_data()                  # pyasic's list/dict mismatch on /mcb/pools
+        try:
+            await miner.get_data()
+        except APIError as exc:       # pyasic's list/dict mismatch on /mcb/pools: config only
+            assert "config" in str(exc)
         data = await miner.get_data(exclude=["config"])
         ideal = unit.reading().hashrate_ideal_ghs * 1e9
         assert 0.3 * ideal < float(data.hashrate) < 1.7 * ideal

@@ -31,6 +31,19 @@ async def wait_until(predicate, timeout: float = 10.0) -> None:
         await asyncio.sleep(0.02)
 
 
+async def sim_time_passes(unit: SimulatedUnit, seconds: float) -> None:
+    """Wait until the unit's physics has advanced ``seconds`` of simulated time."""
+    start = unit.physics.time_s
+    await wait_until(lambda: unit.physics.time_s >= start + seconds, timeout=30.0)
+
+
+async def shares_settled(unit: SimulatedUnit) -> None:
+    """After a tick, wait until every share the miner submitted has its answer."""
+    await sim_time_passes(unit, 10.0)
+    m = unit.miner
+    await wait_until(lambda: m.submitted == m.accepted + m.rejected, timeout=30.0)
+
+
 @pytest.fixture
 async def pool():
     clock = Clock(SPEED)
@@ -143,10 +156,9 @@ async def test_s9_frequency_and_pool_wait_for_restart(pool: Pool) -> None:
         assert r.frequency_mhz == 650.0 and r.pending_restart and r.pool_user == "s9.sim"
         assert unit.settings()["frequency_mhz"] == 700.0
         restart = asyncio.ensure_future(unit.restart())
-        await wait_until(lambda: unit.booting)
-        assert unit.reading().booting
-        await asyncio.sleep(0.2)
-        assert unit.reading().hashrate_ghs == 0.0
+        await wait_until(lambda: not unit.physics.hashing)     # a 75 s boot: chips are off
+        r = unit.reading()
+        assert r.booting and r.hashrate_ghs == 0.0
         await restart
         r = unit.reading()
         assert not r.booting and not r.pending_restart
@@ -172,18 +184,17 @@ async def test_lv06_live_settings_pause_resume_and_pending_pool(pool: Pool) -> N
         r = unit.reading()
         assert r.frequency_mhz == 550.0 and r.core_voltage_mv == 1250.0
         assert r.power_w > p0 * 1.1                         # C V^2 f responds at once
-        unit.apply(fan_auto=False, fan_pct=30.0)
-        await asyncio.sleep(0.1)
+        unit.apply(fan_auto=False, fan_pct=30.0)                # a manual fan applies at once
         assert not unit.reading().fan_auto and unit.reading().fan_target_pct == 30.0
         assert unit.apply(pool_url="stratum+tcp://127.0.0.1:1") == {"live": [],
                                                                    "pending": ["pool_url"]}
         assert unit.reading().pending_restart and unit.miner.connected
         unit.pause()
-        await asyncio.sleep(0.3)                            # replies to shares in flight
-        accepted = unit.miner.accepted
-        await asyncio.sleep(0.5)
+        await shares_settled(unit)                          # replies to shares in flight
+        submitted, accepted = unit.miner.submitted, unit.miner.accepted
+        await sim_time_passes(unit, 50.0)                   # ~20 shares at 0.4/s if still hashing
         r = unit.reading()
-        assert r.paused and unit.miner.accepted == accepted
+        assert r.paused and (unit.miner.submitted, unit.miner.accepted) == (submitted, accepted)
         assert r.power_w < p0
         unit.resume()
         await wait_until(lambda: unit.miner.accepted > accepted)
@@ -264,8 +275,7 @@ async def test_unit_survives_a_pool_that_disappears() -> None:
         await pool.stop()
         await wait_until(lambda: not unit.miner.connected)
         ticks = unit.stats.ticks
-        await asyncio.sleep(0.3)
-        assert unit.stats.ticks > ticks                   # still ticking
+        await wait_until(lambda: unit.stats.ticks > ticks + 2)   # still ticking
         r = unit.reading()
         assert r.hashrate_ghs == 0.0 and not r.pool_connected
     finally:
@@ -341,10 +351,10 @@ async def test_lv06_overheat_protection_stops_hashing_until_restart(pool: Pool) 
         overheat = [e for line in lines if "OVERHEAT" in line
                     for e in [parse_line(line)] if isinstance(e, TemperatureEvent)]
         assert overheat and overheat[0].chip_c > 75.0 and overheat[0].vr_c is not None
-        await asyncio.sleep(0.3)                            # replies to shares in flight
-        accepted = unit.miner.accepted
-        await asyncio.sleep(0.3)
-        assert unit.miner.accepted == accepted and not unit.physics.hashing
+        await shares_settled(unit)                          # replies to shares in flight
+        submitted = unit.miner.submitted
+        await sim_time_passes(unit, 30.0)
+        assert unit.miner.submitted == submitted and not unit.physics.hashing
         unit.apply(fan_auto=True, frequency_mhz=485.0, core_voltage_mv=1200.0)
         await unit.restart()
         assert not unit.reading().overheated

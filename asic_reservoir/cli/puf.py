@@ -55,15 +55,22 @@ class FleetOptions:
     hash_budget: float = 5000.0   # genuine hashes per wall second per simulated unit
 
 
+def _noise_seed(fleet_seed: int, read: int, unit_seed: int) -> int:
+    """Sensor-noise seed of one read of one unit: fixed by ``--seed``, different per read."""
+    return int(np.random.SeedSequence([fleet_seed, read, unit_seed]).generate_state(1)[0])
+
+
 async def _read_simulated(opts: FleetOptions, seeds: Sequence[int], ambients: Sequence[float],
-                          pool: Any, clock: Clock, workdir: Path, tag: str) -> list[Response]:
+                          pool: Any, clock: Clock, workdir: Path, read: int,
+                          tag: str) -> list[Response]:
     """One challenge read of freshly started simulated units (a power cycle per read)."""
     scale = auto_hash_scale(PROFILES[opts.model], opts.speed, opts.hash_budget)
     configs = [UnitConfig(model=opts.model, seed=s, host="127.0.0.1",
                           pool_url=pool.lbry_url if opts.model == "lbbox" else pool.url,
                           worker=f"puf.{tag}.{i}", speed=opts.speed, hash_scale=scale,
                           rpc_port=0, http_port=0, ambient_c=a,
-                          ambient_drift_c=opts.ambient_drift_c / 10)
+                          ambient_drift_c=opts.ambient_drift_c / 10,
+                          noise_seed=_noise_seed(opts.seed, read, s))
                for i, (s, a) in enumerate(zip(seeds, ambients))]
     async with start_units(configs, clock=clock) as units:
         jobs = [read_response(u.url, opts.challenge, pool, clock, workdir / f"{tag}-{i}.db",
@@ -121,7 +128,7 @@ async def evaluate_simulated_fleet(opts: FleetOptions, progress: bool = True) ->
                     idx = list(range(lo, min(lo + opts.concurrency, opts.devices)))
                     rounds[-1] += await _read_simulated(
                         opts, [seeds[i] for i in idx], [float(ambients[i]) for i in idx], pool,
-                        clock, Path(tmp), f"r{read}b{lo}")
+                        clock, Path(tmp), read, f"r{read}b{lo}")
                     bar.update(len(idx))
     finally:
         bar.close()
