@@ -223,6 +223,13 @@ class RidgeReadout(RegressorMixin, BaseEstimator):
     (validation NRMSE per alpha, mean over folds), ``coef_``, ``intercept_`` (in
     standardised space), ``mean_``, ``scale_``, ``n_train_``, ``n_validation_`` (rows of
     the last fold), ``n_features_in_``.
+
+    Example (states and target of 2,000 steps; the last 500 are held out for the test)::
+
+        readout = RidgeReadout(cv=ChronologicalSplit(validation=500, gap=10))
+        readout.fit(states[:1500], y[:1500])
+        r2 = readout.score(states[1500:], y[1500:])
+        error = nrmse(y[1500:], readout.predict(states[1500:]))
     """
 
     def __init__(self, alphas: float | Sequence[float] = DEFAULT_ALPHAS,
