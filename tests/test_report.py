@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from asic_reservoir.analysis.readout import Split, evaluate, summarize, summarize_scores
-from asic_reservoir.analysis.report import (Entry, PlotsUnavailable, Report, dumps, gain,
+from asic_reservoir.analysis.report import (Entry, PlotsUnavailable, Report, dumps, gains,
                                    plot_features, plot_nrmse_vs_slots, plot_prediction)
 
 
@@ -40,8 +40,8 @@ def test_table_lists_hardware_controls_and_baselines_with_spread():
     assert any(l.startswith("hardware") and "0.866 (1)" in l for l in lines)
     assert "note: lv06/frequency x16 slots: one run only" in text
     # hardware + input 0.87/0.86/0.88 vs input only 0.871/0.872/0.870: nothing gained
-    assert ("s9/difficulty (published): hardware adds nothing measurable beyond the input: "
-            "gain +0.001 ± 0.011 over 3 runs") in text
+    assert ("s9/difficulty (published): gain over input only: +0.001 [-0.026, +0.028] 95 % CI"
+            ", p = 0.375, 3 runs: too few runs for a verdict (need 5)") in text
     assert "range" not in text                     # range-normalised only when asked
     header = next(l for l in lines if l.startswith("kind"))
     col = header.index("NRMSE")
@@ -76,24 +76,36 @@ def test_json_schema_is_strict_and_complete():
     assert data["units"]["lv06"]["frequency x16 slots"]["nrmse_std"] is None  # no NaN in JSON
     assert data["baselines"]["ESN-100"]["runs"] == 2
     assert data["split"] == {"washout": 200, "train": 4000, "validation": 2000, "test": 4000}
-    assert s9["hardware_gain"] == {"mean": pytest.approx(0.001, abs=1e-6),
-                                   "std": pytest.approx(0.011, abs=1e-6), "runs": 3,
-                                   "real": False}
-    assert "hardware_gain" not in data["units"]["lv06"]["frequency x16 slots"]
+    g = s9["gains"]["input only"]
+    assert g["mean"] == pytest.approx(0.001, abs=1e-6) and g["runs"] == 3
+    assert g["std"] == pytest.approx(0.011, abs=1e-6) and g["verdict"] == "too few runs"
+    assert g["low"] < 0 < g["high"] and g["differences"] == pytest.approx([0.001, 0.012, -0.01])
+    assert data["units"]["lv06"]["frequency x16 slots"]["gains"] == {}
     with pytest.raises(ValueError):
         Entry("s9", "x", readouts={})
 
 
-def test_gain_is_real_only_beyond_its_spread():
-    def entry(hw, ctl):
+def test_gains_are_paired_and_claimed_only_against_the_strongest_memory_control():
+    def entry(hw, controls):
         return Entry("u", "c", {"hardware + input": summarize(hw)},
-                     {"input only": summarize(ctl)})
-    g = gain(entry([0.40, 0.42, 0.41], [0.87, 0.88, 0.86]))
-    assert g.real and g.delta.mean == pytest.approx(0.46)
-    assert "improves on the input-only control by 0.460" in g.sentence()
-    assert not gain(entry([0.80, 0.90, 0.70], [0.87, 0.80, 0.88])).real   # gain 0.05 ± 0.11
-    assert not gain(entry([0.5], [0.9])).real                            # one run: no spread
-    assert gain(entry([0.5, 0.6], [0.9])) is None                        # runs don't pair
+                     {k: summarize(v) for k, v in controls.items()})
+    hw = [0.40, 0.42, 0.41, 0.43, 0.40]
+    g, = gains(entry(hw, {"input only": [0.87, 0.88, 0.86, 0.87, 0.88]}))
+    assert g.real and g.comparison.mean == pytest.approx(0.46)
+    assert g.sentence().endswith("the hardware adds something beyond input only")
+    over_input, over_memory = gains(entry(hw, {
+        "input only": [0.87, 0.88, 0.86, 0.87, 0.88],
+        "10 input delays": [0.60, 0.61, 0.59, 0.60, 0.62],
+        "20 input delays": [0.41, 0.40, 0.42, 0.44, 0.39],      # strongest: no clear gain
+        "filter bank + quadratic": [0.50, 0.52, 0.49, 0.50, 0.51]}))
+    assert over_input.real
+    assert over_memory.control == "20 input delays" and not over_memory.real
+    assert "adds nothing measurable beyond 20 input delays" in over_memory.sentence()
+    # the spread of a gain no longer decides it: five consistent runs do
+    assert not gains(entry([0.80, 0.90, 0.70], {"input only": [0.87, 0.80, 0.88]}))[0].real
+    assert gains(entry([0.5, 0.6], {"input only": [0.9]})) == []          # runs don't pair
+    one, = gains(entry([0.5], {"input only": [0.9]}))
+    assert "1 run, no interval" in one.sentence() and "too few runs" in one.sentence()
 
 
 def test_plots_need_matplotlib_or_write_pngs(tmp_path):

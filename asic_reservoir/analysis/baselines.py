@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
+from asic_reservoir.simulator.profiles import PROFILES, Profile
 from asic_reservoir.analysis.readout import (DEFAULT_ALPHAS, ReadoutError, Score, Split, Summary,
                                     check_no_leakage, delay_names, evaluate, input_delays,
                                     nrmse, summarize_scores)
@@ -23,15 +24,23 @@ HARDWARE_INPUT = "hardware + input"
 INPUT_ONLY = "input only"
 SHUFFLED = "shuffled states"
 CONSTANT_INPUT = "constant input"
-CONTROLS = (INPUT_ONLY, SHUFFLED, CONSTANT_INPUT)
+MEMORY_DELAYS = (10, 20)
+QUADRATIC_DELAYS = 10
+FILTER_BANK = "filter bank + quadratic"
+MEMORY_CONTROLS = (*(f"{k} input delays" for k in MEMORY_DELAYS), FILTER_BANK,
+                   f"quadratic {QUADRATIC_DELAYS} delays")
+"""Controls with memory of the input but no hardware: a gain is claimed only against the
+strongest of them (lowest mean NRMSE), since any fading-memory filter beats ``input only``."""
+CONTROLS = (INPUT_ONLY, SHUFFLED, CONSTANT_INPUT, *MEMORY_CONTROLS)
 """Names of the control rows (the experiment layer runs the constant-input one)."""
 
 
-def mean_predictor(y: np.ndarray, split: Split) -> Score:
+def mean_predictor(y: np.ndarray, split: Split, valid: np.ndarray | None = None) -> Score:
     """Predict the train+validation mean on every test row (NRMSE ~1.0 by construction)."""
     y = np.asarray(y, dtype=float)
-    fit = split.fit_rows(len(y))
-    test = split.test_rows(len(y))
+    valid = None if valid is None else np.asarray(valid, bool)
+    fit = split.fit_rows(len(y), valid)
+    test = split.test_rows(len(y), valid)
     pred = np.full(len(test), float(y[fit].mean()))
     return Score(nrmse=nrmse(y[test], pred), nrmse_range=nrmse(y[test], pred, "range"),
                  alpha=float("nan"), val_nrmse=float("nan"), n_train=len(fit) - split.validation,
@@ -40,15 +49,18 @@ def mean_predictor(y: np.ndarray, split: Split) -> Score:
 
 
 def ridge_on_delays(u: np.ndarray, y: np.ndarray, split: Split, k: int, *,
-                    alphas: Sequence[float] | np.ndarray = DEFAULT_ALPHAS) -> Score:
+                    alphas: Sequence[float] | np.ndarray = DEFAULT_ALPHAS,
+                    valid: np.ndarray | None = None) -> Score:
     """Ridge on u(t), u(t-1), ..., u(t-k+1): a linear, finite-memory readout of the input."""
-    return evaluate(input_delays(u, k), y, split, alphas=alphas, feature_names=delay_names(k))
+    return evaluate(input_delays(u, k), y, split, alphas=alphas, feature_names=delay_names(k),
+                    valid=valid)
 
 
 def ridge_on_input(u: np.ndarray, y: np.ndarray, split: Split, *,
-                   alphas: Sequence[float] | np.ndarray = DEFAULT_ALPHAS) -> Score:
+                   alphas: Sequence[float] | np.ndarray = DEFAULT_ALPHAS,
+                   valid: np.ndarray | None = None) -> Score:
     """Ridge on u(t) alone: the memoryless readout (NARMA-10: ~0.87 here, ~0.885 in the notes)."""
-    return ridge_on_delays(u, y, split, 1, alphas=alphas)
+    return ridge_on_delays(u, y, split, 1, alphas=alphas, valid=valid)
 
 
 @dataclass(frozen=True)
@@ -110,11 +122,12 @@ class EchoStateNetwork:
 
 
 def esn_baseline(u: np.ndarray, y: np.ndarray, split: Split, n: int = 100, seed: int = 0, *,
-                 alphas: Sequence[float] | np.ndarray = DEFAULT_ALPHAS, **esn: float) -> Score:
+                 alphas: Sequence[float] | np.ndarray = DEFAULT_ALPHAS,
+                 valid: np.ndarray | None = None, **esn: float) -> Score:
     """Score an ESN of ``n`` nodes (input also fed to the readout) on (u, y)."""
     net = EchoStateNetwork(n=n, seed=seed, **esn)
     names = [f"esn{n}_{i}" for i in range(n)] + ["u(t)"]
-    return evaluate(net.features(u), y, split, alphas=alphas, feature_names=names)
+    return evaluate(net.features(u), y, split, alphas=alphas, feature_names=names, valid=valid)
 
 
 def shuffled_states_control(states: np.ndarray, y: np.ndarray, split: Split, seed: int = 0, *,
@@ -145,32 +158,127 @@ def input_only_control(u: np.ndarray, y: np.ndarray, split: Split, k: int = 1, *
                     valid=valid)
 
 
-BASELINE_DELAYS = (10, 20)
+def unit_time_constants(profile: Profile) -> dict[str, float]:
+    """A unit's physical time constants in seconds, from its simulator profile.
+
+    Die (die heat capacity x die-to-heatsink resistance), heatsink (heatsink capacity x
+    heatsink-to-air resistance at full fan, its fastest), regulator, fan spin-up, and the
+    firmware's hashrate averaging window (a reported rate is a running mean over it).
+    """
+    return {"die": profile.c_die * profile.r_die_sink,
+            "heatsink": profile.c_sink * profile.r_sink_air_full,
+            "regulator": profile.vr_tau_s, "fan": profile.fan_tau_s,
+            "hashrate window": profile.hashrate_window_s}
 
 
-def run_baselines(series: Sequence[tuple[np.ndarray, np.ndarray]], split: Split, *,
+GENERIC_TIME_CONSTANTS_STEPS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+"""Filter-bank time constants (in steps) for a unit whose physics is not profiled."""
+
+
+def time_constants_in_steps(model: str, step_seconds: float) -> tuple[float, ...]:
+    """The filter bank's time constants for ``model`` at ``step_seconds`` per step."""
+    prof = PROFILES.get(str(model).lower())
+    if prof is None or not step_seconds > 0:
+        return GENERIC_TIME_CONSTANTS_STEPS
+    return tuple(sorted(t / step_seconds for t in unit_time_constants(prof).values()))
+
+
+def exponential_averages(u: np.ndarray, taus: Sequence[float]) -> np.ndarray:
+    """Columns e_i(t) = a_i e_i(t-1) + (1 - a_i) u(t), a_i = exp(-1/tau_i), e_i(-1) = 0.
+
+    What a first-order physical node with time constant tau_i (in steps) would hold if
+    it followed the input linearly: the memory a thermal mass gives for free.
+    """
+    u = np.asarray(u, dtype=float).ravel()
+    taus = np.asarray(list(taus), dtype=float)
+    if taus.size == 0 or np.any(~(taus > 0)):
+        raise ReadoutError(f"time constants must be > 0 steps, got {taus.tolist()}")
+    a = np.exp(-1.0 / taus)
+    out = np.empty((len(u), len(taus)))
+    e = np.zeros(len(taus))
+    for t, v in enumerate(u):
+        e = a * e + (1 - a) * v
+        out[t] = e
+    return out
+
+
+def quadratic_expansion(x: np.ndarray) -> np.ndarray:
+    """The columns of ``x`` followed by every product x_i x_j, i <= j."""
+    x = np.asarray(x, dtype=float)
+    i, j = np.triu_indices(x.shape[1])
+    return np.hstack([x, x[:, i] * x[:, j]])
+
+
+def filter_bank_features(u: np.ndarray, taus: Sequence[float], input_lags: int = 1
+                         ) -> np.ndarray:
+    """u's ``input_lags`` delays and exponential averages at ``taus``, with quadratic terms
+    of u(t) and the averages."""
+    lagged = input_delays(u, input_lags)
+    base = np.hstack([lagged[:, :1], exponential_averages(u, taus)])
+    return np.hstack([lagged[:, 1:], quadratic_expansion(base)])
+
+
+def memory_controls(u: np.ndarray, y: np.ndarray, split: Split, *, input_lags: int = 1,
+                    time_constants: Sequence[float] = GENERIC_TIME_CONSTANTS_STEPS,
+                    alphas: Sequence[float] | np.ndarray = DEFAULT_ALPHAS,
+                    valid: np.ndarray | None = None) -> dict[str, Score]:
+    """The memory-matched controls of :data:`MEMORY_CONTROLS` on the given rows.
+
+    Each gets at least the ``input_lags`` input delays the hardware readout was given, so
+    no delay embedding is the hardware's alone.
+    """
+    out = {}
+    for k in MEMORY_DELAYS:
+        out[f"{k} input delays"] = evaluate(input_delays(u, max(k, input_lags)), y, split,
+                                            alphas=alphas, valid=valid)
+    out[FILTER_BANK] = evaluate(filter_bank_features(u, time_constants, input_lags), y, split,
+                                alphas=alphas, valid=valid)
+    quad = quadratic_expansion(input_delays(u, QUADRATIC_DELAYS))
+    if input_lags > QUADRATIC_DELAYS:
+        quad = np.hstack([quad, input_delays(u, input_lags)[:, QUADRATIC_DELAYS:]])
+    out[f"quadratic {QUADRATIC_DELAYS} delays"] = evaluate(quad, y, split, alphas=alphas,
+                                                           valid=valid)
+    return out
+
+
+BASELINE_DELAYS = MEMORY_DELAYS
+
+
+def run_baselines(series: Sequence[tuple[np.ndarray, np.ndarray]],
+                  split: Split | Sequence[Split], *,
+                  valid: Sequence[np.ndarray | None] | None = None,
                   delays: Sequence[int] = BASELINE_DELAYS,
                   esn_sizes: Sequence[int] = (100,),
                   alphas: Sequence[float] | np.ndarray = DEFAULT_ALPHAS) -> dict[str, Summary]:
     """Baselines over independent runs: one ``(u, y)`` per run, ESN seeded by run index.
 
+    ``split`` (one for all runs or one per run) and ``valid`` (one mask or None per run)
+    give the rows each run is scored on: pass the hardware's, so a baseline and the
+    hardware it is printed beside are scored on exactly the same rows.
     Returns name -> :class:`Summary` (mean ± std over runs), names ``mean``,
     ``ridge u(t)``, ``ridge {k} delays``, ``ESN-{n}``, in that order.
     """
     if not series:
         raise ReadoutError("run_baselines needs at least one (u, y) run")
+    splits = [split] * len(series) if isinstance(split, Split) else list(split)
+    masks = list(valid) if valid is not None else [None] * len(series)
+    if len(splits) != len(series) or len(masks) != len(series):
+        raise ReadoutError(f"{len(series)} runs need as many splits and valid masks, got "
+                           f"{len(splits)} and {len(masks)}")
     scores: dict[str, list[Score]] = {"mean": [], "ridge u(t)": []}
     for k in delays:
         scores[f"ridge {k} delays"] = []
     for n in esn_sizes:
         scores[f"ESN-{n}"] = []
-    for run, (u, y) in enumerate(series):
-        scores["mean"].append(mean_predictor(y, split))
-        scores["ridge u(t)"].append(ridge_on_input(u, y, split, alphas=alphas))
+    for run, ((u, y), sp, ok) in enumerate(zip(series, splits, masks)):
+        scores["mean"].append(mean_predictor(y, sp, ok))
+        scores["ridge u(t)"].append(ridge_on_input(u, y, sp, alphas=alphas, valid=ok))
         for k in delays:
-            scores[f"ridge {k} delays"].append(ridge_on_delays(u, y, split, k, alphas=alphas))
+            scores[f"ridge {k} delays"].append(ridge_on_delays(u, y, sp, k, alphas=alphas,
+                                                               valid=ok))
         for n in esn_sizes:
-            scores[f"ESN-{n}"].append(esn_baseline(u, y, split, n, seed=run, alphas=alphas))
+            scores[f"ESN-{n}"].append(esn_baseline(u, y, sp, n, seed=run, alphas=alphas,
+                                                   valid=ok))
     return {name: summarize_scores(s) for name, s in scores.items()}
 
 
@@ -179,12 +287,16 @@ def hardware_scores(states: np.ndarray, u: np.ndarray, y: np.ndarray, split: Spl
                     feature_names: Sequence[str] | None = None,
                     alphas: Sequence[float] | np.ndarray = DEFAULT_ALPHAS,
                     check_leakage: bool = True, feature_time_ns: np.ndarray | None = None,
-                    input_time_ns: np.ndarray | None = None) -> dict[str, Score]:
+                    input_time_ns: np.ndarray | None = None,
+                    time_constants: Sequence[float] | None = GENERIC_TIME_CONSTANTS_STEPS
+                    ) -> dict[str, Score]:
     """The standard readouts and controls of one run's hardware states.
 
     Returns ``{"hardware": states only, "hardware + input": states + input_lags input
     delays, "input only": the same input delays alone, "shuffled states": states permuted
-    in time}``. With ``check_leakage`` the states first go through
+    in time}`` and the :func:`memory_controls` (filter bank at ``time_constants`` steps;
+    ``time_constants=None`` leaves the memory controls out), every one scored on exactly
+    the hardware's rows (``valid`` and ``split``). With ``check_leakage`` the states first go through
     :func:`~asic_reservoir.analysis.readout.check_no_leakage` (raises ``LeakageError``), including
     its timestamp check when ``feature_time_ns`` (latest raw datum per row) and
     ``input_time_ns`` (when each u[t] was applied) are given.
@@ -205,4 +317,7 @@ def hardware_scores(states: np.ndarray, u: np.ndarray, y: np.ndarray, split: Spl
                                  feature_names=names + delay_names(input_lags), valid=valid),
         INPUT_ONLY: input_only_control(u, y, split, input_lags, alphas=alphas, valid=valid),
         SHUFFLED: shuffled_states_control(states, y, split, seed, alphas=alphas, valid=valid),
+        **({} if time_constants is None else
+           memory_controls(u, y, split, input_lags=input_lags, time_constants=time_constants,
+                           alphas=alphas, valid=valid)),
     }

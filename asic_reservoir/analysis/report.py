@@ -16,8 +16,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from asic_reservoir.analysis.baselines import CONTROLS, HARDWARE_INPUT, INPUT_ONLY
-from asic_reservoir.analysis.readout import Score, Split, Summary, summarize, summarize_scores
+from asic_reservoir.analysis.baselines import CONTROLS, HARDWARE_INPUT, INPUT_ONLY, MEMORY_CONTROLS
+from asic_reservoir.analysis.readout import Score, Split, Summary, summarize_scores
+from asic_reservoir.analysis.statistics import MIN_RUNS, PairedComparison, paired
 
 
 class PlotsUnavailable(ImportError):
@@ -56,33 +57,56 @@ class Entry:
 
 @dataclass(frozen=True)
 class Gain:
-    """What the hardware adds: paired per-run NRMSE(input only) - NRMSE(hardware + input).
+    """What the hardware adds over one control: paired per-run NRMSE(control) -
+    NRMSE(hardware + input), with its t-interval and sign-flip p-value
+    (:mod:`~asic_reservoir.analysis.statistics`)."""
 
-    ``real`` when the mean gain is positive and larger than its spread (std over runs),
-    the bar the experiment issue sets; otherwise the hardware added nothing measurable.
-    """
+    control: str
+    comparison: PairedComparison
 
-    delta: Summary
-    real: bool
+    @property
+    def real(self) -> bool:
+        """True only for the verdict ``"better"`` (>= 5 runs, interval above zero, p <= 0.05)."""
+        return self.comparison.verdict == "better"
 
     def sentence(self) -> str:
-        d = self.delta
-        spread = "no spread (1 run)" if d.n < 2 else f"± {d.std:.3f} over {d.n} runs"
-        if self.real:
-            return f"hardware improves on the input-only control by {d.mean:.3f} {spread}"
-        return (f"hardware adds nothing measurable beyond the input: gain {d.mean:+.3f} "
-                f"{spread}")
+        c = self.comparison
+        what = f"gain over {self.control}: {c.interval()}"
+        verdict = c.verdict
+        if verdict == "too few runs":
+            return f"{what}: too few runs for a verdict (need {MIN_RUNS})"
+        if verdict == "better":
+            return f"{what}: the hardware adds something beyond {self.control}"
+        if verdict == "worse":
+            return f"{what}: the hardware readout is worse than {self.control}"
+        return f"{what}: the hardware adds nothing measurable beyond {self.control}"
 
 
-def gain(entry: Entry) -> Gain | None:
-    """Paired gain of ``hardware + input`` over ``input only`` (None if either is missing
-    or their runs do not pair up)."""
-    hw, ctl = entry.readouts.get(HARDWARE_INPUT), entry.controls.get(INPUT_ONLY)
-    if hw is None or ctl is None or hw.n != ctl.n or hw.n == 0 or len(hw.values) != hw.n:
-        return None
-    delta = summarize([c - h for h, c in zip(hw.values, ctl.values)])
-    real = delta.n >= 2 and delta.mean > 0 and delta.mean > delta.std
-    return Gain(delta, real)
+def gains(entry: Entry) -> list[Gain]:
+    """Paired gains of ``hardware + input`` over the input-only control and over the
+    strongest memory-matched control (lowest mean NRMSE) of the same runs; a control whose
+    runs do not pair up with the hardware's is left out."""
+    hw = entry.readouts.get(HARDWARE_INPUT)
+    if hw is None or hw.n == 0 or len(hw.values) != hw.n:
+        return []
+    names = [INPUT_ONLY]
+    strongest = strongest_memory_control(entry)
+    if strongest is not None:
+        names.append(strongest)
+    out = []
+    for name in names:
+        ctl = entry.controls.get(name)
+        if ctl is None or len(ctl.values) != len(hw.values):
+            continue
+        out.append(Gain(name, paired(hw.values, ctl.values)))
+    return out
+
+
+def strongest_memory_control(entry: Entry) -> str | None:
+    """Name of the memory-matched control with the lowest mean NRMSE (None if none ran)."""
+    present = [(entry.controls[k].mean, k) for k in MEMORY_CONTROLS
+               if k in entry.controls and entry.controls[k].n]
+    return min(present)[1] if present else None
 
 
 @dataclass
@@ -142,8 +166,7 @@ def format_table(report: Report, show_range: bool = False) -> str:
             cells.append(f"{(rn.cell() if rn is not None else 'n/a'):<{_VAL_W}}")
         lines.append("  ".join(cells).rstrip())
     for e in report.entries:
-        g = gain(e)
-        if g is not None:
+        for g in gains(e):
             lines.append(f"{e.unit}/{e.channel}: {g.sentence()}")
     notes = [e.note and f"{e.unit}/{e.channel}: {e.note}" for e in report.entries]
     lines.extend(f"note: {n}" for n in [*report.notes, *filter(None, notes)])
@@ -155,7 +178,8 @@ def report_json(report: Report, show_range: bool = False) -> dict[str, Any]:
 
     ``units[unit][channel]`` has the headline readout's ``nrmse_mean``, ``nrmse_std``,
     ``runs`` plus ``readout`` (its name), ``readouts`` and ``controls`` by name and, when
-    both exist, ``hardware_gain`` (see :class:`Gain`: mean, std, runs, real);
+    ``gains`` by control name (see :class:`Gain`: mean, std, 95 % interval, p-value,
+    runs, verdict, per-run differences);
     ``baselines`` maps name -> ``{nrmse_mean, nrmse_std, runs, values}``. Non-finite
     numbers (std of a single run) are null. Range-normalised fields only with show_range.
     """
@@ -169,14 +193,11 @@ def report_json(report: Report, show_range: bool = False) -> dict[str, Any]:
     units: dict[str, dict[str, Any]] = {}
     for e in report.entries:
         head_name, head = next(iter(e.readouts.items()))
-        g = gain(e)
         units.setdefault(e.unit, {})[e.channel] = {
             **summ(head), "readout": head_name,
             "readouts": {k: summ(v) for k, v in e.readouts.items()},
             "controls": {k: summ(v) for k, v in e.controls.items()},
-            **({"hardware_gain": {"mean": g.delta.to_json()["nrmse_mean"],
-                                  "std": g.delta.to_json()["nrmse_std"],
-                                  "runs": g.delta.n, "real": g.real}} if g else {}),
+            "gains": {g.control: g.comparison.to_json() for g in gains(e)},
             **({"note": e.note} if e.note else {}),
         }
     split = None

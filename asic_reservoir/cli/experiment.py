@@ -20,7 +20,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from asic_reservoir.analysis.baselines import hardware_scores, run_baselines
+from asic_reservoir.analysis.baselines import (hardware_scores, run_baselines,
+                                              time_constants_in_steps)
 from asic_reservoir.analysis.readout import ReadoutError, Split
 from asic_reservoir.analysis.report import (
     Entry,
@@ -256,7 +257,8 @@ def analyze_files(paths: Sequence[str | Path], options: AnalysisOptions | None =
 
     opt = options or AnalysisOptions()
     entries: list[Entry] = []
-    series: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+    # Task baselines run on each distinct (input series, scored rows) the hardware used.
+    series: dict[tuple, tuple[np.ndarray, np.ndarray, Split, np.ndarray]] = {}
     notes: list[str] = []
     by_slots: dict[tuple[str, str], dict[int, Any]] = {}   # (unit, channel) -> slots -> entry
     skipped = 0
@@ -286,10 +288,11 @@ def analyze_files(paths: Sequence[str | Path], options: AnalysisOptions | None =
                                                 opt.train, opt.validation)
                     split = split or run_split
                     try:
-                        scores = hardware_scores(sm.X, u, y, run_split, valid=sm.valid,
-                                                 feature_names=sm.names, seed=run,
-                                                 alphas=ANALYSIS_ALPHAS,
-                                                 check_leakage=opt.check_leakage)
+                        scores = hardware_scores(
+                            sm.X, u, y, run_split, valid=sm.valid, feature_names=sm.names,
+                            seed=run, alphas=ANALYSIS_ALPHAS, check_leakage=opt.check_leakage,
+                            time_constants=time_constants_in_steps(
+                                unit.profile or unit.model, meta.step_seconds))
                     except ReadoutError as exc:      # one bad run must not hide the others
                         notes.append(f"{Path(path).name}: run {run}: {unit.name} not scored: "
                                      f"{exc}")
@@ -297,7 +300,8 @@ def analyze_files(paths: Sequence[str | Path], options: AnalysisOptions | None =
                     per_run.append(scores)
                     skipped += sm.n_marked
                     notes.extend(f"{Path(path).name}: run {run}: {n}" for n in sm.notes)
-                    series.setdefault(u.tobytes(), (u, y))
+                    series.setdefault((u.tobytes(), sm.valid.tobytes(), run_split),
+                                      (u, y, run_split, sm.valid))
                     if plots is not None:
                         _plots(plots, unit.name, channel, run, sm, scores)
                 if per_run:
@@ -308,7 +312,9 @@ def analyze_files(paths: Sequence[str | Path], options: AnalysisOptions | None =
     if not entries:
         raise StatesError("no unit with finished steps in the given run files")
     entries = _attach_constant_input_controls(entries)
-    baselines = run_baselines(list(series.values()), split, esn_sizes=opt.esn_sizes,
+    rows = list(series.values())
+    baselines = run_baselines([(u, y) for u, y, _, _ in rows], [sp for _, _, sp, _ in rows],
+                              valid=[ok for _, _, _, ok in rows], esn_sizes=opt.esn_sizes,
                               alphas=ANALYSIS_ALPHAS)
     if plots is not None:
         _plot_slot_sweeps(plots, by_slots, baselines)
