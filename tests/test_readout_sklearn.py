@@ -10,6 +10,7 @@ from unittest import SkipTest
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 from sklearn.base import clone
 from sklearn.decomposition import PCA
 from sklearn.linear_model import Ridge
@@ -87,6 +88,23 @@ def test_chronological_split_puts_validation_last_after_a_gap():
                 dict(gap=-1), dict(gap=0.5)):
         with pytest.raises(ReadoutError):
             ChronologicalSplit(**bad)
+
+
+@settings(max_examples=60)
+@given(n=st.integers(3, 400), validation=st.one_of(st.integers(1, 400), st.floats(0.01, 0.99)),
+       gap=st.integers(0, 50))
+def test_chronological_split_never_leaks(n, validation, gap):
+    cv = ChronologicalSplit(validation, gap)
+    n_val = validation if isinstance(validation, int) else int(np.ceil(validation * n))
+    if n - gap - n_val < 1:
+        with pytest.raises(ReadoutError, match="cannot split"):
+            list(cv.split(np.zeros((n, 1))))
+        return
+    [(train, val)] = list(cv.split(np.zeros((n, 1))))
+    assert train[0] == 0 and val[-1] == n - 1 and len(val) == n_val
+    assert val[0] - train[-1] == gap + 1                         # exactly `gap` rows left out
+    np.testing.assert_array_equal(np.diff(train), 1)
+    np.testing.assert_array_equal(np.diff(val), 1)
 
 
 def test_non_chronological_splitters_are_refused(series, esn_features):
