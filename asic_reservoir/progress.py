@@ -1,50 +1,29 @@
-"""A small progress line for long work (stderr, throttled, with ETA and live fields)."""
+"""Progress bars for long work: tqdm on stderr, and silent where nobody watches.
+
+A bar shows only when it is enabled (commands pass ``not --json`` / ``not --quiet``) and its
+stream is a terminal, so logs, CI output and JSON consumers never see carriage-return noise.
+Live fields (shares/s, temperature, ...) go in the bar's postfix.
+"""
 
 from __future__ import annotations
 
 import sys
-import time
 from typing import TextIO
 
+from tqdm import tqdm
 
-class Progress:
-    """Prints ``label  done/total  pct  ETA  key=value ...`` at most every ``interval`` s.
 
-    Writes carriage-return updates on a terminal and plain lines elsewhere (logs, CI),
-    so long runs show life without flooding a log file.
-    """
+def progress_bar(total: int | None, label: str, *, enabled: bool = True,
+                 stream: TextIO | None = None, unit: str = "it") -> tqdm:
+    """A tqdm bar for ``total`` items, labelled ``label``; disabled off a terminal."""
+    stream = sys.stderr if stream is None else stream
+    return tqdm(total=total, desc=label, file=stream, unit=unit, dynamic_ncols=True,
+                mininterval=0.5, leave=False, disable=not (enabled and stream.isatty()))
 
-    def __init__(self, total: int, label: str = "", stream: TextIO | None = None,
-                 interval: float = 0.5, enabled: bool = True) -> None:
-        self.total = max(int(total), 1)
-        self.label = label
-        self.stream = stream if stream is not None else sys.stderr
-        self.interval = interval if self.stream.isatty() else max(interval, 5.0)
-        self.enabled = enabled
-        self.done = 0
-        self._start = time.monotonic()
-        self._last = 0.0
 
-    def update(self, n: int = 1, **fields: object) -> None:
-        self.done += n
-        now = time.monotonic()
-        if self.enabled and (now - self._last >= self.interval or self.done >= self.total):
-            self._last = now
-            self._write(now, fields)
-
-    def _write(self, now: float, fields: dict) -> None:
-        elapsed = now - self._start
-        rate = self.done / elapsed if elapsed > 0 else 0.0
-        eta = (self.total - self.done) / rate if rate > 0 else float("nan")
-        extra = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                         for k, v in fields.items())
-        line = (f"{self.label} {self.done}/{self.total} {100 * self.done / self.total:5.1f}% "
-                f"elapsed {elapsed:6.1f}s ETA {eta:6.1f}s {extra}").rstrip()
-        end = "\r" if self.stream.isatty() and self.done < self.total else "\n"
-        self.stream.write(line + end)
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled and self.stream.isatty():
-            self.stream.write("\n")
-            self.stream.flush()
+def advance_to(bar: tqdm, position: int, **fields: object) -> None:
+    """Move ``bar`` forward to ``position`` (never back), showing ``fields`` as its postfix."""
+    if fields:
+        bar.set_postfix(fields, refresh=False)
+    if position > bar.n:
+        bar.update(position - bar.n)

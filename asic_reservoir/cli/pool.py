@@ -14,7 +14,7 @@ import signal
 import sys
 import time
 
-from asic_reservoir.progress import Progress
+from asic_reservoir.progress import advance_to, progress_bar
 from asic_reservoir.drivers.stratum.work import LBRY_DIFFICULTY_FACTOR
 
 from asic_reservoir.drivers.stratum import Pool, PoolConfig
@@ -73,7 +73,7 @@ async def _serve(config: PoolConfig, duration: float | None) -> dict:
 
 async def _wait(pool: Pool, stop: asyncio.Event, duration: float | None) -> None:
     """Until ``duration`` or a signal; a progress line (stderr) shows the share counts."""
-    progress = Progress(int(math.ceil(duration)), "pool") if duration else None
+    progress = progress_bar(int(math.ceil(duration)), "pool", unit="s") if duration else None
     start = time.monotonic()
     while not stop.is_set():
         left = math.inf if duration is None else duration - (time.monotonic() - start)
@@ -86,7 +86,7 @@ async def _wait(pool: Pool, stop: asyncio.Event, duration: float | None) -> None
         t = pool.totals()
         fields = {"accepted": t["accepted"], "rejected": t["rejected"], "sessions": t["sessions"]}
         if progress is not None:
-            progress.update(min(int(time.monotonic() - start), progress.total) - progress.done, **fields)
+            advance_to(progress, min(int(time.monotonic() - start), progress.total), **fields)
         elif not stop.is_set():
             log.info("pool: %s", " ".join(f"{k}={v}" for k, v in fields.items()))
     if progress is not None:

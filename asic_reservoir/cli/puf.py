@@ -20,7 +20,7 @@ import numpy as np
 from asic_reservoir.drivers.clock import Clock
 from asic_reservoir.drivers.stratum import Pool, PoolConfig
 from asic_reservoir.experiment.loop import ExperimentError
-from asic_reservoir.progress import Progress
+from asic_reservoir.progress import progress_bar
 from asic_reservoir.puf.identify import (
     Challenge,
     PufError,
@@ -116,7 +116,7 @@ async def evaluate_simulated_fleet(opts: FleetOptions, progress: bool = True) ->
     pool = Pool(PoolConfig(host="127.0.0.1", port=0, lbry_port=0), clock=clock)
     await pool.start()
     total_reads = opts.enroll_reads + opts.reads
-    bar = Progress(opts.devices * total_reads, "puf reads", enabled=progress)
+    bar = progress_bar(opts.devices * total_reads, "puf reads", enabled=progress, unit="read")
     rounds: list[list[Response]] = []
     try:
         with tempfile.TemporaryDirectory(prefix="asic-reservoir-puf-") as tmp:
@@ -152,7 +152,7 @@ async def evaluate_units(urls: Sequence[str], challenge: Challenge, *, reads: in
     pool = Pool(PoolConfig(host=pool_host, port=pool_port, lbry_port=lbry_port), clock=clock)
     await pool.start()
     total = enroll_reads + reads
-    bar = Progress(len(urls) * total, "puf reads", enabled=progress)
+    bar = progress_bar(len(urls) * total, "puf reads", enabled=progress, unit="read")
     rounds: list[list[Response]] = []
     try:
         with tempfile.TemporaryDirectory(prefix="asic-reservoir-puf-") as tmp:

@@ -23,7 +23,7 @@ import time
 from urllib.parse import urlsplit
 
 from asic_reservoir.drivers.clock import Clock
-from asic_reservoir.progress import Progress
+from asic_reservoir.progress import advance_to, progress_bar
 from asic_reservoir.simulator.miner import MinerError, parse_pool_url
 from asic_reservoir.simulator.profiles import MODELS
 from asic_reservoir.simulator.unit import SimulatedUnit, UnitConfig, start_units
@@ -142,8 +142,8 @@ async def _run(args: argparse.Namespace, configs: list[UnitConfig]) -> int:
                       + (f"  serial {d['serial']}" if d["serial"] else ""), flush=True)
             print("pool difficulty D acts like real difficulty D / difficulty_scale on each unit",
                   flush=True)
-        progress = Progress(int(args.duration) if args.duration else 1, "sim",
-                            enabled=args.duration is not None)
+        progress = progress_bar(int(args.duration) if args.duration else 1, "sim", unit="s",
+                                enabled=args.duration is not None and not args.json)
         start = time.monotonic()
         while not stop.is_set():
             try:
@@ -152,8 +152,8 @@ async def _run(args: argparse.Namespace, configs: list[UnitConfig]) -> int:
                 pass
             elapsed = time.monotonic() - start
             if args.duration is not None:
-                progress.update(min(int(elapsed), progress.total) - progress.done,
-                                **{u.config.worker: u.miner.accepted for u in units})
+                advance_to(progress, min(int(elapsed), progress.total),
+                           **{u.config.worker: u.miner.accepted for u in units})
                 if elapsed >= args.duration:
                     break
         progress.close()

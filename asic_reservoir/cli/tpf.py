@@ -10,7 +10,7 @@ import sys
 
 from asic_reservoir.drivers.stratum.work import WorkError
 from asic_reservoir.experiment.runs import RunFileError, RunReader
-from asic_reservoir.progress import Progress
+from asic_reservoir.progress import progress_bar
 from asic_reservoir.tpf.evaluate import PREDICTORS, evaluate, format_table, result_json
 from asic_reservoir.tpf.rounds import ROUNDS_PER_NONCE
 from asic_reservoir.tpf.stats import StatsError
@@ -63,7 +63,8 @@ def tpf_main(args: argparse.Namespace) -> int:
         predictors = list(dict.fromkeys(args.predictors))
         if any(not 0 < f < 1 for f in [args.abort, *args.abort_fractions]):
             raise TpfError("abort fractions must lie in (0, 1)")
-        progress = Progress(config.n_chunks + len(config.rounds), "tpf", enabled=not args.quiet)
+        progress = progress_bar(config.n_chunks + len(config.rounds), "tpf",
+                                enabled=not (args.quiet or args.json))
         data = sweep(config, args.workers, args.scheduler, on_chunk=lambda: progress.update(1))
         result = evaluate(data, config, predictors, abort_fractions=tuple(args.abort_fractions),
                           abort_fraction=args.abort,

@@ -14,7 +14,9 @@ import sys
 from dataclasses import asdict
 from typing import Any
 
-from asic_reservoir.progress import Progress
+from tqdm import tqdm
+
+from asic_reservoir.progress import progress_bar
 from asic_reservoir.drivers.errors import UnitError
 from asic_reservoir.drivers.units import HTTP_PORT, RPC_PORT, Identity, identify_ports, open_unit
 
@@ -134,7 +136,7 @@ def scan_hosts(cidr: str, force: bool = False) -> list[str]:
 
 
 async def scan(hosts: list[str], ports: list[int], *, concurrency: int = 64,
-               timeout: float = 1.5, progress: Progress | None = None) -> list[Identity]:
+               timeout: float = 1.5, progress: tqdm | None = None) -> list[Identity]:
     """Identify every host concurrently (bounded); hosts where nothing answers are left out."""
     if concurrency < 1:
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")
@@ -151,7 +153,8 @@ async def scan(hosts: list[str], ports: list[int], *, concurrency: int = 64,
         if ident is not None:
             found.append(ident)
         if progress is not None:
-            progress.update(1, found=len(found))
+            progress.set_postfix(found=len(found), refresh=False)
+            progress.update(1)
 
     await asyncio.gather(*(one(h) for h in hosts))
     order = {h: i for i, h in enumerate(hosts)}
@@ -164,7 +167,7 @@ def scan_main(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"asic-reservoir scan: {exc}", file=sys.stderr)
         return 2
-    progress = Progress(len(hosts), f"scan {args.cidr}")
+    progress = progress_bar(len(hosts), f"scan {args.cidr}", unit="host", enabled=not args.json)
     try:
         found = asyncio.run(scan(hosts, args.ports, concurrency=args.concurrency,
                                  timeout=args.timeout, progress=progress))

@@ -47,7 +47,7 @@ from asic_reservoir.experiment.runs import (
     TelemetryRow,
     UnitMeta,
 )
-from asic_reservoir.progress import Progress
+from asic_reservoir.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -292,7 +292,7 @@ class Experiment:
                 if (r, s) >= position]
         loop = asyncio.get_running_loop()
         wall0 = loop.time()
-        progress = Progress(len(todo), "experiment", enabled=self.config.progress)
+        progress = progress_bar(len(todo), "experiment", enabled=self.config.progress, unit="step")
         self._queue = self.pool.subscribe()
         try:
             async with contextlib.AsyncExitStack() as stack:
@@ -314,7 +314,8 @@ class Experiment:
                     pending = await self._step(run, step, float(series[run][step]), slot_len,
                                                pending)
                     self.summary.steps_written += 1
-                    progress.update(1, **self._progress_fields(wall0, loop.time()))
+                    progress.set_postfix(self._progress_fields(wall0, loop.time()), refresh=False)
+                    progress.update(1)
                 if pending is not None:
                     await self._finish(*pending)
         finally:

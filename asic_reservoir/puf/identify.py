@@ -220,6 +220,10 @@ def verify(store: EnrollmentStore, response: Response, name: str, far: float = 0
 
 
 def enroll(store: EnrollmentStore, name: str, url: str, response: Response) -> None:
+    """Store ``response`` as one enrollment read of unit ``name`` (missing features dropped).
+
+    Enroll two or more reads per unit: the metric learns each feature's own noise from them.
+    """
     keep = np.isfinite(response.values)
     store.enroll(name, response.model, url, response.challenge_version,
                  tuple(n for n, k in zip(response.feature_names, keep) if k),
