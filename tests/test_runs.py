@@ -93,6 +93,28 @@ def test_existing_file_is_not_overwritten(tmp_path):
         RunWriter.create(path, _meta())
 
 
+def test_a_run_file_appears_whole_or_not_at_all(tmp_path, monkeypatch):
+    """Killed while creating: no run file at the path (a reader would take half of one for
+    a damaged file); the next create starts afresh."""
+    path = tmp_path / "run.db"
+
+    def killed(*_args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runs.os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        RunWriter.create(path, _meta())
+    assert not path.exists()
+    with pytest.raises(RunFileError):
+        RunReader(path)
+    monkeypatch.undo()
+    with RunWriter.create(path, _meta()) as writer:
+        writer.write_step(_step(0, 0))
+    with RunReader(path) as reader:
+        assert reader.meta.seed == 7 and reader.count("steps") == 1
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".creating")] == []
+
+
 def test_other_schema_version_is_refused(tmp_path):
     path = tmp_path / "run.db"
     meta = _meta()

@@ -297,13 +297,22 @@ class RunWriter:
             for suffix in ("", "-wal", "-shm"):
                 Path(str(path) + suffix).unlink(missing_ok=True)
         meta.created = meta.created or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        # Built under another name and renamed into place: a reader (or a resume after a
+        # kill) finds either no run file or one with its schema and metadata, never half one.
+        draft = path.with_name(path.name + ".creating")
+        draft.unlink(missing_ok=True)
+        conn = sqlite3.connect(str(draft), timeout=30.0, isolation_level=None)
+        try:
+            conn.executescript(_SCHEMA)
+            conn.execute("BEGIN")
+            conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", meta.to_rows())
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        os.replace(draft, path)
         conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
-        conn.executescript(_SCHEMA)
-        conn.execute("BEGIN")
-        conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", meta.to_rows())
-        conn.execute("COMMIT")
         return cls(conn, path, meta)
 
     @classmethod
