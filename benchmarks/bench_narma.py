@@ -3,13 +3,12 @@ difficulty encoding vs input-delay ridge vs ESN-100, mean ± std over runs.
 
 Every hardware figure is printed beside its same-run input-only control (the same readout
 on the input alone); the full table (controls, shuffled states, baselines) follows. Runs
-are long (3,000 steps of 5 s per unit and channel at clock speed 40, ~15 min); ``BENCH_QUICK=1``
-shrinks them to a smoke test whose numbers mean little.
+are long (3,000 steps of 5 s per unit and channel, in virtual time with 0.1 s physics ticks);
+``BENCH_QUICK=1`` shrinks them to a smoke test whose numbers mean little.
 """
 
 from __future__ import annotations
 
-import asyncio
 import tempfile
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from benchmarks import Figure, quick
 
 from asic_reservoir.cli.experiment import (DEMO_BEST, PUBLISHED, DemoSize, analyze_files,
                                           run_demo)
+from asic_reservoir.drivers.clock import run_virtual
 
 # Every channel each model can carry at a 5 s step, best candidate first (see DEMO_BEST).
 PASSES = [
@@ -32,7 +32,7 @@ def run() -> list[Figure]:
     with tempfile.TemporaryDirectory(prefix="bench-narma-") as tmp:
         outputs = []
         for plan in PASSES:
-            outputs += asyncio.run(run_demo(size, Path(tmp), progress=True, plan=plan))
+            outputs += run_virtual(run_demo(size, Path(tmp), progress=True, plan=plan))
         report = analyze_files([p for p, _ in outputs], labels={str(p): s for p, s in outputs})
     print(report.table())
     figures = []

@@ -1,12 +1,12 @@
-"""Three simulated units at speed 100 on one core: pace, CPU share, share flow, engine rate.
+"""Three simulated units mining on the pool: simulated seconds per wall second, virtual vs wall.
 
-One process, one thread (asyncio): an in-process pool on loopback and an S9, an LV06 and
-an LB-Box at ``--speed 100``. Keeping real-time pace means every unit runs the ticks its
-clock schedules (ratio 1.0; a late tick integrates the longer interval, so simulated time
-is never lost, but the lag shows) with tick lag under a tick period, while shares keep
-arriving at the pool. CPU share is process time / wall time (the pool is included; the
-reference is one full core). On a machine shared with other work the process may get
-less than a core: then lag grows although the tick CPU stays well below one core.
+One process, one thread (asyncio): the in-process pool on loopback, an S9, an LV06 and an
+LB-Box with 0.1 s physics ticks and their auto hash budgets, each read through its real
+driver (cgminer RPC / AxeOS HTTP / Goldshell HTTP) once per simulated 5 s. The same set-up
+runs twice in the same process: in virtual time (the loop jumps to the next event; the
+figure is simulated seconds per wall second, CPU-bound) and in wall-clock mode at
+``--speed`` :data:`WALL_SPEED` (the reference: at most the speed, less when the host cannot
+keep pace, which the tick pace shows).
 """
 
 from __future__ import annotations
@@ -14,76 +14,77 @@ from __future__ import annotations
 import asyncio
 import time
 
-from asic_reservoir.drivers.clock import Clock
-from benchmarks import Figure, hashlib_dsha_rate, quick
-from benchmarks.bench_miner import miner_engine_rate
+from benchmarks import Figure, quick
+
+from asic_reservoir.drivers.clock import Clock, run_virtual
 from asic_reservoir.drivers.stratum import Pool, PoolConfig
+from asic_reservoir.drivers.units import open_unit
 from asic_reservoir.simulator import UnitConfig, start_units
 
-SPEED = 100.0
+WALL_SPEED = 100.0
+TELEMETRY_EVERY_S = 5.0
+MODELS = ("s9", "lv06", "lbbox")
 REAL_DIFFICULTY = {"s9": 1024.0, "lv06": 256.0, "lbbox": 16.0}   # typical stock pool settings
 
 
-async def _run(seconds: float) -> dict:
-    clock = Clock(SPEED)
-    pool = Pool(PoolConfig(port=0, lbry_port=0, difficulty=1.0), clock=clock)
+async def _poll(url: str, clock: Clock, until: float, counts: list[int]) -> None:
+    driver = await open_unit(url, timeout=10.0)
+    try:
+        while clock.now() < until:
+            await driver.telemetry()
+            counts[0] += 1
+            await clock.sleep(TELEMETRY_EVERY_S)
+    finally:
+        await driver.close()
+
+
+async def _run(clock: Clock, sim_seconds: float) -> dict:
+    pool = Pool(PoolConfig(port=0, lbry_port=0, difficulty=1.0, seed=1), clock=clock)
     await pool.start()
-    cfgs = [UnitConfig(model=m, seed=i + 1, speed=SPEED, rpc_port=0, http_port=0,
-                       pool_url=pool.lbry_url if m == "lbbox" else pool.url)
-            for i, m in enumerate(("s9", "lv06", "lbbox"))]
+    cfgs = [UnitConfig(model=m, seed=i + 1, noise_seed=i + 1, speed=clock.speed, rpc_port=0,
+                       http_port=0, pool_url=pool.lbry_url if m == "lbbox" else pool.url)
+            for i, m in enumerate(MODELS)]
     try:
         async with start_units(cfgs, clock=clock) as units:
             for u in units:
                 await pool.set_difficulty(REAL_DIFFICULTY[u.profile.model] * u.difficulty_scale,
                                           worker=u.config.worker)
-            await asyncio.sleep(1.0)                       # connect and settle
-            clock0 = clock.now()
-            acc0 = [u.miner.accepted for u in units]
-            hashes0 = [u.miner.hashes_done for u in units]
             for u in units:
-                u.stats.__init__()
+                await pool.wait_for_session(worker=u.config.worker, timeout=60.0)
+            t0 = clock.now()
+            acc0 = [u.miner.accepted for u in units]
+            hashes0 = sum(u.miner.hashes_done for u in units)
+            ticks0 = [u.stats.ticks for u in units]
+            reads = [0]
             cpu0, wall0 = time.process_time(), time.perf_counter()
-            await asyncio.sleep(seconds)
+            await asyncio.gather(*(_poll(u.url, clock, t0 + sim_seconds, reads) for u in units))
             cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-            clock_dt = clock.now() - clock0
-            out = {
-                "cpu_share": cpu / wall, "wall": wall, "tick_wall_s": units[0].clock.wall_seconds(
-                    units[0].tick_s),
-                "pace": [u.stats.ticks * u.tick_s / clock_dt for u in units],
-                "tick_cpu": [u.stats.cpu_s / wall for u in units],
-                "lag_mean": [u.stats.lag_mean_s for u in units],
-                "lag_max": [u.stats.lag_max_s for u in units],
-                "late": [u.stats.late_ticks / max(u.stats.ticks, 1) for u in units],
-                "shares_per_s": [(u.miner.accepted - a) / wall for u, a in zip(units, acc0)],
-                "hashes_per_s": sum(u.miner.hashes_done - h for u, h in zip(units, hashes0)) / wall,
-                "rejected": pool.totals()["rejected"],
-                "models": [u.profile.model for u in units],
+            sim = clock.now() - t0
+            return {
+                "sim_per_wall": sim / wall, "wall": wall, "sim": sim, "cpu_share": cpu / wall,
+                "pace": min((u.stats.ticks - t) * u.tick_s / sim for u, t in zip(units, ticks0)),
+                "shares": sum(u.miner.accepted - a for u, a in zip(units, acc0)),
+                "hashes": sum(u.miner.hashes_done for u in units) - hashes0,
+                "reads": reads[0], "rejected": pool.totals()["rejected"],
             }
     finally:
         await pool.stop()
-    return out
 
 
 def run() -> list[Figure]:
-    seconds = 4.0 if quick() else 20.0
-    r = asyncio.run(_run(seconds))
+    virtual = run_virtual(_run(Clock.virtual(), 300.0 if quick() else 3000.0))
+    wall = asyncio.run(_run(Clock(WALL_SPEED), WALL_SPEED * (3.0 if quick() else 10.0)))
     figures = [
-        Figure("3 units @100x: CPU share (process/wall)", r["cpu_share"], "core", "one core", 1.0,
-               note=f"{r['wall']:.1f} s, pool in the same process"),
-        Figure("3 units @100x: genuine hashes/s (all units)", r["hashes_per_s"], "hash/s",
-               "hashlib dsha", hashlib_dsha_rate(0.3 if quick() else 1.0)),
+        Figure("3 units, virtual time: simulated s per wall s", virtual["sim_per_wall"], "x",
+               f"wall-clock mode at speed {WALL_SPEED:g}", wall["sim_per_wall"],
+               note=f"{virtual['sim']:.0f} simulated s in {virtual['wall']:.1f} s wall, "
+                    f"CPU {virtual['cpu_share']:.2f} core"),
+        Figure("wall-clock mode: ticks done / ticks due", wall["pace"], "ratio", "on schedule", 1.0,
+               note=f"CPU {wall['cpu_share']:.2f} core"),
     ]
-    for i, model in enumerate(r["models"]):
-        figures += [
-            Figure(f"{model}: ticks done / ticks due", r["pace"][i], "ratio", "on schedule", 1.0),
-            Figure(f"{model}: tick CPU (physics + hashing)", r["tick_cpu"][i], "core", "one core", 1.0),
-            Figure(f"{model}: tick lag mean", r["lag_mean"][i] * 1e3, "ms", "tick period",
-                   r["tick_wall_s"] * 1e3, note=f"max {r['lag_max'][i] * 1e3:.1f} ms, "
-                                                f"late ticks {100 * r['late'][i]:.1f} %"),
-            Figure(f"{model}: accepted shares/s", r["shares_per_s"][i], "share/s",
-                   note=f"pool rejected {r['rejected']} in total"),
-        ]
-    engine = miner_engine_rate(0.5 if quick() else 2.0, "sha256d", n_chips=189)
-    figures.append(Figure("hashing engine, 189 chips (sha256d)", engine, "hash/s", "hashlib dsha",
-                          hashlib_dsha_rate(0.5 if quick() else 2.0)))
+    for name, r in (("virtual", virtual), ("wall-clock", wall)):
+        figures.append(Figure(f"{name}: accepted shares per simulated s", r["shares"] / r["sim"],
+                              "share/s", note=f"{r['reads']} telemetry reads, "
+                                              f"{r['hashes'] / r['sim']:,.0f} hashes per simulated s, "
+                                              f"pool rejected {r['rejected']}"))
     return figures

@@ -454,6 +454,11 @@ class UnitPhysics:
         return n
 
     # ---------------------------------------------------------------- sensors
+    @property
+    def sensed(self) -> np.ndarray:
+        """Mask of the chips with a temperature sensor the firmware reads."""
+        return self._sensed
+
     def chip_temps_c(self) -> np.ndarray:
         """Every die's temperature as its diode would read (ground truth + offset + noise)."""
         noise = self._noise.normal(0.0, self.profile.sensor_noise_c, self.profile.n_chips)

@@ -1,22 +1,24 @@
-"""One simulated unit: physics + Stratum miner + firmware servers on a scaled clock.
+"""One simulated unit: physics + Stratum miner + firmware servers on the experiment clock.
 
-Time (ARCHITECTURE.md): at speed K the unit lives K simulated seconds per wall second.
+Time (ARCHITECTURE.md): the unit lives on a :class:`~asic_reservoir.drivers.clock.Clock`,
+scaled (``speed`` simulated seconds per wall second, for outside clients) or virtual (as
+fast as the CPU allows, in-process runs). Either way it ticks every ``tick_s`` simulated
+seconds (:data:`TICK_S` = 0.1 s unless ``UnitConfig.tick_s`` says otherwise), whatever the
+speed or mode: finer than the die's thermal time constant and than a virtual-node slot.
+
 Each tick advances the physics by the simulated time elapsed and gives every chip a hash
-budget ``valid_rate x hash_scale x dt`` (fractional hashes carried to the next tick), so
-the unit evaluates ``nominal x hash_scale x K`` genuine hashes per wall second. Share
+budget ``valid_rate x hash_scale x dt`` (fractional hashes carried to the next tick). Share
 statistics match a real unit when every difficulty is multiplied by ``hash_scale``
 (``difficulty_scale``): the chip floor is ``profile floor x hash_scale`` and the pool
 should set ``real difficulty x difficulty_scale``.
 
-``hash_scale=None`` picks the scale so that each unit hashes a fixed CPU budget,
-:data:`AUTO_BUDGET` genuine hashes per wall second (SHA-256d: 30 000; LBRY, whose proof of
-work costs ~3 SHA-256d: 6 000): ``hash_scale = budget / (nominal_rate x speed)``. Three
-units then use a fraction of one core even on a machine shared with other work (see
-``benchmarks/bench_sim.py``).
-
-Time resolution: a unit ticks every ``tick_s = max(0.1, 0.05 x speed)`` simulated seconds
-(at most 20 ticks per wall second) unless ``UnitConfig.tick_s`` asks for finer ticks;
-experiments whose steps are shorter than that should lower the speed or set ``tick_s``.
+``hash_scale=None`` picks the scale so that each unit evaluates a fixed number of genuine
+hashes per *simulated* second (:func:`auto_budget`): 8 per chip result expected at the
+ticket-mask floor, at least 100 (SHA-256d) or 60 (LBRY, ~3 SHA-256d each) — S9 ~410,
+LV06 100, LB-Box ~80; ``hash_scale = budget / nominal_rate``. The CPU cost of a simulated
+second is then the same at every speed and in virtual time. With ``h`` hashes per chip
+result, result counts are binomial with variance ``(1 - 1/h)`` of Poisson (0.875 at the
+floor; shares at pool difficulties above the floor are closer still).
 """
 
 from __future__ import annotations
@@ -25,12 +27,12 @@ import asyncio
 import contextlib
 import logging
 import math
-import time
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable, Sequence
 
 import numpy as np
 from asic_reservoir.drivers.clock import Clock
+from asic_reservoir.drivers.stratum.work import LBRY_DIFFICULTY_FACTOR
 from asic_reservoir.simulator.firmware.antminer_web import AntminerWebServer
 from asic_reservoir.simulator.firmware.axeos import AxeOSServer
 from asic_reservoir.simulator.firmware.cgminer_rpc import CgminerRpcServer
@@ -47,11 +49,12 @@ from asic_reservoir.simulator.profiles import MODELS, Profile, profile
 
 log = logging.getLogger(__name__)
 
-__all__ = ["UnitConfig", "SimulatedUnit", "start_units", "auto_hash_scale", "AUTO_BUDGET"]
+__all__ = ["UnitConfig", "SimulatedUnit", "start_units", "auto_hash_scale", "auto_budget"]
 
-AUTO_BUDGET = {"sha256d": 20_000.0, "lbry": 6_000.0}    # genuine hashes per wall second
-TICK_SIM_S = 0.1            # at most 10 physics ticks per simulated second ...
-TICK_MIN_WALL_S = 0.05      # ... and at most 20 per wall second (keeps speed 100 cheap)
+AUTO_MIN_BUDGET = {"sha256d": 100.0, "lbry": 60.0}   # genuine hashes per simulated second
+HASHES_PER_CHIP_RESULT = 8.0   # auto budget: >= 8 hashes per expected chip result (~Poisson)
+TICK_S = 0.1                # simulated seconds per physics tick, in every mode and at every speed
+MAX_CATCH_UP_TICKS = 50     # ticks run back to back before yielding to the event loop
 WARMUP_S = 900.0            # simulated seconds of running before the unit appears
 RETUNE_PAUSE_S = 10.0       # LB-Box: hashing stops briefly while a new power plan settles (estimate)
 FAN_LOG_PERIOD_S = 2.0      # ESP-Miner fan_controller logs its PID state every 2 s
@@ -63,10 +66,20 @@ SETTING_KEYS = ("frequency_mhz", "core_voltage_mv", "fan_auto", "fan_pct", "temp
 TEMP_TARGET_RANGE_C = (35.0, 90.0)   # estimate: range the AxeOS/Goldshell UIs accept
 
 
-def auto_hash_scale(prof: Profile, speed: float, budget: float | None = None) -> float:
-    """hash_scale giving ``budget`` genuine hashes per wall second at ``speed``."""
-    budget = AUTO_BUDGET[prof.algorithm] if budget is None else budget
-    return budget / (prof.nominal_rate_hs * speed)
+def auto_budget(prof: Profile) -> float:
+    """Genuine hashes per simulated second: :data:`HASHES_PER_CHIP_RESULT` per result the
+    chips return at their ticket-mask floor, at least :data:`AUTO_MIN_BUDGET`."""
+    factor = LBRY_DIFFICULTY_FACTOR if prof.algorithm == "lbry" else 1.0
+    results_per_s = prof.nominal_rate_hs * factor / (2.0 ** 32 * prof.chip_floor_difficulty)
+    return max(HASHES_PER_CHIP_RESULT * results_per_s, AUTO_MIN_BUDGET[prof.algorithm])
+
+
+def auto_hash_scale(prof: Profile, budget: float | None = None) -> float:
+    """hash_scale giving ``budget`` genuine hashes per simulated second (default auto_budget)."""
+    budget = auto_budget(prof) if budget is None else budget
+    if not budget > 0:
+        raise ValueError(f"hash budget must be > 0 hashes per simulated second, got {budget!r}")
+    return budget / prof.nominal_rate_hs
 
 
 @dataclass(frozen=True)
@@ -80,7 +93,7 @@ class UnitConfig:
     worker: str = ""                     # "" -> "<model>.sim"
     password: str = "x"
     speed: float = 1.0
-    hash_scale: float | None = None      # None: auto (AUTO_BUDGET)
+    hash_scale: float | None = None      # None: auto (auto_budget)
     rpc_port: int | None = DEFAULT_RPC_PORT
     http_port: int | None = DEFAULT_HTTP_PORT
     ambient_c: float = 25.0
@@ -88,7 +101,7 @@ class UnitConfig:
     serial: bool = False
     noise_seed: int | None = None        # sensor noise / ambient stream; None: fresh entropy
     warmup_s: float = WARMUP_S
-    tick_s: float | None = None          # simulated seconds per tick; None: see module doc
+    tick_s: float = TICK_S               # simulated seconds per physics tick
 
     def __post_init__(self) -> None:
         if self.model.lower() not in MODELS:
@@ -106,8 +119,8 @@ class UnitConfig:
                 raise ValueError(f"{name} must be 0..65535 or None, got {port!r}")
         if self.warmup_s < 0:
             raise ValueError("warmup_s must be >= 0")
-        if self.tick_s is not None and not self.tick_s > 0:
-            raise ValueError(f"tick_s must be > 0 or None, got {self.tick_s!r}")
+        if not self.tick_s > 0:
+            raise ValueError(f"tick_s must be > 0 simulated seconds, got {self.tick_s!r}")
         try:
             parse_pool_url(self.pool_url)
         except MinerError as exc:
@@ -122,7 +135,6 @@ class TickStats:
     late_ticks: int = 0          # ticks that started more than one tick period late
     lag_sum_s: float = 0.0
     lag_max_s: float = 0.0
-    cpu_s: float = 0.0           # thread CPU time spent inside ticks (physics + hashing)
 
     def add(self, lag_s: float, period_s: float) -> None:
         self.ticks += 1
@@ -142,14 +154,14 @@ class SimulatedUnit:
     def __init__(self, config: UnitConfig, clock: Clock | None = None) -> None:
         self.config = config
         self.profile: Profile = profile(config.model)
-        self.clock = clock if clock is not None else Clock(config.speed)
+        self.clock = clock if clock is not None else Clock.for_running_loop(config.speed)
         self.speed = self.clock.speed
         p = self.profile
         self.physics = UnitPhysics(p, config.seed, config.ambient_c, config.ambient_drift_c,
                                    noise_seed=config.noise_seed)
         self.physics.sample_nonces = False       # the miner's genuine chip results feed it
         self.hash_scale = (config.hash_scale if config.hash_scale is not None
-                           else auto_hash_scale(p, self.speed))
+                           else auto_hash_scale(p))
         self._settings: dict[str, Any] = {
             "frequency_mhz": p.freq_default_mhz, "core_voltage_mv": p.voltage_default_mv,
             "fan_auto": True, "fan_pct": 100.0, "temp_target_c": p.temp_target_c,
@@ -259,33 +271,35 @@ class SimulatedUnit:
     # ------------------------------------------------------------------ tick loop
     @property
     def tick_s(self) -> float:
-        """Simulated seconds per tick."""
-        if self.config.tick_s is not None:
-            return self.config.tick_s
-        return max(TICK_SIM_S, TICK_MIN_WALL_S * self.speed)
+        """Simulated seconds per physics tick."""
+        return self.config.tick_s
 
     async def _tick_loop(self) -> None:
-        tick = self.tick_s
-        last = self.clock.now()
-        due = last + tick
-        while True:
-            await self.clock.sleep_until(due)
-            now = self.clock.now()
-            self.stats.add(self.clock.wall_seconds(now - due), self.clock.wall_seconds(tick))
-            due += tick
-            if due < now:                       # fell behind: do not try to catch up in bursts
-                due = now + tick
-            cpu0 = time.thread_time()
-            try:
-                self._tick(now - last)
-            except Exception:                   # a bug in one tick must not kill the unit
-                log.exception("%s: tick failed", self.config.worker)
-            self.stats.cpu_s += time.thread_time() - cpu0
-            last = now
+        """Tick on the simulated-time grid; a late wake-up catches up tick by tick.
 
-    def _tick(self, dt: float) -> None:
+        Catching up keeps every physics step at ``tick_s`` (a host too slow for the
+        requested speed falls behind wall time instead of coarsening the physics).
+        """
+        tick = self.tick_s
+        start = last = self.clock.now()
+        k = 1                                       # ticks on a grid: no drift over long runs
+        while True:
+            await self.clock.sleep_until(start + k * tick)
+            now = self.clock.now()
+            for _ in range(MAX_CATCH_UP_TICKS):     # then let the event loop breathe
+                due = start + k * tick
+                if due > now + 1e-9:
+                    break
+                self.stats.add(self.clock.wall_seconds(now - due), self.clock.wall_seconds(tick))
+                try:
+                    self._tick(due - last, due)
+                except Exception:                   # a bug in one tick must not kill the unit
+                    log.exception("%s: tick failed", self.config.worker)
+                last, k = due, k + 1
+
+    def _tick(self, dt: float, now: float) -> None:
+        """One physics tick of ``dt`` simulated seconds ending at clock time ``now``."""
         ph, miner = self.physics, self.miner
-        now = self.clock.now()
         hashing = (not self.booting and not self.paused and not self.overheated
                    and now >= self._hold_until and miner.connected and miner.job is not None)
         ph.set_hashing(hashing)
@@ -330,8 +344,8 @@ class SimulatedUnit:
         p, ph = self.profile, self.physics
         if p.protect_sensor == "board":
             hottest = float(np.max(ph.board_temps_c()))
-        else:
-            hottest = max(c.chip_temp_c for c in ph.chain_readings())
+        else:                                   # the sensed chips, as chain_readings() reports
+            hottest = float(np.max(ph.chip_temps_c()[ph.sensed]))
         if hottest <= p.protect_temp_c:
             return
         self.overheated = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 # One BLAS thread: on two shared cores a threaded SVD is ~40x slower under load.
@@ -11,8 +12,22 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 from hypothesis import HealthCheck, settings  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
+from asic_reservoir.drivers.clock import VirtualTimeLoop  # noqa: E402
+
 threadpool_limits(1)
 
 # Two shared cores in CI: no wall-clock deadlines on property tests.
 settings.register_profile("ci", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("ci")
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", "virtual_time: run the test on a VirtualTimeLoop "
+                            "(use Clock.virtual() for pool, units and experiment)")
+
+
+def pytest_asyncio_loop_factories(config, item):
+    """Tests marked ``virtual_time`` get a loop whose clock jumps to the next event."""
+    if item.get_closest_marker("virtual_time") is None:
+        return {"asyncio": asyncio.new_event_loop}
+    return {"virtual": VirtualTimeLoop}

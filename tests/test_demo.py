@@ -13,7 +13,6 @@ from asic_reservoir.cli.experiment import DEMO_BEST, DEMO_MODELS, PUBLISHED
 def test_demo_json_has_every_unit_channel_baseline_and_control(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "asic_reservoir", "demo", "--steps", "100", "--runs", "1",
-         "--speed", "80",
          "--json", "--quiet", "--keep", str(tmp_path)],
         capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -52,7 +52,7 @@ async def lab():
     configs = [UnitConfig(model=m, seed=i + 1, host=h,
                           pool_url=pool.lbry_url if m == "lbbox" else pool.url,
                           worker=f"{m}.lab", speed=SPEED, rpc_port=0, http_port=0,
-                          hash_scale=auto_hash_scale(profile(m), SPEED, HASH_BUDGET),
+                          hash_scale=auto_hash_scale(profile(m), HASH_BUDGET / SPEED),
                           serial=(m == "lv06"))
                for i, (m, h) in enumerate(HOSTS.items())]
     try:

@@ -11,7 +11,7 @@ import numpy as np
 
 from asic_reservoir.drivers.clock import Clock
 from asic_reservoir.cli.experiment import narma_inputs
-from asic_reservoir.experiment.runs import RunReader
+from asic_reservoir.experiment.runs import RunFileError, RunReader
 from asic_reservoir.simulator import UnitConfig, start_units
 
 SPEED = 20.0
@@ -31,10 +31,13 @@ async def _cli(*args: str) -> asyncio.subprocess.Process:
 
 
 async def _steps(path) -> int:
-    if not path.exists():
+    if not path.exists() or path.stat().st_size == 0:     # the run is still creating it
         return 0
-    with RunReader(path, check=False) as r:
-        return r.count("steps")
+    try:
+        with RunReader(path, check=False) as r:
+            return r.count("steps")
+    except RunFileError:                                  # header or schema not written yet
+        return 0
 
 
 async def test_sigkill_then_resume_loses_no_step(tmp_path):

@@ -24,7 +24,7 @@ CHALLENGE = puf.Challenge(version="test", phases=((0.25, 5), (0.5, 5), (0.0, 5))
 
 def lv06(seed: int, pool_url: str, worker: str, ambient: float = 25.0) -> UnitConfig:
     return UnitConfig(model="lv06", seed=seed, host="127.0.0.1", pool_url=pool_url, worker=worker,
-                      speed=SPEED, hash_scale=auto_hash_scale(PROFILES["lv06"], SPEED, 3000),
+                      speed=SPEED, hash_scale=auto_hash_scale(PROFILES["lv06"], 3000 / SPEED),
                       rpc_port=None, http_port=0, ambient_c=ambient)
 
 

@@ -35,7 +35,7 @@ from asic_reservoir.analysis.report import (
 )
 from asic_reservoir.analysis.states import StatesError, states
 from asic_reservoir.analysis.tasks import narma, narma_from_input
-from asic_reservoir.drivers.clock import Clock
+from asic_reservoir.drivers.clock import Clock, run_virtual
 from asic_reservoir.drivers.stratum import Pool, PoolConfig
 from asic_reservoir.drivers.units import parse_unit_url
 from asic_reservoir.experiment.channels import ChannelError, parse_channels
@@ -151,7 +151,10 @@ async def run_experiment(urls: Sequence[str], channel: str, out: str | Path, *, 
                            mask=[float(m) for m in channels.mask], clock_speed=clock.speed,
                            step_seconds=step_seconds,
                            difficulty_scale=float(scales[0]) if scales else 1.0,
-                           extra={"control": control} if control else {})
+                           extra=({"control": control} if control else {})
+                           | ({"clock": "virtual"} if clock.is_virtual else {}),
+                           created=time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                 time.gmtime(clock.unix_time())))
             writer = RunWriter.create(out, meta)
         else:
             position = writer.next_step()
@@ -261,6 +264,8 @@ def analyze_files(paths: Sequence[str | Path], options: AnalysisOptions | None =
     series: dict[tuple, tuple[np.ndarray, np.ndarray, Split, np.ndarray]] = {}
     notes: list[str] = []
     by_slots: dict[tuple[str, str], dict[int, Any]] = {}   # (unit, channel) -> slots -> entry
+    grouped: dict[tuple[str, str], list] = {}   # (unit, channel) -> runs of every file
+    slot_key: dict[tuple[str, str], tuple[tuple[str, str], int]] = {}
     skipped = 0
     split = None
     for path in paths:
@@ -304,11 +309,16 @@ def analyze_files(paths: Sequence[str | Path], options: AnalysisOptions | None =
                                       (u, y, run_split, sm.valid))
                     if plots is not None:
                         _plots(plots, unit.name, channel, run, sm, scores)
-                if per_run:
+                if per_run:     # files of the same unit and channel (seeds, sweeps) pool runs
                     label = f"{unit.name}" + (f" ({unit.model})" if unit.model not in unit.name else "")
-                    entries.append(Entry.from_runs(label, channel, per_run))
+                    grouped.setdefault((label, channel), []).extend(per_run)
                     if not control:
-                        by_slots.setdefault((label, base_channel), {})[meta.slots] = entries[-1]
+                        slot_key[(label, channel)] = ((label, base_channel), meta.slots)
+    for (label, channel), per_run in grouped.items():
+        entries.append(Entry.from_runs(label, channel, per_run))
+        if (label, channel) in slot_key:
+            key, n_slots = slot_key[(label, channel)]
+            by_slots.setdefault(key, {})[n_slots] = entries[-1]
     if not entries:
         raise StatesError("no unit with finished steps in the given run files")
     entries = _attach_constant_input_controls(entries)
@@ -421,12 +431,10 @@ DEMO_BEST = {"lv06": "frequency+fan:invert=1"}
 
 @dataclass
 class DemoSize:
-    """Default size: ~2 physics ticks per step at speed 40 (0.125 s wall per step):
-    ~90 s of stepping on an idle 2-core machine, under 3 minutes in all."""
+    """Steps and runs per configuration; the demo runs in virtual time (CPU-bound)."""
 
     steps: int = 300
     runs: int = 2
-    speed: float = 40.0
 
 
 def demo_plan(best: dict[str, str] | None = None) -> list[tuple[str, str, str]]:
@@ -443,13 +451,13 @@ async def run_demo(size: DemoSize, workdir: Path, progress: bool = True,
     every unit that can carry one (same identity seed, its own input-channel settings)."""
 
     plan = list(plan or demo_plan())
-    clock = Clock(size.speed)
+    clock = Clock.virtual()
     pool = Pool(PoolConfig(host="127.0.0.1", port=0, lbry_port=0), clock=clock)
     await pool.start()
     try:
         configs = [UnitConfig(model=m, seed=DEMO_SEEDS[m], host="127.0.0.1",
                               pool_url=pool.lbry_url if m == "lbbox" else pool.url,
-                              worker=f"ar.{m}.{label}", speed=size.speed, rpc_port=0,
+                              worker=f"ar.{m}.{label}", rpc_port=0,
                               http_port=0, ambient_c=DEMO_AMBIENT_C[m])
                    for m, label, _ in plan]
         async with start_units(configs, clock=clock) as units:
@@ -474,19 +482,15 @@ def demo_arguments(parser: argparse.ArgumentParser) -> None:
     d = DemoSize()
     parser.add_argument("--steps", type=int, default=d.steps, help=f"steps per run ({d.steps})")
     parser.add_argument("--runs", type=int, default=d.runs, help=f"runs per unit ({d.runs})")
-    parser.add_argument("--speed", type=float, default=d.speed,
-                        help=f"simulator clock speed ({d.speed:g}; higher is faster but "
-                             f"coarser: the simulator ticks every 0.05 s of wall time)")
     parser.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     parser.add_argument("--keep", metavar="DIR", help="keep the run files in DIR")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
 
 
 def demo_main(args: argparse.Namespace) -> int:
-    size = DemoSize(steps=args.steps, runs=args.runs, speed=args.speed)
-    if size.steps < 100 or size.runs < 1 or not size.speed > 0:
-        print("asic-reservoir demo: need --steps >= 100, --runs >= 1, --speed > 0",
-              file=sys.stderr)
+    size = DemoSize(steps=args.steps, runs=args.runs)
+    if size.steps < 100 or size.runs < 1:
+        print("asic-reservoir demo: need --steps >= 100, --runs >= 1", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="asic-reservoir-demo-") as tmp:
         workdir = Path(args.keep) if args.keep else Path(tmp)
@@ -497,7 +501,7 @@ def demo_main(args: argparse.Namespace) -> int:
             old.unlink()
         start = time.monotonic()
         try:
-            outputs = asyncio.run(run_demo(size, workdir, progress=not args.quiet))
+            outputs = run_virtual(run_demo(size, workdir, progress=not args.quiet))
             report = analyze_files([p for p, _ in outputs],
                                    labels={str(p): spec for p, spec in outputs})
         except (ExperimentError, ChannelError, RunFileError, StatesError, ReadoutError,
@@ -505,7 +509,7 @@ def demo_main(args: argparse.Namespace) -> int:
             print(f"asic-reservoir demo: {exc}", file=sys.stderr)
             return 1
         report.notes.append(
-            f"simulated units on loopback at speed {size.speed:g}, {size.steps} steps of "
+            f"simulated units on loopback in virtual time, {size.steps} steps of "
             f"{DEMO_STEP_SECONDS:g} s per run, {size.runs} runs; "
             f"{time.monotonic() - start:.0f} s wall")
         print(dumps(report) if args.json else report.table())

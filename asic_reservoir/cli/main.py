@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("asic_reservoir.cli.experiment", "run a reservoir task on units named by URL, into a run file"),
     "analyze": ("asic_reservoir.cli.experiment", "score a run file: readout, baselines, controls"),
     "export": ("asic_reservoir.cli.experiment", "export a run file's tables to CSV"),
+    "sweep": ("asic_reservoir.cli.sweep", "a grid of simulated experiments on Dask, one report"),
     "pool": ("asic_reservoir.cli.pool", "run the Stratum v1 pool (SHA-256d and LBRY listeners)"),
     "sim": ("asic_reservoir.cli.sim", "run simulated S9 / LV06 / LB-Box units on loopback"),
     "probe": ("asic_reservoir.cli.units", "identify a unit and read one telemetry record"),

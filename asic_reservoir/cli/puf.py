@@ -52,7 +52,7 @@ class FleetOptions:
     challenge: Challenge = field(default_factory=Challenge)
     seed: int = 0
     concurrency: int = 10
-    hash_budget: float = 5000.0   # genuine hashes per wall second per simulated unit
+    hash_budget: float = 100.0    # genuine hashes per simulated second per simulated unit
 
 
 def _noise_seed(fleet_seed: int, read: int, unit_seed: int) -> int:
@@ -64,7 +64,7 @@ async def _read_simulated(opts: FleetOptions, seeds: Sequence[int], ambients: Se
                           pool: Any, clock: Clock, workdir: Path, read: int,
                           tag: str) -> list[Response]:
     """One challenge read of freshly started simulated units (a power cycle per read)."""
-    scale = auto_hash_scale(PROFILES[opts.model], opts.speed, opts.hash_budget)
+    scale = auto_hash_scale(PROFILES[opts.model], opts.hash_budget)
     configs = [UnitConfig(model=opts.model, seed=s, host="127.0.0.1",
                           pool_url=pool.lbry_url if opts.model == "lbbox" else pool.url,
                           worker=f"puf.{tag}.{i}", speed=opts.speed, hash_scale=scale,

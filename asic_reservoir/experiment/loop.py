@@ -55,6 +55,7 @@ POLL_AT = 0.5            # telemetry is requested mid-slot: the reply must land 
                          # slot ends (a later one may show the next input and is not used)
 REJOIN_EVERY_STEPS = 10  # re-point a unit that stays away from the pool this often
 BASE_SHARE_RATE = 2.0    # shares per experiment second when the channel leaves difficulty alone
+HASHRATE_POLL_S = 1.0    # experiment seconds between first telemetry reads until a hashrate shows
 
 
 class ExperimentError(RuntimeError):
@@ -204,7 +205,7 @@ async def connect_unit(url: str, pool: Any, *, name: str, worker: str,
         hashrate = tel.hashrate_ghs or 0.0
         if hashrate > 0:
             break
-        await asyncio.sleep(0.1)
+        await pool.clock.sleep(HASHRATE_POLL_S)    # experiment time: a 60 s firmware window
     freq_range = None
     if caps.frequency and not caps.frequency_needs_restart:
         freq_range = tuple(env.frequency_mhz)

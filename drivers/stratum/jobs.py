@@ -14,7 +14,7 @@ import random
 import struct
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -123,7 +123,7 @@ class JobFactory:
     """
 
     def __init__(self, algorithm: str, extranonce_size: int, branches: int = 0,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, unix_time: Callable[[], float] = time.time) -> None:
         if algorithm not in ALGORITHMS:
             raise WorkError(f"unknown algorithm {algorithm!r}")
         if branches < 0:
@@ -131,6 +131,7 @@ class JobFactory:
         self.algorithm = algorithm
         self.extranonce_size = extranonce_size
         self.n_branches = branches
+        self._unix_time = unix_time         # the pool clock's calendar time (virtual runs repeat)
         self._rng = random.Random(seed)
         self.new_block()
 
@@ -159,7 +160,7 @@ class JobFactory:
             branches=t.branches if t.branches is not None else self.branches,
             version=t.version if t.version is not None else DEFAULT_VERSION,
             nbits=t.nbits if t.nbits is not None else DEFAULT_NBITS[self.algorithm],
-            ntime=t.ntime if t.ntime is not None else int(time.time()),
+            ntime=t.ntime if t.ntime is not None else int(self._unix_time()),
             clean_jobs=clean,
             claimtrie=claimtrie,
             algorithm=self.algorithm,

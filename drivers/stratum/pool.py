@@ -54,7 +54,7 @@ class Listener:
 
 @dataclass
 class PoolStats:
-    started_ns: int = field(default_factory=time.monotonic_ns)
+    started_ns: int = 0                 # on the pool's clock
     accepted: int = 0
     rejected: Counter = field(default_factory=Counter)           # reason -> n
     rejected_codes: Counter = field(default_factory=Counter)     # code -> n
@@ -100,7 +100,7 @@ class Pool:
             self._listeners[alg] = Listener(
                 alg, factor, float(difficulty),
                 ShareValidator(alg, factor, cfg.extranonce2_size, cfg.ntime_past_s, cfg.ntime_future_s),
-                JobFactory(alg, en_size, cfg.branches, seed), port)
+                JobFactory(alg, en_size, cfg.branches, seed, self.clock.unix_time), port)
         self._sessions: dict[str, Session] = {}
         self._tasks: set[asyncio.Task] = set()
         self._background: list[asyncio.Task] = []
@@ -124,7 +124,7 @@ class Pool:
         if self._started:
             raise RuntimeError("pool already started")
         self._started = True
-        self._stats = PoolStats()
+        self._stats = PoolStats(started_ns=self.clock.now_ns())
         try:
             for listener in self._listeners.values():
                 listener.current = listener.factory.build(self._next_job_id(), listener.template)
@@ -297,7 +297,7 @@ class Pool:
     def totals(self) -> dict:
         """Accepted, rejected by reason (and code), sessions and shares/s since start."""
         st = self._stats
-        elapsed = max((time.monotonic_ns() - st.started_ns) * 1e-9, 1e-9)
+        elapsed = max(self.clock.wall_seconds((self.clock.now_ns() - st.started_ns) * 1e-9), 1e-9)
         rejected = sum(st.rejected.values())
         return {
             "accepted": st.accepted,
@@ -453,6 +453,9 @@ class Pool:
     # ------------------------------------------------------------------ SessionHost
     # (the narrow interface sessions call back through; see session.SessionHost)
 
+    def stamp_ns(self) -> int:
+        return self.clock.base_ns()
+
     def session_protocol_error(self) -> None:
         self._stats.protocol_errors += 1
 
@@ -499,7 +502,7 @@ class Pool:
     def _send(self, session: Session, job: Job, clean: bool, line: bytes) -> None:
         listener = session.listener
         session.send_job(make_sent_job(job, session.info.difficulty, listener.factor,
-                                       session.extranonce1, time.monotonic_ns()), line, clean)
+                                       session.extranonce1, self.clock.base_ns()), line, clean)
 
     def _send_jobs(self, sessions: Iterable[Session], clean: bool, job_id: str,
                    pool_wide: bool = False, algorithms: Iterable[str] = ()) -> None:
@@ -549,7 +552,7 @@ class Pool:
     async def _refresh_loop(self) -> None:
         """Periodic fresh default work (clean_jobs false: old jobs stay valid)."""
         while True:
-            await asyncio.sleep(self.config.refresh_s)
+            await self.clock.sleep(self.config.refresh_s)
             ready = [s for s in self._sessions.values() if s.info.ready and not s.closing]
             self._send_jobs(ready, False, self._next_job_id(), pool_wide=True,
                             algorithms=list(self._listeners))
@@ -561,7 +564,7 @@ class Pool:
         period = max(0.05, min(1.0, idle / 4, cfg.handshake_timeout_s / 4))
         while True:
             await asyncio.sleep(period)
-            now = time.monotonic_ns()
+            now = self.clock.base_ns()
             for s in list(self._sessions.values()):
                 if (now - s.last_rx_ns) * 1e-9 > idle:
                     log.info("%r: idle for %.0f s; closing", s, cfg.idle_timeout_s)

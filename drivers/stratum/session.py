@@ -91,6 +91,7 @@ class SessionHost(Protocol):
     def session_share(self, session: Session, verdict: Verdict, recv_ns: int) -> None: ...
     def session_suggested(self, session: Session) -> None: ...
     def session_protocol_error(self) -> None: ...
+    def stamp_ns(self) -> int: ...         # the pool clock's time base (monotonic or virtual)
 
 
 class Session:
@@ -108,7 +109,7 @@ class Session:
         self.transport = writer.transport
         self.extranonce1 = extranonce1
         peer = writer.get_extra_info("peername")
-        now = time.monotonic_ns()
+        now = host.stamp_ns()
         self.info = SessionInfo(session_id=session_id, worker=None, algorithm=listener.algorithm,
                                 peer=f"{peer[0]}:{peer[1]}" if peer else "?", user_agent=None,
                                 extranonce1=extranonce1.hex(), difficulty=listener.difficulty,
@@ -171,7 +172,7 @@ class Session:
             if not chunk:
                 log.info("%r: disconnected", self)
                 return
-            recv_ns = time.monotonic_ns()
+            recv_ns = self.host.stamp_ns()
             self.last_rx_ns = recv_ns
             lines = (buf + chunk).split(b"\n") if buf else chunk.split(b"\n")
             buf = lines.pop()

@@ -64,7 +64,7 @@ _unpack_u32 = struct.Struct(">I").unpack_from
 class ShareEvent:
     """One submitted share and the pool's verdict, as streamed to subscribers."""
 
-    recv_ns: int              # time.monotonic_ns() when the line arrived
+    recv_ns: int              # the pool clock's base_ns() when the line arrived
     clock_ns: int             # the same instant on the experiment clock
     session_id: str
     worker: str
