@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from asic_reservoir.puf.identify import Challenge
 from asic_reservoir.cli.puf import FleetOptions, evaluate_simulated_fleet
+from asic_reservoir.drivers.clock import run_virtual
 from benchmarks import Figure, quick
 
 
@@ -18,7 +18,7 @@ def run() -> list[Figure]:
         opts = FleetOptions(devices=devices, reads=reads,
                             challenge=Challenge().shortened(steps_per_phase))
         start = time.perf_counter()
-        result = asyncio.run(evaluate_simulated_fleet(opts, progress=False))
+        result = run_virtual(evaluate_simulated_fleet(opts, progress=False))
         wall = time.perf_counter() - start
         m = result["metrics"]
         label = f"sim:{devices} lv06, {result['challenge_steps']} challenge steps"

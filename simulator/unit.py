@@ -311,7 +311,7 @@ class SimulatedUnit:
             budget = ph.valid_rates_hs() * self.hash_scale * dt + self._carry
             whole = np.floor(budget)
             self._carry = budget - whole
-            miner.mine(whole.astype(np.int64).tolist())
+            miner.mine(whole.astype(np.int64))
         else:
             self._carry[:] = 0.0
         ph.add_nonces(dt, self._chip_results)

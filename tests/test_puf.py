@@ -38,8 +38,9 @@ async def read(pool: Pool, clock: Clock, tmp_path, seeds, tag, ambient=25.0):
             for s, u in zip(seeds, units)])
 
 
+@pytest.mark.virtual_time
 async def test_enroll_identify_and_verify_simulated_units(tmp_path):
-    clock = Clock(SPEED)
+    clock = Clock.virtual()
     pool = Pool(PoolConfig(host="127.0.0.1", port=0), clock=clock)
     await pool.start()
     enrolled_seeds = [11, 12, 13, 14, 15]

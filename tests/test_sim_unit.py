@@ -37,14 +37,14 @@ async def wait_until(predicate, timeout: float = 600.0) -> None:
 async def sim_time_passes(unit: SimulatedUnit, seconds: float) -> None:
     """Wait until the unit's physics has advanced ``seconds`` of simulated time."""
     start = unit.physics.time_s
-    await wait_until(lambda: unit.physics.time_s >= start + seconds, timeout=30.0)
+    await wait_until(lambda: unit.physics.time_s >= start + seconds)   # virtual: sim seconds
 
 
 async def shares_settled(unit: SimulatedUnit) -> None:
     """After a tick, wait until every share the miner submitted has its answer."""
     await sim_time_passes(unit, 10.0)
     m = unit.miner
-    await wait_until(lambda: m.submitted == m.accepted + m.rejected, timeout=30.0)
+    await wait_until(lambda: m.submitted == m.accepted + m.rejected)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from asic_reservoir.drivers.clock import Clock
+from asic_reservoir.drivers.clock import Clock, run_virtual
 from asic_reservoir.drivers.stratum import Pool, PoolConfig
 from asic_reservoir.experiment.loop import ExperimentError
 from asic_reservoir.progress import progress_bar
@@ -48,7 +48,6 @@ class FleetOptions:
     enroll_reads: int = 2         # >= 2 lets the metric learn each feature's own noise
     ambient_drift_c: float = 3.0
     model: str = "lv06"
-    speed: float = 50.0
     challenge: Challenge = field(default_factory=Challenge)
     seed: int = 0
     concurrency: int = 10
@@ -67,7 +66,7 @@ async def _read_simulated(opts: FleetOptions, seeds: Sequence[int], ambients: Se
     scale = auto_hash_scale(PROFILES[opts.model], opts.hash_budget)
     configs = [UnitConfig(model=opts.model, seed=s, host="127.0.0.1",
                           pool_url=pool.lbry_url if opts.model == "lbbox" else pool.url,
-                          worker=f"puf.{tag}.{i}", speed=opts.speed, hash_scale=scale,
+                          worker=f"puf.{tag}.{i}", hash_scale=scale,
                           rpc_port=0, http_port=0, ambient_c=a,
                           ambient_drift_c=opts.ambient_drift_c / 10,
                           noise_seed=_noise_seed(opts.seed, read, s))
@@ -109,10 +108,13 @@ def _fleet_metrics(rounds: list[list[Response]], enroll_reads: int, seed: int) -
 
 
 async def evaluate_simulated_fleet(opts: FleetOptions, progress: bool = True) -> dict:
-    """Enroll ``devices`` simulated units, re-read each ``reads`` times under ambient drift."""
+    """Enroll ``devices`` simulated units, re-read each ``reads`` times under ambient drift.
+
+    Pool, units and reads run in virtual time: await it under
+    :func:`~asic_reservoir.drivers.clock.run_virtual`."""
     rng = np.random.default_rng(opts.seed)
     seeds = [1000 + opts.seed * 100 + i for i in range(opts.devices)]
-    clock = Clock(opts.speed)
+    clock = Clock.virtual()
     pool = Pool(PoolConfig(host="127.0.0.1", port=0, lbry_port=0), clock=clock)
     await pool.start()
     total_reads = opts.enroll_reads + opts.reads
@@ -221,8 +223,8 @@ def puf_arguments(parser: argparse.ArgumentParser) -> None:
                    help="re-reads at ambient 25 +- this many degrees C")
     p.add_argument("--steps-per-phase", type=int, default=6)
     p.add_argument("--speed", type=float, default=None,
-                   help="clock speed (default 50 for sim:N; with --unit 1, or the --speed the "
-                        "simulated units were started with)")
+                   help="with --unit: the --speed the simulated units were started with "
+                        "(default 1; sim:N runs in virtual time)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="JSON output")
 
@@ -298,8 +300,8 @@ def _evaluate_main(args: argparse.Namespace) -> int:
             raise PufError(f"--fleet must be sim:N with N >= 2, got {args.fleet!r}")
         opts = FleetOptions(devices=int(count), reads=args.reads,
                             ambient_drift_c=args.ambient_drift, model=args.model,
-                            speed=args.speed or 50.0, seed=args.seed, challenge=challenge)
-        result = asyncio.run(evaluate_simulated_fleet(opts, progress=not args.json))
+                            seed=args.seed, challenge=challenge)
+        result = run_virtual(evaluate_simulated_fleet(opts, progress=not args.json))
         where = f"{result['fleet']}, ambient +-{opts.ambient_drift_c:g} C"
     m = result["metrics"]
 
