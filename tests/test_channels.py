@@ -90,6 +90,7 @@ def test_unit_that_cannot_carry_a_channel_is_refused(spec, unit, message):
     ("", "empty"), ("voltage", "unknown channel"), ("fan:lo_pct", "key=value"),
     ("fan:speed=3", "bad option"), ("fan+fan", "twice"), ("difficulty:mode=cubic", "mode"),
     ("difficulty:eps=nan", "finite"), ("difficulty:eps=0", "eps > 0"),
+    ("fan:lo_pct=20,hi_pct=40", "must be a number"),    # a comma instead of ':'
 ])
 def test_bad_specifications(spec, message):
     with pytest.raises(ChannelError, match=message):

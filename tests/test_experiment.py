@@ -15,7 +15,7 @@ import pytest
 from asic_reservoir.drivers.clock import Clock
 from asic_reservoir.experiment.loop import ExperimentError
 from asic_reservoir.cli.experiment import analyze_files, AnalysisOptions, run_experiment
-from asic_reservoir.experiment.runs import RunReader
+from asic_reservoir.experiment.runs import RunFileError, RunReader
 from asic_reservoir.analysis.states import states
 from asic_reservoir.drivers.stratum import Pool, PoolConfig
 from asic_reservoir.simulator import UnitConfig, start_units
@@ -120,33 +120,55 @@ async def test_live_channel_settings_restored_and_states(tmp_path):
     assert sm.X.shape == (16, len(sm.names))
 
 
-async def test_disconnected_unit_is_marked_and_rejoins(tmp_path):
+async def test_unit_sent_elsewhere_is_marked_and_pointed_back_by_the_toolkit(tmp_path):
     clock, pool, configs = await _setup(["lv06"])
     path = tmp_path / "run.db"
+    steps = 40
     try:
         async with start_units(configs, clock=clock) as units:
             task = asyncio.create_task(run_experiment(
-                [units[0].url], "difficulty", path, steps=40, step_seconds=5.0,
+                [units[0].url], "difficulty", path, steps=steps, step_seconds=5.0,
                 **_kwargs(units, clock, pool)))
-            while True:                       # wait until some steps are recorded
-                await asyncio.sleep(0.2)
-                if path.exists():
-                    with RunReader(path, check=False) as r:
-                        if r.count("steps") >= 8:
-                            break
-            await units[0].miner.stop()           # the unit drops off the pool for a while
-            await asyncio.sleep(40.0)             # ~8 steps
-            await units[0].miner.start()          # ... and comes back by itself
+            await _until(lambda: _steps(path) >= 8, task)
+            # Someone points the unit at another pool in its web UI and it reboots: it stays
+            # away until the toolkit's own rejoin (every 10 absent steps) sends it back.
+            units[0].apply(pool_url="stratum+tcp://127.0.0.1:9")
+            await units[0].restart()
+            away = _steps(path)
             summary = await asyncio.wait_for(task, 600)
     finally:
         await pool.stop()
-    assert summary.steps_written == 40
+    assert summary.steps_written == steps
     with RunReader(path) as r:
         marks = r.marks(0)
         statuses = [s[2] for s in r.steps(0)]
-    assert marks and all(m[1] == "lv06" and "pool" in m[2] for m in marks)
-    assert statuses[-1] == "ok"                  # back at work by the end
-    assert statuses.count("marked") == len(marks) < 40
+    assert marks and all(m[1] == "lv06" for m in marks)
+    assert statuses[-1] == "ok"                   # back at work by the end
+    first = statuses.index("marked")
+    assert first >= away - 1 and statuses[first:first + 10] == ["marked"] * 10
+    assert sum("not connected to the pool" in m[2] for m in marks) >= 9
+    assert statuses.count("marked") == len(marks) < steps - away
+
+
+def _steps(path) -> int:
+    if not path.exists():
+        return 0
+    try:
+        with RunReader(path, check=False) as r:
+            return r.count("steps")
+    except RunFileError:                 # the writer is still creating the file
+        return 0
+
+
+async def _until(predicate, task: asyncio.Task, timeout: float = 600.0) -> None:
+    """Wait for ``predicate`` (simulated seconds); re-raise the task's error if it ends first."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if task.done():
+            task.result()
+            raise AssertionError("the experiment ended before the condition")
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+        await asyncio.sleep(1.0)
 
 
 async def test_unreachable_unit_and_channel_refusal(tmp_path):
@@ -179,9 +201,7 @@ async def test_run_file_readable_while_written_and_analysis(tmp_path):
                 **_kwargs(units, clock, pool)))
             while not task.done():
                 await asyncio.sleep(10.0)        # two steps
-                if path.exists():
-                    with RunReader(path, check=False) as r:
-                        seen.append(r.count("steps"))
+                seen.append(_steps(path))
             await task
     finally:
         await pool.stop()

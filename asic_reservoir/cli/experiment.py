@@ -36,6 +36,7 @@ from asic_reservoir.analysis.report import (
 from asic_reservoir.analysis.states import StatesError, states
 from asic_reservoir.analysis.tasks import narma, narma_from_input
 from asic_reservoir.drivers.clock import Clock, run_virtual
+from asic_reservoir.drivers.errors import UnitError
 from asic_reservoir.drivers.stratum import Pool, PoolConfig
 from asic_reservoir.drivers.units import parse_unit_url
 from asic_reservoir.experiment.channels import ChannelError, parse_channels
@@ -43,6 +44,7 @@ from asic_reservoir.experiment.loop import (
     Experiment,
     ExperimentConfig,
     ExperimentError,
+    ExperimentSummary,
     UnitLink,
     connect_unit,
     input_seed,
@@ -104,6 +106,11 @@ async def run_experiment(urls: Sequence[str], channel: str, out: str | Path, *, 
     if control not in (None, "constant-input"):
         raise ExperimentError(f"unknown control {control!r}; the one recorded control is "
                               f"'constant-input'")
+    if resume:
+        with RunWriter.resume(out) as finished:
+            if finished.next_step() is None:   # nothing to run: leave units and ports alone
+                log.info("run file %s is complete; nothing to resume", out)
+                return ExperimentSummary(already_complete=True)
     clock = clock or (pool.clock if pool is not None else Clock())
     own_pool = pool is None
     if own_pool:
@@ -111,66 +118,66 @@ async def run_experiment(urls: Sequence[str], channel: str, out: str | Path, *, 
         await pool.start()
     links: list[UnitLink] = []
     writer: RunWriter | None = None
-    stack = contextlib.AsyncExitStack()
     try:
-        if resume:
-            writer = RunWriter.resume(out)
-            meta = writer.meta
-            urls = [u.url for u in meta.units]
-            names = [u.name for u in meta.units]
-            workers = [u.worker for u in meta.units]
-            scales = [u.difficulty_scale for u in meta.units]
-            simulated = [{"profile": u.profile, "seed": u.seed} if u.simulated else {}
-                         for u in meta.units]
-            channels = parse_channels(meta.channel["spec"], slots=meta.slots, mask=meta.mask)
-            steps, runs, seed = meta.steps, meta.runs, meta.seed
-            step_seconds = meta.step_seconds
-            control = meta.extra.get("control")
-        else:
-            channels = parse_channels(channel, slots=slots, seed=seed)
-            if len(difficulty_scales) not in (1, len(urls)):
-                raise ExperimentError(f"give one --difficulty-scale or one per unit "
-                                      f"({len(urls)}), got {len(difficulty_scales)}")
-            scales = list(difficulty_scales) * (len(urls) if len(difficulty_scales) == 1 else 1)
-            names = list(names) if names else _unit_names(urls)
-        for i, url in enumerate(urls):
-            sim = (simulated[i] if simulated else {}) or None
-            worker = workers[i] if workers else f"ar.{names[i]}"
-            links.append(await connect_unit(url, pool, name=names[i], worker=worker,
-                                            difficulty_scale=scales[i], simulated=sim,
-                                            stack=stack, taken=[x.worker for x in links]))
-        for link in links:
-            try:
-                channels.check(link.info)
-            except ChannelError as exc:
-                raise ExperimentError(f"unit {link.name} ({link.info.model}, {link.url}): "
-                                      f"{exc}") from exc
-        if writer is None:
-            meta = RunMeta(task="narma10", seed=seed, steps=steps, runs=runs, slots=slots,
-                           units=[link.meta for link in links], channel=channels.describe(),
-                           mask=[float(m) for m in channels.mask], clock_speed=clock.speed,
-                           step_seconds=step_seconds,
-                           difficulty_scale=float(scales[0]) if scales else 1.0,
-                           extra=({"control": control} if control else {})
-                           | ({"clock": "virtual"} if clock.is_virtual else {}),
-                           created=time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                 time.gmtime(clock.unix_time())))
-            writer = RunWriter.create(out, meta)
-        else:
-            position = writer.next_step()
-            writer.set_extra("resumed", writer.meta.extra.get("resumed", []) + [
-                {"at": list(position) if position else None,
-                 "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}])
-        experiment = Experiment(pool, links, channels, writer, clock,
-                                narma_inputs(seed, steps, control),
-                                ExperimentConfig(step_seconds=step_seconds,
-                                                 warmup_seconds=warmup_seconds,
-                                                 progress=progress))
-        return await experiment.run()
+        async with contextlib.AsyncExitStack() as stack:   # restores every unit on exit,
+            # told of the error that ended the block (a failing restore must not hide it)
+            if resume:
+                writer = RunWriter.resume(out)
+                meta = writer.meta
+                urls = [u.url for u in meta.units]
+                names = [u.name for u in meta.units]
+                workers = [u.worker for u in meta.units]
+                scales = [u.difficulty_scale for u in meta.units]
+                simulated = [{"profile": u.profile, "seed": u.seed} if u.simulated else {}
+                             for u in meta.units]
+                channels = parse_channels(meta.channel["spec"], slots=meta.slots, mask=meta.mask)
+                steps, runs, seed = meta.steps, meta.runs, meta.seed
+                step_seconds = meta.step_seconds
+                control = meta.extra.get("control")
+            else:
+                channels = parse_channels(channel, slots=slots, seed=seed)
+                if len(difficulty_scales) not in (1, len(urls)):
+                    raise ExperimentError(f"give one --difficulty-scale or one per unit "
+                                          f"({len(urls)}), got {len(difficulty_scales)}")
+                scales = list(difficulty_scales) * (len(urls) if len(difficulty_scales) == 1 else 1)
+                names = list(names) if names else _unit_names(urls)
+            for i, url in enumerate(urls):
+                sim = (simulated[i] if simulated else {}) or None
+                worker = workers[i] if workers else f"ar.{names[i]}"
+                links.append(await connect_unit(url, pool, name=names[i], worker=worker,
+                                                difficulty_scale=scales[i], simulated=sim,
+                                                stack=stack, taken=[x.worker for x in links]))
+            for link in links:
+                try:
+                    channels.check(link.info)
+                except ChannelError as exc:
+                    raise ExperimentError(f"unit {link.name} ({link.info.model}, {link.url}): "
+                                          f"{exc}") from exc
+            if writer is None:
+                meta = RunMeta(task="narma10", seed=seed, steps=steps, runs=runs, slots=slots,
+                               units=[link.meta for link in links], channel=channels.describe(),
+                               mask=[float(m) for m in channels.mask], clock_speed=clock.speed,
+                               step_seconds=step_seconds,
+                               difficulty_scale=float(scales[0]) if scales else 1.0,
+                               extra=({"control": control} if control else {})
+                               | ({"clock": "virtual"} if clock.is_virtual else {}),
+                               created=time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                     time.gmtime(clock.unix_time())))
+                writer = RunWriter.create(out, meta)
+            else:
+                position = writer.next_step()
+                writer.set_extra("resumed", writer.meta.extra.get("resumed", []) + [
+                    {"at": list(position) if position else None,
+                     "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}])
+            experiment = Experiment(pool, links, channels, writer, clock,
+                                    narma_inputs(seed, steps, control),
+                                    ExperimentConfig(step_seconds=step_seconds,
+                                                     warmup_seconds=warmup_seconds,
+                                                     progress=progress))
+            return await experiment.run()
     finally:
         if writer is not None:
             writer.close()
-        await stack.aclose()
         if own_pool:
             await pool.stop()
 
@@ -232,9 +239,12 @@ def run_main(args: argparse.Namespace) -> int:
             resume=args.resume, clock=Clock(args.speed), pool_host=args.pool_host,
             pool_port=args.pool_port, lbry_port=args.lbry_port, progress=not args.quiet,
             control=args.control))
-    except (ExperimentError, ChannelError, RunFileError, ValueError, OSError) as exc:
+    except (ExperimentError, ChannelError, RunFileError, UnitError, ValueError, OSError) as exc:
         print(f"asic-reservoir run: {exc}", file=sys.stderr)
         return 1
+    if summary.already_complete:
+        print(f"{args.out}: already complete, nothing to do")
+        return 0
     print(f"{args.out}: {summary.steps_written} steps written, {summary.marked} marked, "
           f"{summary.shares} shares, {summary.late_slots} late slots, "
           f"{summary.wall_seconds:.1f} s")

@@ -339,11 +339,17 @@ def make_mask(slots: int, seed: int) -> np.ndarray:
             return mask
 
 
-def _number(text: str, where: str) -> float | str:
+TEXT_OPTIONS = frozenset({"mode"})   # every other channel option is a number
+
+
+def _number(text: str, where: str, key: str = "") -> float | str:
     try:
         value = float(text)
     except ValueError:
-        return text
+        if key in TEXT_OPTIONS:
+            return text
+        raise ChannelError(f"{where}: value must be a number, got {text!r} (options are "
+                           f"separated by ':', e.g. fan:lo_pct=40:hi_pct=90)") from None
     if not math.isfinite(value):
         raise ChannelError(f"{where}: value must be finite, got {text!r}")
     return value
@@ -367,7 +373,7 @@ def parse_channels(spec: str, slots: int = 1, seed: int = 0, lo: float = 0.0,
             key, sep, value = opt.partition("=")
             if not sep or not key:
                 raise ChannelError(f"{name}: option {opt!r} is not key=value")
-            kwargs[key] = _number(value, f"{name}:{key}")
+            kwargs[key] = _number(value, f"{name}:{key}", key)
         try:
             channels.append(CHANNELS[name](lo=lo, hi=hi, **kwargs))
         except TypeError as exc:

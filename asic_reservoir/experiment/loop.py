@@ -138,6 +138,13 @@ def _same_pool(a: str | None, b: str) -> bool:
     return a is not None and norm(a) == norm(b)
 
 
+async def point_at_pool(driver: Any, pool_url: str, worker: str) -> None:
+    """Send the unit to ``pool_url`` as ``worker``; restart it when the change needs one."""
+    result = await driver.point_at_pool(pool_url, worker)
+    if result.pending_restart and not result.restarting:
+        await driver.restart()
+
+
 async def connect_unit(url: str, pool: Any, *, name: str, worker: str,
                        difficulty_scale: float = 1.0, timeout: float = 5.0,
                        session_timeout: float = 180.0,
@@ -173,9 +180,7 @@ async def connect_unit(url: str, pool: Any, *, name: str, worker: str,
             worker = current["pool_user"]      # already mining for us: keep its worker name
         else:
             log.info("unit %s: pointing at %s as %s", url, pool_url, worker)
-            result = await driver.point_at_pool(pool_url, worker)
-            if result.pending_restart and not result.restarting:
-                await driver.restart()
+            await point_at_pool(driver, pool_url, worker)
     except (UnitError, OSError, asyncio.TimeoutError) as exc:
         if stack is None:
             await driver.close()
@@ -250,6 +255,7 @@ class ExperimentSummary:
     shares: int = 0
     early_shares: int = 0     # stamped while the previous step was being written
     wall_seconds: float = 0.0
+    already_complete: bool = False   # the run file had every step: nothing was run
 
 
 class Experiment:
@@ -288,6 +294,7 @@ class Experiment:
         position = self.writer.next_step()
         if position is None:
             log.info("run file %s is complete", self.writer.path)
+            self.summary.already_complete = True
             return self.summary
         todo = [(r, s) for r in range(meta.runs) for s in range(meta.steps)
                 if (r, s) >= position]
@@ -491,8 +498,8 @@ class Experiment:
         pool_url = self.pool.lbry_url if unit.algorithm == "lbry" else self.pool.url
         log.warning("unit %s: away for %d steps; pointing it at the pool again", unit.name,
                     unit.absent_steps)
-        task = asyncio.ensure_future(self._guard(unit, unit.driver.point_at_pool(pool_url,
-                                                                                 unit.worker)))
+        task = asyncio.ensure_future(self._guard(unit, point_at_pool(unit.driver, pool_url,
+                                                                     unit.worker)))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 

@@ -1,0 +1,261 @@
+"""What a user hits when a run goes wrong, through the real CLI process and the units' sockets:
+Ctrl-C, over-temperature, a unit that cannot be restored, resuming finished or half-done files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import sqlite3
+import sys
+from typing import Any, Callable
+
+import numpy as np
+
+from asic_reservoir.cli.experiment import narma_inputs
+from asic_reservoir.drivers.clock import Clock
+from asic_reservoir.experiment.runs import RunFileError, RunReader
+from asic_reservoir.simulator import SimulatedUnit, UnitConfig, start_units
+
+SPEED = 20.0
+NOWHERE = "stratum+tcp://127.0.0.1:9"     # the units' own pool: nothing listens there
+RESTORED = ("frequency_mhz", "core_voltage_mv", "fan_auto", "fan_pct", "pool_url", "pool_user")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def lv06(seed: int, *, http_port: int = 0, ambient_c: float = 25.0,
+         pool_url: str = NOWHERE) -> UnitConfig:
+    return UnitConfig(model="lv06", seed=seed, host="127.0.0.1", pool_url=pool_url,
+                      worker=f"home.{seed}", speed=SPEED, rpc_port=None, http_port=http_port,
+                      ambient_c=ambient_c, noise_seed=seed)
+
+
+async def _cli(*args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "asic_reservoir", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+
+
+async def _finish(proc: asyncio.subprocess.Process, timeout: float = 180) -> tuple[str, str]:
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    return out.decode(), err.decode()
+
+
+def _steps(path) -> int:
+    if not path.exists():
+        return 0
+    try:
+        with RunReader(path, check=False) as r:
+            return r.count("steps")
+    except RunFileError:                 # the writer is still creating the file
+        return 0
+
+
+async def _until(predicate: Callable[[], bool], proc: asyncio.subprocess.Process | None = None,
+                 timeout: float = 120.0) -> None:
+    """Wait for ``predicate``; fail early (with its stderr) if ``proc`` exits first."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if proc is not None and proc.returncode is not None:
+            raise AssertionError(f"process exited {proc.returncode}: "
+                                 f"{(await proc.stderr.read()).decode()}")
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.05)
+
+
+def _restored(unit: SimulatedUnit, before: dict[str, Any]) -> dict[str, tuple]:
+    """Settings that differ from ``before`` (empty when every setting is back)."""
+    now = unit.settings()
+    return {k: (before[k], now[k]) for k in RESTORED if now[k] != before[k]}
+
+
+def _check_file(path, run: int = 0) -> int:
+    """The run file passes its own checks, its steps are 0..k-1 and nothing is orphaned."""
+    with RunReader(path) as r:
+        steps = [s[0] for s in r.steps(run)]
+        assert steps == list(range(len(steps)))
+        for table in ("slots", "commands", "shares", "telemetry"):
+            orphan = r.query(f"SELECT COUNT(*) FROM {table} t WHERE NOT EXISTS "
+                             f"(SELECT 1 FROM steps s WHERE s.run = t.run AND s.step = t.step)")
+            assert orphan[0][0] == 0, table
+        return len(steps)
+
+
+def _run_args(units, path, *, channel: str, steps: int, runs: int = 1,
+              port: int | None = None) -> list[str]:
+    args = ["run", "narma10", "--channel", channel, "--steps", str(steps), "--runs", str(runs),
+            "--step-seconds", "5", "--seed", "3", "--out", str(path), "--speed", str(SPEED),
+            "--difficulty-scale", repr(units[0].difficulty_scale), "--pool-port",
+            str(port or _free_port()), "--lbry-port", "0", "--quiet"]
+    for unit in units:
+        args += ["--unit", unit.url]
+    return args
+
+
+async def test_ctrl_c_restores_every_unit_and_leaves_a_resumable_file(tmp_path):
+    path = tmp_path / "run.db"
+    steps = 40
+    async with start_units([lv06(41), lv06(42)], clock=Clock(SPEED)) as units:
+        before = [u.settings() for u in units]
+        proc = await _cli(*_run_args(units, path, channel="frequency+fan", steps=steps))
+        await _until(lambda: _steps(path) >= 6, proc)
+        # mid-run the units mine for the toolkit's pool at the channel's settings
+        assert all(_restored(u, b) for u, b in zip(units, before))
+        proc.send_signal(signal.SIGINT)
+        out, err = await _finish(proc, 60)
+        assert proc.returncode == 130, err
+        assert "interrupted" in err and "Traceback" not in err
+        for unit, b in zip(units, before):   # written back before the process exited
+            assert _restored(unit, b) == {}
+            # the home pool runs again after the reboot the toolkit asked for (~1 s later)
+            await _until(lambda: unit.reading().pool_url == NOWHERE and not unit.booting,
+                         timeout=30)
+            r = unit.reading()
+            assert r.frequency_mhz == b["frequency_mhz"] and r.fan_auto
+        done = _check_file(path)
+        assert 6 <= done < steps
+
+        proc = await _cli("run", "narma10", "--resume", "--out", str(path), "--speed", str(SPEED),
+                          "--pool-port", str(_free_port()), "--lbry-port", "0", "--quiet")
+        out, err = await _finish(proc)
+        assert proc.returncode == 0, err
+        assert f"{steps - done} steps written" in out
+        assert all(_restored(u, b) == {} for u, b in zip(units, before))
+    assert _check_file(path) == steps
+    with RunReader(path) as r:
+        np.testing.assert_array_equal([s[1] for s in r.steps(0)], narma_inputs(3, steps)(0))
+        assert [x["at"] for x in r.meta.extra["resumed"]] == [[0, done]]
+
+    # Resuming the finished file does nothing and says so: it does not even need the units,
+    # which are gone now.
+    proc = await _cli("run", "narma10", "--resume", "--out", str(path), "--quiet")
+    out, err = await _finish(proc, 60)
+    assert proc.returncode == 0, err
+    assert "already complete" in out and "nothing to do" in out
+    with RunReader(path) as r:
+        assert r.count("steps") == steps and len(r.meta.extra["resumed"]) == 1
+
+
+async def test_over_temperature_stops_restores_and_resumes_when_cool(tmp_path):
+    # A warm room (40 C) and an experiment that holds the LV06's fan at 20-40 %: the chip
+    # crosses the toolkit's limit (ESP-Miner's 75 C throttle less a 5 C margin) in ~2 min.
+    path = tmp_path / "hot.db"
+    port = _free_port()
+    steps = 60
+    async with start_units([lv06(12, http_port=port, ambient_c=40.0)],
+                           clock=Clock(SPEED)) as (unit,):
+        before = unit.settings()
+        proc = await _cli(*_run_args([unit], path, channel="fan:lo_pct=20:hi_pct=40",
+                                     steps=steps))
+        out, err = await _finish(proc)
+        assert proc.returncode == 1, (out, err)
+        assert "stopping:" in err and "chip temperature" in err and ">= limit 70 C" in err
+        assert _restored(unit, before) == {}      # fan back on auto, pool back home
+        assert not unit.overheated                # stopped before the firmware had to
+    done = _check_file(path)
+    assert 0 < done < steps
+    with RunReader(path) as r:
+        hottest = max(t[3]["chip_temp_c"] for t in r.telemetry(0, "lv06"))
+        assert 60 < hottest < 70                  # the stopping reading is not filed as a step
+
+    # The room cools down; the same unit (same address) finishes the run.
+    async with start_units([lv06(12, http_port=port, ambient_c=25.0)],
+                           clock=Clock(SPEED)) as (unit,):
+        before = unit.settings()
+        proc = await _cli("run", "narma10", "--resume", "--out", str(path), "--speed",
+                          str(SPEED), "--pool-port", str(_free_port()), "--lbry-port", "0",
+                          "--quiet")
+        out, err = await _finish(proc)
+        assert proc.returncode == 0, err
+        assert f"{steps - done} steps written" in out
+        assert _restored(unit, before) == {}
+    assert _check_file(path) == steps
+
+
+async def _unplug(unit: SimulatedUnit) -> None:
+    """The unit's management API goes away (web server down); it keeps hashing."""
+    for server in unit._servers:
+        await server.stop()
+
+
+async def test_unit_unreachable_at_exit_fails_the_run_with_its_error(tmp_path):
+    path = tmp_path / "run.db"
+    steps = 24
+    # units already mining on the toolkit's pool port: no reboot to point them, so restoring
+    # an unreachable one fails at once instead of waiting out a boot
+    port = _free_port()
+    home = f"stratum+tcp://127.0.0.1:{port}"
+    async with start_units([lv06(51, pool_url=home), lv06(52, pool_url=home)],
+                           clock=Clock(SPEED)) as units:
+        before = [u.settings() for u in units]
+        proc = await _cli(*_run_args(units, path, channel="frequency+fan", steps=steps,
+                                     port=port))
+        await _until(lambda: _steps(path) >= 4, proc)
+        await _unplug(units[1])
+        out, err = await _finish(proc)
+        # nothing else went wrong: the restore failure is the error, with the unit named
+        assert proc.returncode == 1, (out, err)
+        assert "asic-reservoir run:" in err and f"127.0.0.1:{units[1].http_port}" in err
+        assert "Traceback" not in err
+        assert _restored(units[0], before[0]) == {}       # the other unit is restored anyway
+        assert _restored(units[1], before[1])             # this one could not be
+    assert _check_file(path) == steps                     # every step is on file ...
+    with RunReader(path) as r:
+        marked = [m for m in r.marks(0) if m[1] == "lv062"]
+        assert len(marked) >= 1                           # ... the unreachable one marked
+
+
+async def test_ctrl_c_with_a_unit_unreachable_keeps_the_interrupt(tmp_path):
+    path = tmp_path / "run.db"
+    port = _free_port()
+    home = f"stratum+tcp://127.0.0.1:{port}"
+    async with start_units([lv06(61, pool_url=home), lv06(62, pool_url=home)],
+                           clock=Clock(SPEED)) as units:
+        before = [u.settings() for u in units]
+        proc = await _cli(*_run_args(units, path, channel="frequency+fan", steps=200, port=port))
+        await _until(lambda: _steps(path) >= 4, proc)
+        await _unplug(units[1])
+        await _until(lambda: _steps(path) >= 6, proc)
+        proc.send_signal(signal.SIGINT)
+        out, err = await _finish(proc, 60)
+        # the interrupt is what the user sees; the restore failure is logged beside it
+        assert proc.returncode == 130, err
+        assert "interrupted" in err and "restoring settings after an error failed" in err
+        assert _restored(units[0], before[0]) == {}
+    assert 6 <= _check_file(path) < 200
+
+
+async def test_multi_run_file_killed_at_a_run_boundary_resumes_the_next_run(tmp_path):
+    path = tmp_path / "two.db"
+    steps = 12
+    async with start_units([lv06(71)], clock=Clock(SPEED)) as (unit,):
+        proc = await _cli(*_run_args([unit], path, channel="difficulty", steps=steps, runs=2))
+        out, err = await _finish(proc)
+        assert proc.returncode == 0, err
+        with RunReader(path) as r:
+            run1_first = r.steps(1)
+        # A kill at the boundary leaves run 0 whole and nothing of run 1 (one transaction
+        # per step): cut the file back to exactly that.
+        with sqlite3.connect(path) as db:
+            for table in ("steps", "slots", "commands", "shares", "telemetry", "marks"):
+                db.execute(f"DELETE FROM {table} WHERE run = 1")
+        assert _check_file(path, 0) == steps and _check_file(path, 1) == 0
+
+        proc = await _cli("run", "narma10", "--resume", "--out", str(path), "--speed",
+                          str(SPEED), "--pool-port", str(_free_port()), "--lbry-port", "0",
+                          "--quiet")
+        out, err = await _finish(proc)
+        assert proc.returncode == 0, err
+        assert f"{steps} steps written" in out
+    assert _check_file(path, 0) == steps and _check_file(path, 1) == steps
+    with RunReader(path) as r:
+        # run 1 gets run 1's own input series, as in the uninterrupted file
+        assert [s[1] for s in r.steps(1)] == [s[1] for s in run1_first]
+        np.testing.assert_array_equal([s[1] for s in r.steps(1)], narma_inputs(3, steps)(1))
+        assert r.meta.extra["resumed"][0]["at"] == [1, 0]
