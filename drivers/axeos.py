@@ -167,7 +167,12 @@ class AxeOSClient(HttpClient):
         await self._post("/api/system/resume", "resume")
 
     async def log_lines(self) -> AsyncIterator[str]:
-        """Raw console lines from ``/api/ws`` until the unit closes the socket."""
+        """Raw console lines from ``/api/ws`` until the unit closes the socket.
+
+        A clean close ends the stream; a connection that drops (a reboot, a reset, the
+        network) raises :class:`ConnectionRefused` after the lines received before it, so a
+        caller can tell "the unit hung up" from "the unit went away".
+        """
         try:
             async with self.session().ws_connect(self.base_url + "/api/ws", heartbeat=None,
                                                  timeout=aiohttp.ClientWSTimeout(ws_close=self.timeout)) as ws:
@@ -181,7 +186,10 @@ class AxeOSClient(HttpClient):
                             if line.strip():
                                 yield line
                     elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.ERROR):
-                        return
+                        break
+                if ws.close_code != aiohttp.WSCloseCode.OK:
+                    raise ConnectionRefused(f"websocket dropped (close code {ws.close_code})",
+                                            unit=self.unit, command="ws")
         except aiohttp.WSServerHandshakeError as exc:
             self.check(exc.status, exc.message, "ws")
             raise MalformedReply(f"websocket handshake failed: {exc}", unit=self.unit,

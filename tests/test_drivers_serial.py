@@ -6,7 +6,7 @@ import asyncio
 import os
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import assume, given, strategies as st
 
 from asic_reservoir.drivers import serial as bm
 from asic_reservoir.drivers.events import (DifficultyEvent, LogLine, NonceEvent, ShareResultEvent,
@@ -251,3 +251,29 @@ def test_console_reader_missing_device_is_typed():
     with pytest.raises(ConnectionRefused) as info:
         bm.ConsoleReader("/dev/nonexistent-tty-for-test").open()
     assert "/dev/nonexistent-tty-for-test" in str(info.value)
+
+
+@given(at=st.integers(2, 10), flip=st.integers(1, 255), split=st.integers(0, 33))
+def test_decoder_resyncs_after_a_crc_error_on_a_real_port(at, flip, split):
+    """A response corrupted on the wire (any byte after the preamble) is counted as a CRC
+    error and dropped; the responses after it decode, read through a pyserial port."""
+    good = [bm.NonceResult(0x12345678, 3, 4, 0x1234).encode(),
+            bm.RegisterValue(b"\x13\x66\x00\x00", 8, 0).encode()]
+    bad = bytearray(bm.NonceResult(0x0F1E2D3C, 1, 2, 0x0102).encode())
+    bad[at] ^= flip
+    assume(b"\xaa\x55" not in bytes(bad[1:]))      # no false preamble inside the bad frame
+    try:                                           # a 5-bit CRC misses ~2.5 % of byte errors:
+        bm.decode_response(bytes(bad))             # those are not CRC errors to recover from
+        assume(False)
+    except bm.FrameError:
+        pass
+    port = bm.open_port("loop://", timeout=0.1)
+    try:
+        port.write(bytes(bad) + good[0] + good[1])
+        stream = port.read(len(bad) + len(good[0]) + len(good[1]))
+    finally:
+        port.close()
+    decoder = bm.ResponseDecoder()
+    out = decoder.feed(stream[:split]) + decoder.feed(stream[split:])
+    assert out == [bm.decode_response(good[0]), bm.decode_response(good[1])]
+    assert decoder.crc_errors >= 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 
 import pytest
@@ -370,3 +371,78 @@ async def test_axeos_websocket_events():
     from asic_reservoir.drivers.events import DifficultyEvent, NonceEvent, ShareResultEvent
     assert [type(e) for e in events] == [NonceEvent, ShareResultEvent, DifficultyEvent]
     assert events[0].nonce == 0xABCD and events[2].difficulty == 1024
+
+
+class WebsocketFaults:
+    """An /api/ws that fails the way units and networks do: refused (401), a reboot that
+    drops the socket mid-stream, a handshake that never completes."""
+
+    LINES = ["I (1) stratum_task: message result accepted",
+             "I (2) stratum_task: Set stratum difficulty: 512"]
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.release = asyncio.Event()
+        app = web.Application()
+        app.router.add_get("/api/ws", self.ws)
+        self.runner = web.AppRunner(app)
+        self.port = 0
+
+    async def __aenter__(self) -> WebsocketFaults:
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release.set()
+        await self.runner.cleanup()
+
+    async def ws(self, request: web.Request) -> web.StreamResponse:
+        if self.mode == "refuse":
+            return web.Response(status=401, text="Unauthorized")
+        if self.mode == "hang":
+            await self.release.wait()
+            return web.Response(status=503)
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        for line in self.LINES:
+            await ws.send_str(line)
+        await asyncio.sleep(0.05)
+        request.transport.abort()                  # the ESP32 reboots: no close frame
+        await self.release.wait()
+        return ws
+
+
+async def test_axeos_websocket_refused_is_an_auth_error():
+    async with WebsocketFaults("refuse") as server:
+        async with axeos.AxeOSClient("127.0.0.1", server.port, timeout=2.0) as client:
+            with pytest.raises(AuthError, match="'ws'.*401"):
+                [e async for e in client.events()]
+
+
+async def test_axeos_websocket_dropped_mid_stream_keeps_lines_then_raises():
+    async with WebsocketFaults("drop") as server:
+        async with axeos.AxeOSClient("127.0.0.1", server.port, timeout=2.0) as client:
+            got = []
+            with pytest.raises(ConnectionRefused, match="websocket dropped"):
+                async for line in client.log_lines():
+                    got.append(line)
+    assert got == WebsocketFaults.LINES              # nothing received before the drop is lost
+
+
+async def test_axeos_websocket_handshake_that_never_answers_times_out():
+    async with WebsocketFaults("hang") as server:
+        async with axeos.AxeOSClient("127.0.0.1", server.port, timeout=0.5) as client:
+            with pytest.raises(Timeout, match="websocket timed out"):
+                [e async for e in client.events()]
+
+
+async def test_axeos_websocket_to_a_closed_port_is_refused():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    async with axeos.AxeOSClient("127.0.0.1", port, timeout=2.0) as client:
+        with pytest.raises(ConnectionRefused, match=f"port {port}"):
+            [e async for e in client.events()]
