@@ -5,6 +5,7 @@ Ctrl-C, over-temperature, a unit that cannot be restored, resuming finished or h
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import socket
 import sqlite3
@@ -12,9 +13,12 @@ import sys
 from typing import Any, Callable
 
 import numpy as np
+import pytest
 
-from asic_reservoir.cli.experiment import narma_inputs
+from asic_reservoir.cli.experiment import narma_inputs, run_experiment
 from asic_reservoir.drivers.clock import Clock
+from asic_reservoir.drivers.stratum import Pool, PoolConfig
+from asic_reservoir.experiment.loop import ExperimentError, connect_unit
 from asic_reservoir.experiment.runs import RunFileError, RunReader
 from asic_reservoir.simulator import SimulatedUnit, UnitConfig, start_units
 
@@ -259,3 +263,85 @@ async def test_multi_run_file_killed_at_a_run_boundary_resumes_the_next_run(tmp_
         assert [s[1] for s in r.steps(1)] == [s[1] for s in run1_first]
         np.testing.assert_array_equal([s[1] for s in r.steps(1)], narma_inputs(3, steps)(1))
         assert r.meta.extra["resumed"][0]["at"] == [1, 0]
+
+
+async def test_duty_channel_pauses_inside_each_slot_and_leaves_the_unit_hashing(tmp_path):
+    clock = Clock(SPEED)
+    pool = Pool(PoolConfig(host="127.0.0.1", port=0), clock=clock)
+    await pool.start()
+    seen: list[bool] = []
+    try:
+        async with start_units([lv06(81, pool_url=pool.url)], clock=clock) as (unit,):
+            async def watch() -> None:
+                while True:
+                    seen.append(unit.paused)
+                    await asyncio.sleep(0.01)
+            watcher = asyncio.create_task(watch())
+            try:
+                summary = await run_experiment([unit.url], "duty", tmp_path / "duty.db", steps=12,
+                                               step_seconds=10.0, pool=pool, clock=clock,
+                                               progress=False,
+                                               difficulty_scales=[unit.difficulty_scale])
+            finally:
+                watcher.cancel()
+            assert not unit.paused and not unit.reading().paused    # resumed at the end
+    finally:
+        await pool.stop()
+    assert summary.steps_written == 12 and summary.marked == 0
+    resumes = sum(1 for a, b in zip(seen, seen[1:]) if a and not b)
+    assert any(seen) and resumes >= 5          # paused inside slots, resumed for the next
+    with RunReader(tmp_path / "duty.db") as r:
+        duties = [c[3] for c in r.commands(0, "lv06") if c[2] == "duty"]
+        inputs = [s[1] for s in r.steps(0)]
+    assert len(duties) == 12 and all(0 <= d <= 1 for d in duties)
+    # the hashing fraction follows the input: more input, longer hashing
+    assert np.corrcoef(duties, inputs)[0, 1] > 0.99
+
+
+class _AcceptAndClose:
+    """Something listens on the unit's port but hangs up on every request."""
+
+    async def __aenter__(self) -> int:
+        self.server = await asyncio.start_server(self._hang_up, "127.0.0.1", 0)
+        return self.server.sockets[0].getsockname()[1]
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.close()
+        await self.server.wait_closed()
+
+    @staticmethod
+    async def _hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+
+async def test_connect_unit_fails_clearly_when_the_port_hangs_up(tmp_path):
+    pool = Pool(PoolConfig(host="127.0.0.1", port=0), clock=Clock(SPEED))
+    await pool.start()
+    try:
+        async with _AcceptAndClose() as port:
+            with pytest.raises(ExperimentError, match=f"lv06://127.0.0.1:{port}"):
+                await asyncio.wait_for(connect_unit(f"lv06://127.0.0.1:{port}", pool,
+                                                    name="lv06", worker="ar.lv06", timeout=1.0),
+                                       60)
+    finally:
+        await pool.stop()
+
+
+async def test_connect_unit_times_out_when_the_pool_never_accepts_the_unit():
+    # The pool refuses the worker name (an allowlist): the unit is pointed at it, connects,
+    # is never authorised; connect_unit gives up after its session timeout and the unit's
+    # own pool is restored when the stack closes.
+    clock = Clock(SPEED)
+    pool = Pool(PoolConfig(host="127.0.0.1", port=0, workers={"someone.else"}), clock=clock)
+    await pool.start()
+    try:
+        async with start_units([lv06(91)], clock=clock) as (unit,):
+            before = unit.settings()
+            async with contextlib.AsyncExitStack() as stack:
+                with pytest.raises(ExperimentError, match="did not connect to the pool.*2 s"):
+                    await connect_unit(unit.url, pool, name="lv06", worker="ar.lv06",
+                                       session_timeout=2.0, stack=stack)
+                assert unit.settings()["pool_url"] == pool.url     # it was pointed there
+            assert _restored(unit, before) == {}
+    finally:
+        await pool.stop()

@@ -21,7 +21,7 @@ FLOORS = [
     ("drivers", "asic_reservoir.drivers"),
     ("simulator", "asic_reservoir.simulator"),
     ("science", "asic_reservoir.experiment", "asic_reservoir.analysis", "asic_reservoir.tpf",
-     "asic_reservoir.puf", "asic_reservoir.progress"),
+     "asic_reservoir.puf", "asic_reservoir.progress", "asic_reservoir.blas"),
     ("command line", "asic_reservoir.cli", "asic_reservoir.__main__"),
 ]
 

@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
+from asic_reservoir.blas import single_blas_thread
 from asic_reservoir.simulator.profiles import PROFILES, Profile
 from asic_reservoir.analysis.readout import (DEFAULT_ALPHAS, ReadoutError, Score, Split, Summary,
                                     check_no_leakage, delay_names, evaluate, input_delays,
@@ -101,6 +102,7 @@ class EchoStateNetwork:
         b = rng.uniform(-self.bias, self.bias, self.n) if self.bias else np.zeros(self.n)
         return w, w_in, b
 
+    @single_blas_thread
     def states(self, u: np.ndarray) -> np.ndarray:
         """State matrix (steps x n); row t has seen u[0..t], starting from x = 0."""
         u = np.asarray(u, dtype=float).ravel()

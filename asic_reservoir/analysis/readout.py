@@ -23,6 +23,8 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.model_selection import BaseCrossValidator
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from asic_reservoir.blas import single_blas_thread
+
 DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(-10, 0, 11))
 """Ridge penalties tried on validation (sum-of-squares convention, standardised features)."""
 
@@ -243,6 +245,7 @@ class RidgeReadout(RegressorMixin, BaseEstimator):
         tags.target_tags.multi_output = True
         return tags
 
+    @single_blas_thread
     def fit(self, X, y) -> RidgeReadout:
         """Choose alpha on the ``cv`` folds of (X, y), then refit on all rows."""
         X, y = validate_data(self, X, y, dtype=np.float64, multi_output=True, y_numeric=True,

@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from asic_reservoir.blas import single_blas_thread
+
 
 @dataclass(frozen=True)
 class Interval:
@@ -196,6 +198,7 @@ class FleetMetrics:
         return asdict(self)
 
 
+@single_blas_thread
 def evaluate_fleet(enrolled: np.ndarray | list[np.ndarray], reads: np.ndarray,
                    owner: np.ndarray, n_boot: int = 400, seed: int = 0) -> FleetMetrics:
     """Metrics for ``reads`` (rows, owner[i] = enrolled device) against the enrollments.

@@ -27,8 +27,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from threadpoolctl import threadpool_limits
 
+from asic_reservoir.blas import blas_threads
 from asic_reservoir.tpf.rounds import ROUNDS, ROUNDS_PER_NONCE
 from asic_reservoir.tpf.stats import (
     AucResult,
@@ -295,7 +295,7 @@ def _evaluate_round(task: _RoundTask) -> RoundResult:
     k = task.round
     rng = np.random.default_rng(np.random.SeedSequence([task.seed, 1 << 21, k]))
     # One BLAS/OpenMP thread: on shared cores, oversubscribed sklearn runs ~10x slower.
-    with threadpool_limits(limits=1):
+    with blas_threads():
         x_fit = features(task.fit_states)
         fitted = [(name, make_predictor(name, task.seed).fit(x_fit, task.fit_labels))
                   for name in task.predictors]
