@@ -2,22 +2,19 @@
 
 The few names a script needs, importable from the top::
 
-    import asyncio
     import asic_reservoir as ar
 
-    async def main():
-        async with ar.Pool(ar.PoolConfig(port=0, lbry_port=0)) as pool:       # the toolkit is the pool
-            units = await ar.start_units([ar.UnitConfig("lv06", seed=1, pool_url=pool.url)])
-            try:
-                summary = await ar.run_experiment([units[0].url], "frequency", "run.db",
-                                                  steps=200, pool=pool)
-            finally:
-                for unit in units:
-                    await unit.stop()
-        report = ar.analyze_files(["run.db"])                               # scores + baselines
-        print(report.table())
+    async def record():
+        clock = ar.Clock.virtual()                 # simulated time, as fast as the CPU allows
+        async with ar.Pool(ar.PoolConfig(port=0), clock=clock) as pool:      # the toolkit is the pool
+            config = ar.UnitConfig("lv06", seed=7, pool_url=pool.url, rpc_port=None, http_port=0)
+            async with ar.start_units([config], clock=clock) as (lv06,):
+                await ar.run_experiment([lv06.url], "frequency+fan", "run.db", steps=300,
+                                        pool=pool, clock=clock,
+                                        difficulty_scales=[lv06.difficulty_scale])
 
-    asyncio.run(main())
+    ar.run_virtual(record())                       # at the bench: ar.Clock() and asyncio.run
+    print(ar.analyze_files(["run.db"]).table())    # hardware, controls, baselines
 
 Layers, each importing only the ones below it: :mod:`asic_reservoir.drivers` (pool and unit
 drivers) <- :mod:`asic_reservoir.simulator` (software units) <- the science
@@ -41,6 +38,7 @@ _EXPORTS: dict[str, str] = {
     "PoolConfig": "asic_reservoir.drivers.stratum",
     "JobTemplate": "asic_reservoir.drivers.stratum",
     "Clock": "asic_reservoir.drivers.clock",
+    "run_virtual": "asic_reservoir.drivers.clock",
     # simulated units
     "UnitConfig": "asic_reservoir.simulator",
     "start_units": "asic_reservoir.simulator",
@@ -63,7 +61,7 @@ __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazily
     from asic_reservoir.cli.experiment import AnalysisOptions, analyze_files, run_experiment
-    from asic_reservoir.drivers.clock import Clock
+    from asic_reservoir.drivers.clock import Clock, run_virtual
     from asic_reservoir.drivers.stratum import JobTemplate, Pool, PoolConfig
     from asic_reservoir.drivers.units import open_unit
     from asic_reservoir.experiment.runs import RunReader

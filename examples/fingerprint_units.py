@@ -2,7 +2,8 @@
 
 A challenge is a fixed stimulus program (frequency and fan phases); a unit's response is
 the thermal, power and share behaviour it provokes, which differs between units through
-process variation. The same calls work on real units named by URL.
+process variation. The same calls work on real units named by URL (with ``ar.Clock()`` and
+``asyncio.run`` instead of the virtual clock this script uses to run at CPU speed).
 
     python examples/fingerprint_units.py --store fingerprints.db
 """
@@ -19,13 +20,13 @@ import asic_reservoir as ar
 SEEDS = (11, 12, 13)   # three simulated units with different process variation
 
 
-async def read_all(challenge: ar.Challenge, speed: float, ambient_c: float, workdir: Path,
-                   tag: str, seeds=SEEDS) -> list:
+async def read_all(challenge: ar.Challenge, ambient_c: float, workdir: Path, tag: str,
+                   seeds=SEEDS) -> list:
     """One challenge read of every unit (freshly started: a power cycle per read)."""
-    clock = ar.Clock(speed)
+    clock = ar.Clock.virtual()
     async with ar.Pool(ar.PoolConfig(port=0), clock=clock) as pool:
         configs = [ar.UnitConfig("lv06", seed=s, pool_url=pool.url, worker=f"{tag}.{s}",
-                                 speed=speed, rpc_port=None, http_port=0, ambient_c=ambient_c,
+                                 rpc_port=None, http_port=0, ambient_c=ambient_c,
                                  noise_seed=s * 100 + len(tag))
                    for s in seeds]
         async with ar.start_units(configs, clock=clock) as units:
@@ -36,12 +37,12 @@ async def read_all(challenge: ar.Challenge, speed: float, ambient_c: float, work
                 for s, u in zip(seeds, units)]))
 
 
-async def main_async(store_path: Path, steps_per_phase: int, speed: float) -> None:
+async def main_async(store_path: Path, steps_per_phase: int) -> None:
     challenge = ar.Challenge().shortened(steps_per_phase)
     with tempfile.TemporaryDirectory() as tmp:
-        enroll_reads = [await read_all(challenge, speed, 24.0, Path(tmp), "e1"),
-                        await read_all(challenge, speed, 26.0, Path(tmp), "e2")]
-        probe = (await read_all(challenge, speed, 25.0, Path(tmp), "t", seeds=SEEDS[1:2]))[0]
+        enroll_reads = [await read_all(challenge, 24.0, Path(tmp), "e1"),
+                        await read_all(challenge, 26.0, Path(tmp), "e2")]
+        probe = (await read_all(challenge, 25.0, Path(tmp), "t", seeds=SEEDS[1:2]))[0]
     with ar.EnrollmentStore(store_path) as store:
         for reads in enroll_reads:
             for response in reads:
@@ -57,9 +58,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", type=Path, default=Path("fingerprints.db"))
     parser.add_argument("--steps-per-phase", type=int, default=6)
-    parser.add_argument("--speed", type=float, default=100.0)
     args = parser.parse_args()
-    asyncio.run(main_async(args.store, args.steps_per_phase, args.speed))
+    ar.run_virtual(main_async(args.store, args.steps_per_phase))
 
 
 if __name__ == "__main__":

@@ -2,26 +2,26 @@
 
 Everything runs on loopback: the toolkit's pool, a simulated Lucky Miner LV06 (AxeOS HTTP API,
 genuine SHA-256d shares), the experiment loop writing a SQLite run file, then the analysis.
-Point ``run_experiment`` at a real unit's URL (``lv06://192.168.1.50``) and a pool address the
-unit can reach to do the same at the bench.
+All of it shares one virtual clock, which jumps ahead whenever nothing is running, so the
+script runs as fast as the CPU allows. At the bench, use ``ar.Clock()`` (wall time) and
+``asyncio.run``, and point ``run_experiment`` at a real unit's URL (``lv06://192.168.1.50``)
+with a pool address the unit can reach.
 
-    python examples/narma_on_simulator.py --steps 300 --runs 2 --out narma.db
+    python examples/narma_on_simulator.py --steps 1000 --runs 5 --out narma.db
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 from pathlib import Path
 
 import asic_reservoir as ar
 
 
-async def record(out: Path, steps: int, runs: int, speed: float) -> None:
-    clock = ar.Clock(speed)                        # simulated seconds run `speed` times faster
+async def record(out: Path, steps: int, runs: int) -> None:
+    clock = ar.Clock.virtual()                     # the virtual loop's clock (see ar.run_virtual)
     async with ar.Pool(ar.PoolConfig(port=0), clock=clock) as pool:
-        unit_config = ar.UnitConfig("lv06", seed=7, pool_url=pool.url, speed=speed,
-                                    rpc_port=None, http_port=0)
+        unit_config = ar.UnitConfig("lv06", seed=7, pool_url=pool.url, rpc_port=None, http_port=0)
         async with ar.start_units([unit_config], clock=clock) as (lv06,):
             summary = await ar.run_experiment(
                 [lv06.url], "frequency+fan:invert=1", out, steps=steps, runs=runs,
@@ -36,11 +36,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--runs", type=int, default=2)
-    parser.add_argument("--speed", type=float, default=40.0)
     parser.add_argument("--out", type=Path, default=Path("narma.db"))
     args = parser.parse_args()
     args.out.unlink(missing_ok=True)
-    asyncio.run(record(args.out, args.steps, args.runs, args.speed))
+    ar.run_virtual(record(args.out, args.steps, args.runs))
     report = ar.analyze_files([args.out])          # hardware readout, controls, baselines
     print(report.table())
 
