@@ -118,3 +118,80 @@ def test_bad_requests(tmp_path):
             states(r, run=3)
         with pytest.raises(StatesError, match="per must be"):
             states(r, per="chip")
+
+
+def test_no_later_reading_fills_the_rows_before_a_fields_first_reading(tmp_path):
+    path = tmp_path / "run.db"
+    meta = RunMeta(task="narma10", seed=1, steps=5, runs=1, slots=1,
+                   units=[UnitMeta(name="a", url="s9://127.0.0.1:1")], channel={}, mask=[1.0])
+    with RunWriter.create(path, meta) as w:
+        for t in range(5):
+            t0 = t * S
+            tel = [TelemetryRow("a", 0, t0 + 1, {"temp": 40.0 + t})] if t >= 2 else []
+            shares = [ShareRow("a", 0, t0 + S // 2, "j", 1, 0, 4.0, 2.0, True)] * (t % 2 + 1)
+            w.write_step(StepRecord(0, t, 0.1 * t, t0, t0 + S, [SlotRow(0, 0.1 * t, t0, t0 + S)],
+                                    [], shares, tel, {}))
+    with RunReader(path) as r:
+        sm = states(r)
+    temp = sm.X[:, sm.names.index("s0/tel.temp")]
+    assert sm.valid.tolist() == [False, False, True, True, True]
+    assert 42.0 not in temp[:2].tolist()            # the old back-fill put step 2's value here
+    assert temp[2:].tolist() == [42, 43, 44]
+    assert sm.X[2, sm.names.index("s0/tel.temp.d")] == 0.0    # no earlier reading to differ from
+    assert any("2 steps precede a telemetry field's first reading" in n for n in sm.notes)
+
+
+def test_feature_and_input_times_feed_the_leakage_check(tmp_path):
+    from asic_reservoir.analysis.readout import Split, check_no_leakage
+
+    path = tmp_path / "run.db"
+    _write(path)
+    with RunReader(path) as r:
+        sm = states(r, units=["a", "b"])
+        per_slot = states(r, units=["b"], per="slot")
+    # Steps start every 2 s; the latest datum of step t is unit a's slot-1 reading at
+    # 2t s + 1.5 s (rejected share), b's late reply (2t + 2 s + 5 ns) is not used.
+    assert sm.input_time_ns.tolist() == [0, 2 * S, 4 * S, 6 * S]
+    assert sm.feature_time_ns.tolist() == [2 * t * S + S + S // 2 for t in range(4)]
+    assert per_slot.input_time_ns.tolist() == [k * S for k in range(8)]
+    assert per_slot.feature_time_ns.tolist() == [1, 1, 2 * S + 1, 2 * S + 1,
+                                                 4 * S + 1, 4 * S + 1, 6 * S + 1, 6 * S + 1]
+    rng = np.random.default_rng(0)
+    n = 400
+    x, u = rng.standard_normal((n, 2)), rng.uniform(0, 0.5, n)
+    split = Split(10, 200, 90)
+    ok = check_no_leakage(x, x[:, 0] + rng.normal(0, 1, n), u, split,
+                          feature_time_ns=np.arange(n) * S + S - 1,
+                          input_time_ns=np.arange(n) * S)
+    assert ok.ok and ok.time_violations == 0
+
+
+def test_analyze_refuses_a_run_whose_rows_saw_the_next_input(tmp_path):
+    """A share filed under step t but stamped after step t+1's input went out (a misfiled
+    record) makes analyze refuse that run: the states' timestamps reach the check."""
+    from asic_reservoir.cli.experiment import analyze_files
+
+    def write(path, misfile_at=None):
+        meta = RunMeta(task="narma10", seed=1, steps=200, runs=1, slots=1,
+                       units=[UnitMeta(name="a", url="s9://127.0.0.1:1")], channel={},
+                       mask=[1.0])
+        rng = np.random.default_rng(1)
+        with RunWriter.create(path, meta) as w:
+            for t in range(200):
+                t0 = t * S
+                n = int(rng.poisson(3))
+                at = [t0 + S * (i + 1) // (n + 2) for i in range(n)]
+                if t == misfile_at:
+                    at.append(t0 + S + S // 10)
+                shares = [ShareRow("a", 0, ns, "j", 1, 0, 4.0, 2.0, True) for ns in at]
+                tel = [TelemetryRow("a", 0, t0 + S // 2, {"temp": 40.0 + rng.normal()})]
+                w.write_step(StepRecord(0, t, float(rng.uniform(0, 0.5)), t0, t0 + S,
+                                        [SlotRow(0, 0.0, t0, t0 + S)], [], shares, tel, {}))
+
+    write(tmp_path / "clean.db")
+    write(tmp_path / "misfiled.db", misfile_at=150)
+    clean = analyze_files([tmp_path / "clean.db"])
+    assert not any("not scored" in n for n in clean.notes)
+    report = analyze_files([tmp_path / "clean.db", tmp_path / "misfiled.db"])
+    assert any("misfiled.db: run 0: a not scored" in n and "after the next input" in n
+               for n in report.notes), report.notes

@@ -16,8 +16,11 @@ Per unit and slot the features are:
 A step's state concatenates its slots (the virtual nodes). States are *raw*: the readout
 standardises them with statistics of the training part only. Missing readings (a NaN from
 a driver, a slot without a poll) are carried forward from the last good reading and counted
-in :attr:`StateMatrix.notes`; marked steps stay in the matrix with ``valid == False`` so the
-time axis is intact, and the readout drops them.
+in :attr:`StateMatrix.notes`; rows before a field's first reading have no earlier value to
+carry, are never filled from a later one, and are marked. Marked steps stay in the matrix
+with ``valid == False`` so the time axis is intact, and the readout drops them.
+``feature_time_ns`` (latest datum a row used) and ``input_time_ns`` (when the row's input
+was applied) let the readout's leakage check verify that no row saw the next input.
 """
 
 from __future__ import annotations
@@ -62,6 +65,8 @@ class StateMatrix:
     units: list[str]
     slots: int
     notes: list[str] = field(default_factory=list)
+    feature_time_ns: np.ndarray | None = None
+    input_time_ns: np.ndarray | None = None
 
     @property
     def n_marked(self) -> int:
@@ -72,7 +77,8 @@ class StateMatrix:
         keep = [i for i, n in enumerate(self.names)
                 if any(n.split("/", 2)[-1].startswith(p) for p in prefixes)]
         return StateMatrix(self.X[:, keep], [self.names[i] for i in keep], self.u, self.steps,
-                           self.valid, self.run, self.units, self.slots, list(self.notes))
+                           self.valid, self.run, self.units, self.slots, list(self.notes),
+                           self.feature_time_ns, self.input_time_ns)
 
 
 def _numeric_fields(data: dict) -> dict[str, float]:
@@ -92,8 +98,9 @@ def _chip_groups(n_chips: int, max_groups: int) -> int:
 
 
 def _share_block(reader: RunReader, run: int, unit: str, n_steps: int, slots: int,
-                 slot_bounds: np.ndarray, n_chips: int, chip_groups: int
+                 slot_bounds: np.ndarray, n_chips: int, chip_groups: int, seen_ns: np.ndarray
                  ) -> tuple[np.ndarray, list[str]]:
+    """Share features per (step, slot); ``seen_ns`` gets the latest share time used."""
     rows = reader.shares(run, unit)
     groups = _chip_groups(n_chips, chip_groups) if n_chips > 1 else 0
     names = list(SHARE_FEATURES) + [f"chip{g}" for g in range(groups)]
@@ -125,6 +132,8 @@ def _share_block(reader: RunReader, run: int, unit: str, n_steps: int, slots: in
             f[6] = (times[0] - start) * 1e-9 if times else dur
             if times:
                 last_ns = times[-1]
+            if shares:              # rejected shares count too (the "rejected" feature)
+                seen_ns[t, k] = max(seen_ns[t, k], max(s[2] for s in shares))
             f[7] = (end - last_ns) * 1e-9 if last_ns is not None else age_prev + dur
             excess = [math.log2(s[5] / s[6]) for s in ok if s[5] and s[6]]
             f[8] = float(np.mean(excess)) if excess else 0.0
@@ -136,19 +145,24 @@ def _share_block(reader: RunReader, run: int, unit: str, n_steps: int, slots: in
 
 
 def _telemetry_block(reader: RunReader, run: int, unit: str, n_steps: int, slots: int,
-                     slot_bounds: np.ndarray, notes: list[str]) -> tuple[np.ndarray, list[str]]:
+                     slot_bounds: np.ndarray, notes: list[str], seen_ns: np.ndarray
+                     ) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Telemetry features per (step, slot), and which (step, slot) rows precede a field's
+    first reading (no value exists for them yet). ``seen_ns`` gets the reading times used."""
     last: dict[tuple[int, int], dict[str, float]] = {}
     fields: dict[str, None] = {}
     late = 0
     for step, slot, ns, data in reader.telemetry(run, unit):
         if step >= n_steps:
             continue
-        if ns > slot_bounds[step, slot, 1] > 0:
-            # Answered after the next slot's command went out: it may already show the
-            # next input, so it is not this slot's state (no look-ahead).
+        if ns >= slot_bounds[step, slot, 1] > 0:
+            # Answered once the next slot's command was going out: it may already show
+            # the next input, so it is not this slot's state (no look-ahead).
             late += 1
             continue
         values = _numeric_fields(data)
+        if any(v == v for v in values.values()):
+            seen_ns[step, slot] = max(seen_ns[step, slot], ns)
         cell = last.setdefault((step, slot), {})
         for k, v in values.items():
             fields.setdefault(k)
@@ -168,27 +182,34 @@ def _telemetry_block(reader: RunReader, run: int, unit: str, n_steps: int, slots
     if n_nan:
         notes.append(f"{unit}: {n_nan} telemetry values were NaN or missing; "
                      f"carried forward from the last good reading")
-    # Forward fill in time, then back fill the head.
+    # Forward fill in time; rows before a field's first reading stay empty (marked): a
+    # later reading would tell them about inputs they had not seen yet.
     keep = []
+    head = np.zeros(len(V), dtype=bool)
     for j, name in enumerate(names):
         col = V[:, j]
         good = ~np.isnan(col)
         if not good.any():      # a field this model does not report
             log.debug("%s: telemetry field %r never had a value; dropped", unit, name)
             continue
-        idx = np.where(good, np.arange(len(col)), 0)
+        first = int(np.argmax(good))
+        idx = np.where(good, np.arange(len(col)), first)
         np.maximum.accumulate(idx, out=idx)
         filled = col[idx]
-        filled[: np.argmax(good)] = col[np.argmax(good)]
+        filled[:first] = np.nan
+        head[:first] = True
         V[:, j] = filled
         keep.append(j)
     V = V[:, keep]
     names = [names[j] for j in keep]
     D = np.diff(V, axis=0, prepend=V[:1])
+    D[np.isnan(D)] = 0.0        # no earlier reading: no change known
+    V = np.nan_to_num(V, nan=0.0)   # marked rows only; the readout never reads them
     levels = [j for j, n in enumerate(names) if not n.endswith(COUNTER_FIELDS)]
     block = np.concatenate([V[:, levels], D], axis=1).reshape(
         n_steps, slots, len(levels) + len(names))
-    return block, [f"tel.{names[j]}" for j in levels] + [f"tel.{n}.d" for n in names]
+    return (block, [f"tel.{names[j]}" for j in levels] + [f"tel.{n}.d" for n in names],
+            head.reshape(n_steps, slots))
 
 
 def states(reader: RunReader, run: int = 0, units: Sequence[str] | None = None,
@@ -224,13 +245,17 @@ def states(reader: RunReader, run: int = 0, units: Sequence[str] | None = None,
     for step, unit, _reason in reader.marks(run):
         marked_by_unit.setdefault(unit, set()).add(int(step))
     valid = np.ones(n_steps, dtype=bool)
+    no_reading_yet = np.zeros((n_steps, slots), dtype=bool)
+    seen_ns = np.zeros((n_steps, slots), dtype=np.int64)
     notes: list[str] = []
     blocks, names = [], []
     for name in units:
         n_chips = meta.unit(name).chips
         sh, sh_names = _share_block(reader, run, name, n_steps, slots, bounds, n_chips,
-                                    chip_groups)
-        te, te_names = _telemetry_block(reader, run, name, n_steps, slots, bounds, notes)
+                                    chip_groups, seen_ns)
+        te, te_names, head = _telemetry_block(reader, run, name, n_steps, slots, bounds, notes,
+                                              seen_ns)
+        no_reading_yet |= head
         block = np.concatenate([sh, te], axis=2)
         qual = f"{name}/" if len(units) > 1 else ""
         blocks.append(block)
@@ -238,20 +263,32 @@ def states(reader: RunReader, run: int = 0, units: Sequence[str] | None = None,
         for s in marked_by_unit.get(name, set()) | marked_by_unit.get("", set()):
             if s < n_steps:
                 valid[s] = False
+    n_head = int(no_reading_yet.any(axis=1).sum())
+    if n_head:
+        valid &= ~no_reading_yet.any(axis=1)
+        notes.append(f"{n_head} steps precede a telemetry field's first reading: marked "
+                     f"(no later reading fills them)")
+    # A row's state holds everything read up to it (gaps, carried readings): its latest
+    # datum is the running maximum. Each row's input was applied at its slot's start.
+    seen = np.maximum.accumulate(seen_ns.ravel()).reshape(n_steps, slots)
     if per == "step":
+        feature_time = seen[:, -1]
+        input_time = bounds[:, 0, 0]
         X = np.concatenate([b.reshape(n_steps, -1) for b in blocks], axis=1)
         out_names = [f"{n.rsplit('/', 1)[0] + '/' if '/' in n else ''}s{k}/{n.rsplit('/', 1)[-1]}"
                      for b_names in names for k in range(slots) for n in b_names]
         u = np.array([r[1] for r in step_rows[:n_steps]])
         steps_idx = np.arange(n_steps)
     else:
+        feature_time = seen.ravel()
+        input_time = bounds[:, :, 0].ravel()
         X = np.concatenate([b.reshape(n_steps * slots, -1) for b in blocks], axis=1)
         out_names = [n for b_names in names for n in b_names]
         u = np.repeat(np.array([r[1] for r in step_rows[:n_steps]]), slots)
         steps_idx = np.repeat(np.arange(n_steps), slots)
         valid = np.repeat(valid, slots)
-    if drop_constant and len(X):
-        varying = np.ptp(X, axis=0) > 0
+    if drop_constant and valid.any():
+        varying = np.ptp(X[valid], axis=0) > 0
         X, out_names = X[:, varying], [n for n, v in zip(out_names, varying) if v]
     if not np.all(np.isfinite(X)):
         bad = sorted({out_names[j] for j in np.where(~np.isfinite(X).all(axis=0))[0]})
@@ -260,4 +297,5 @@ def states(reader: RunReader, run: int = 0, units: Sequence[str] | None = None,
     if n_marked:
         notes.append(f"{n_marked} of {n_steps} steps marked (unit unusable); "
                      f"the readout skips them")
-    return StateMatrix(X, out_names, u, steps_idx, valid, run, units, slots, notes)
+    return StateMatrix(X, out_names, u, steps_idx, valid, run, units, slots, notes,
+                       feature_time.astype(np.int64), input_time.astype(np.int64))

@@ -306,6 +306,7 @@ def analyze_files(paths: Sequence[str | Path], options: AnalysisOptions | None =
                         scores = hardware_scores(
                             sm.X, u, y, run_split, valid=sm.valid, feature_names=sm.names,
                             seed=run, alphas=ANALYSIS_ALPHAS, check_leakage=opt.check_leakage,
+                            feature_time_ns=sm.feature_time_ns, input_time_ns=sm.input_time_ns,
                             time_constants=time_constants_in_steps(
                                 unit.profile or unit.model, meta.step_seconds))
                     except ReadoutError as exc:      # one bad run must not hide the others
