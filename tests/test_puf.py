@@ -159,3 +159,17 @@ def test_challenge_uses_only_live_actuators():
     assert c.inputs().shape == (c.steps,) and c.shortened(3).steps == 3 * len(c.phases)
     with pytest.raises(puf.PufError):
         puf.Challenge(phases=((0.9, 4),))
+
+
+def test_fleet_seeds_never_overlap_across_seed_values():
+    from asic_reservoir.cli.puf import MAX_FLEET, fleet_seeds
+    from asic_reservoir.puf.identify import PufError
+
+    fleets = [set(fleet_seeds(s, 150)) for s in range(6)]     # 150 > the old stride of 100
+    assert all(len(f) == 150 for f in fleets)
+    assert all(not (a & b) for i, a in enumerate(fleets) for b in fleets[i + 1:])
+    assert max(fleet_seeds(0, MAX_FLEET)) < min(fleet_seeds(1, 1))
+    with pytest.raises(PufError):
+        fleet_seeds(-1, 5)
+    with pytest.raises(PufError):
+        fleet_seeds(0, MAX_FLEET + 1)

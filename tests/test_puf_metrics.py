@@ -96,3 +96,39 @@ def test_fingerprint_space_drops_noise_features_with_repeated_enrollment():
     with_space = pm.evaluate_fleet(groups, reads, owner, n_boot=50)
     naive = pm.evaluate_fleet([g[:1] for g in groups], reads, owner, n_boot=50)
     assert with_space.rank1_accuracy.value > naive.rank1_accuracy.value
+
+
+def test_verify_rule_is_tested_on_held_out_reads():
+    # Separable: no false rejects (the interval still says how few claims that rests on),
+    # and false accepts at about the target, the threshold sits at 1 % of the impostors.
+    enrolled, reads, owner = synthetic_fleet(20, 16, 5, between=1.0, within=0.01)
+    v = pm.evaluate_fleet(enrolled, reads, owner, n_boot=100).verify
+    assert v.frr.value == 0.0 and 0 < v.frr.high < 0.05
+    assert v.genuine_claims == 100 and v.impostor_claims == 1900
+    assert v.far.value <= 0.02 and v.far.low <= v.far.value < v.far.high
+    # Enrollment reads quieter than the re-reads: the threshold set on enrolled references
+    # looks fine and fails on fresh reads (what the old, untested threshold hid).
+    rng = np.random.default_rng(4)
+    truth = rng.normal(0, 1.0, (20, 16))
+    owner = np.repeat(np.arange(20), 5)
+    enrolled = truth + rng.normal(0, 0.01, truth.shape)
+    fresh = truth[owner] + rng.normal(0, 0.6, (100, 16))
+    v = pm.evaluate_fleet(enrolled, fresh, owner, n_boot=100, verify_far=0.01).verify
+    space = pm.FingerprintSpace.fit([g[None, :] for g in enrolled])
+    threshold = pm.threshold_at_far(pm.reference_impostor_distances(enrolled, space), 0.01)
+    d = space.distances(fresh, enrolled)
+    own = owner[:, None] == np.arange(20)
+    assert v.threshold == threshold
+    assert v.frr.value == pytest.approx(np.mean(d[own] > threshold)) and v.frr.value > 0.1
+    assert v.far.value == pytest.approx(np.mean(d[~own] <= threshold))
+    assert v.frr.low <= v.frr.value <= v.frr.high
+
+
+def test_verify_intervals_treat_a_devices_reads_as_a_cluster():
+    """All five false rejects come from one device: 5 of 100 claims, but one of 20 devices.
+    A Wilson interval on 100 claims is too narrow; the device bootstrap is not."""
+    enrolled, reads, owner = synthetic_fleet(20, 16, 5, between=1.0, within=0.01, seed=2)
+    reads[owner == 0] += 3.0                  # device 0 drifted after enrollment
+    v = pm.evaluate_fleet(enrolled, reads, owner, n_boot=400).verify
+    assert v.frr.value == pytest.approx(0.05)
+    assert v.frr.high > pm.wilson(5, 100).high + 0.02

@@ -52,6 +52,19 @@ class FleetOptions:
     seed: int = 0
     concurrency: int = 10
     hash_budget: float = 100.0    # genuine hashes per simulated second per simulated unit
+    verify_far: float = 0.01      # FAR target of the verify rule tested on held-out reads
+
+
+MAX_FLEET = 10_000
+"""Largest simulated fleet: ``--seed`` s owns identity seeds 1000 + s * MAX_FLEET + i."""
+
+
+def fleet_seeds(fleet_seed: int, devices: int) -> list[int]:
+    """Identity seeds of a simulated fleet; fleets of different ``--seed`` share no unit."""
+    if fleet_seed < 0 or not 1 <= devices <= MAX_FLEET:
+        raise PufError(f"a simulated fleet needs --seed >= 0 and 1..{MAX_FLEET} devices, got "
+                       f"seed {fleet_seed}, {devices} devices")
+    return [1000 + fleet_seed * MAX_FLEET + i for i in range(devices)]
 
 
 def _noise_seed(fleet_seed: int, read: int, unit_seed: int) -> int:
@@ -94,7 +107,8 @@ def _matrix(responses: Sequence[Response]) -> tuple[tuple[str, ...], np.ndarray]
     return tuple(n for n, f in zip(names, finite) if f), x[:, finite]
 
 
-def _fleet_metrics(rounds: list[list[Response]], enroll_reads: int, seed: int) -> dict:
+def _fleet_metrics(rounds: list[list[Response]], enroll_reads: int, seed: int,
+                   verify_far: float = 0.01) -> dict:
     """Metrics from ``rounds[r][d]`` = read ``r`` of device ``d``; the first rounds enroll."""
     devices = len(rounds[0])
     flat = [resp for round_ in rounds for resp in round_]
@@ -103,7 +117,7 @@ def _fleet_metrics(rounds: list[list[Response]], enroll_reads: int, seed: int) -
     groups = [x[:enroll_reads, d] for d in range(devices)]
     tests = x[enroll_reads:].reshape(-1, x.shape[-1])
     owner = np.tile(np.arange(devices), len(rounds) - enroll_reads)
-    metrics = evaluate_fleet(groups, tests, owner, seed=seed)
+    metrics = evaluate_fleet(groups, tests, owner, seed=seed, verify_far=verify_far)
     return {"features": len(names), "metrics": metrics.as_dict()}
 
 
@@ -113,7 +127,7 @@ async def evaluate_simulated_fleet(opts: FleetOptions, progress: bool = True) ->
     Pool, units and reads run in virtual time: await it under
     :func:`~asic_reservoir.drivers.clock.run_virtual`."""
     rng = np.random.default_rng(opts.seed)
-    seeds = [1000 + opts.seed * 100 + i for i in range(opts.devices)]
+    seeds = fleet_seeds(opts.seed, opts.devices)
     clock = Clock.virtual()
     pool = Pool(PoolConfig(host="127.0.0.1", port=0, lbry_port=0), clock=clock)
     await pool.start()
@@ -138,13 +152,14 @@ async def evaluate_simulated_fleet(opts: FleetOptions, progress: bool = True) ->
     return {"fleet": f"sim:{opts.devices}", "model": opts.model, "reads": opts.reads,
             "ambient_drift_c": opts.ambient_drift_c, "challenge_steps": opts.challenge.steps,
             "challenge_version": opts.challenge.version, "enroll_reads": opts.enroll_reads,
-            **_fleet_metrics(rounds, opts.enroll_reads, opts.seed)}
+            **_fleet_metrics(rounds, opts.enroll_reads, opts.seed, opts.verify_far)}
 
 
 async def evaluate_units(urls: Sequence[str], challenge: Challenge, *, reads: int = 5,
                          enroll_reads: int = 2, speed: float = 1.0,
                          difficulty_scale: float = 1.0, pool_host: str = "127.0.0.1",
                          pool_port: int = 0, lbry_port: int = 0, seed: int = 0,
+                         verify_far: float = 0.01,
                          progress: bool = True) -> dict:
     """The same metrics on units named by URL (real or simulated elsewhere), read in
     rounds: every unit once per round, concurrently, on one pool."""
@@ -172,7 +187,7 @@ async def evaluate_units(urls: Sequence[str], challenge: Challenge, *, reads: in
         raise PufError(f"a fleet must be one model, got {models}")
     return {"fleet": list(urls), "model": models[0], "reads": reads,
             "challenge_steps": challenge.steps, "challenge_version": challenge.version,
-            "enroll_reads": enroll_reads, **_fleet_metrics(rounds, enroll_reads, seed)}
+            "enroll_reads": enroll_reads, **_fleet_metrics(rounds, enroll_reads, seed, verify_far)}
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -222,6 +237,9 @@ def puf_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--ambient-drift", type=float, default=3.0,
                    help="re-reads at ambient 25 +- this many degrees C")
     p.add_argument("--steps-per-phase", type=int, default=6)
+    p.add_argument("--far", type=float, default=0.01,
+                   help="FAR target of the verify rule whose achieved FAR/FRR on held-out "
+                        "reads is reported (0.01)")
     p.add_argument("--speed", type=float, default=None,
                    help="with --unit: the --speed the simulated units were started with "
                         "(default 1; sim:N runs in virtual time)")
@@ -292,6 +310,7 @@ def _evaluate_main(args: argparse.Namespace) -> int:
         result = asyncio.run(evaluate_units(
             args.unit, challenge, reads=args.reads, speed=args.speed or 1.0,
             difficulty_scale=args.difficulty_scale, pool_host=args.pool_host, seed=args.seed,
+            verify_far=args.far,
             progress=not args.json))
         where = f"{len(args.unit)} units"
     else:
@@ -300,7 +319,7 @@ def _evaluate_main(args: argparse.Namespace) -> int:
             raise PufError(f"--fleet must be sim:N with N >= 2, got {args.fleet!r}")
         opts = FleetOptions(devices=int(count), reads=args.reads,
                             ambient_drift_c=args.ambient_drift, model=args.model,
-                            seed=args.seed, challenge=challenge)
+                            seed=args.seed, challenge=challenge, verify_far=args.far)
         result = run_virtual(evaluate_simulated_fleet(opts, progress=not args.json))
         where = f"{result['fleet']}, ambient +-{opts.ambient_drift_c:g} C"
     m = result["metrics"]
@@ -308,7 +327,7 @@ def _evaluate_main(args: argparse.Namespace) -> int:
     def iv(d: dict, pct: bool = True) -> str:
         k = 100 if pct else 1
         return f"{k * d['value']:.2f} [{k * d['low']:.2f}, {k * d['high']:.2f}]"
-    b = m["bits"]
+    b, v = m["bits"], m["verify"]
     _print(args, result, [
         f"PUF evaluation: {where}, {result['model']}, {result['reads']} re-reads each after "
         f"{result['enroll_reads']} enrollment reads, challenge {result['challenge_steps']} "
@@ -316,11 +335,15 @@ def _evaluate_main(args: argparse.Namespace) -> int:
         f"  rank-1 identification  {iv(m['rank1_accuracy'])} %",
         f"  EER                    {iv(m['eer'])} %",
         f"  FAR / FRR at EER       {iv(m['far_at_threshold'])} % / {iv(m['frr_at_threshold'])} %",
+        f"  verify (FAR target {100 * v['far_target']:g} %, threshold {v['threshold']:.3f}) on "
+        f"held-out reads: FAR {iv(v['far'])} % of {v['impostor_claims']} impostor claims, "
+        f"FRR {iv(v['frr'])} % of {v['genuine_claims']} genuine claims",
         f"  decidability d'        {m['decidability']:.2f}",
         f"  genuine distance       {m['genuine_mean']:.3f} +- {m['genuine_std']:.3f}",
         f"  impostor distance      {m['impostor_mean']:.3f} +- {m['impostor_std']:.3f}",
         f"  bits ({b['n_bits']}): uniqueness {b['uniqueness']:.1f} %, reliability "
         f"{b['reliability']:.1f} %, uniformity {b['uniformity']:.1f} %, bit-aliasing "
         f"{b['bit_aliasing_mean']:.1f} % [{b['bit_aliasing_min']:.1f}, {b['bit_aliasing_max']:.1f}]",
-        "  (95% intervals: Wilson for rates, bootstrap over devices for EER)"])
+        "  (95% intervals: Wilson for rates; the wider of Wilson and a bootstrap over "
+        "devices for EER and verify FAR/FRR)"])
     return 0

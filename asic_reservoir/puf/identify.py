@@ -28,7 +28,8 @@ from asic_reservoir.drivers.clock import Clock
 from asic_reservoir.experiment.channels import parse_channels
 from asic_reservoir.experiment.loop import Experiment, ExperimentConfig, connect_unit
 from asic_reservoir.experiment.runs import RunMeta, RunReader, RunWriter
-from asic_reservoir.puf.metrics import FingerprintSpace, threshold_at_far
+from asic_reservoir.puf.metrics import (FingerprintSpace, reference_impostor_distances,
+                                        threshold_at_far)
 from asic_reservoir.puf.response import Response, StepTrace, response_from_traces
 from asic_reservoir.puf.store import EnrollmentStore
 
@@ -179,16 +180,11 @@ def _references(store: EnrollmentStore, response: Response
     return units, refs, space, response.values[[index[n] for n in names]]
 
 
-def _impostor_distances(refs: np.ndarray, space: FingerprintSpace) -> np.ndarray:
-    d = space.distances(refs, refs)
-    return d[np.triu_indices(len(refs), k=1)]
-
-
 def identify(store: EnrollmentStore, response: Response) -> list[Candidate]:
     """Enrolled units ranked by distance to ``response`` (nearest first)."""
     units, refs, space, read = _references(store, response)
     dist = space.distances(read[None, :], refs)[0]
-    impostor = _impostor_distances(refs, space)
+    impostor = reference_impostor_distances(refs, space)
     ranked = []
     for i in np.argsort(dist):
         far = float(np.mean(impostor <= dist[i])) if len(impostor) else float("nan")
@@ -215,7 +211,7 @@ def verify(store: EnrollmentStore, response: Response, name: str, far: float = 0
         raise PufError("verification needs at least two enrolled units of this model to set "
                        "a threshold from impostor distances")
     distance = float(space.distances(read[None, :], refs[[units.index(name)]])[0, 0])
-    threshold = threshold_at_far(_impostor_distances(refs, space), far)
+    threshold = threshold_at_far(reference_impostor_distances(refs, space), far)
     return Verdict(name, distance <= threshold, distance, threshold, far)
 
 

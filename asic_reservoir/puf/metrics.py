@@ -127,6 +127,69 @@ def threshold_at_far(impostor: np.ndarray, far: float) -> float:
     return float(np.nextafter(imp[k], -np.inf)) if k < len(imp) else float(imp[-1])
 
 
+def reference_impostor_distances(references: np.ndarray, space: FingerprintSpace) -> np.ndarray:
+    """Distances between distinct enrolled references: what ``verify`` sets its threshold on."""
+    d = space.distances(references, references)
+    return d[np.triu_indices(len(references), k=1)]
+
+
+@dataclass(frozen=True)
+class VerifyRates:
+    """The verify rule (threshold for ``far_target`` on reference-to-reference distances)
+    tested on reads not used to set it: achieved FAR over impostor claims and FRR over
+    genuine claims, each with the wider of a bootstrap over devices (reads of one device
+    are a cluster: they share its enrollment and its quirks) and a Wilson interval."""
+
+    far_target: float
+    threshold: float
+    far: Interval
+    frr: Interval
+    genuine_claims: int
+    impostor_claims: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def verify_rates(references: np.ndarray, space: FingerprintSpace, reads: np.ndarray,
+                 owner: np.ndarray, far_target: float = 0.01, n_boot: int = 400,
+                 seed: int = 0) -> VerifyRates:
+    """Every held-out read claims every enrolled identity once; see :class:`VerifyRates`."""
+    references = np.asarray(references, dtype=float)
+    owner = np.asarray(owner, dtype=int)
+    n_dev = len(references)
+    threshold = threshold_at_far(reference_impostor_distances(references, space), far_target)
+    accept = space.distances(np.asarray(reads, dtype=float), references) <= threshold
+    own = owner[:, None] == np.arange(n_dev)[None, :]
+    false_accepts, false_rejects = int(accept[~own].sum()), int((~accept[own]).sum())
+    far_boot, frr_boot = [], []
+    rng = np.random.default_rng(seed)
+    for _ in range(n_boot):
+        devs = rng.integers(0, n_dev, n_dev)
+        rows = np.concatenate([np.flatnonzero(owner == d) for d in devs])
+        if len(rows) == 0:
+            continue
+        sub = accept[np.ix_(rows, devs)]
+        mine = owner[rows][:, None] == devs[None, :]
+        if mine.all() or not mine.any():
+            continue
+        far_boot.append(sub[~mine].mean())
+        frr_boot.append(1.0 - sub[mine].mean())
+
+    def rate(errors: int, n: int, boot: list[float]) -> Interval:
+        counted = wilson(errors, n)
+        if not boot:
+            return counted
+        low, high = np.percentile(boot, [2.5, 97.5])
+        return Interval(counted.value, float(min(low, counted.low)),
+                        float(max(high, counted.high)))
+
+    return VerifyRates(far_target, threshold,
+                       rate(false_accepts, int((~own).sum()), far_boot),
+                       rate(false_rejects, int(own.sum()), frr_boot),
+                       genuine_claims=int(own.sum()), impostor_claims=int((~own).sum()))
+
+
 def decidability(genuine: np.ndarray, impostor: np.ndarray) -> float:
     """d' = |mu_impostor - mu_genuine| / sqrt((s_i^2 + s_g^2) / 2)."""
     g, i = np.asarray(genuine, dtype=float), np.asarray(impostor, dtype=float)
@@ -193,6 +256,7 @@ class FleetMetrics:
     impostor_mean: float
     impostor_std: float
     bits: BitMetrics
+    verify: VerifyRates
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -200,12 +264,14 @@ class FleetMetrics:
 
 @single_blas_thread
 def evaluate_fleet(enrolled: np.ndarray | list[np.ndarray], reads: np.ndarray,
-                   owner: np.ndarray, n_boot: int = 400, seed: int = 0) -> FleetMetrics:
+                   owner: np.ndarray, n_boot: int = 400, seed: int = 0,
+                   verify_far: float = 0.01) -> FleetMetrics:
     """Metrics for ``reads`` (rows, owner[i] = enrolled device) against the enrollments.
 
     ``enrolled`` is one row per device, or a list with a (reads x features) array per
     device. Test reads must not be enrollment reads; EER's interval is a bootstrap over
-    devices, since reads of one device are not independent of each other.
+    devices, since reads of one device are not independent of each other. ``verify``
+    tests the verify rule at ``verify_far`` on those reads (:func:`verify_rates`).
     """
     groups = [np.atleast_2d(np.asarray(g, dtype=float)) for g in enrolled]
     space = FingerprintSpace.fit(groups)
@@ -238,6 +304,7 @@ def evaluate_fleet(enrolled: np.ndarray | list[np.ndarray], reads: np.ndarray,
     # binomial count on the genuine comparisons (the smaller sample) allows.
     counted = wilson(int(round(eer * len(genuine))), len(genuine))
     low, high = min(low, counted.low), max(high, counted.high)
+    verify = verify_rates(enrolled, space, reads, owner, verify_far, n_boot, seed)
     enrolled, reads = enrolled[:, space.keep], reads[:, space.keep]
     medians = np.median(enrolled, axis=0)
     bits = bit_metrics(binarise(enrolled, medians), binarise(reads, medians), owner)
@@ -249,5 +316,5 @@ def evaluate_fleet(enrolled: np.ndarray | list[np.ndarray], reads: np.ndarray,
         decidability=decidability(genuine, impostor),
         genuine_mean=float(genuine.mean()), genuine_std=float(genuine.std()),
         impostor_mean=float(impostor.mean()), impostor_std=float(impostor.std()),
-        bits=bits,
+        bits=bits, verify=verify,
     )

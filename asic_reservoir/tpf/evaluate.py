@@ -5,7 +5,7 @@ rounds. That number is ``1 - 5/64``: the saving if *every* hash were aborted, wh
 oracle that knew the outcome would approach. This module measures the real thing on
 fresh work: round states of genuine SHA-256d over random headers (``asic_reservoir.tpf.rounds``),
 labels from the full double hash, predictors trained on some headers and tested on
-others never seen, AUC with DeLong intervals, exact binomial tests of recall against
+others never seen, AUC with header-clustered DeLong intervals, exact binomial tests of recall against
 random aborting, Holm correction, a power statement, and energy per valid share.
 
 Energy model (documented estimate): a nonce costs ``R = 128`` rounds (two compressions;
@@ -32,6 +32,7 @@ from asic_reservoir.blas import blas_threads
 from asic_reservoir.tpf.rounds import ROUNDS, ROUNDS_PER_NONCE
 from asic_reservoir.tpf.stats import (
     AucResult,
+    clustered_auc,
     delong_auc,
     detectable_auc,
     holm,
@@ -264,7 +265,8 @@ def evaluate(data: Dataset, config: SweepConfig, predictors: Sequence[str] = PRE
                          train_positives=int(y_train.sum()), test_positives=int(y_test.sum()),
                          base_rate=float(data.labels.mean()))
     tasks = [_RoundTask(k, data.states[k][pick], data.labels[pick], data.states[k][test], y_test,
-                        tuple(predictors), tuple(abort_fractions), config.seed, result.base_rate)
+                        data.header[test], tuple(predictors), tuple(abort_fractions),
+                        config.seed, result.base_rate)
              for k in config.rounds]
     if workers > 1 and len(tasks) > 1:
         with ProcessPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
@@ -283,6 +285,7 @@ class _RoundTask:
     fit_labels: np.ndarray
     test_states: np.ndarray
     test_labels: np.ndarray
+    test_headers: np.ndarray
     predictors: tuple[str, ...]
     abort_fractions: tuple[float, ...]
     seed: int
@@ -312,8 +315,9 @@ def _evaluate_round(task: _RoundTask) -> RoundResult:
         cost = predictor_cost_rounds(name, model)
         points = [operating_point(scores[i], task.test_labels, s, k, cost, rng)
                   for s in task.abort_fractions]
-        rows.append(PredictorResult(name, delong_auc(scores[i], task.test_labels), cost, points,
-                                    in_sample[i]))
+        # Nonces of one header share its early state: the header is the unit of the interval.
+        auc = clustered_auc(scores[i], task.test_labels, task.test_headers)
+        rows.append(PredictorResult(name, auc, cost, points, in_sample[i]))
     return RoundResult(k, rows, oracle_energy(k, task.base_rate), paper_saving(k))
 
 
