@@ -18,7 +18,8 @@ def test_demo_json_has_every_unit_channel_baseline_and_control(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(proc.stdout)
     assert report["task"] == "NARMA-10" and report["normalisation"] == "std"
-    expected = {(m, PUBLISHED) for m in DEMO_MODELS} | set(DEMO_BEST.items())
+    expected = {(m, PUBLISHED) for m in DEMO_MODELS} | set(DEMO_BEST.items()) | {
+        (f"all {len(DEMO_MODELS) + len(DEMO_BEST)}", "states side by side")}
     found = {(unit, channel) for unit, chans in report["units"].items() for channel in chans}
     assert found == expected
     for unit, chans in report["units"].items():
@@ -26,8 +27,15 @@ def test_demo_json_has_every_unit_channel_baseline_and_control(tmp_path):
             assert entry["runs"] == 1 and entry["nrmse_std"] is None     # one run: no spread
             assert math.isfinite(entry["nrmse_mean"]) and entry["nrmse_mean"] > 0
             assert set(entry["readouts"]) == {"hardware", "hardware + input"}
-            assert set(entry["controls"]) >= {"input only", "shuffled states"}
+            assert set(entry["controls"]) >= {"input only", "shuffled states",
+                                              "20 input delays", "filter bank + quadratic"}
+            # over input only and over the strongest memory-matched control
+            assert "input only" in entry["gains"] and len(entry["gains"]) == 2
+            assert all(g["verdict"] == "too few runs" for g in entry["gains"].values())
+            cap = entry["capacities"]["hardware"]
+            assert cap["memory_capacity"]["runs"] == 1 and set(cap["ipc_by_degree"]) == {"1", "2"}
     assert set(report["baselines"]) >= {"mean", "ridge u(t)", "ridge 10 delays", "ESN-100"}
+    assert report["capacities"]["ESN-100"]["memory_capacity"]["mean"] > 1
     # The run files are kept and complete.
     assert sorted(p.name for p in tmp_path.glob("*.db")) == sorted(
         [f"{m}-published.db" for m in DEMO_MODELS] + [f"{m}-best.db" for m in DEMO_BEST])

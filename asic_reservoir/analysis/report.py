@@ -17,12 +17,44 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from asic_reservoir.analysis.baselines import CONTROLS, HARDWARE_INPUT, INPUT_ONLY, MEMORY_CONTROLS
-from asic_reservoir.analysis.readout import Score, Split, Summary, summarize_scores
+from asic_reservoir.analysis.readout import Score, Split, Summary, summarize, summarize_scores
 from asic_reservoir.analysis.statistics import MIN_RUNS, PairedComparison, paired
+from asic_reservoir.analysis.tasks import CapacityProfile
 
 
 class PlotsUnavailable(ImportError):
     """matplotlib is missing; install the ``plots`` extra."""
+
+
+@dataclass(frozen=True)
+class CapacitySummary:
+    """Capacities of one kind of states over runs: memory capacity, IPC by degree (each
+    mean ± std over runs) and the mean held-out r^2 per delay (for the plot)."""
+
+    memory: Summary
+    ipc: dict[int, Summary]
+    per_delay: tuple[float, ...]
+
+    @classmethod
+    def from_profiles(cls, profiles: Sequence[CapacityProfile]) -> CapacitySummary:
+        if not profiles:
+            raise ValueError("no capacity profiles to summarise")
+        degrees = sorted({d for p in profiles for d in p.ipc.by_degree})
+        k = min(len(p.memory.per_delay) for p in profiles)
+        curve = np.mean([p.memory.per_delay[:k] for p in profiles], axis=0)
+        return cls(summarize([p.memory.total for p in profiles]),
+                   {d: summarize([p.ipc.by_degree.get(d, 0.0) for p in profiles])
+                    for d in degrees},
+                   tuple(float(v) for v in curve))
+
+    def to_json(self) -> dict[str, Any]:
+        def cap(s: Summary) -> dict[str, Any]:
+            out = s.to_json()
+            return {"mean": out["nrmse_mean"], "std": out["nrmse_std"], "runs": out["runs"],
+                    "values": out["values"]}
+        return {"memory_capacity": cap(self.memory),
+                "ipc_by_degree": {str(d): cap(v) for d, v in self.ipc.items()},
+                "memory_per_delay": [round(v, 6) for v in self.per_delay]}
 
 
 @dataclass
@@ -38,6 +70,7 @@ class Entry:
     readouts: dict[str, Summary]
     controls: dict[str, Summary] = field(default_factory=dict)
     note: str = ""
+    capacities: dict[str, CapacitySummary] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.readouts:
@@ -119,6 +152,8 @@ class Report:
     split: Split | None = None
     skipped_steps: int = 0
     notes: list[str] = field(default_factory=list)
+    capacities: dict[str, CapacitySummary] = field(default_factory=dict)
+    """Task-level capacities (software reservoirs on the same inputs and rows)."""
 
     def table(self, show_range: bool = False) -> str:
         return format_table(self, show_range=show_range)
@@ -168,9 +203,34 @@ def format_table(report: Report, show_range: bool = False) -> str:
     for e in report.entries:
         for g in gains(e):
             lines.append(f"{e.unit}/{e.channel}: {g.sentence()}")
+    lines.extend(_capacity_lines(report))
     notes = [e.note and f"{e.unit}/{e.channel}: {e.note}" for e in report.entries]
     lines.extend(f"note: {n}" for n in [*report.notes, *filter(None, notes)])
     return "\n".join(lines)
+
+
+def _capacity_lines(report: Report) -> list[str]:
+    rows = [(e.unit, e.channel, name, c) for e in report.entries
+            for name, c in e.capacities.items()]
+    rows += [("-", "-", name, c) for name, c in report.capacities.items()]
+    if not rows:
+        return []
+    degrees = sorted({d for *_, c in rows for d in c.ipc})
+    unit_w = max([4] + [len(r[0]) for r in rows])
+    chan_w = max([7] + [len(r[1]) for r in rows])
+    name_w = max([6] + [len(r[2]) for r in rows])
+    w = 20
+    head = [f"{'unit':<{unit_w}}", f"{'channel':<{chan_w}}", f"{'states':<{name_w}}",
+            f"{'memory capacity':<{w}}", *(f"{f'IPC degree {d}':<{w}}" for d in degrees)]
+    lines = ["", "capacities on held-out rows (terms below 9/n_test count as 0), "
+             "mean ± std over runs (n):", "  ".join(head).rstrip(),
+             "  ".join("-" * len(h) for h in head)]
+    for unit, chan, name, c in rows:
+        cells = [f"{unit:<{unit_w}}", f"{chan:<{chan_w}}", f"{name:<{name_w}}",
+                 f"{c.memory.cell(2):<{w}}",
+                 *(f"{(c.ipc[d].cell(2) if d in c.ipc else 'n/a'):<{w}}" for d in degrees)]
+        lines.append("  ".join(cells).rstrip())
+    return lines
 
 
 def report_json(report: Report, show_range: bool = False) -> dict[str, Any]:
@@ -198,6 +258,7 @@ def report_json(report: Report, show_range: bool = False) -> dict[str, Any]:
             "readouts": {k: summ(v) for k, v in e.readouts.items()},
             "controls": {k: summ(v) for k, v in e.controls.items()},
             "gains": {g.control: g.comparison.to_json() for g in gains(e)},
+            "capacities": {k: c.to_json() for k, c in e.capacities.items()},
             **({"note": e.note} if e.note else {}),
         }
     split = None
@@ -208,6 +269,7 @@ def report_json(report: Report, show_range: bool = False) -> dict[str, Any]:
     return {"task": report.task, "metric": "nrmse", "normalisation": "std",
             "split": split, "skipped_steps": report.skipped_steps, "units": units,
             "baselines": {k: summ(v) for k, v in report.baselines.items()},
+            "capacities": {k: c.to_json() for k, c in report.capacities.items()},
             "notes": list(report.notes)}
 
 
@@ -281,6 +343,22 @@ def plot_nrmse_vs_slots(slots: Sequence[int], summaries: Sequence[Summary], path
     ax.set_xlabel("virtual-node slots per step")
     ax.set_ylabel("test NRMSE (std-normalised)")
     ax.set_title(title)
+    return _save(fig, plt, path)
+
+
+def plot_capacity_vs_delay(curves: dict[str, Sequence[float]], path: str | Path,
+                           title: str = "") -> Path:
+    """Held-out r^2 of u(t-k) against delay k, one line per kind of states (PNG): which
+    delays a reservoir remembers, beside the software ones on the same inputs."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, curve in curves.items():
+        ax.plot(range(len(curve)), list(curve), marker="o", ms=3, label=name)
+    ax.set_xlabel("delay k (steps)")
+    ax.set_ylabel("memory capacity term r^2(u(t-k))")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(title)
+    ax.legend(fontsize=7)
     return _save(fig, plt, path)
 
 

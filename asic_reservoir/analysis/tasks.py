@@ -296,3 +296,32 @@ def _heldout_scores(states: np.ndarray, targets: np.ndarray, split: Split,
         score = np.where(var_t > 0, 1.0 - mse / np.where(var_t > 0, var_t, 1.0), 0.0)
         score = np.clip(score, 0.0, None)
     return score, len(test)
+
+
+@dataclass(frozen=True)
+class CapacityProfile:
+    """What a set of states computes from its input: memory capacity (per delay and total)
+    and information processing capacity by degree, both on held-out rows."""
+
+    memory: MemoryCapacity
+    ipc: Capacities
+
+
+MC_DELAYS = 20
+"""Delays of the memory capacity (twice NARMA-10's reach)."""
+IPC_DELAYS = 10
+IPC_DEGREE = 2
+
+
+def capacity_profile(states: np.ndarray, u: np.ndarray, split: Split, *,
+                     valid: np.ndarray | None = None, alphas: np.ndarray | None = None,
+                     low: float = 0.0, high: float = 0.5) -> CapacityProfile:
+    """Memory capacity up to :data:`MC_DELAYS` and IPC up to degree :data:`IPC_DEGREE` over
+    :data:`IPC_DELAYS` delays (both capped at the split's washout, so every target exists);
+    ``u`` must be i.i.d. uniform on [low, high], as NARMA's input is."""
+    k = min(MC_DELAYS, split.washout)
+    return CapacityProfile(
+        memory_capacity(states, u, k, split, alphas=alphas, valid=valid),
+        information_processing_capacity(states, u, split, max_delay=min(IPC_DELAYS, k),
+                                        max_degree=IPC_DEGREE, low=low, high=high,
+                                        alphas=alphas, valid=valid))

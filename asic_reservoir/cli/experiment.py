@@ -20,21 +20,25 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from asic_reservoir.analysis.baselines import (hardware_scores, run_baselines,
-                                              time_constants_in_steps)
+from asic_reservoir.analysis.baselines import (FILTER_BANK, HARDWARE, EchoStateNetwork,
+                                              filter_bank_features, hardware_scores,
+                                              run_baselines, time_constants_in_steps)
 from asic_reservoir.analysis.readout import ReadoutError, Split
 from asic_reservoir.analysis.report import (
+    CapacitySummary,
     Entry,
     PlotsUnavailable,
     Report,
     _pyplot,
     dumps,
     plot_features,
+    plot_capacity_vs_delay,
     plot_nrmse_vs_slots,
     plot_prediction,
 )
 from asic_reservoir.analysis.states import StatesError, states
-from asic_reservoir.analysis.tasks import narma, narma_from_input
+from asic_reservoir.analysis.tasks import (CapacityProfile, TaskError, capacity_profile, narma,
+                                          narma_from_input)
 from asic_reservoir.drivers.clock import Clock, run_virtual
 from asic_reservoir.drivers.errors import UnitError
 from asic_reservoir.drivers.stratum import Pool, PoolConfig
@@ -261,20 +265,26 @@ class AnalysisOptions:
     units: Sequence[str] | None = None
     esn_sizes: Sequence[int] = (100,)
     check_leakage: bool = True
+    capacities: bool = True
 
 
 def analyze_files(paths: Sequence[str | Path], options: AnalysisOptions | None = None,
                   labels: dict[str, str] | None = None, plots: str | Path | None = None):
-    """Score run files: per unit x channel, hardware readouts and controls over runs,
-    plus the task baselines on the same input series. Returns a ``report.Report``."""
+    """Score run files: per unit x channel, hardware readouts, controls and capacities over
+    runs; all units of the same input series together; the task baselines and software
+    capacities on the same input series and rows. Returns a ``report.Report``."""
 
     opt = options or AnalysisOptions()
     entries: list[Entry] = []
-    # Task baselines run on each distinct (input series, scored rows) the hardware used.
+    # Task baselines run once per input series and split, on the rows every hardware
+    # readout of that series used (the paired controls use each unit's own rows).
     series: dict[tuple, tuple[np.ndarray, np.ndarray, Split, np.ndarray]] = {}
+    # (run, input series) -> states of every unit x channel driven by it (joint reservoir)
+    joint: dict[tuple[int, bytes], list[tuple[str, Any, np.ndarray, Split]]] = {}
     notes: list[str] = []
     by_slots: dict[tuple[str, str], dict[int, Any]] = {}   # (unit, channel) -> slots -> entry
     grouped: dict[tuple[str, str], list] = {}   # (unit, channel) -> runs of every file
+    grouped_caps: dict[tuple[str, str], dict[str, list[CapacityProfile]]] = {}
     slot_key: dict[tuple[str, str], tuple[tuple[str, str], int]] = {}
     skipped = 0
     split = None
@@ -292,7 +302,10 @@ def analyze_files(paths: Sequence[str | Path], options: AnalysisOptions | None =
             for unit in meta.units:
                 if opt.units and unit.name not in opt.units:
                     continue
-                per_run = []
+                label = f"{unit.name}" + (f" ({unit.model})" if unit.model not in unit.name
+                                          else "")
+                taus = time_constants_in_steps(unit.profile or unit.model, meta.step_seconds)
+                per_run, profiles = [], {}
                 for run in reader.runs():
                     sm = states(reader, run, [unit.name])
                     u = sm.u
@@ -302,45 +315,131 @@ def analyze_files(paths: Sequence[str | Path], options: AnalysisOptions | None =
                     run_split = Split.fractions(len(u), min(opt.washout, len(u) // 5),
                                                 opt.train, opt.validation)
                     split = split or run_split
+                    where = f"{Path(path).name}: run {run}: {unit.name}"
                     try:
                         scores = hardware_scores(
                             sm.X, u, y, run_split, valid=sm.valid, feature_names=sm.names,
                             seed=run, alphas=ANALYSIS_ALPHAS, check_leakage=opt.check_leakage,
                             feature_time_ns=sm.feature_time_ns, input_time_ns=sm.input_time_ns,
-                            time_constants=time_constants_in_steps(
-                                unit.profile or unit.model, meta.step_seconds))
+                            time_constants=taus)
                     except ReadoutError as exc:      # one bad run must not hide the others
-                        notes.append(f"{Path(path).name}: run {run}: {unit.name} not scored: "
-                                     f"{exc}")
+                        notes.append(f"{where} not scored: {exc}")
                         continue
                     per_run.append(scores)
+                    if opt.capacities:
+                        _add_capacities(profiles, {HARDWARE: sm.X,
+                                                   FILTER_BANK: filter_bank_features(u, taus)},
+                                        u, run_split, sm.valid, notes, where)
                     skipped += sm.n_marked
                     notes.extend(f"{Path(path).name}: run {run}: {n}" for n in sm.notes)
-                    series.setdefault((u.tobytes(), sm.valid.tobytes(), run_split),
-                                      (u, y, run_split, sm.valid))
+                    key = (u.tobytes(), run_split)
+                    ok = sm.valid if key not in series else series[key][3] & sm.valid
+                    series[key] = (u, y, run_split, ok)
+                    if not control:
+                        joint.setdefault((run, u.tobytes()), []).append(
+                            (f"{label} {channel}", sm, u, run_split))
                     if plots is not None:
                         _plots(plots, unit.name, channel, run, sm, scores)
                 if per_run:     # files of the same unit and channel (seeds, sweeps) pool runs
-                    label = f"{unit.name}" + (f" ({unit.model})" if unit.model not in unit.name else "")
                     grouped.setdefault((label, channel), []).extend(per_run)
+                    caps = grouped_caps.setdefault((label, channel), {})
+                    for name, found in profiles.items():
+                        caps.setdefault(name, []).extend(found)
                     if not control:
                         slot_key[(label, channel)] = ((label, base_channel), meta.slots)
     for (label, channel), per_run in grouped.items():
         entries.append(Entry.from_runs(label, channel, per_run))
+        entries[-1].capacities.update(_summaries(grouped_caps[(label, channel)]))
         if (label, channel) in slot_key:
             key, n_slots = slot_key[(label, channel)]
             by_slots.setdefault(key, {})[n_slots] = entries[-1]
     if not entries:
         raise StatesError("no unit with finished steps in the given run files")
     entries = _attach_constant_input_controls(entries)
+    entries.extend(_joint_entries(joint, opt, notes))
     rows = list(series.values())
     baselines = run_baselines([(u, y) for u, y, _, _ in rows], [sp for _, _, sp, _ in rows],
                               valid=[ok for _, _, _, ok in rows], esn_sizes=opt.esn_sizes,
                               alphas=ANALYSIS_ALPHAS)
+    software: dict[str, list[CapacityProfile]] = {}
+    if opt.capacities:
+        for run, (u, _y, sp, ok) in enumerate(rows):
+            _add_capacities(software, {f"ESN-{n}": EchoStateNetwork(n, seed=run).states(u)
+                                       for n in opt.esn_sizes}, u, sp, ok, notes, "ESN")
+    report = Report(task="NARMA-10", entries=entries, baselines=baselines, split=split,
+                    skipped_steps=skipped, notes=list(dict.fromkeys(notes)),
+                    capacities=_summaries(software))
     if plots is not None:
         _plot_slot_sweeps(plots, by_slots, baselines)
-    return Report(task="NARMA-10", entries=entries, baselines=baselines, split=split,
-                  skipped_steps=skipped, notes=list(dict.fromkeys(notes)))
+        _plot_capacities(plots, report)
+    return report
+
+
+def _add_capacities(profiles: dict[str, list[CapacityProfile]], features: dict[str, np.ndarray],
+                    u: np.ndarray, split: Split, valid: np.ndarray, notes: list[str],
+                    where: str) -> None:
+    """Append each feature set's capacity profile on these rows (a failure becomes a note)."""
+    for name, x in features.items():
+        try:
+            profiles.setdefault(name, []).append(
+                capacity_profile(x, u, split, valid=valid, alphas=ANALYSIS_ALPHAS))
+        except TaskError as exc:
+            notes.append(f"{where}: {name} capacities not measured: {exc}")
+
+
+def _summaries(profiles: dict[str, list[CapacityProfile]]) -> dict[str, CapacitySummary]:
+    return {k: CapacitySummary.from_profiles(v) for k, v in profiles.items() if v}
+
+
+def _joint_entries(joint: dict, opt: AnalysisOptions, notes: list[str]) -> list[Entry]:
+    """Every unit x channel driven by the same input series, scored as one reservoir
+    (states side by side, a row usable when it is usable for all of them)."""
+    groups: dict[tuple[str, ...], list] = {}
+    for (run, _), members in sorted(joint.items(), key=lambda kv: kv[0][0]):
+        if len(members) >= 2:
+            groups.setdefault(tuple(m[0] for m in members), []).append((run, members))
+    out = []
+    for names, runs in groups.items():
+        per_run, profiles = [], {}
+        for run, members in runs:
+            n = min(len(m[1].X) for m in members)
+            x = np.hstack([m[1].X[:n] for m in members])
+            valid = np.logical_and.reduce([m[1].valid[:n] for m in members])
+            u, sp = members[0][2][:n], members[0][3]
+            y = narma_from_input(u, NARMA_ORDER)
+            where = f"run {run}: all units together"
+            try:
+                per_run.append(hardware_scores(x, u, y, sp, valid=valid, seed=run,
+                                               alphas=ANALYSIS_ALPHAS,
+                                               check_leakage=opt.check_leakage))
+            except ReadoutError as exc:
+                notes.append(f"{where} not scored: {exc}")
+                continue
+            if opt.capacities:
+                _add_capacities(profiles, {HARDWARE: x}, u, sp, valid, notes, where)
+        if per_run:
+            entry = Entry.from_runs(f"all {len(names)}", "states side by side", per_run,
+                                    note="one reservoir of " + ", ".join(names))
+            entry.capacities.update(_summaries(profiles))
+            out.append(entry)
+    return out
+
+
+def _plot_capacities(directory: str | Path, report: Any) -> None:
+    """Memory capacity against delay for each unit and channel, beside the software ones."""
+    software = {k: c.per_delay for k, c in report.capacities.items()}
+    for e in report.entries:
+        if not e.capacities:
+            continue
+        stem = _stem(f"{e.unit}_{e.channel}")
+        plot_capacity_vs_delay({**{k: c.per_delay for k, c in e.capacities.items()},
+                                **software},
+                               Path(directory) / f"{stem}_capacity_vs_delay.png",
+                               title=f"{e.unit} {e.channel}")
+
+
+def _stem(text: str) -> str:
+    return text.replace(" ", "_").replace("+", "-").replace(":", "-").replace("/", "-")
 
 
 def _attach_constant_input_controls(entries: list) -> list:
@@ -365,14 +464,14 @@ def _plot_slot_sweeps(directory: str | Path, by_slots: dict, baselines: dict) ->
             continue
         slots = sorted(entries)
         head = [next(iter(entries[n].readouts.values())) for n in slots]
-        stem = f"{unit}_{channel}".replace(" ", "_").replace("+", "-").replace(":", "-")
+        stem = _stem(f"{unit}_{channel}")
         plot_nrmse_vs_slots(slots, head, Path(directory) / f"{stem}_nrmse_vs_slots.png",
                             baselines=baselines, title=f"{unit} {channel}")
 
 
 def _plots(directory: str | Path, unit: str, channel: str, run: int, sm: Any,
            scores: dict) -> None:
-    stem = f"{unit}_{channel}".replace(" ", "_").replace("+", "-").replace(":", "-")
+    stem = _stem(f"{unit}_{channel}")
     head = scores.get("hardware + input") or next(iter(scores.values()))
     plot_prediction(head, Path(directory) / f"{stem}_run{run}_prediction.png",
                     title=f"{unit} {channel} run {run}: hardware + input")

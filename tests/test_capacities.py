@@ -1,0 +1,101 @@
+"""Capacities in analyze: hardware beside the filter bank and an ESN, units together,
+capacity plots; from handmade run files whose states are known filters of the input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from asic_reservoir.analysis.readout import Split, input_delays
+from asic_reservoir.analysis.report import CapacitySummary, Entry, Report, dumps
+from asic_reservoir.analysis.readout import summarize
+from asic_reservoir.analysis.tasks import capacity_profile, narma
+from asic_reservoir.cli.experiment import analyze_files
+from asic_reservoir.experiment.loop import input_seed
+from asic_reservoir.experiment.runs import (RunMeta, RunWriter, SlotRow, StepRecord,
+                                            TelemetryRow, UnitMeta)
+
+S = 1_000_000_000
+STEPS = 600
+
+
+def _run_file(path, units: dict, runs: int = 2, seed: int = 0) -> None:
+    """One slot per step; unit ``name`` reports ``{"level": f(u)[t]}`` mid-step, where
+    ``units[name]`` maps the run's input series to that state series."""
+    meta = RunMeta(task="narma10", seed=seed, steps=STEPS, runs=runs, slots=1,
+                   units=[UnitMeta(name=n, url=f"s9://127.0.0.1:{i + 1}")
+                          for i, n in enumerate(units)], channel={"spec": "hand"}, mask=[1.0],
+                   step_seconds=5.0)
+    with RunWriter.create(path, meta) as w:
+        for run in range(runs):
+            u = narma(STEPS, seed=input_seed(seed, run)).u
+            levels = {n: f(u) for n, f in units.items()}
+            for t in range(STEPS):
+                t0 = (run * STEPS + t) * S
+                tel = [TelemetryRow(n, 0, t0 + S // 2, {"level": float(levels[n][t])})
+                       for n in units]
+                w.write_step(StepRecord(run, t, float(u[t]), t0, t0 + S,
+                                        [SlotRow(0, float(u[t]), t0, t0 + S)], [], [], tel, {}))
+
+
+def _ema(u, tau):
+    a, e, out = np.exp(-1 / tau), 0.0, np.empty_like(u)
+    for t, v in enumerate(u):
+        e = a * e + (1 - a) * v
+        out[t] = e
+    return out
+
+
+def test_capacities_of_known_filters_and_units_scored_together(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "run.db"
+    _run_file(path, {"slow": lambda u: _ema(u, 4.0) + rng.normal(0, 1e-3, len(u)),
+                     "late": lambda u: np.r_[0.0, 0.0, u[:-2]] + rng.normal(0, 1e-3, len(u))})
+    report = analyze_files([path], plots=tmp_path / "plots")
+    by_unit = {e.unit: e for e in report.entries}
+    assert set(by_unit) == {"slow", "late", "all 2"}
+    late = by_unit["late"].capacities["hardware"]
+    # a reading u(t-2) and its change u(t-2) - u(t-3): memory capacity 2, at delays 2 and 3
+    assert late.memory.mean == pytest.approx(2.0, abs=0.05)
+    assert np.flatnonzero(np.array(late.per_delay) > 0.5).tolist() == [2, 3]
+    assert late.ipc[2].mean == pytest.approx(0.0, abs=0.05)
+    slow = by_unit["slow"].capacities
+    assert 0.5 < slow["hardware"].memory.mean < slow["filter bank + quadratic"].memory.mean
+    joint = by_unit["all 2"]
+    assert "one reservoir of slow hand, late hand" == joint.note
+    assert joint.capacities["hardware"].memory.mean > late.memory.mean + 0.3
+    assert joint.readouts["hardware"].mean < min(by_unit[u].readouts["hardware"].mean
+                                                 for u in ("slow", "late"))
+    esn = report.capacities["ESN-100"]
+    assert esn.memory.n == 2 and esn.memory.mean > 5
+    text = report.table()
+    assert "capacities on held-out rows" in text
+    assert any(l.startswith("late") and "hardware" in l and "2.0" in l for l in text.splitlines())
+    data = json.loads(dumps(report))
+    cap = data["units"]["late"]["hand"]["capacities"]["hardware"]
+    assert cap["memory_capacity"]["runs"] == 2 and len(cap["memory_per_delay"]) == 21
+    assert set(cap["ipc_by_degree"]) == {"1", "2"}
+    assert data["capacities"]["ESN-100"]["memory_capacity"]["mean"] > 5
+    pngs = sorted(p.name for p in (tmp_path / "plots").glob("*capacity_vs_delay.png"))
+    assert pngs == ["all_2_states_side_by_side_capacity_vs_delay.png",
+                    "late_hand_capacity_vs_delay.png", "slow_hand_capacity_vs_delay.png"]
+
+
+def test_capacity_summary_over_runs():
+    rng = np.random.default_rng(1)
+    split = Split(20, 400, 100)
+    profiles = []
+    for _ in range(3):
+        u = rng.uniform(0, 0.5, 800)
+        profiles.append(capacity_profile(input_delays(u, 4), u, split))
+    c = CapacitySummary.from_profiles(profiles)
+    assert c.memory.n == 3 and c.memory.mean == pytest.approx(4.0, abs=0.1)
+    assert c.ipc[1].mean == pytest.approx(4.0, abs=0.1) and c.ipc[2].mean < 0.2
+    assert c.per_delay[:4] == pytest.approx([1, 1, 1, 1], abs=0.02)
+    rep = Report("toy", [Entry("u", "c", {"hardware": summarize([0.5])}, capacities={"hw": c})],
+                 {})
+    assert "4.00 ± 0.00 (3)" in rep.table()
+    with pytest.raises(ValueError):
+        CapacitySummary.from_profiles([])
