@@ -13,7 +13,7 @@ from asic_reservoir.analysis.report import CapacitySummary, Entry, Report, dumps
 from asic_reservoir.analysis.readout import summarize
 from asic_reservoir.analysis.tasks import capacity_profile, narma
 from asic_reservoir.cli.experiment import analyze_files
-from asic_reservoir.experiment.loop import input_seed
+from asic_reservoir.cli.experiment import narma_inputs
 from asic_reservoir.experiment.runs import (RunMeta, RunWriter, SlotRow, StepRecord,
                                             TelemetryRow, UnitMeta)
 
@@ -21,16 +21,18 @@ S = 1_000_000_000
 STEPS = 600
 
 
-def _run_file(path, units: dict, runs: int = 2, seed: int = 0) -> None:
+def _run_file(path, units: dict, runs: int = 2, seed: int = 0, control: str | None = None
+              ) -> None:
     """One slot per step; unit ``name`` reports ``{"level": f(u)[t]}`` mid-step, where
     ``units[name]`` maps the run's input series to that state series."""
     meta = RunMeta(task="narma10", seed=seed, steps=STEPS, runs=runs, slots=1,
                    units=[UnitMeta(name=n, url=f"s9://127.0.0.1:{i + 1}")
                           for i, n in enumerate(units)], channel={"spec": "hand"}, mask=[1.0],
-                   step_seconds=5.0)
+                   step_seconds=5.0, extra={"control": control} if control else {})
+    inputs = narma_inputs(seed, STEPS, control)
     with RunWriter.create(path, meta) as w:
         for run in range(runs):
-            u = narma(STEPS, seed=input_seed(seed, run)).u
+            u = inputs(run)
             levels = {n: f(u) for n, f in units.items()}
             for t in range(STEPS):
                 t0 = (run * STEPS + t) * S
@@ -99,3 +101,31 @@ def test_capacity_summary_over_runs():
     assert "4.00 ± 0.00 (3)" in rep.table()
     with pytest.raises(ValueError):
         CapacitySummary.from_profiles([])
+
+
+def test_consistency_of_one_input_replayed_is_the_noise_floor(tmp_path):
+    """A noise-free state answers one input replayed identically (r = 1); a state that is
+    signal + independent noise of equal variance correlates ~0.5 with itself, and its
+    change per step (noise-dominated) less: the mean over both lies between."""
+    rng = np.random.default_rng(3)
+
+    def noisy(u):
+        signal = _ema(u, 3.0)
+        return signal + rng.normal(0, signal[50:].std(), len(u))
+
+    units = {"clean": lambda u: _ema(u, 3.0), "noisy": noisy}
+    _run_file(tmp_path / "runs.db", units)
+    _run_file(tmp_path / "repeat.db", units, runs=3, control="repeated-input")
+    report = analyze_files([tmp_path / "runs.db", tmp_path / "repeat.db"])
+    by_unit = {e.unit: e for e in report.entries}
+    assert set(by_unit) == {"clean", "noisy", "all 2"}            # no entries of their own
+    assert by_unit["clean"].consistency.n == 2                    # runs 1 and 2 vs run 0
+    assert by_unit["clean"].consistency.mean == pytest.approx(1.0, abs=1e-6)
+    assert 0.2 < by_unit["noisy"].consistency.mean < 0.55
+    assert "noisy/hand: consistency (same input replayed): mean state correlation 0." in \
+        report.table()
+    assert json.loads(dumps(report))["units"]["noisy"]["hand"]["consistency"]["run_pairs"] == 2
+    # the replayed series is run 0's in every run
+    inputs = narma_inputs(0, 50, "repeated-input")
+    assert np.array_equal(inputs(0), inputs(2))
+    assert not np.array_equal(narma_inputs(0, 50)(0), narma_inputs(0, 50)(2))

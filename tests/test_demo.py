@@ -7,7 +7,8 @@ import math
 import subprocess
 import sys
 
-from asic_reservoir.cli.experiment import DEMO_BEST, DEMO_MODELS, PUBLISHED
+from asic_reservoir.cli.experiment import (DEMO_BEST, DEMO_MODELS, PUBLISHED, REPORT_SEED,
+                                          TUNING_SEED)
 
 
 def test_demo_json_has_every_unit_channel_baseline_and_control(tmp_path):
@@ -38,7 +39,16 @@ def test_demo_json_has_every_unit_channel_baseline_and_control(tmp_path):
     assert report["capacities"]["ESN-100"]["memory_capacity"]["mean"] > 1
     # The run files are kept and complete.
     assert sorted(p.name for p in tmp_path.glob("*.db")) == sorted(
-        [f"{m}-published.db" for m in DEMO_MODELS] + [f"{m}-best.db" for m in DEMO_BEST])
+        [f"{m}-published.db" for m in DEMO_MODELS] + [f"{m}-best.db" for m in DEMO_BEST]
+        + [f"{next(iter(DEMO_BEST))}-repeat.db"])
+    # the consistency test (one input replayed) joins the best channel's entry
+    model, spec = next(iter(DEMO_BEST.items()))
+    assert -1 <= report["units"][model][spec]["consistency"]["mean_r"] <= 1
+    assert report["units"][model][spec]["consistency"]["run_pairs"] == 1
+    # pre-registered: reported on fresh input series, the tuning seed stated beside them
+    assert any(f"input series of seed {REPORT_SEED} (channels were chosen on seed "
+               f"{TUNING_SEED}" in n for n in report["notes"])
+    assert REPORT_SEED != TUNING_SEED
 
 
 def test_demo_refuses_sizes_it_cannot_score():

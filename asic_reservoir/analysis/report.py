@@ -71,6 +71,8 @@ class Entry:
     controls: dict[str, Summary] = field(default_factory=dict)
     note: str = ""
     capacities: dict[str, CapacitySummary] = field(default_factory=dict)
+    consistency: Summary | None = None
+    """Mean state correlation between responses to one input replayed (per run pair)."""
 
     def __post_init__(self) -> None:
         if not self.readouts:
@@ -203,6 +205,11 @@ def format_table(report: Report, show_range: bool = False) -> str:
     for e in report.entries:
         for g in gains(e):
             lines.append(f"{e.unit}/{e.channel}: {g.sentence()}")
+    for e in report.entries:
+        if e.consistency is not None:
+            lines.append(f"{e.unit}/{e.channel}: consistency (same input replayed): mean state "
+                         f"correlation {e.consistency.cell(2)} run pairs; 1 - r is the share "
+                         f"of a state's variance that is noise")
     lines.extend(_capacity_lines(report))
     notes = [e.note and f"{e.unit}/{e.channel}: {e.note}" for e in report.entries]
     lines.extend(f"note: {n}" for n in [*report.notes, *filter(None, notes)])
@@ -259,6 +266,9 @@ def report_json(report: Report, show_range: bool = False) -> dict[str, Any]:
             "controls": {k: summ(v) for k, v in e.controls.items()},
             "gains": {g.control: g.comparison.to_json() for g in gains(e)},
             "capacities": {k: c.to_json() for k, c in e.capacities.items()},
+            **({"consistency": {"mean_r": e.consistency.to_json()["nrmse_mean"],
+                                "std": e.consistency.to_json()["nrmse_std"],
+                                "run_pairs": e.consistency.n}} if e.consistency else {}),
             **({"note": e.note} if e.note else {}),
         }
     split = None

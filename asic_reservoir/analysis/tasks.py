@@ -325,3 +325,39 @@ def capacity_profile(states: np.ndarray, u: np.ndarray, split: Split, *,
         information_processing_capacity(states, u, split, max_delay=min(IPC_DELAYS, k),
                                         max_degree=IPC_DEGREE, low=low, high=high,
                                         alphas=alphas, valid=valid))
+
+
+@dataclass(frozen=True)
+class Consistency:
+    """How reproducibly a reservoir answers the same input (Lymburn et al., Chaos 29,
+    2019): per state feature, the correlation between two responses to one input series.
+    ``1 - r`` of a feature is the share of its variance that is noise, not response."""
+
+    mean_r: float
+    median_r: float
+    per_feature: np.ndarray = field(repr=False)
+    n_rows: int
+
+
+def consistency(first: np.ndarray, second: np.ndarray, valid: np.ndarray | None = None,
+                washout: int = 0) -> Consistency:
+    """Correlation per feature between two state matrices recorded with the same input
+    (rows after ``washout`` that ``valid`` keeps; features constant in either are left out)."""
+    a = np.asarray(first, dtype=float)
+    b = np.asarray(second, dtype=float)
+    if a.ndim != 2 or a.shape != b.shape:
+        raise TaskError(f"consistency needs two state matrices of one shape, got {a.shape} "
+                        f"and {b.shape}")
+    rows = np.arange(len(a)) >= washout
+    if valid is not None:
+        rows &= np.asarray(valid, bool)
+    a, b = a[rows], b[rows]
+    if len(a) < 3:
+        raise TaskError(f"only {len(a)} usable rows for a consistency measure")
+    a, b = a - a.mean(axis=0), b - b.mean(axis=0)
+    sa, sb = np.sqrt((a ** 2).sum(axis=0)), np.sqrt((b ** 2).sum(axis=0))
+    keep = (sa > 0) & (sb > 0)
+    if not keep.any():
+        raise TaskError("no state feature varies in both responses")
+    r = (a[:, keep] * b[:, keep]).sum(axis=0) / (sa[keep] * sb[keep])
+    return Consistency(float(r.mean()), float(np.median(r)), r, int(len(a)))
