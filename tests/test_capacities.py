@@ -122,8 +122,8 @@ def test_consistency_of_one_input_replayed_is_the_noise_floor(tmp_path):
     assert by_unit["clean"].consistency.n == 2                    # runs 1 and 2 vs run 0
     assert by_unit["clean"].consistency.mean == pytest.approx(1.0, abs=1e-6)
     assert 0.2 < by_unit["noisy"].consistency.mean < 0.55
-    assert "noisy/hand: consistency (same input replayed): mean state correlation 0." in \
-        report.table()
+    assert ("noisy/hand: consistency (same input replayed): mean state correlation, over (n) "
+            "run pairs, 0.") in report.table()
     assert json.loads(dumps(report))["units"]["noisy"]["hand"]["consistency"]["run_pairs"] == 2
     # the replayed series is run 0's in every run
     inputs = narma_inputs(0, 50, "repeated-input")

@@ -208,8 +208,8 @@ def format_table(report: Report, show_range: bool = False) -> str:
     for e in report.entries:
         if e.consistency is not None:
             lines.append(f"{e.unit}/{e.channel}: consistency (same input replayed): mean state "
-                         f"correlation {e.consistency.cell(2)} run pairs; 1 - r is the share "
-                         f"of a state's variance that is noise")
+                         f"correlation, over (n) run pairs, {e.consistency.cell(2)}; 1 - r is "
+                         f"the share of a state's variance that is noise")
     lines.extend(_capacity_lines(report))
     notes = [e.note and f"{e.unit}/{e.channel}: {e.note}" for e in report.entries]
     lines.extend(f"note: {n}" for n in [*report.notes, *filter(None, notes)])
