@@ -2,8 +2,11 @@
 
 Baselines answer "how hard is this task without the hardware?": predict the mean, ridge
 on u(t), ridge on k input delays, a software echo state network. Controls answer "did the
-hardware do the work?": the same readout on input delays only, and the hardware states
-shuffled in time (must score ~1.0). All use the readout protocol of
+hardware do the work?": the same readout on the input delays the hardware readout got, the
+hardware states shuffled in time (must score ~1.0), and the memory-matched controls — input
+delays, exponential averages of u at the unit's physical time constants with quadratic
+terms, quadratic delays — since any fading memory beats a memoryless control. Controls are
+scored on exactly the hardware's rows. All use the readout protocol of
 :mod:`asic_reservoir.analysis.readout` and the alignment of :mod:`asic_reservoir.analysis.tasks`.
 """
 
@@ -15,10 +18,10 @@ from typing import Sequence
 import numpy as np
 
 from asic_reservoir.blas import single_blas_thread
-from asic_reservoir.simulator.profiles import PROFILES, Profile
 from asic_reservoir.analysis.readout import (DEFAULT_ALPHAS, ReadoutError, Score, Split, Summary,
                                     check_no_leakage, delay_names, evaluate, input_delays,
                                     nrmse, summarize_scores)
+from asic_reservoir.simulator.profiles import PROFILES, Profile
 
 HARDWARE = "hardware"
 HARDWARE_INPUT = "hardware + input"
