@@ -36,7 +36,8 @@ CANDIDATES = {
 
 
 def _record(size: DemoSize, plan: list[DemoJob], seed: int, tmp: Path):
-    """Record ``plan`` in passes of at most one job per (model, label) file name."""
+    """Record ``plan`` in passes of four units (one pool each) into ``tmp``."""
+    tmp.mkdir(parents=True, exist_ok=True)
     outputs = []
     for lo in range(0, len(plan), 4):
         outputs += run_virtual(run_demo(size, tmp, progress=True, plan=plan[lo:lo + 4],
