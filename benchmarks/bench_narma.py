@@ -84,12 +84,12 @@ def run() -> list[Figure]:
                 g.control, entry.controls[g.control].mean,
                 f"gain {c.interval()}: {c.verdict}"))
         cap = entry.capacities.get("hardware")
+        bank = entry.capacities.get("filter bank + quadratic")
         if cap is not None:
             figures.append(Figure(f"{entry.unit} {entry.channel} memory capacity",
-                                  cap.memory.mean, "", "filter bank",
-                                  entry.capacities.get("filter bank + quadratic",
-                                                       cap).memory.mean,
-                                  f"IPC degree 2 {cap.ipc.get(2, cap.memory).mean:.2f}"))
+                                  cap.memory.mean, "", "filter bank" if bank else "",
+                                  bank.memory.mean if bank else None,
+                                  f"IPC degree 2 {cap.ipc[2].mean:.2f}" if 2 in cap.ipc else ""))
     figures.append(Figure("ridge 20 input delays", ridge20.mean, "NRMSE", "ESN-100", esn.mean,
                           f"± {ridge20.std:.3f} vs ± {esn.std:.3f} ({esn.n} runs)"))
     return figures
