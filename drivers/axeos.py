@@ -48,6 +48,20 @@ def detect_generation(info: dict[str, Any]) -> str:
     return "2.9"
 
 
+def running_frequency(info: dict[str, Any]) -> float | None:
+    """The clock the chip runs at, from ``expectedHashrate`` (GH/s = MHz x small cores x
+    chips / 1000, ESP-Miner 2.9+). ``frequency`` itself is the stored setting, so firmware
+    without ``expectedHashrate`` does not report its running clock: None."""
+    rate = info.get("expectedHashrate")
+    cores = info.get("smallCoreCount")
+    chips = info.get("asicCount") or 1
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (rate, cores, chips)):
+        return None
+    if not cores or not chips:
+        return None
+    return round(float(rate) * 1000.0 / (float(cores) * float(chips)), 1)
+
+
 def split_pool_url(url: str) -> tuple[str, int]:
     """``stratum+tcp://host:port`` -> (host, port); AxeOS stores them separately."""
     parts = urlsplit(url if "://" in url else f"stratum+tcp://{url}")
@@ -132,6 +146,37 @@ class AxeOSClient(HttpClient):
             raise MalformedReply("system/info is not an object", unit=self.unit, command="system/info")
         self.generation = detect_generation(info)
         return info
+
+    async def endpoints(self) -> set[str]:
+        """Which optional endpoints this unit serves, found by asking, not by version.
+
+        ``asic`` and ``statistics`` by a GET whose reply must carry their fields (old
+        firmware answers unknown paths with its web UI); ``pause`` by a harmless
+        ``POST /api/system/resume`` on a unit that is not paused.
+        """
+        found: set[str] = set()
+        for name, path, field in (("asic", "/api/system/asic", "frequencyOptions"),
+                                  ("statistics", "/api/system/statistics", "statistics")):
+            try:
+                status, body, _ = await self.send("GET", path, command=f"system/{name}")
+            except (Timeout, ConnectionRefused, MalformedReply):
+                continue
+            if status == 200:
+                try:
+                    reply = self.parse_json(body, name)
+                except MalformedReply:
+                    continue
+                if isinstance(reply, dict) and field in reply:
+                    found.add(name)
+        info = await self.system_info()
+        if not (info.get("miningPaused") or info.get("paused") or info.get("isPaused")):
+            try:
+                status, _, _ = await self.send("POST", "/api/system/resume", command="resume")
+            except (Timeout, ConnectionRefused, MalformedReply):
+                status = 0
+            if status == 200:
+                found.add("pause")
+        return found
 
     async def asic_info(self) -> dict[str, Any]:
         return await self.get_json("/api/system/asic", command="system/asic")

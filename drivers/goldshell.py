@@ -96,6 +96,24 @@ def current_frequency(setting: dict[str, Any]) -> float | None:
     return None
 
 
+def select_frequency(setting: dict[str, Any], frequency_mhz: float) -> None:
+    """Set ``setting`` to run at ``frequency_mhz``: its power plan when one has that clock,
+    otherwise manual mode with the selected plan's string at the new clock (how the web UI
+    sets other clocks; a unit found in manual mode is restored this way)."""
+    freqs = power_plan_frequencies(setting)
+    if float(frequency_mhz) in freqs:
+        setting["select"] = freqs.index(float(frequency_mhz))
+        setting["manual"] = False
+        return
+    plans = setting.get("powerplans") or []
+    select = setting.get("select")
+    base = setting.get("manualPowerplan") if setting.get("manual") is True else (
+        plans[select].get("info") if isinstance(select, int) and 0 <= select < len(plans) else "")
+    rest = _PLAN_MHZ.sub("", base or "", count=1).strip()
+    setting["manual"] = True
+    setting["manualPowerplan"] = f"{float(frequency_mhz):.0f} MHz {rest}".strip()
+
+
 class GoldshellClient(HttpClient):
     """Web API of one Goldshell unit, plus its cgminer RPC on 4028 (``self.rpc``)."""
 

@@ -65,12 +65,19 @@ class HttpClient:
     async def send(self, method: str, path: str, *, command: str | None = None,
                    json_body: Any = None, params: dict[str, str] | None = None,
                    headers: dict[str, str] | None = None,
-                   form: dict[str, str] | None = None) -> tuple[int, str, dict[str, str]]:
-        """One HTTP request -> (status, body text, headers); transport failures are typed."""
+                   form: dict[str, str] | list[tuple[str, str]] | None = None,
+                   timeout: float | None = None) -> tuple[int, str, dict[str, str]]:
+        """One HTTP request -> (status, body text, headers); transport failures are typed.
+
+        ``timeout`` overrides the client's for one request (a firmware operation known to
+        be slow, such as the S9's config CGI); ``form`` fields keep their order.
+        """
         command = command or f"{method} {path}"
+        limit = self.timeout if timeout is None else timeout
         try:
             async with self.session().request(method, self.base_url + path, json=json_body,
-                                              data=form, params=params, headers=headers) as resp:
+                                              data=form, params=params, headers=headers,
+                                              timeout=aiohttp.ClientTimeout(total=limit)) as resp:
                 body = await resp.content.read(MAX_BODY_BYTES + 1)
                 if len(body) > MAX_BODY_BYTES:
                     raise MalformedReply(f"body exceeds {MAX_BODY_BYTES} bytes", unit=self.unit,
@@ -79,7 +86,7 @@ class HttpClient:
         except UnitError:
             raise
         except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
-            raise Timeout(f"no reply within {self.timeout:g}s", unit=self.unit,
+            raise Timeout(f"no reply within {limit:g}s", unit=self.unit,
                           command=command) from None
         except aiohttp.ClientConnectorError as exc:
             raise ConnectionRefused(connect_failure(self.port, exc.os_error), unit=self.unit,

@@ -128,3 +128,18 @@ class Capabilities:
     pool: bool = True
     pool_needs_restart: bool = False
     restart: bool = True
+    voltage_needs_restart: bool = False
+    learned: tuple[str, ...] = ()             # how each capability was found out, for probe
+
+    def restart_keys(self) -> set[str]:
+        """Settings keys this unit stores for its next restart instead of applying them."""
+        keys: set[str] = set()
+        if self.frequency_needs_restart:
+            keys.add("frequency_mhz")
+        if self.voltage_needs_restart:
+            keys.add("core_voltage_mv")
+        if self.fan_needs_restart:
+            keys |= {"fan_auto", "fan_pct"}
+        if self.pool_needs_restart:
+            keys |= {"pool_url", "pool_user", "pool_password"}
+        return keys

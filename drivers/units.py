@@ -26,14 +26,17 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 
 from asic_reservoir.drivers import axeos
+from asic_reservoir.drivers.antminer import AntminerWeb, config_form, conf_settings
 from asic_reservoir.drivers.cgminer import DEFAULT_PORT as RPC_PORT, CgminerRPC
 from asic_reservoir.drivers.envelope import ENVELOPES, Envelope
 from asic_reservoir.drivers.events import LogEvent
 from asic_reservoir.drivers.errors import (AccessDenied, ConnectionRefused, InvalidCommand, MalformedReply,
                             ServerError, Timeout, UnitError, UnsupportedSetting)
-from asic_reservoir.drivers.goldshell import GoldshellClient, current_frequency, power_plan_frequencies
+from asic_reservoir.drivers.goldshell import (GoldshellClient, current_frequency, power_plan_frequencies,
+                                             select_frequency)
 from asic_reservoir.drivers.http import HttpClient
 from asic_reservoir.drivers.telemetry import SETTINGS_KEYS, Capabilities, Chain, Telemetry, as_float, as_int
+from asic_reservoir.drivers.writes import PENDING_RESTART, ApplyResult, SettingOutcome, judge
 
 log = logging.getLogger(__name__)
 
@@ -111,15 +114,6 @@ class Identity:
         return UnitAddress(self.model, self.host, self.rpc_port, self.http_port).url
 
 
-@dataclass(frozen=True)
-class ApplyResult:
-    """Which settings took effect at once and which wait for a restart."""
-
-    live: tuple[str, ...] = ()
-    pending_restart: tuple[str, ...] = ()
-    restarting: bool = False  # the write itself restarts the miner (S9 set_miner_conf)
-
-
 @dataclass
 class _SessionState:
     snapshot: dict[str, Any] = field(default_factory=dict)
@@ -131,6 +125,11 @@ class Unit(ABC):
 
     model: str = ""
     boot_timeout_s: float = 180.0  # how long a restart may keep the APIs down
+    write_deadline_s: float = 60.0  # how long a write may take to show in the read-backs
+    verify_interval_s: float = 0.5
+    # where each setting is read back: (configuration, running value)
+    setting_source: str = "settings"
+    effect_source: str = "telemetry"
 
     def __init__(self, address: UnitAddress, *, timeout: float = 5.0, attempts: int = 3) -> None:
         self.address = address
@@ -158,7 +157,12 @@ class Unit(ABC):
         """Current settings in canonical keys (:data:`asic_reservoir.drivers.telemetry.SETTINGS_KEYS`)."""
 
     @abstractmethod
-    async def _write(self, changes: dict[str, Any]) -> ApplyResult: ...
+    async def _write(self, changes: dict[str, Any]) -> bool:
+        """Send the changes; True when the write itself restarts the miner."""
+
+    async def running(self, keys: set[str]) -> dict[str, Any]:
+        """The running value of those ``keys`` the firmware reports (others are left out)."""
+        return {}
 
     async def restart(self) -> None:
         await self._restart()
@@ -219,17 +223,72 @@ class Unit(ABC):
             raise UnsupportedSetting(f"frequency {freq} MHz is not one of the power plans "
                                      f"{list(caps.frequency_steps)}", unit=self.name, command="apply")
 
-    async def apply(self, settings: Mapping[str, Any]) -> ApplyResult:
-        """Validate against the envelope and the unit's actuators, then write.
+    async def apply(self, settings: Mapping[str, Any], *,
+                    deadline_s: float | None = None) -> ApplyResult:
+        """Validate against the envelope and the unit's actuators, write, then verify.
 
-        Nothing is sent when any value is refused.
+        Nothing is sent when any value is refused. The result says per setting whether it
+        is running (``applied``), stored for the next restart (``pending_restart``) or did
+        not take (``not_applied``), with the read-backs as evidence; a write that is slow
+        to show is waited for up to ``deadline_s`` (default :attr:`write_deadline_s`) and
+        never raises for being slow.
         """
         changes = dict(settings)
         if not changes:
             return ApplyResult()
         self.envelope.check_settings(changes, unit=self.name)
         await self.check_support(changes)
-        return await self._write(changes)
+        return await self._write_verified(changes, deadline_s)
+
+    async def _write_verified(self, changes: dict[str, Any],
+                              deadline_s: float | None = None) -> ApplyResult:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        restarting = await self._write(changes)
+        if restarting:
+            for state in self._sessions:  # the new values now run: restore must write them back
+                state.restarted = True
+        outcomes = await self.verify(changes, deadline_s=deadline_s, restarted=restarting)
+        return ApplyResult(outcomes=outcomes, restarting=restarting,
+                           elapsed_s=loop.time() - started)
+
+    async def verify(self, changes: Mapping[str, Any], *, deadline_s: float | None = None,
+                     restarted: bool = False) -> tuple[SettingOutcome, ...]:
+        """Read the settings (and running values) back until each change has a final verdict.
+
+        A change whose running value the firmware reports but does not show yet is waited
+        for (the unit may be restarting, its APIs down); at the deadline it is
+        ``pending_restart``. A unit that never answers gives ``not_applied`` with the reason.
+        ``restarted``: the write itself restarted the miner, so nothing waits for a restart.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self.write_deadline_s if deadline_s is None else deadline_s)
+        caps = await self.capabilities()
+        restart_keys = set() if restarted else caps.restart_keys()
+        outcomes: tuple[SettingOutcome, ...] | None = None
+        error = ""
+        while True:
+            try:
+                current = await self.settings()
+                running = await self.running(set(changes))
+            except (Timeout, ConnectionRefused, MalformedReply, ServerError) as exc:
+                error = exc.detail          # restarting: the APIs are down for a while
+            else:
+                outcomes = tuple(
+                    judge(key, value, current.get(key), running.get(key),
+                          observable=key in running, needs_restart=key in restart_keys,
+                          setting_source=self.setting_source, effect_source=self.effect_source)
+                    for key, value in changes.items())
+                waiting = [o for o in outcomes if o.status == PENDING_RESTART and o.key in running]
+                if not waiting:
+                    return outcomes
+            if loop.time() >= deadline:
+                break
+            await asyncio.sleep(self.verify_interval_s)
+        if outcomes is not None:
+            return outcomes
+        return tuple(SettingOutcome(key, value, evidence=f"no read-back before the deadline: {error}")
+                     for key, value in changes.items())
 
     async def point_at_pool(self, url: str, worker: str, password: str = "x") -> ApplyResult:
         """Send the unit to the toolkit's pool (``stratum+tcp://host:port``) as ``worker``."""
@@ -270,7 +329,11 @@ class Unit(ABC):
         diff = {k: v for k, v in state.snapshot.items() if current.get(k) != v}
         if diff:
             log.info("unit %s: restoring %s", self.name, sorted(diff))
-            result = await self._write(diff)  # the unit's own values: no envelope check
+            result = await self._write_verified(diff)  # the unit's own values: no envelope check
+            if result.not_applied:
+                log.error("unit %s: restore did not take for %s", self.name,
+                          ", ".join(f"{o.key} ({o.evidence})" for o in result.outcomes
+                                    if o.key in result.not_applied))
             if result.pending_restart and state.restarted:
                 await self.restart()
         else:
@@ -333,6 +396,9 @@ class S9Unit(Unit):
 
     model = "s9"
     boot_timeout_s = 240.0  # reboot to first share ~60-90 s; bmminer restart less
+    write_deadline_s = 180.0  # CGI reply up to ~31 s, then bmminer's start until RPC shows it
+    setting_source = "get_miner_conf"
+    effect_source = "RPC stats/pools"
 
     def __init__(self, address: UnitAddress, **kwargs: Any) -> None:
         super().__init__(address, **kwargs)
@@ -340,8 +406,8 @@ class S9Unit(Unit):
                               attempts=self.attempts, unit=self.name)
         auth = aiohttp.DigestAuthMiddleware(address.username or S9_WEB_USER,
                                             address.password or S9_WEB_PASSWORD)
-        self.web = HttpClient(self.host, address.http_port, timeout=self.timeout,
-                              attempts=self.attempts, unit=self.name, middlewares=(auth,))
+        self.web = AntminerWeb(self.host, address.http_port, timeout=self.timeout,
+                               attempts=self.attempts, unit=self.name, middlewares=(auth,))
 
     async def close(self) -> None:
         await self.web.close()
@@ -360,61 +426,37 @@ class S9Unit(Unit):
     async def capabilities(self) -> Capabilities:
         return Capabilities(frequency=True, frequency_needs_restart=True, fan=True,
                             fan_needs_restart=True,
-                            pool=True, pool_needs_restart=True)
+                            pool=True, pool_needs_restart=True,
+                            learned=("settings: set_miner_conf.cgi restarts bmminer to load them",))
 
     async def miner_conf(self) -> dict[str, Any]:
         """The web UI's miner configuration (bmminer.conf as JSON)."""
-        conf = await self.web.get_json("/cgi-bin/get_miner_conf.cgi", command="get_miner_conf")
-        if not isinstance(conf, dict):
-            raise UnitError("get_miner_conf is not an object", unit=self.name, command="get_miner_conf")
-        return conf
+        return await self.web.miner_conf()
 
     async def settings(self) -> dict[str, Any]:
-        conf = await self.miner_conf()
+        return conf_settings(await self.miner_conf())
+
+    async def running(self, keys: set[str]) -> dict[str, Any]:
+        """bmminer's running frequency and active pool (the fan duty is not reported)."""
         out: dict[str, Any] = {}
-        pools = conf.get("pools") or []
-        if pools:
-            out["pool_url"] = pools[0].get("url", "")
-            out["pool_user"] = pools[0].get("user", "")
-            out["pool_password"] = pools[0].get("pass", "")
-        freq = as_float(conf.get("bitmain-freq"))
-        if freq is not None:
-            out["frequency_mhz"] = freq
-        if "bitmain-fan-ctrl" in conf:
-            out["fan_auto"] = not bool(conf["bitmain-fan-ctrl"])
-        pwm = as_float(conf.get("bitmain-fan-pwm"))
-        if pwm is not None:
-            out["fan_pct"] = pwm
+        if keys & {"frequency_mhz", "pool_url", "pool_user"}:
+            reading = await self.telemetry()
+            if "frequency_mhz" in keys and reading.frequency_mhz is not None:
+                out["frequency_mhz"] = reading.frequency_mhz
+            if "pool_url" in keys and reading.pool_url:
+                out["pool_url"] = reading.pool_url
+            if "pool_user" in keys and reading.pool_user:
+                out["pool_user"] = reading.pool_user
         return out
 
-    async def _write(self, changes: dict[str, Any]) -> ApplyResult:
-        conf = await self.miner_conf()
-        pools = list(conf.get("pools") or [{}])
-        pool0 = pools[0]
-        form: dict[str, str] = {
-            "_ant_pool1url": changes.get("pool_url", pool0.get("url", "")),
-            "_ant_pool1user": changes.get("pool_user", pool0.get("user", "")),
-            "_ant_pool1pw": changes.get("pool_password", pool0.get("pass", "")),
-        }
-        for i in (2, 3):
-            extra = pools[i - 1] if len(pools) >= i else {}
-            form[f"_ant_pool{i}url"] = extra.get("url", "")
-            form[f"_ant_pool{i}user"] = extra.get("user", "")
-            form[f"_ant_pool{i}pw"] = extra.get("pass", "")
-        freq = changes.get("frequency_mhz", as_float(conf.get("bitmain-freq")))
-        if freq is not None:
-            form["_ant_freq"] = f"{float(freq):g}"
-        fan_auto = changes.get("fan_auto", not bool(conf.get("bitmain-fan-ctrl", False)))
-        form["_ant_fan_customize_switch"] = "false" if fan_auto else "true"
-        pwm = changes.get("fan_pct", as_float(conf.get("bitmain-fan-pwm")))
-        if pwm is not None:
-            form["_ant_fan_customize_value"] = f"{int(round(float(pwm)))}"
-        status, body, _ = await self.web.send("POST", "/cgi-bin/set_miner_conf.cgi",
-                                              command="set_miner_conf", form=form)
-        self.web.check(status, body, "set_miner_conf")
-        for state in self._sessions:  # the CGI restarts bmminer: the new values now run
-            state.restarted = True
-        return ApplyResult(live=tuple(sorted(changes)), restarting=True)
+    async def _write(self, changes: dict[str, Any]) -> bool:
+        form = config_form(await self.miner_conf(), changes)
+        try:
+            await self.web.set_miner_conf(form)
+        except Timeout as exc:   # the script may still be sleeping: the read-back decides
+            log.warning("unit %s: set_miner_conf has not answered (%s); verifying by read-back",
+                        self.name, exc.detail)
+        return True
 
     async def _restart(self) -> None:
         try:
@@ -422,8 +464,7 @@ class S9Unit(Unit):
             return
         except (AccessDenied, InvalidCommand):
             pass
-        status, body, _ = await self.web.send("POST", "/cgi-bin/reboot.cgi", command="reboot")
-        self.web.check(status, body, "reboot")
+        await self.web.reboot()
 
 
 # --------------------------------------------------------------------------- LV06
@@ -440,8 +481,8 @@ def parse_axeos(info: dict[str, Any], unit: str, model: str = "lv06") -> Telemet
     url = str(pool.get("stratumURL", ""))
     if url and "://" not in url:
         url = f"stratum+tcp://{url}:{pool.get('stratumPort', '')}"
-    fanrpm = as_int(info.get("fanrpm"))
-    paused = info.get("paused", info.get("isPaused"))
+    fanrpm = as_int(info.get("fanrpm", info.get("fanSpeedRpm")))  # fanSpeedRpm before v2.2
+    paused = info.get("miningPaused", info.get("paused", info.get("isPaused")))
     return Telemetry(
         time=time.time(), unit=unit, model=model,
         firmware=str(info.get("version", "")),
@@ -462,15 +503,20 @@ def parse_axeos(info: dict[str, Any], unit: str, model: str = "lv06") -> Telemet
 
 
 class LV06Unit(Unit):
-    """Lucky Miner LV06 (ESP-Miner/AxeOS clone): HTTP API, live frequency/voltage/fan, pause."""
+    """Lucky Miner LV06 (ESP-Miner/AxeOS clone): HTTP API. What a unit supports is learned
+    from the unit (endpoints it serves, fields it reports), never from its version string."""
 
     model = "lv06"
     boot_timeout_s = 60.0  # ESP32 boot + ASIC init ~5-10 s
+    write_deadline_s = 30.0  # the power task ramps a new clock within seconds
+    setting_source = "system/info"
+    effect_source = "expectedHashrate"
 
     def __init__(self, address: UnitAddress, **kwargs: Any) -> None:
         super().__init__(address, **kwargs)
         self.api = axeos.AxeOSClient(self.host, address.http_port, timeout=self.timeout,
                                      attempts=self.attempts, unit=self.name)
+        self._caps: Capabilities | None = None
 
     async def close(self) -> None:
         await self.api.close()
@@ -485,25 +531,51 @@ class LV06Unit(Unit):
         return parse_axeos(await self.api.system_info(), self.name)
 
     async def capabilities(self) -> Capabilities:
-        return Capabilities(frequency=True, voltage=True, fan=True, temp_target=True, pause=True,
-                            pool=True, pool_needs_restart=True)
+        """Learned once per driver: which endpoints answer and which fields the unit reports."""
+        if self._caps is None:
+            info = await self.api.system_info()
+            endpoints = await self.api.endpoints()
+            learned = [f"endpoints: {', '.join(sorted(endpoints)) or 'none beyond info'}"]
+            # ESP-Miner v2.2.0 brought both the live clock transition and overheat_mode; a
+            # field set without overheat_mode and without expectedHashrate is the older
+            # apply path, which loads frequency, voltage and the fan mode at restart.
+            live = "overheat_mode" in info or "expectedHashrate" in info
+            learned.append("frequency/voltage: " + (
+                "live (info reports overheat_mode/expectedHashrate: power task re-reads settings)"
+                if live else "at restart (info has neither overheat_mode nor expectedHashrate)"))
+            learned.append("pool: at restart (the stratum task reads it at start)")
+            self._caps = Capabilities(
+                frequency=True, voltage=True, fan=True, temp_target="temptarget" in info,
+                pause="pause" in endpoints, pool=True, pool_needs_restart=True,
+                frequency_needs_restart=not live, voltage_needs_restart=not live,
+                learned=tuple(learned))
+        return self._caps
 
     async def settings(self) -> dict[str, Any]:
         return axeos.read_settings(await self.api.system_info())
 
-    async def _write(self, changes: dict[str, Any]) -> ApplyResult:
+    async def running(self, keys: set[str]) -> dict[str, Any]:
+        """The running clock, from ``expectedHashrate`` (running MHz x small cores x chips)."""
+        if "frequency_mhz" not in keys:
+            return {}
+        freq = axeos.running_frequency(await self.api.system_info())
+        return {} if freq is None else {"frequency_mhz": freq}
+
+    async def _write(self, changes: dict[str, Any]) -> bool:
         await self.api.apply(changes)
-        pool = tuple(sorted(k for k in changes if k.startswith("pool_")))
-        return ApplyResult(live=tuple(sorted(k for k in changes if k not in pool)),
-                           pending_restart=pool)
+        return False
 
     async def _restart(self) -> None:
         await self.api.restart()
 
     async def pause(self) -> None:
+        if not (await self.capabilities()).pause:
+            await super().pause()
         await self.api.pause()
 
     async def resume(self) -> None:
+        if not (await self.capabilities()).pause:
+            await super().resume()
         await self.api.resume()
 
     def events(self) -> AsyncIterator[LogEvent]:
@@ -564,6 +636,9 @@ class LBBoxUnit(Unit):
 
     model = "lbbox"
     boot_timeout_s = 180.0  # Linux controller boot ~60 s
+    write_deadline_s = 60.0  # a new plan re-tunes the board before it hashes at the new clock
+    setting_source = "mcb/setting"
+    effect_source = "RPC devs/pools"
 
     def __init__(self, address: UnitAddress, **kwargs: Any) -> None:
         super().__init__(address, **kwargs)
@@ -616,12 +691,24 @@ class LBBoxUnit(Unit):
             out["pool_password"] = pools[0].get("pass", "")
         return out
 
-    async def _write(self, changes: dict[str, Any]) -> ApplyResult:
+    async def running(self, keys: set[str]) -> dict[str, Any]:
+        """The boards' running clock and the active pool, from the cgminer RPC."""
+        out: dict[str, Any] = {}
+        if keys & {"frequency_mhz", "pool_url", "pool_user"}:
+            reading = await self.telemetry()
+            if "frequency_mhz" in keys and reading.frequency_mhz is not None:
+                out["frequency_mhz"] = reading.frequency_mhz
+            if "pool_url" in keys and reading.pool_url:
+                out["pool_url"] = reading.pool_url
+            if "pool_user" in keys and reading.pool_user:
+                out["pool_user"] = reading.pool_user
+        return out
+
+    async def _write(self, changes: dict[str, Any]) -> bool:
         if "frequency_mhz" in changes or "temp_target_c" in changes:
             setting = await self.api.setting()
             if "frequency_mhz" in changes:
-                setting["select"] = power_plan_frequencies(setting).index(float(changes["frequency_mhz"]))
-                setting["manual"] = False
+                select_frequency(setting, float(changes["frequency_mhz"]))
             if "temp_target_c" in changes:
                 setting["temp_target"] = changes["temp_target_c"]
             await self.api.put_setting(setting)
@@ -631,7 +718,7 @@ class LBBoxUnit(Unit):
             await self.api.set_pool(changes.get("pool_url", first.get("url", "")),
                                     changes.get("pool_user", first.get("user", "")),
                                     changes.get("pool_password", first.get("pass", "x")))
-        return ApplyResult(live=tuple(sorted(changes)))
+        return False
 
     async def _restart(self) -> None:
         await self.api.restart()

@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import json
 import socket
+from urllib.parse import urlencode
 
 import pytest
 import pytest_asyncio
@@ -24,8 +25,12 @@ from asic_reservoir.drivers.errors import (AccessDenied, ConnectionRefused, Enve
 from asic_reservoir.drivers.events import NonceEvent
 from asic_reservoir.drivers.serial import ConsoleReader
 from asic_reservoir.drivers.stratum import Pool, PoolConfig
+from asic_reservoir.drivers.antminer import config_form
 from asic_reservoir.drivers.units import (LBBoxUnit, LV06Unit, S9Unit, identify, open_unit, parse_unit_url)
 from asic_reservoir.simulator import SimulatedUnit, UnitConfig, auto_hash_scale, profile, start_units
+from asic_reservoir.simulator.firmware.antminer_web import (SET_CONF_FIELDS, SET_CONF_REPLY_S,
+                                                          positional_fields)
+from tests.sim_firmware_support import running_unit
 
 in_lab_loop = pytest.mark.asyncio(loop_scope="module")  # async tests share the lab's loop
 
@@ -278,6 +283,38 @@ async def test_s9_frequency_applies_through_restart(lab):
         await unit.apply({"frequency_mhz": before["frequency_mhz"]})
         await wait_until(lambda: sim.reading().frequency_mhz == pytest.approx(before["frequency_mhz"], abs=1))
         assert await unit.settings() == before
+
+
+async def test_s9_slow_config_write_is_applied_after_read_back_not_a_timeout():
+    """The CGI answers 25 simulated s after the post (2.5 wall s at speed 10), far beyond the
+    driver's 1 s request timeout: the write is verified by read-back, never a Timeout."""
+    async with running_unit("s9", speed=10.0, rpc_port=0, http_port=0) as sim:
+        unit = await open_unit(sim.url, timeout=1.0)
+        unit.verify_interval_s = 0.2
+        try:
+            sent = sim.clock.now()
+            result = await unit.apply({"frequency_mhz": 600.0})
+            assert sim.clock.now() - sent >= SET_CONF_REPLY_S
+            assert result.status == "applied" and result.restarting
+            outcome = result.outcome("frequency_mhz")
+            assert (outcome.setting, outcome.effective) == (600.0, 600.0)
+            assert "RPC" in outcome.evidence
+            assert sim.reading().frequency_mhz == pytest.approx(600, abs=1)
+        finally:
+            await unit.close()
+
+
+@in_lab_loop
+async def test_s9_form_is_posted_in_the_scripts_positional_order(lab):
+    await settle(lab)
+    sim = lab.units["s9"]
+    async with opened(sim.url) as unit:
+        conf = await unit.miner_conf()
+    form = config_form(conf, {"frequency_mhz": 600.0, "fan_auto": False, "fan_pct": 80})
+    assert [k for k, _ in form][:14] == list(SET_CONF_FIELDS)
+    fields = positional_fields(urlencode(form))      # what the script's case 0-13 reads
+    assert (fields["_ant_freq"], fields["_ant_fan_customize_switch"],
+            fields["_ant_fan_customize_value"]) == ("600", "true", "80")
 
 
 @in_lab_loop

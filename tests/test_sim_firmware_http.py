@@ -10,7 +10,8 @@ import aiohttp
 import httpx
 import pytest
 
-from asic_reservoir.simulator.firmware.antminer_web import AntminerWebServer, parse_digest_header
+from asic_reservoir.simulator.firmware.antminer_web import (SET_CONF_REPLY_S, AntminerWebServer,
+                                                          parse_digest_header, positional_fields)
 from asic_reservoir.simulator.firmware.axeos import AxeOSServer
 from asic_reservoir.simulator.firmware.goldshell_web import GoldshellWebServer, encrypt_password
 from tests.sim_firmware_support import HOST, running_unit, wait_for
@@ -83,27 +84,53 @@ async def test_s9_web_system_info_and_conf_with_digest_auth(s9_web):
         assert status.status_code == 200 and "Chain#" in status.text
 
 
+S9_FORM = [("_ant_pool1url", "stratum+tcp://127.0.0.1:3456"), ("_ant_pool1user", "rig.s9"),
+           ("_ant_pool1pw", "pw"), ("_ant_pool2url", ""), ("_ant_pool2user", ""), ("_ant_pool2pw", ""),
+           ("_ant_pool3url", ""), ("_ant_pool3user", ""), ("_ant_pool3pw", ""),
+           ("_ant_nobeeper", "false"), ("_ant_notempoverctrl", "false"),
+           ("_ant_fan_customize_switch", "false"), ("_ant_fan_customize_value", ""),
+           ("_ant_freq", "600")]
+
+
 async def test_s9_set_miner_conf_applies_pool_and_frequency_through_restart(s9_web):
     unit, base = s9_web
-    form = {"_ant_pool1url": "stratum+tcp://127.0.0.1:3456", "_ant_pool1user": "rig.s9",
-            "_ant_pool1pw": "pw", "_ant_pool2url": "", "_ant_pool2user": "", "_ant_pool2pw": "",
-            "_ant_pool3url": "", "_ant_pool3user": "", "_ant_pool3pw": "",
-            "_ant_nobeeper": "false", "_ant_notempoverctrl": "false",
-            "_ant_fan_customize_switch": "false", "_ant_fan_customize_value": "",
-            "_ant_freq": "600", "_ant_voltage": "0706"}
-    async with httpx.AsyncClient(auth=httpx.DigestAuth("root", "root")) as client:
-        r = await client.post(base + "/cgi-bin/set_miner_conf.cgi", data=form)
+    async with httpx.AsyncClient(auth=httpx.DigestAuth("root", "root"), timeout=30) as client:
+        sent = unit.clock.now()
+        r = await client.post(base + "/cgi-bin/set_miner_conf.cgi", data=dict(S9_FORM))
         assert (r.status_code, r.text) == (200, "ok")
+        assert unit.clock.now() - sent >= SET_CONF_REPLY_S      # the script sleeps before "ok"
         await wait_for(lambda: abs(unit.reading().frequency_mhz - 600) < 1, timeout=20)
         s = unit.settings()
         assert (s["pool_url"], s["pool_user"], s["pool_password"]) == ("stratum+tcp://127.0.0.1:3456", "rig.s9", "pw")
         conf = json.loads((await client.get(base + "/cgi-bin/get_miner_conf.cgi")).text)
         assert conf["bitmain-freq"] == "600" and conf["pools"][0]["user"] == "rig.s9"
-        bad = await client.post(base + "/cgi-bin/set_miner_conf.cgi", data={**form, "_ant_freq": "5000"})
-        assert bad.status_code == 400
-        junk = await client.post(base + "/cgi-bin/set_miner_conf.cgi", data={**form, "_ant_freq": "fast"})
-        assert junk.status_code == 400 and "bitmain-freq" in junk.text
-        assert unit.settings()["frequency_mhz"] == 600
+        assert "bitmain-fan-ctrl" not in conf and "bitmain-fan-pwm" not in conf   # automatic fan
+
+
+async def test_s9_set_miner_conf_assigns_fields_by_position(s9_web):
+    unit, base = s9_web
+    # the form as a name-keyed client posts it: no beeper/temp fields, frequency ninth
+    shifted = [kv for kv in S9_FORM if kv[0] not in ("_ant_nobeeper", "_ant_notempoverctrl",
+                                                     "_ant_freq")]
+    shifted.insert(9, ("_ant_freq", "600"))
+    async with httpx.AsyncClient(auth=httpx.DigestAuth("root", "root"), timeout=30) as client:
+        r = await client.post(base + "/cgi-bin/set_miner_conf.cgi", data=dict(shifted))
+        assert (r.status_code, r.text) == (200, "ok")             # the script never complains
+        await wait_for(lambda: not unit.reading().booting and unit.reading().uptime_s > 0, timeout=20)
+        conf = json.loads((await client.get(base + "/cgi-bin/get_miner_conf.cgi")).text)
+        assert conf["bitmain-freq"] == ""                         # position 13 got nothing
+        assert unit.reading().frequency_mhz == pytest.approx(650, abs=1)   # bmminer's default
+        junk = [*S9_FORM[:-1], ("_ant_freq", "fast")]
+        r = await client.post(base + "/cgi-bin/set_miner_conf.cgi", data=dict(junk))
+        assert r.text == "ok"
+        conf = json.loads((await client.get(base + "/cgi-bin/get_miner_conf.cgi")).text)
+        assert conf["bitmain-freq"] == "fast" and unit.settings()["frequency_mhz"] == 650
+
+
+def test_positional_fields_keep_a_misplaced_name():
+    fields = positional_fields("_ant_pool1url=a&_ant_freq=600")
+    assert fields["_ant_pool1url"] == "a" and fields["_ant_pool1user"] == "_ant_freq=600"
+    assert fields["_ant_freq"] == ""
 
 
 # --------------------------------------------------------------- LV06 AxeOS
@@ -325,8 +352,8 @@ async def test_axeos_and_goldshell_survive_fuzzed_bodies(axeos, gold):
 async def test_s9_reboot_cgi_takes_the_web_ui_down_until_boot_ends(s9_web):
     unit, base = s9_web
     async with httpx.AsyncClient(auth=httpx.DigestAuth("root", "root")) as client:
-        r = await client.get(base + "/cgi-bin/reboot.cgi")
-        assert r.status_code == 200
+        with pytest.raises(httpx.RemoteProtocolError):        # "Reboot" without any headers
+            await client.get(base + "/cgi-bin/reboot.cgi")
         await wait_for(lambda: unit.reading().booting)
         with pytest.raises(httpx.HTTPError):
             await client.get(base + "/cgi-bin/get_system_info.cgi")

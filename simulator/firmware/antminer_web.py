@@ -9,17 +9,22 @@ What clients observe on a stock S9 (firmware 16.8.1.3, 2017):
   miner-management tools use to recognise an Antminer;
 * ``/cgi-bin/get_system_info.cgi`` (``minertype`` = ``"Antminer S9"``),
   ``/cgi-bin/get_miner_conf.cgi`` (the bmminer.conf file, printed verbatim with
-  its ``" : "`` spacing), ``/cgi-bin/set_miner_conf.cgi`` (form fields
-  ``_ant_pool1url``, ``_ant_pool1user``, ``_ant_pool1pw`` ... ``_ant_freq``):
-  the script rewrites the config, restarts bmminer and prints ``ok`` -- so pool
-  and frequency take effect only through that restart, as on the real unit;
-* ``/cgi-bin/minerStatus.cgi`` (HTML status page), ``/cgi-bin/reboot.cgi`` (the
-  whole controller reboots: the web UI itself drops connections until it is back,
-  whereas set_miner_conf.cgi only restarts bmminer and the web UI stays up).
+  its ``" : "`` spacing; the fan keys appear only while a custom fan is set);
+* ``/cgi-bin/set_miner_conf.cgi``: a shell script that assigns the posted fields
+  **by position**, whatever their names (pool 1-3 url/user/pw, ``_ant_nobeeper``,
+  ``_ant_notempoverctrl``, ``_ant_fan_customize_switch``, ``_ant_fan_customize_value``,
+  ``_ant_freq``); a field posted out of place lands in another variable with its
+  ``name=`` still attached. It rewrites the config, restarts bmminer, sleeps and
+  only then prints ``ok`` (``SET_CONF_REPLY_S`` simulated seconds). bmminer reads the
+  config at start: a frequency it cannot parse leaves it at its default clock, while
+  the config file keeps the text that was posted;
+* ``/cgi-bin/minerStatus.cgi`` (HTML status page), ``/cgi-bin/reboot.cgi``: the
+  script prints ``Reboot`` with no HTTP headers and reboots the controller, so
+  the client sees a malformed reply; the web UI drops connections until the unit is
+  back (set_miner_conf.cgi only restarts bmminer and the web UI stays up).
 
-Deliberate deviation: the real set_miner_conf.cgi writes any value and bmminer
-then refuses to start (``Invalid value passed to bitmain-freq``); the simulator
-answers ``400`` with the reason instead of bricking the simulated unit.
+Sources: firmware_notes/antminer-s9.md (the S9 CGI scripts as published in public
+firmware trees).
 """
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ import logging
 import secrets
 import time
 from typing import Any
+from urllib.parse import unquote_plus
 
 from aiohttp import web
 
@@ -42,6 +48,15 @@ from asic_reservoir.simulator.profiles import profile
 log = logging.getLogger(__name__)
 
 REALM = "antMiner Configuration"
+# set_miner_conf.cgi's positional variables (case 0-13 of the stock S9 script)
+SET_CONF_FIELDS = ("_ant_pool1url", "_ant_pool1user", "_ant_pool1pw",
+                   "_ant_pool2url", "_ant_pool2user", "_ant_pool2pw",
+                   "_ant_pool3url", "_ant_pool3user", "_ant_pool3pw",
+                   "_ant_nobeeper", "_ant_notempoverctrl",
+                   "_ant_fan_customize_switch", "_ant_fan_customize_value", "_ant_freq")
+# Simulated seconds between the POST and the script's "ok": the published scripts sleep
+# 1 + 5 s or 30 + 1 s after restarting bmminer; 25 s sits inside that 6-31 s range.
+SET_CONF_REPLY_S = 25.0
 NONCE_LIFETIME_S = 600.0
 _UNAUTHORIZED_BODY = ('<?xml version="1.0" encoding="iso-8859-1"?>\n'
                       "<!DOCTYPE html>\n<html><head><title>401 - Unauthorized</title></head>"
@@ -95,10 +110,13 @@ class AntminerWebServer(FirmwareWebServer):
         self.password = password
         self._nonces: dict[str, float] = {}
         self._extra_pools = [("", "", ""), ("", "", "")]   # pools 2 and 3 of bmminer.conf
+        self._nobeeper = False
+        self._notempoverctrl = False
         self._fan_ctrl = False
+        self._fan_pwm = ""
+        self._freq_text = f"{unit.settings()['frequency_mhz']:g}"
         self._rebooting = False
         self._reboot_seen = False
-        self._fan_pwm = "100"
         self.app = web.Application(middlewares=[self._auth_middleware])
         self.app.router.add_route("*", "/", self._index)
         self.app.router.add_route("*", "/index.html", self._index)
@@ -189,55 +207,55 @@ class AntminerWebServer(FirmwareWebServer):
         return [first, *self._extra_pools]
 
     async def _get_miner_conf(self, request: web.Request) -> web.Response:
-        s = self.unit.settings()
         pools = ",\n".join('{\n"url" : %s,\n"user" : %s,\n"pass" : %s\n}'
                            % (json.dumps(u), json.dumps(w), json.dumps(p)) for u, w, p in self._conf_pools())
-        conf = ("{\n\"pools\" : [\n" + pools + "\n]\n,\n"
-                '"api-listen" : true,\n"api-network" : true,\n'
-                f'"api-groups" : "{STOCK_S9_API_GROUPS}",\n"api-allow" : "{STOCK_API_ALLOW}",\n'
-                f'"bitmain-fan-ctrl" : {"true" if self._fan_ctrl else "false"},\n'
-                f'"bitmain-fan-pwm" : "{self._fan_pwm}",\n"bitmain-use-vil" : true,\n'
-                f'"bitmain-freq" : "{int(round(float(s.get("frequency_mhz", 0))))}",\n'
-                '"bitmain-voltage" : "0706",\n"multi-version" : "1"\n}\n')
+        lines = ['"api-listen" : true', '"api-network" : true',
+                 f'"api-groups" : "{STOCK_S9_API_GROUPS}"', f'"api-allow" : "{STOCK_API_ALLOW}"']
+        if self._nobeeper:
+            lines.append('"bitmain-nobeeper" : true')
+        if self._notempoverctrl:
+            lines.append('"bitmain-notempoverctrl" : true')
+        if self._fan_ctrl:               # the script writes the fan keys only for a custom fan
+            lines += ['"bitmain-fan-ctrl" : true', f'"bitmain-fan-pwm" : {json.dumps(self._fan_pwm)}']
+        lines += ['"bitmain-use-vil" : true', f'"bitmain-freq" : {json.dumps(self._freq_text)}',
+                  '"bitmain-voltage" : "0706"']
+        conf = "{\n\"pools\" : [\n" + pools + "\n]\n,\n" + ",\n".join(lines) + "\n}\n"
         return web.Response(text=conf, content_type="text/plain")
 
     async def _set_miner_conf(self, request: web.Request) -> web.Response:
-        form = await request.post()
-        changes: dict[str, Any] = {}
-        url = form.get("_ant_pool1url")
-        if isinstance(url, str) and url:
-            changes["pool_url"] = url
-            changes["pool_user"] = str(form.get("_ant_pool1user", ""))
-            changes["pool_password"] = str(form.get("_ant_pool1pw", ""))
-        freq = form.get("_ant_freq")
-        if isinstance(freq, str) and freq.strip():
-            try:
-                changes["frequency_mhz"] = float(freq)
-            except ValueError:
-                return web.Response(status=400, text=f"Invalid value passed to bitmain-freq: {freq!r}\n")
-        fan_switch = str(form.get("_ant_fan_customize_switch", "false")).lower() == "true"
-        fan_value = str(form.get("_ant_fan_customize_value", "")).strip()
-        if "_ant_fan_customize_switch" in form:
-            changes["fan_auto"] = not fan_switch
-            if fan_switch and fan_value:
-                try:
-                    changes["fan_pct"] = float(fan_value)
-                except ValueError:
-                    return web.Response(status=400, text=f"Invalid value passed to bitmain-fan-pwm: {fan_value!r}\n")
-        try:
-            if changes:
-                self.unit.apply(**changes)
-        except SettingsError as exc:
-            return web.Response(status=400, text=f"{exc}\n")
-        for n in (2, 3):
-            self._extra_pools[n - 2] = (str(form.get(f"_ant_pool{n}url", "")),
-                                        str(form.get(f"_ant_pool{n}user", "")),
-                                        str(form.get(f"_ant_pool{n}pw", "")))
-        if "_ant_fan_customize_switch" in form:
-            self._fan_ctrl = fan_switch
-            self._fan_pwm = fan_value or self._fan_pwm
+        fields = positional_fields((await request.read()).decode("utf-8", errors="replace"))
+        url, user, pw = (fields[f"_ant_pool1{k}"] for k in ("url", "user", "pw"))
+        if url:
+            self._try_apply(pool_url=url, pool_user=user, pool_password=pw)
+        self._extra_pools = [tuple(fields[f"_ant_pool{n}{k}"] for k in ("url", "user", "pw"))
+                             for n in (2, 3)]
+        self._nobeeper = fields["_ant_nobeeper"] == "true"
+        self._notempoverctrl = fields["_ant_notempoverctrl"] == "true"
+        self._fan_ctrl = fields["_ant_fan_customize_switch"] == "true"
+        self._fan_pwm = fields["_ant_fan_customize_value"]
+        if self._fan_ctrl:
+            pwm = _number(self._fan_pwm)
+            self._try_apply(fan_auto=False, **({} if pwm is None else {"fan_pct": pwm}))
+        else:
+            self._try_apply(fan_auto=True)
+        self._freq_text = fields["_ant_freq"]
+        freq = _number(self._freq_text)
+        if freq is None or not self._try_apply(frequency_mhz=freq):
+            log.info("S9 bitmain-freq %r is not a frequency: bmminer runs its default clock",
+                     self._freq_text)
+            self.unit.apply(frequency_mhz=self.profile.freq_default_mhz)
         self._spawn(self.unit.restart())          # /etc/init.d/bmminer.sh restart
+        await self.unit.clock.sleep(SET_CONF_REPLY_S)
         return web.Response(text="ok", content_type="text/html")
+
+    def _try_apply(self, **changes: Any) -> bool:
+        """Store what bmminer will load; a value it would reject leaves the unit's own."""
+        try:
+            self.unit.apply(**changes)
+        except SettingsError as exc:
+            log.info("S9 config value refused at bmminer start: %s", exc)
+            return False
+        return True
 
     async def _miner_status(self, request: web.Request) -> web.Response:
         r = self.unit.reading()
@@ -259,11 +277,34 @@ class AntminerWebServer(FirmwareWebServer):
                 f"<h2>Fan</h2><table><tr>{fans}</tr></table></body></html>")
         return web.Response(text=body, content_type="text/html")
 
-    async def _reboot(self, request: web.Request) -> web.Response:
+    async def _reboot(self, request: web.Request) -> web.StreamResponse:
+        if request.transport is not None:  # echo "Reboot": no status line, no headers
+            request.transport.write(b"Reboot\n")
+            request.transport.close()
         self._rebooting = True            # unlike set_miner_conf (bmminer only), lighttpd goes too
         self._spawn(self.unit.restart())
-        return web.Response(text="<html><body>Rebooting...</body></html>", content_type="text/html")
+        raise web.HTTPServiceUnavailable()  # never reaches the client: the connection is gone
 
+
+
+def positional_fields(body: str) -> dict[str, str]:
+    """The script's reading of a form body: the i-th ``&``-field fills the i-th variable.
+
+    The script strips the expected ``name=`` prefix; a field of another name keeps its
+    whole ``name=value`` text. Fields beyond the last variable are ignored.
+    """
+    values = {name: "" for name in SET_CONF_FIELDS}
+    for name, raw in zip(SET_CONF_FIELDS, body.split("&") if body else []):
+        text = unquote_plus(raw)
+        values[name] = text[len(name) + 1:] if text.startswith(name + "=") else text
+    return values
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def _uptime_text(seconds: float) -> str:
