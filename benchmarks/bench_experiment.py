@@ -26,6 +26,7 @@ MODELS = ("s9", "lv06", "lbbox")
 async def _measure(steps: int, workdir: Path) -> tuple[float, object, int]:
     from asic_reservoir.drivers.stratum import Pool, PoolConfig
     from asic_reservoir.simulator import UnitConfig, start_units
+    from asic_reservoir.simulator.firmware.generations import DEMO_FIRMWARE
     clock = Clock(SPEED)
     pool = Pool(PoolConfig(host="127.0.0.1", port=0, lbry_port=0), clock=clock)
     await pool.start()
@@ -33,7 +34,8 @@ async def _measure(steps: int, workdir: Path) -> tuple[float, object, int]:
         configs = [UnitConfig(model=m, seed=DEMO_SEEDS[m], host="127.0.0.1",
                               pool_url=pool.lbry_url if m == "lbbox" else pool.url,
                               worker=f"ar.{m}", speed=SPEED, rpc_port=0, http_port=0,
-                              ambient_c=DEMO_AMBIENT_C[m]) for m in MODELS]
+                              ambient_c=DEMO_AMBIENT_C[m],
+                              firmware=DEMO_FIRMWARE.get(m)) for m in MODELS]
         async with start_units(configs, clock=clock) as units:
             path = workdir / "bench.db"
             start = time.perf_counter()

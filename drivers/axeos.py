@@ -7,16 +7,17 @@ unit reports:
 - ``2.9``:  ``stratumURL/stratumPort/stratumUser/stratumPassword``, ``frequency``,
   ``coreVoltage``, ``autofanspeed`` (0/1), ``fanspeed`` (%), ``temptarget``;
 - ``2.12``: as 2.9 but the manual fan duty is ``manualFanSpeed`` (plus ``minFanSpeed``);
-- ``2.15``: pools move into ``pools: [{stratumURL, stratumPort, stratumUser, stratumPassword}]``.
+- ``2.15``: pools move into ``pools: [{id, stratumURL, stratumPort, stratumUser, stratumPassword}]``
+  (an item without its numeric ``id`` is refused with 400).
 
 The generation comes from the fields ``/api/system/info`` returns (``pools``,
-``manualFanSpeed``/``minFanSpeed``), falling back to the ``version`` string.
+``manualFanSpeed``/``minFanSpeed``), never from the ``version`` string: vendor forks
+report their own versions.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -38,20 +39,16 @@ def detect_generation(info: dict[str, Any]) -> str:
         return "2.15"
     if "manualFanSpeed" in info or "minFanSpeed" in info:
         return "2.12"
-    match = re.search(r"(\d+)\.(\d+)", str(info.get("version", "")))
-    if match:
-        version = (int(match[1]), int(match[2]))
-        if version >= (2, 15):
-            return "2.15"
-        if version >= (2, 12):
-            return "2.12"
     return "2.9"
 
 
 def running_frequency(info: dict[str, Any]) -> float | None:
-    """The clock the chip runs at, from ``expectedHashrate`` (GH/s = MHz x small cores x
-    chips / 1000, ESP-Miner 2.9+). ``frequency`` itself is the stored setting, so firmware
-    without ``expectedHashrate`` does not report its running clock: None."""
+    """The clock the chip runs at: ``actualFrequency`` (ESP-Miner 2.14+), else from
+    ``expectedHashrate`` (GH/s = MHz x small cores x chips / 1000, 2.9+). ``frequency``
+    itself is the stored setting, so older firmware does not report its running clock: None."""
+    actual = info.get("actualFrequency")
+    if isinstance(actual, (int, float)) and not isinstance(actual, bool):
+        return float(actual)
     rate = info.get("expectedHashrate")
     cores = info.get("smallCoreCount")
     chips = info.get("asicCount") or 1
@@ -124,10 +121,11 @@ def patch_body(changes: dict[str, Any], generation: str, info: dict[str, Any] | 
         else:
             raise ValueError(f"unknown setting {key!r}")
     if pool:
-        if generation == "2.15":
-            base = {k: v for k, v in current_pool(info or {}).items()
+        if generation == "2.15":   # every pool item names its slot: 400 without an id
+            current = current_pool(info or {})
+            base = {k: v for k, v in current.items()
                     if k in ("stratumURL", "stratumPort", "stratumUser", "stratumPassword")}
-            body["pools"] = [{**base, **pool}]
+            body["pools"] = [{"id": current.get("id", 0), **base, **pool}]
         else:
             body.update(pool)
     return body

@@ -138,6 +138,7 @@ class Unit(ABC):
         self.attempts = attempts
         self.name = address.url
         self._sessions: list[_SessionState] = []
+        self._uptime_before_restart: float | None = None
 
     @property
     def envelope(self) -> Envelope:
@@ -165,22 +166,37 @@ class Unit(ABC):
         return {}
 
     async def restart(self) -> None:
+        """Ask the unit to restart. Firmware answers first and restarts a moment later, so
+        the uptime before the request is kept: :meth:`wait_ready` waits for it to reset."""
+        try:
+            before = (await self.telemetry()).uptime_s
+        except UnitError:
+            before = None
         await self._restart()
+        self._uptime_before_restart = before
         for state in self._sessions:
             state.restarted = True
 
     async def wait_ready(self, timeout: float | None = None, interval: float = 1.0) -> Telemetry:
-        """Poll telemetry until the unit answers again (after a restart its APIs are down)."""
+        """Poll telemetry until the unit answers again (after a restart its APIs are down)
+        and, after :meth:`restart`, reports an uptime that started again."""
         timeout = self.boot_timeout_s if timeout is None else timeout
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        before = self._uptime_before_restart
         while True:
             try:
-                return await self.telemetry()
+                reading = await self.telemetry()
             except (Timeout, ConnectionRefused, MalformedReply, ServerError) as exc:
-                if loop.time() >= deadline:
-                    raise Timeout(f"not answering {timeout:g}s after restart ({exc.detail})",
-                                  unit=self.name, command="wait_ready") from None
+                reason = exc.detail
+            else:
+                if before is None or reading.uptime_s is None or reading.uptime_s < before:
+                    self._uptime_before_restart = None
+                    return reading
+                reason = f"uptime {reading.uptime_s:g}s has not restarted"
+            if loop.time() >= deadline:
+                raise Timeout(f"not answering {timeout:g}s after restart ({reason})",
+                              unit=self.name, command="wait_ready") from None
             await asyncio.sleep(interval)
 
     @abstractmethod
@@ -510,7 +526,7 @@ class LV06Unit(Unit):
     boot_timeout_s = 60.0  # ESP32 boot + ASIC init ~5-10 s
     write_deadline_s = 30.0  # the power task ramps a new clock within seconds
     setting_source = "system/info"
-    effect_source = "expectedHashrate"
+    effect_source = "actualFrequency/expectedHashrate"
 
     def __init__(self, address: UnitAddress, **kwargs: Any) -> None:
         super().__init__(address, **kwargs)
@@ -673,8 +689,15 @@ class LBBoxUnit(Unit):
                            self._status, self.name)
 
     async def capabilities(self) -> Capabilities:
-        steps = tuple(f for f in power_plan_frequencies(await self.api.setting()) if f is not None)
-        return Capabilities(frequency=bool(steps), frequency_steps=steps, temp_target=True, pool=True)
+        setting = await self.api.setting()
+        steps = tuple(f for f in power_plan_frequencies(setting) if f is not None)
+        learned = (f"frequency: {len(steps)} power plans in mcb/setting, applied live "
+                   f"(running clock read back from RPC devs)",
+                   "temperature target: temp_target in mcb/setting" if "temp_target" in setting
+                   else "temperature target: not in mcb/setting",
+                   "pool: mcb/newpool + delpool, live")
+        return Capabilities(frequency=bool(steps), frequency_steps=steps,
+                            temp_target="temp_target" in setting, pool=True, learned=learned)
 
     async def settings(self) -> dict[str, Any]:
         setting = await self.api.setting()

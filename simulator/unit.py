@@ -36,6 +36,7 @@ from asic_reservoir.drivers.stratum.work import LBRY_DIFFICULTY_FACTOR
 from asic_reservoir.simulator.firmware.antminer_web import AntminerWebServer
 from asic_reservoir.simulator.firmware.axeos import AxeOSServer
 from asic_reservoir.simulator.firmware.cgminer_rpc import CgminerRpcServer
+from asic_reservoir.simulator.firmware.generations import Generation, generation
 from asic_reservoir.simulator.firmware.goldshell_web import GoldshellWebServer
 from asic_reservoir.simulator.firmware.serial_console import SerialConsole
 from asic_reservoir.simulator.miner import (
@@ -102,11 +103,13 @@ class UnitConfig:
     noise_seed: int | None = None        # sensor noise / ambient stream; None: fresh entropy
     warmup_s: float = WARMUP_S
     tick_s: float = TICK_S               # simulated seconds per physics tick
+    firmware: str | None = None          # firmware generation; None: what a stock unit ships
 
     def __post_init__(self) -> None:
         if self.model.lower() not in MODELS:
             raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
         object.__setattr__(self, "model", self.model.lower())
+        generation(self.model, self.firmware)          # ValueError names the choices
         if not self.worker:
             object.__setattr__(self, "worker", f"{self.model}.sim")
         if not self.speed > 0:
@@ -154,6 +157,7 @@ class SimulatedUnit:
     def __init__(self, config: UnitConfig, clock: Clock | None = None) -> None:
         self.config = config
         self.profile: Profile = profile(config.model)
+        self.generation: Generation = generation(config.model, config.firmware)
         self.clock = clock if clock is not None else Clock.for_running_loop(config.speed)
         self.speed = self.clock.speed
         p = self.profile
@@ -410,15 +414,11 @@ class SimulatedUnit:
         firmware cannot change.
         """
         clean = {key: self._validate(key, value) for key, value in changes.items()}
-        model = self.profile.model
         live: list[str] = []
         pending: list[str] = []
         for key, value in clean.items():
             self._settings[key] = value
-            if model == "s9" or (model == "lv06" and key.startswith("pool_")):
-                pending.append(key)
-            else:
-                live.append(key)
+            (live if self.generation.applies_live(key) else pending).append(key)
         if live:
             self._apply_live(live)
         return {"live": live, "pending": pending}
@@ -522,14 +522,14 @@ class SimulatedUnit:
             self.booting = False
 
     def pause(self) -> None:
-        if self.profile.model != "lv06":
-            raise SettingsError(f"the {self.profile.name} firmware has no pause")
+        if not self.generation.pause:
+            raise SettingsError(f"the {self.profile.name} firmware {self.generation.name} has no pause")
         self.paused = True
         self.miner.paused = True
 
     def resume(self) -> None:
-        if self.profile.model != "lv06":
-            raise SettingsError(f"the {self.profile.name} firmware has no resume")
+        if not self.generation.pause:
+            raise SettingsError(f"the {self.profile.name} firmware {self.generation.name} has no resume")
         self.paused = False
         self.miner.paused = False
 

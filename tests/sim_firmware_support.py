@@ -44,7 +44,7 @@ REAL_DIFFICULTY = {"s9": 1024.0, "lv06": 1000.0, "lbbox": 8.0}
 @contextlib.asynccontextmanager
 async def running_unit(model: str, seed: int = 7, speed: float = 50.0, host: str = HOST,
                        rpc_port: int | None = None, http_port: int | None = None,
-                       serial: bool = False) -> AsyncIterator:
+                       serial: bool = False, firmware: str | None = None) -> AsyncIterator:
     """A started SimulatedUnit mining on a real loopback pool.
 
     Ports default to None (no servers of its own: the tests attach theirs); pass 0 or
@@ -61,7 +61,7 @@ async def running_unit(model: str, seed: int = 7, speed: float = 50.0, host: str
         url = pool.lbry_url if lbry else pool.url
         cfg = UnitConfig(model=model, seed=seed, host=host, pool_url=url, worker=f"{model}.sim",
                          password="x", speed=speed, rpc_port=rpc_port, http_port=http_port,
-                         serial=serial)
+                         serial=serial, firmware=firmware)
         unit = SimulatedUnit(cfg, clock=clock)
         await pool.set_difficulty(REAL_DIFFICULTY[model] * unit.difficulty_scale)
         await unit.start()

@@ -28,6 +28,7 @@ from asic_reservoir.drivers.stratum import Pool, PoolConfig
 from asic_reservoir.drivers.antminer import config_form
 from asic_reservoir.drivers.units import (LBBoxUnit, LV06Unit, S9Unit, identify, open_unit, parse_unit_url)
 from asic_reservoir.simulator import SimulatedUnit, UnitConfig, auto_hash_scale, profile, start_units
+from asic_reservoir.simulator.firmware.generations import GENERATIONS
 from asic_reservoir.simulator.firmware.antminer_web import (SET_CONF_FIELDS, SET_CONF_REPLY_S,
                                                           positional_fields)
 from tests.sim_firmware_support import running_unit
@@ -40,13 +41,18 @@ SPEED = 100.0  # S9 boot (75 simulated s) takes 0.75 s of wall time
 HASH_BUDGET = 2000.0
 HOSTS = {"s9": "127.77.5.1", "lv06": "127.77.5.2", "lbbox": "127.77.5.3"}
 CLOSED_HOST = "127.77.5.4"
+# the lab's LV06 runs current AxeOS; every other generation gets a unit of its own
+FIRMWARE = {"s9": "bmminer", "lv06": "axeos-2.15", "lbbox": "goldshell-box"}
+EXTRA = {"lucky-2.1.8": ("lv06", "127.77.5.5")}
+ALL_GENERATIONS = sorted(GENERATIONS)
 
 
 @dataclasses.dataclass
 class Lab:
     pool: Pool
-    units: dict[str, SimulatedUnit]
+    units: dict[str, SimulatedUnit]        # one unit per model (lv06: current AxeOS)
     clock: Clock
+    generations: dict[str, SimulatedUnit]  # one unit per firmware generation
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
@@ -54,18 +60,21 @@ async def lab():
     clock = Clock(SPEED)
     pool = Pool(PoolConfig(host="127.0.0.1", port=0, lbry_port=0), clock=clock)
     await pool.start()
-    configs = [UnitConfig(model=m, seed=i + 1, host=h,
+    entries = [(m, FIRMWARE[m], h, f"{m}.lab") for m, h in HOSTS.items()]
+    entries += [(m, fw, h, f"{fw}.lab") for fw, (m, h) in EXTRA.items()]
+    configs = [UnitConfig(model=m, seed=i + 1, host=h, firmware=fw,
                           pool_url=pool.lbry_url if m == "lbbox" else pool.url,
-                          worker=f"{m}.lab", speed=SPEED, rpc_port=0, http_port=0,
+                          worker=worker, speed=SPEED, rpc_port=0, http_port=0,
                           hash_scale=auto_hash_scale(profile(m), HASH_BUDGET / SPEED),
-                          serial=(m == "lv06"))
-               for i, (m, h) in enumerate(HOSTS.items())]
+                          serial=(worker == "lv06.lab"))
+               for i, (m, fw, h, worker) in enumerate(entries)]
     try:
         async with start_units(configs, clock=clock) as units:
             for u in units:
                 await pool.wait_for_session(worker=u.config.worker, timeout=10)
             await wait_until(lambda: all(u.reading().hashrate_avg_ghs > 0 for u in units))
-            yield Lab(pool, {u.config.model: u for u in units}, clock)
+            yield Lab(pool, {u.config.model: u for u in units[:len(HOSTS)]}, clock,
+                      {u.generation.name: u for u in units})
     finally:
         await pool.stop()
 
@@ -90,7 +99,7 @@ async def wait_until(predicate, timeout: float = 10.0) -> None:
 
 async def settle(lab: Lab) -> None:
     """Wait until no unit is booting (a restart in an earlier test keeps its APIs down)."""
-    await wait_until(lambda: not any(u.booting for u in lab.units.values()), timeout=30)
+    await wait_until(lambda: not any(u.booting for u in lab.generations.values()), timeout=30)
 
 
 def between(got: float, a: float, b: float, *, rel: float = 0.0, abs_: float = 0.0) -> bool:
@@ -580,3 +589,72 @@ def test_probe_cli_error_exit(capsys):
     assert main(["probe", f"s9://127.0.0.1:{closed_port()}", "--timeout", "0.5"]) == 1
     assert "refused" in capsys.readouterr().err
     assert main(["scan", "0.0.0.0/0"]) == 2
+
+
+# ------------------------------------------------- firmware generations (every one)
+
+FREQ_TARGET = {"s9": 600.0, "lv06": 525.0}
+
+
+@in_lab_loop
+@pytest.mark.parametrize("firmware", ALL_GENERATIONS)
+async def test_frequency_write_verdict_per_generation(lab, firmware):
+    """Applied only when the unit's telemetry runs the new clock; pending_restart where the
+    firmware stores it for the next restart (and applied once it restarted)."""
+    await settle(lab)
+    sim = lab.generations[firmware]
+    async with opened(sim.url) as unit:
+        unit.verify_interval_s = 0.1
+        before = await unit.settings()
+        caps = await unit.capabilities()
+        target = FREQ_TARGET.get(sim.profile.model) or next(
+            f for f in caps.frequency_steps if f != before["frequency_mhz"])
+        result = await unit.apply({"frequency_mhz": target})
+        outcome = result.outcome("frequency_mhz")
+        assert outcome.setting == pytest.approx(target)
+        if sim.generation.applies_live("frequency_mhz") or result.restarting:
+            assert outcome.status == "applied", outcome
+            assert outcome.effective == pytest.approx(target, abs=1)
+            assert sim.reading().frequency_mhz == pytest.approx(target, abs=1)
+        else:
+            assert outcome.status == "pending_restart" and outcome.effective is None
+            assert "restart" in outcome.evidence
+            assert sim.reading().frequency_mhz == pytest.approx(before["frequency_mhz"], abs=1)
+            await unit.restart()
+            await unit.wait_ready(timeout=30, interval=0.05)
+            await wait_until(lambda: not sim.booting)
+            again = await unit.verify({"frequency_mhz": target}, restarted=True)
+            assert again[0].status == "applied"
+            assert sim.reading().frequency_mhz == pytest.approx(target, abs=1)
+        restored = await unit.apply({"frequency_mhz": before["frequency_mhz"]})
+        if restored.pending_restart:
+            await unit.restart()
+            await unit.wait_ready(timeout=30, interval=0.05)
+    await settle(lab)
+    assert sim.reading().frequency_mhz == pytest.approx(before["frequency_mhz"], abs=1)
+
+
+@in_lab_loop
+@pytest.mark.parametrize("firmware", ALL_GENERATIONS)
+async def test_capabilities_are_learned_from_the_unit(lab, firmware):
+    await settle(lab)
+    sim = lab.generations[firmware]
+    async with opened(sim.url) as unit:
+        caps = await unit.capabilities()
+    gen = sim.generation
+    assert caps.pause == gen.pause
+    assert caps.frequency_needs_restart == (not gen.applies_live("frequency_mhz"))
+    assert caps.learned
+    if sim.profile.model == "lv06":
+        assert any(line.startswith("endpoints:") for line in caps.learned)
+        assert ("pause" in caps.learned[0]) == gen.pause
+
+
+@in_lab_loop
+async def test_early_lv06_has_no_pause_and_says_so(lab):
+    await settle(lab)
+    async with opened(lab.generations["lucky-2.1.8"].url) as unit:
+        with pytest.raises(UnsupportedSetting):
+            await unit.pause()
+        reading = await unit.telemetry()
+        assert reading.fan_rpm and reading.fan_rpm[0] > 0      # fanSpeedRpm on this release

@@ -19,6 +19,7 @@ from asic_reservoir.experiment.runs import RunFileError, RunReader
 from asic_reservoir.analysis.states import states
 from asic_reservoir.drivers.stratum import Pool, PoolConfig
 from asic_reservoir.simulator import UnitConfig, start_units
+from asic_reservoir.simulator.firmware.generations import DEMO_FIRMWARE
 
 pytestmark = pytest.mark.virtual_time
 SEEDS = {"s9": 11, "lv06": 12, "lbbox": 13}
@@ -34,7 +35,7 @@ async def _setup(models):
     configs = [UnitConfig(model=m, seed=SEEDS[m], host="127.0.0.1",
                           pool_url=pool.lbry_url if m == "lbbox" else pool.url,
                           worker=f"ar.{m}", rpc_port=0, http_port=0,
-                          ambient_c=AMBIENT.get(m, 25.0))
+                          ambient_c=AMBIENT.get(m, 25.0), firmware=DEMO_FIRMWARE.get(m))
                for m in models]
     return clock, pool, configs
 

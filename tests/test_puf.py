@@ -25,7 +25,7 @@ CHALLENGE = puf.Challenge(version="test", phases=((0.25, 5), (0.5, 5), (0.0, 5))
 def lv06(seed: int, pool_url: str, worker: str, ambient: float = 25.0) -> UnitConfig:
     return UnitConfig(model="lv06", seed=seed, host="127.0.0.1", pool_url=pool_url, worker=worker,
                       speed=SPEED, hash_scale=auto_hash_scale(PROFILES["lv06"], 3000 / SPEED),
-                      rpc_port=None, http_port=0, ambient_c=ambient)
+                      rpc_port=None, http_port=0, ambient_c=ambient, firmware="axeos-2.15")
 
 
 async def read(pool: Pool, clock: Clock, tmp_path, seeds, tag, ambient=25.0):

@@ -17,8 +17,8 @@ from asic_reservoir.simulator.firmware.goldshell_web import GoldshellWebServer, 
 from tests.sim_firmware_support import HOST, running_unit, wait_for
 
 
-async def _serve(server_cls, model):
-    ctx = running_unit(model)
+async def _serve(server_cls, model, firmware=None):
+    ctx = running_unit(model, firmware=firmware)
     unit = await ctx.__aenter__()
     server = server_cls(unit)
     port = await server.start(HOST, 0)
@@ -35,7 +35,7 @@ async def s9_web():
 
 @pytest.fixture
 async def axeos():
-    ctx, unit, server, base = await _serve(AxeOSServer, "lv06")
+    ctx, unit, server, base = await _serve(AxeOSServer, "lv06", "axeos-2.15")
     yield unit, base
     await server.stop()
     await ctx.__aexit__(None, None, None)
@@ -134,20 +134,24 @@ def test_positional_fields_keep_a_misplaced_name():
 
 
 # --------------------------------------------------------------- LV06 AxeOS
-async def test_axeos_info_has_lucky_fields(axeos):
-    unit, base = axeos
-    async with httpx.AsyncClient() as client:
-        index = await client.get(base + "/")
-        assert "Lucky miner" in index.text and "AxeOS" not in index.text
-        info = (await client.get(base + "/api/system/info")).json()
-    r = unit.reading()
-    assert info["minerModel"] == "LV06" and info["ASICModel"] == "BM1366"
-    assert isinstance(info["bestDiff"], str) and isinstance(info["bestSessionDiff"], str)
-    assert 0 <= info["hashRate"] < 3 * r.hashrate_ideal_ghs      # 60 s window of chip results
-    assert 15 < info["temp"] < 110 and info["fanrpm"] > 0 and info["frequency"] == 485
-    assert info["stratumURL"] == "127.0.0.1" and isinstance(info["stratumPort"], int)
-    assert {"power", "voltage", "current", "vrTemp", "coreVoltage", "coreVoltageActual",
-            "sharesAccepted", "sharesRejected", "uptimeSeconds", "smallCoreCount", "version"} <= set(info)
+async def test_axeos_info_has_lucky_fields():
+    ctx, unit, server, base = await _serve(AxeOSServer, "lv06")        # stock: Lucky's fork
+    try:
+        async with httpx.AsyncClient() as client:
+            index = await client.get(base + "/")
+            assert "Lucky miner" in index.text and "AxeOS" not in index.text
+            info = (await client.get(base + "/api/system/info")).json()
+        r = unit.reading()
+        assert info["minerModel"] == "LV06" and info["ASICModel"] == "BM1366"
+        assert isinstance(info["bestDiff"], str) and isinstance(info["bestSessionDiff"], str)
+        assert 0 <= info["hashRate"] < 3 * r.hashrate_ideal_ghs      # 60 s window of chip results
+        assert 15 < info["temp"] < 110 and info["fanSpeedRpm"] > 0 and info["frequency"] == 485
+        assert info["stratumURL"] == "127.0.0.1" and isinstance(info["stratumPort"], int)
+        assert {"power", "voltage", "current", "coreVoltage", "coreVoltageActual",
+                "sharesAccepted", "sharesRejected", "uptimeSeconds", "version"} <= set(info)
+    finally:
+        await server.stop()
+        await ctx.__aexit__(None, None, None)
 
 
 async def test_axeos_asic_statistics_and_unknown_routes(axeos):

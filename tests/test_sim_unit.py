@@ -184,7 +184,7 @@ async def test_s9_frequency_and_pool_wait_for_restart(pool: Pool) -> None:
 
 @pytest.mark.virtual_time
 async def test_lv06_live_settings_pause_resume_and_pending_pool(pool: Pool) -> None:
-    unit = SimulatedUnit(config("lv06", pool.url, speed=100.0))
+    unit = SimulatedUnit(config("lv06", pool.url, speed=100.0, firmware="axeos-2.15"))
     await pool.set_difficulty(256 * unit.difficulty_scale)
     await unit.start()
     try:
@@ -296,6 +296,18 @@ async def test_unit_survives_a_pool_that_disappears() -> None:
         await unit.stop()
 
 
+def test_stock_lv06_stores_its_clock_for_the_next_restart_and_cannot_pause() -> None:
+    unit = SimulatedUnit(config("lv06"))
+    assert unit.generation.name == "lucky-2.1.8"            # what a stock LV06 ships
+    assert unit.apply(frequency_mhz=550.0, fan_pct=40.0) == {"live": ["fan_pct"],
+                                                              "pending": ["frequency_mhz"]}
+    assert unit.reading().frequency_mhz == 485.0 and unit.reading().pending_restart
+    with pytest.raises(SettingsError, match="no pause"):
+        unit.pause()
+    with pytest.raises(ValueError, match="choose one of lucky-2.1.8, axeos-2.15"):
+        UnitConfig(model="lv06", firmware="bmminer")
+
+
 def test_cli_configs_loopback_only_and_lbry_default() -> None:
     import argparse
 
@@ -310,7 +322,16 @@ def test_cli_configs_loopback_only_and_lbry_default() -> None:
     assert [c.seed for c in cfgs] == [10, 11, 12, 13]
     assert cfgs[2].pool_url == "stratum+tcp://127.0.0.1:3334"
     assert [c.worker for c in cfgs] == ["s9.sim", "lv06.sim", "lbbox.sim", "lv06.sim2"]
+    assert [c.firmware for c in cfgs] == [None] * 4                     # stock firmware
+    pinned = build_configs(parser.parse_args(["--pool", "stratum+tcp://127.0.0.1:3333", "--units",
+                                              "s9,lv06,lv06", "--firmware", "lv06=axeos-2.15"]))
+    assert [c.firmware for c in pinned] == [None, "axeos-2.15", "axeos-2.15"]
+    listed = build_configs(parser.parse_args(["--pool", "stratum+tcp://127.0.0.1:3333", "--units",
+                                              "lv06,lv06", "--firmware", "stock,axeos-2.15"]))
+    assert [c.firmware for c in listed] == [None, "axeos-2.15"]
     for argv, message in [
+        (["--firmware", "axeos-2.15"], "unknown s9 firmware 'axeos-2.15'; choose one of bmminer"),
+        (["--firmware", "lv06=axeos-2.15"], "models without a unit"),
         (["--hosts", "10.0.0.5"], "not a loopback"),
         (["--hosts", "127.0.0.2,127.0.0.3"], "addresses for 1 units"),
         (["--units", "s19"], "unknown model"),
@@ -352,7 +373,7 @@ async def test_cli_runs_units_against_a_pool_and_prints_totals() -> None:
 
 @pytest.mark.virtual_time
 async def test_lv06_overheat_protection_stops_hashing_until_restart(pool: Pool) -> None:
-    unit = SimulatedUnit(config("lv06", pool.url, speed=100.0))
+    unit = SimulatedUnit(config("lv06", pool.url, speed=100.0, firmware="axeos-2.15"))
     lines: list[str] = []
     unit.add_log_listener(lines.append)
     await pool.set_difficulty(256 * unit.difficulty_scale)

@@ -62,6 +62,7 @@ from asic_reservoir.experiment.runs import (
     export_csv,
 )
 from asic_reservoir.simulator import UnitConfig, start_units
+from asic_reservoir.simulator.firmware.generations import DEMO_FIRMWARE
 
 log = logging.getLogger(__name__)
 
@@ -642,7 +643,8 @@ async def run_demo(size: DemoSize, workdir: Path, progress: bool = True,
         configs = [UnitConfig(model=job.model, seed=DEMO_SEEDS[job.model], host="127.0.0.1",
                               pool_url=pool.lbry_url if job.model == "lbbox" else pool.url,
                               worker=f"ar.{job.model}.{job.label}", rpc_port=0, http_port=0,
-                              ambient_c=DEMO_AMBIENT_C[job.model])
+                              ambient_c=DEMO_AMBIENT_C[job.model],
+                              firmware=DEMO_FIRMWARE.get(job.model))
                    for job in plan]
         async with start_units(configs, clock=clock) as units:
             jobs, outputs = [], []

@@ -33,6 +33,7 @@ from asic_reservoir.puf.identify import (
 from asic_reservoir.puf.metrics import evaluate_fleet
 from asic_reservoir.puf.store import EnrollmentStore, StoreError
 from asic_reservoir.simulator import UnitConfig, start_units
+from asic_reservoir.simulator.firmware.generations import DEMO_FIRMWARE
 from asic_reservoir.simulator.profiles import PROFILES
 from asic_reservoir.simulator.unit import auto_hash_scale
 
@@ -82,7 +83,8 @@ async def _read_simulated(opts: FleetOptions, seeds: Sequence[int], ambients: Se
                           worker=f"puf.{tag}.{i}", hash_scale=scale,
                           rpc_port=0, http_port=0, ambient_c=a,
                           ambient_drift_c=opts.ambient_drift_c / 10,
-                          noise_seed=_noise_seed(opts.seed, read, s))
+                          noise_seed=_noise_seed(opts.seed, read, s),
+                          firmware=DEMO_FIRMWARE.get(opts.model))
                for i, (s, a) in enumerate(zip(seeds, ambients))]
     async with start_units(configs, clock=clock) as units:
         jobs = [read_response(u.url, opts.challenge, pool, clock, workdir / f"{tag}-{i}.db",

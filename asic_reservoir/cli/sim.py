@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from asic_reservoir.drivers.clock import Clock
 from asic_reservoir.progress import advance_to, progress_bar
 from asic_reservoir.simulator.miner import MinerError, parse_pool_url
+from asic_reservoir.simulator.firmware.generations import GENERATIONS, generation
 from asic_reservoir.simulator.profiles import MODELS
 from asic_reservoir.simulator.unit import SimulatedUnit, UnitConfig, start_units
 
@@ -50,6 +51,10 @@ def sim_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ambient", type=float, default=25.0, help="ambient temperature, degC")
     parser.add_argument("--ambient-drift", type=float, default=0.0,
                         help="std of slow ambient drift, degC")
+    parser.add_argument("--firmware", default=None,
+                        help="firmware generation per unit: a comma-separated list aligned with "
+                             "--units, or MODEL=GENERATION pairs (default: what a stock unit "
+                             f"ships; choices: {', '.join(sorted(GENERATIONS))})")
     parser.add_argument("--serial", action="store_true", help="LV06: open a pty serial console")
     parser.add_argument("--duration", type=float, default=None,
                         help="stop after this many wall seconds (default: until Ctrl-C)")
@@ -94,6 +99,7 @@ def build_configs(args: argparse.Namespace) -> list[UnitConfig]:
                              "to expose simulated units on a network")
     if len(set(hosts)) != len(hosts) and (args.rpc_port or args.http_port):
         raise ValueError("units on the same address need port 0 (ephemeral) to coexist")
+    firmware = _firmware_per_unit(args.firmware, models)
     counts: dict[str, int] = {}
     configs = []
     for i, (model, host) in enumerate(zip(models, hosts)):
@@ -104,12 +110,34 @@ def build_configs(args: argparse.Namespace) -> list[UnitConfig]:
             pool_url=lbry_pool if model == "lbbox" else args.pool, worker=worker,
             speed=args.speed, hash_scale=args.hash_scale, rpc_port=args.rpc_port,
             http_port=args.http_port, ambient_c=args.ambient, ambient_drift_c=args.ambient_drift,
-            serial=args.serial and model == "lv06"))
+            serial=args.serial and model == "lv06", firmware=firmware[i]))
     return configs
 
 
+def _firmware_per_unit(text: str | None, models: list[str]) -> list[str | None]:
+    """``--firmware`` -> one generation name (or None: stock) per unit; ValueError names choices."""
+    if not text:
+        return [None] * len(models)
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if items and all("=" in t for t in items):
+        by_model = dict(t.split("=", 1) for t in items)
+        unknown = sorted(set(by_model) - set(models))
+        if unknown:
+            raise ValueError(f"--firmware names models without a unit: {unknown}")
+        chosen = [by_model.get(m) for m in models]
+    elif len(items) == len(models):
+        chosen = [None if t in ("stock", "default") else t for t in items]
+    else:
+        raise ValueError(f"--firmware lists {len(items)} generations for {len(models)} units "
+                         "(or use MODEL=GENERATION pairs)")
+    for model, name in zip(models, chosen):
+        generation(model, name)       # ValueError with the choices
+    return chosen
+
+
 def describe(unit: SimulatedUnit) -> dict:
-    return {"model": unit.profile.model, "worker": unit.config.worker, "seed": unit.config.seed,
+    return {"model": unit.profile.model, "firmware": unit.generation.name,
+            "worker": unit.config.worker, "seed": unit.config.seed,
             "url": unit.url, "pool": unit.miner.pool_url, "hash_scale": unit.hash_scale,
             "difficulty_scale": unit.difficulty_scale, "serial": unit.serial_path}
 

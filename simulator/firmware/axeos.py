@@ -1,7 +1,12 @@
 """Lucky Miner LV06 HTTP API on port 80: the AxeOS/ESP-Miner web server as Lucky ships it.
 
 The LV06 runs a closed clone of ESP-Miner (BM1366).  Behaviour follows
-ESP-Miner's ``main/http_server/http_server.c`` (v2.x) with the Lucky changes:
+ESP-Miner's ``main/http_server/http_server.c`` with the Lucky changes; what differs
+between releases lives in one small class per firmware generation (:data:`RELEASES`):
+:class:`LuckyFork218` (the stock fork, upstream v2.1.8 behaviour: info with
+``fanSpeedRpm`` and the *stored* ``frequency``, PATCH stores without validation and
+answers 200, no asic/statistics/pause endpoints) and :class:`AxeOS215` (current
+AxeOS: the list below). Common to both:
 
 * every route first checks the client: the peer address and, when present, the
   ``Origin`` header (``http://<ipv4>...``) must be private (10/8, 172.16/12,
@@ -140,6 +145,7 @@ class AxeOSServer(FirmwareWebServer):
         super().__init__()
         self.unit = unit
         self.profile = profile(unit.reading().model)
+        self.release: AxeOSRelease = RELEASES[unit.generation.name](self)
         self.hostname = hostname
         self._stored: dict[str, Any] = {
             "stratumSuggestedDifficulty": 1000, "stratumExtranonceSubscribe": 0,
@@ -156,13 +162,10 @@ class AxeOSServer(FirmwareWebServer):
         r.add_get("/", self._index)
         r.add_get("/index.html", self._index)
         r.add_get("/api/system/info", self._info)
-        r.add_get("/api/system/asic", self._asic)
-        r.add_get("/api/system/statistics", self._statistics)
         r.add_patch("/api/system", self._patch)
         r.add_post("/api/system/restart", self._restart)
-        r.add_post("/api/system/pause", self._pause)
-        r.add_post("/api/system/resume", self._resume)
         r.add_get("/api/ws", self._ws)
+        self.release.add_routes(r)
         r.add_route("OPTIONS", "/{tail:.*}", self._options)
         r.add_route("*", "/api/{tail:.*}", self._api_unknown)
         r.add_get("/{tail:.*}", self._redirect)
@@ -206,42 +209,7 @@ class AxeOSServer(FirmwareWebServer):
                                      "Access-Control-Allow-Headers": "Content-Type"})
 
     def _info_dict(self) -> dict[str, Any]:
-        r = self.unit.reading()
-        s = self.unit.settings()
-        host, port = _split_pool_url(str(s.get("pool_url", "")))
-        fan_rpm, fan_pct = (r.fans[0] if r.fans else (0.0, 0.0))
-        p = self.profile
-        return {
-            "power": round(r.power_w, 3), "voltage": round(r.input_voltage_mv, 3),
-            "current": round(r.current_ma, 3), "temp": round(r.chip_temp_c, 3),
-            "vrTemp": round(r.vr_temp_c, 3), "maxPower": 25, "nominalVoltage": 5,
-            "hashRate": round(r.hashrate_ghs, 3),
-            "bestDiff": suffix_string(r.best_share), "bestSessionDiff": suffix_string(r.best_share),
-            "isUsingFallbackStratum": 0, "freeHeap": 174200,
-            "coreVoltage": int(round(float(s.get("core_voltage_mv", r.core_voltage_mv)))),
-            "coreVoltageActual": int(round(r.core_voltage_actual_mv)),
-            "frequency": int(round(float(s.get("frequency_mhz", r.frequency_mhz)))),
-            "ssid": "lab", "macAddr": r.mac, "hostname": self.hostname, "wifiStatus": "Connected!",
-            "sharesAccepted": int(r.accepted), "sharesRejected": int(r.rejected),
-            "uptimeSeconds": int(max(r.uptime_s, 0)),
-            "asicCount": p.n_chains * p.chips_per_chain,
-            "smallCoreCount": int(p.hashes_per_clock), "ASICModel": p.chip_model,
-            "stratumURL": host, "fallbackStratumURL": self._stored["fallbackStratumURL"],
-            "stratumPort": port, "fallbackStratumPort": self._stored["fallbackStratumPort"],
-            "stratumUser": str(s.get("pool_user", "")),
-            "fallbackStratumUser": self._stored["fallbackStratumUser"],
-            "stratumSuggestedDifficulty": self._stored["stratumSuggestedDifficulty"],
-            "poolDifficulty": int(r.pool_difficulty),
-            "version": p.firmware, "idfVersion": "v5.1.2", "boardVersion": "0.11",
-            "runningPartition": "ota_0", "minerModel": p.name,
-            "flipscreen": self._stored["flipscreen"], "overheat_mode": 0,
-            "invertscreen": self._stored["invertscreen"], "invertfanpolarity": 1,
-            "autofanspeed": 1 if s.get("fan_auto", r.fan_auto) else 0,
-            "fanspeed": int(round(fan_pct)), "manualFanSpeed": int(round(float(s.get("fan_pct", 100)))),
-            "minFanSpeed": self._stored["minFanSpeed"],
-            "temptarget": int(round(float(s.get("temp_target_c", r.temp_target_c)))),
-            "fanrpm": int(round(fan_rpm)),
-        }
+        return self.release.info()
 
     async def _info(self, request: web.Request) -> web.Response:
         return web.json_response(self._info_dict())
@@ -276,24 +244,11 @@ class AxeOSServer(FirmwareWebServer):
         try:
             body = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
-            return web.Response(status=400, text="Invalid JSON", content_type="text/html")
-        if not isinstance(body, dict):
-            return web.Response(status=400, text="Invalid JSON", content_type="text/html")
-        if check_settings(body):
-            return web.Response(status=400, text="Wrong API input", content_type="text/html")
-        changes = self._unit_changes(body)
-        try:
-            if changes:
-                self.unit.apply(**changes)
-        except SettingsError as exc:
-            log.info("LV06 PATCH refused: %s", exc)
-            return web.Response(status=400, text="Wrong API input", content_type="text/html")
-        for key in self._stored:
-            if key in body:
-                self._stored[key] = body[key]
-        return web.Response(status=200, body=b"")
+            body = None
+        return await self.release.patch(body)
 
-    def _unit_changes(self, body: dict) -> dict[str, Any]:
+    def unit_changes(self, body: dict) -> dict[str, Any]:
+        """A PATCH body's top-level keys -> the unit's canonical settings."""
         changes: dict[str, Any] = {}
         if "frequency" in body:
             changes["frequency_mhz"] = float(body["frequency"])
@@ -306,17 +261,50 @@ class AxeOSServer(FirmwareWebServer):
                 changes["fan_pct"] = float(body[key])
         if "temptarget" in body:
             changes["temp_target_c"] = float(body["temptarget"])
-        if "stratumURL" in body or "stratumPort" in body:
+        changes.update(self.pool_changes(body))
+        return changes
+
+    def pool_changes(self, pool: dict) -> dict[str, Any]:
+        """``stratumURL/Port/User/Password`` (top level or one pool item) -> pool settings."""
+        changes: dict[str, Any] = {}
+        if "stratumURL" in pool or "stratumPort" in pool:
             s = self.unit.settings()
             host, port = _split_pool_url(str(s.get("pool_url", "")))
-            host = body.get("stratumURL", host)
-            port = int(body.get("stratumPort", port))
+            host = pool.get("stratumURL", host)
+            port = int(pool.get("stratumPort", port))
             changes["pool_url"] = f"stratum+tcp://{host}:{port}"
-        if "stratumUser" in body:
-            changes["pool_user"] = body["stratumUser"]
-        if "stratumPassword" in body:
-            changes["pool_password"] = body["stratumPassword"]
+        if "stratumUser" in pool:
+            changes["pool_user"] = pool["stratumUser"]
+        if "stratumPassword" in pool:
+            changes["pool_password"] = pool["stratumPassword"]
         return changes
+
+    def common_info(self) -> dict[str, Any]:
+        """The fields every release reports, from the unit's state."""
+        r = self.unit.reading()
+        s = self.unit.settings()
+        host, port = _split_pool_url(str(s.get("pool_url", "")))
+        return {
+            "power": round(r.power_w, 3), "voltage": round(r.input_voltage_mv, 3),
+            "current": round(r.current_ma, 3), "temp": round(r.chip_temp_c, 3),
+            "hashRate": round(r.hashrate_ghs, 3),
+            "freeHeap": 174200,
+            "coreVoltage": int(round(float(s.get("core_voltage_mv", r.core_voltage_mv)))),
+            "coreVoltageActual": int(round(r.core_voltage_actual_mv)),
+            "frequency": int(round(float(s.get("frequency_mhz", r.frequency_mhz)))),
+            "ssid": "lab", "hostname": self.hostname, "wifiStatus": "Connected!",
+            "sharesAccepted": int(r.accepted), "sharesRejected": int(r.rejected),
+            "uptimeSeconds": int(max(r.uptime_s, 0)), "ASICModel": self.profile.chip_model,
+            "stratumURL": host, "stratumPort": port, "stratumUser": str(s.get("pool_user", "")),
+            "version": self.unit.generation.version, "boardVersion": "0.11",
+            "runningPartition": "ota_0", "invertscreen": self._stored["invertscreen"],
+            "autofanspeed": 1 if s.get("fan_auto", r.fan_auto) else 0,
+        }
+
+    def store(self, body: dict) -> None:
+        for key in self._stored:
+            if key in body:
+                self._stored[key] = body[key]
 
     async def _restart(self, request: web.Request) -> web.Response:
         log.info("Restarting System because of API Request")
@@ -388,6 +376,151 @@ class AxeOSServer(FirmwareWebServer):
         except (ConnectionError, RuntimeError):
             pass
 
+
+
+class AxeOSRelease:
+    """The release-specific part of the API: extra routes, the info fields, PATCH."""
+
+    def __init__(self, server: AxeOSServer) -> None:
+        self.server = server
+
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        """Endpoints beyond info, PATCH, restart and ws (none in the oldest releases)."""
+
+    def info(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def patch(self, body: Any) -> web.Response:
+        raise NotImplementedError
+
+
+class LuckyFork218(AxeOSRelease):
+    """Lucky's stock fork, as upstream v2.1.8 (http_server.c at that tag).
+
+    ``frequency``, ``coreVoltage`` and ``fanspeed`` are the values stored in NVS (the power
+    task loads clock, voltage and fan mode once at start); the fan rpm is ``fanSpeedRpm``.
+    PATCH copies known keys to NVS without any check and always answers 200: a value the
+    chip cannot take is dropped here (it would not run either), and the read-back shows it.
+    """
+
+    def info(self) -> dict[str, Any]:
+        srv = self.server
+        r = srv.unit.reading()
+        fan_rpm = r.fans[0][0] if r.fans else 0.0
+        info = srv.common_info()
+        info.update({"fanSpeedRpm": int(round(fan_rpm)),
+                     "fanspeed": int(round(float(srv.unit.settings().get("fan_pct", 100)))),
+                     # cgminer-style suffix strings, and Lucky's model field
+                     "bestDiff": suffix_string(r.best_share),
+                     "bestSessionDiff": suffix_string(r.best_share),
+                     "minerModel": srv.profile.name, "flipscreen": srv._stored["flipscreen"],
+                     "invertfanpolarity": 1})
+        return info
+
+    async def patch(self, body: Any) -> web.Response:
+        if isinstance(body, dict):
+            for field, value in _known(body, _V218_KEYS).items():
+                try:
+                    changes = self.server.unit_changes({field: value})
+                    if changes:
+                        self.server.unit.apply(**changes)
+                except (SettingsError, TypeError, ValueError) as exc:
+                    # the firmware would store cJSON's valueint (0) for a string: a unit that
+                    # cannot hash; the simulator keeps the old value and the read-back shows it
+                    log.info("LV06 %s: %s not stored: %s", self.__class__.__name__, field, exc)
+            self.server.store(body)
+        return web.Response(status=200, body=b"")
+
+
+_V218_KEYS = ("stratumURL", "stratumUser", "stratumPassword", "stratumPort", "ssid", "wifiPass",
+              "hostname", "coreVoltage", "frequency", "flipscreen", "invertscreen",
+              "invertfanpolarity", "autofanspeed", "fanspeed")
+
+
+def _known(body: dict, keys: tuple[str, ...]) -> dict:
+    return {k: v for k, v in body.items() if k in keys}
+
+
+class AxeOS215(AxeOSRelease):
+    """Current AxeOS (v2.15): asic/statistics/pause endpoints, validated PATCH, pools list with
+    ids (an item without a numeric ``id`` -> 400), running clock in ``actualFrequency`` and
+    ``expectedHashrate``."""
+
+    MAX_POOLS = 2
+
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        srv = self.server
+        router.add_get("/api/system/asic", srv._asic)
+        router.add_get("/api/system/statistics", srv._statistics)
+        router.add_post("/api/system/pause", srv._pause)
+        router.add_post("/api/system/resume", srv._resume)
+
+    def info(self) -> dict[str, Any]:
+        srv = self.server
+        r = srv.unit.reading()
+        s = srv.unit.settings()
+        p = srv.profile
+        fan_rpm, fan_pct = (r.fans[0] if r.fans else (0.0, 0.0))
+        chips = p.n_chains * p.chips_per_chain
+        stored = srv._stored
+        info = srv.common_info()
+        info.update({
+            "vrTemp": round(r.vr_temp_c, 3), "maxPower": 25, "nominalVoltage": 5,
+            "actualFrequency": round(r.frequency_mhz, 1),
+            "expectedHashrate": round(r.frequency_mhz * p.hashes_per_clock * chips / 1000.0, 3),
+            "isUsingFallbackStratum": 0, "macAddr": r.mac,
+            "bestDiff": round(r.best_share), "bestSessionDiff": round(r.best_share),
+            "smallCoreCount": int(p.hashes_per_clock), "idfVersion": "v5.1.2",
+            "fallbackStratumURL": stored["fallbackStratumURL"],
+            "fallbackStratumPort": stored["fallbackStratumPort"],
+            "fallbackStratumUser": stored["fallbackStratumUser"],
+            "stratumSuggestedDifficulty": stored["stratumSuggestedDifficulty"],
+            "poolDifficulty": int(r.pool_difficulty), "overheat_mode": 0,
+            "miningPaused": bool(r.paused),
+            "fanspeed": int(round(fan_pct)), "manualFanSpeed": int(round(float(s.get("fan_pct", 100)))),
+            "minFanSpeed": stored["minFanSpeed"],
+            "temptarget": int(round(float(s.get("temp_target_c", r.temp_target_c)))),
+            "fanrpm": int(round(fan_rpm)),
+        })
+        info["pools"] = [
+            {"id": 0, "stratumURL": info["stratumURL"], "stratumPort": info["stratumPort"],
+             "stratumUser": info["stratumUser"],
+             "stratumSuggestedDifficulty": stored["stratumSuggestedDifficulty"]},
+            {"id": 1, "stratumURL": stored["fallbackStratumURL"],
+             "stratumPort": stored["fallbackStratumPort"], "stratumUser": stored["fallbackStratumUser"],
+             "stratumSuggestedDifficulty": stored["stratumSuggestedDifficulty"]}]
+        return info
+
+    async def patch(self, body: Any) -> web.Response:
+        if not isinstance(body, dict):
+            return web.Response(status=400, text="Invalid JSON", content_type="text/html")
+        pools = body.get("pools")
+        if check_settings(body) or not self._pools_valid(pools):
+            return web.Response(status=400, text="Wrong API input", content_type="text/html")
+        changes = self.server.unit_changes(body)
+        for item in pools or []:
+            if item["id"] == 0:
+                changes.update(self.server.pool_changes(item))
+        try:
+            if changes:
+                self.server.unit.apply(**changes)
+        except SettingsError as exc:
+            log.info("LV06 PATCH refused: %s", exc)
+            return web.Response(status=400, text="Wrong API input", content_type="text/html")
+        self.server.store(body)
+        return web.Response(status=200, body=b"")
+
+    def _pools_valid(self, pools: Any) -> bool:
+        if pools is None:
+            return True
+        if not isinstance(pools, list):
+            return False
+        return all(isinstance(item, dict) and isinstance(item.get("id"), int)
+                   and not isinstance(item.get("id"), bool) and 0 <= item["id"] < self.MAX_POOLS
+                   for item in pools)
+
+
+RELEASES: dict[str, type[AxeOSRelease]] = {"lucky-2.1.8": LuckyFork218, "axeos-2.15": AxeOS215}
 
 
 def _split_pool_url(url: str) -> tuple[str, int]:
