@@ -127,6 +127,7 @@ class Unit(ABC):
     boot_timeout_s: float = 180.0  # how long a restart may keep the APIs down
     write_deadline_s: float = 60.0  # how long a write may take to show in the read-backs
     verify_interval_s: float = 0.5
+    restart_begin_s: float = 30.0   # how long a restart request may take to stop the unit
     # where each setting is read back: (configuration, running value)
     setting_source: str = "settings"
     effect_source: str = "telemetry"
@@ -138,7 +139,6 @@ class Unit(ABC):
         self.attempts = attempts
         self.name = address.url
         self._sessions: list[_SessionState] = []
-        self._uptime_before_restart: float | None = None
 
     @property
     def envelope(self) -> Envelope:
@@ -166,37 +166,45 @@ class Unit(ABC):
         return {}
 
     async def restart(self) -> None:
-        """Ask the unit to restart. Firmware answers first and restarts a moment later, so
-        the uptime before the request is kept: :meth:`wait_ready` waits for it to reset."""
+        """Ask the unit to restart and return once it has gone down (or its uptime started
+        again): firmware answers first and restarts a moment later, and a :meth:`wait_ready`
+        right after must not mistake the old session for the new one."""
         try:
             before = (await self.telemetry()).uptime_s
         except UnitError:
             before = None
         await self._restart()
-        self._uptime_before_restart = before
         for state in self._sessions:
             state.restarted = True
+        if before is not None:
+            await self._until_restart_began(before)
+
+    async def _until_restart_began(self, uptime_before: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.restart_begin_s
+        while loop.time() < deadline:
+            try:
+                reading = await self.telemetry()
+            except UnitError:
+                return                            # down: the restart is under way
+            if reading.uptime_s is not None and reading.uptime_s < uptime_before:
+                return                            # already back with a new session
+            await asyncio.sleep(0.1)
+        log.warning("unit %s: still in its old session %gs after the restart request",
+                    self.name, self.restart_begin_s)
 
     async def wait_ready(self, timeout: float | None = None, interval: float = 1.0) -> Telemetry:
-        """Poll telemetry until the unit answers again (after a restart its APIs are down)
-        and, after :meth:`restart`, reports an uptime that started again."""
+        """Poll telemetry until the unit answers again (after a restart its APIs are down)."""
         timeout = self.boot_timeout_s if timeout is None else timeout
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        before = self._uptime_before_restart
         while True:
             try:
-                reading = await self.telemetry()
+                return await self.telemetry()
             except (Timeout, ConnectionRefused, MalformedReply, ServerError) as exc:
-                reason = exc.detail
-            else:
-                if before is None or reading.uptime_s is None or reading.uptime_s < before:
-                    self._uptime_before_restart = None
-                    return reading
-                reason = f"uptime {reading.uptime_s:g}s has not restarted"
-            if loop.time() >= deadline:
-                raise Timeout(f"not answering {timeout:g}s after restart ({reason})",
-                              unit=self.name, command="wait_ready") from None
+                if loop.time() >= deadline:
+                    raise Timeout(f"not answering {timeout:g}s after restart ({exc.detail})",
+                                  unit=self.name, command="wait_ready") from None
             await asyncio.sleep(interval)
 
     @abstractmethod

@@ -19,6 +19,7 @@ import pytest
 import pytest_asyncio
 
 from asic_reservoir.drivers.clock import Clock
+from asic_reservoir.cli import settings as set_cli
 from asic_reservoir.cli import units as cli
 from asic_reservoir.drivers.errors import (AccessDenied, ConnectionRefused, EnvelopeError, OverTemperature,
                             Timeout, UnitError, UnsupportedSetting)
@@ -198,7 +199,7 @@ async def test_lv06_telemetry_matches_ground_truth(lab):
         before = sim.reading()
         t = await unit.telemetry()
         truth = sim.reading()
-    assert t.model == "lv06" and t.chains[0].chips == 1
+    assert t.model == "lv06" and t.chains[0].chips is None   # v2.15 info has no asicCount
     assert between(t.power_w, before.power_w, truth.power_w, rel=0.05)
     assert between(t.chip_temp_c, before.chip_temp_c, truth.chip_temp_c, abs_=1.5)
     assert between(t.vr_temp_c, before.vr_temp_c, truth.vr_temp_c, abs_=1.5)
@@ -658,3 +659,64 @@ async def test_early_lv06_has_no_pause_and_says_so(lab):
             await unit.pause()
         reading = await unit.telemetry()
         assert reading.fan_rpm and reading.fan_rpm[0] > 0      # fanSpeedRpm on this release
+
+
+# --------------------------------------------------------------------- set CLI
+
+def _set_args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    set_cli.set_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+@in_lab_loop
+async def test_set_cli_verifies_and_restores_from_its_own_output(lab, capsys, tmp_path):
+    await settle(lab)
+    sim = lab.units["lv06"]
+    before = sim.settings()
+    code = await asyncio.to_thread(set_cli.set_main, _set_args(
+        sim.url, "frequency=525", "fan=60", "--json"))
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["result"]["status"] == "applied"
+    assert out["commanded"] == {"frequency_mhz": 525.0, "fan_auto": False, "fan_pct": 60.0}
+    assert out["previous"]["frequency_mhz"] == before["frequency_mhz"]
+    assert out["effective"]["frequency_mhz"] == pytest.approx(525, abs=1)
+    assert sim.settings()["frequency_mhz"] == 525 and not sim.settings()["fan_auto"]
+    saved = tmp_path / "undo.json"
+    saved.write_text(json.dumps(out))
+    code = await asyncio.to_thread(set_cli.set_main, _set_args(sim.url, "--from", str(saved)))
+    text = capsys.readouterr().out
+    assert code == 0 and "applied" in text
+    assert {k: sim.settings()[k] for k in ("frequency_mhz", "fan_auto")} == \
+        {k: before[k] for k in ("frequency_mhz", "fan_auto")}
+
+
+@in_lab_loop
+async def test_set_cli_dry_run_and_refusals_send_nothing(lab, capsys):
+    await settle(lab)
+    sim = lab.units["lv06"]
+    before = sim.settings()
+    code = await asyncio.to_thread(set_cli.set_main, _set_args(sim.url, "frequency=500",
+                                                               "--dry-run", "--json"))
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["dry_run"] and "result" not in out
+    for argv in (["frequency=5000"], ["volts=3"], ["frequency=fast"], []):
+        code = await asyncio.to_thread(set_cli.set_main, _set_args(sim.url, *argv))
+        assert code == 2 and capsys.readouterr().err.startswith("asic-reservoir set:")
+    assert sim.settings() == before
+
+
+@in_lab_loop
+async def test_set_cli_reports_pending_restart_on_the_stock_lv06(lab, capsys):
+    await settle(lab)
+    sim = lab.generations["lucky-2.1.8"]
+    before = sim.settings()["frequency_mhz"]
+    code = await asyncio.to_thread(set_cli.set_main, _set_args(sim.url, "frequency=500", "--json"))
+    out = json.loads(capsys.readouterr().out)
+    assert code == set_cli.EXIT_PENDING and out["result"]["status"] == "pending_restart"
+    assert sim.reading().frequency_mhz == before                 # still the old clock
+    # writing the old value back: stored again; this firmware cannot show what runs
+    assert await asyncio.to_thread(set_cli.set_main, _set_args(
+        sim.url, f"frequency={before:g}")) == set_cli.EXIT_PENDING
+    assert sim.settings()["frequency_mhz"] == before and not sim.reading().pending_restart
+    capsys.readouterr()

@@ -175,7 +175,8 @@ async def test_window_filter_on_a_recorded_simulator_run(tmp_path):
     path = tmp_path / "run.db"
     try:
         config = UnitConfig(model="lv06", seed=21, host="127.0.0.1", pool_url=pool.url,
-                            worker="tpf.lv06", speed=40.0, rpc_port=0, http_port=0)
+                            worker="tpf.lv06", speed=40.0, rpc_port=0, http_port=0,
+                            firmware="axeos-2.15")      # reports poolDifficulty
         async with start_units([config], clock=clock) as units:
             await run_experiment([units[0].url], "difficulty", path, steps=60, step_seconds=2.0,
                                  pool=pool, clock=clock, progress=False, names=["lv06"],

@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sim": ("asic_reservoir.cli.sim", "run simulated S9 / LV06 / LB-Box units on loopback"),
     "probe": ("asic_reservoir.cli.units", "identify a unit and read one telemetry record"),
     "scan": ("asic_reservoir.cli.units", "find units in an address range you name"),
+    "set": ("asic_reservoir.cli.settings", "change a unit's settings, verified by read-back"),
     "tpf": ("asic_reservoir.cli.tpf", "evaluate the 'probability filter' (early-round share prediction)"),
     "puf": ("asic_reservoir.cli.puf", "fingerprint units: enroll, identify, verify, evaluate"),
 }
