@@ -7,10 +7,18 @@ nothing the unit said is lost.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+log = logging.getLogger(__name__)
+
+# Readings no sensor of these units can produce: a failed or unplugged sensor reads -83 C
+# or 255 C, a stuck tachometer 60 000 rpm. They become missing values, never data.
+TEMP_RANGE_C = (-20.0, 150.0)
+MAX_FAN_RPM = 20_000
 
 # Canonical settings keys (shared with the simulator's unit.apply and the channels).
 SETTINGS_KEYS = ("frequency_mhz", "core_voltage_mv", "fan_auto", "fan_pct", "temp_target_c",
@@ -86,6 +94,7 @@ class Telemetry:
     pool_user: str = ""
     uptime_s: float | None = None
     paused: bool | None = None
+    insane: dict[str, float] = field(default_factory=dict)   # impossible readings, dropped
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def as_row(self) -> dict[str, float | None]:
@@ -110,6 +119,60 @@ class Telemetry:
         if not raw:
             out.pop("raw")
         return out
+
+
+def _temp(value: float | None, name: str, bad: dict[str, float]) -> float | None:
+    if value is not None and not TEMP_RANGE_C[0] <= value <= TEMP_RANGE_C[1]:
+        bad[name] = value
+        return None
+    return value
+
+
+def _nonneg(value: float | None, name: str, bad: dict[str, float]) -> float | None:
+    if value is not None and value < 0:
+        bad[name] = value
+        return None
+    return value
+
+
+def sanitize(reading: Telemetry) -> Telemetry:
+    """Report impossible readings as missing, with a warning (the raw reply keeps them).
+
+    Temperatures outside -20..150 C, fans above 20 000 rpm and negative hash rates never
+    reach the safety envelope or the reservoir states. Unit-level temperatures are the
+    maxima of the sane chain readings.
+    """
+    bad: dict[str, float] = {}
+    for chain in reading.chains:
+        tag = f"chain{chain.index}"
+        chain.chip_temp_c = _temp(chain.chip_temp_c, f"{tag}_chip_temp_c", bad)
+        chain.board_temp_c = _temp(chain.board_temp_c, f"{tag}_board_temp_c", bad)
+        chain.chip_temps_c = [t for i, t in enumerate(chain.chip_temps_c)
+                              if _temp(t, f"{tag}_chip_temp{i}_c", bad) is not None]
+        chain.hashrate_ghs = _nonneg(chain.hashrate_ghs, f"{tag}_hashrate_ghs", bad)
+    if reading.chains:
+        for key, attr in (("chip_temp_c", "chip_temp_c"), ("board_temp_c", "board_temp_c")):
+            seen = [getattr(c, attr) for c in reading.chains if getattr(c, attr) is not None]
+            value = _temp(getattr(reading, key), key, {})
+            setattr(reading, key, max(seen) if seen else value)
+    else:
+        reading.chip_temp_c = _temp(reading.chip_temp_c, "chip_temp_c", bad)
+        reading.board_temp_c = _temp(reading.board_temp_c, "board_temp_c", bad)
+    reading.vr_temp_c = _temp(reading.vr_temp_c, "vr_temp_c", bad)
+    fans = []
+    for i, rpm in enumerate(reading.fan_rpm):
+        if 0 <= rpm <= MAX_FAN_RPM:
+            fans.append(rpm)
+        else:
+            bad[f"fan{i}_rpm"] = float(rpm)
+    reading.fan_rpm = fans
+    reading.hashrate_ghs = _nonneg(reading.hashrate_ghs, "hashrate_ghs", bad)
+    reading.hashrate_avg_ghs = _nonneg(reading.hashrate_avg_ghs, "hashrate_avg_ghs", bad)
+    if bad:
+        log.warning("unit %s: impossible readings reported as missing: %s", reading.unit,
+                    ", ".join(f"{k}={v:g}" for k, v in sorted(bad.items())))
+        reading.insane = bad
+    return reading
 
 
 @dataclass(frozen=True)

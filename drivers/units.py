@@ -35,7 +35,8 @@ from asic_reservoir.drivers.errors import (AccessDenied, ConnectionRefused, Inva
 from asic_reservoir.drivers.goldshell import (GoldshellClient, current_frequency, power_plan_frequencies,
                                              select_frequency)
 from asic_reservoir.drivers.http import HttpClient
-from asic_reservoir.drivers.telemetry import SETTINGS_KEYS, Capabilities, Chain, Telemetry, as_float, as_int
+from asic_reservoir.drivers.telemetry import (SETTINGS_KEYS, Capabilities, Chain, Telemetry, as_float, as_int,
+                                              sanitize)
 from asic_reservoir.drivers.writes import PENDING_RESTART, ApplyResult, SettingOutcome, judge
 
 log = logging.getLogger(__name__)
@@ -395,7 +396,7 @@ def parse_s9(stats: dict[str, Any], summary: dict[str, Any], pools: dict[str, An
     for pool in (pools or {}).get("POOLS", []):
         if pool.get("Stratum Active") or active is None:
             active = pool
-    return Telemetry(
+    return sanitize(Telemetry(
         time=time.time(), unit=unit, model="s9",
         firmware=f"{head.get('Miner', '')} {head.get('CompileTime', '')}".strip(),
         hashrate_ghs=as_float(body.get("GHS 5s", summ.get("GHS 5s"))),
@@ -411,7 +412,7 @@ def parse_s9(stats: dict[str, Any], summary: dict[str, Any], pools: dict[str, An
         pool_difficulty=as_float((active or {}).get("Last Share Difficulty")) or as_float((active or {}).get("Diff")),
         pool_url=str((active or {}).get("URL", "")), pool_user=str((active or {}).get("User", "")),
         uptime_s=as_float(summ.get("Elapsed", body.get("Elapsed"))),
-        raw={"stats": stats, "summary": summary, "pools": pools})
+        raw={"stats": stats, "summary": summary, "pools": pools}))
 
 
 class S9Unit(Unit):
@@ -507,7 +508,7 @@ def parse_axeos(info: dict[str, Any], unit: str, model: str = "lv06") -> Telemet
         url = f"stratum+tcp://{url}:{pool.get('stratumPort', '')}"
     fanrpm = as_int(info.get("fanrpm", info.get("fanSpeedRpm")))  # fanSpeedRpm before v2.2
     paused = info.get("miningPaused", info.get("paused", info.get("isPaused")))
-    return Telemetry(
+    return sanitize(Telemetry(
         time=time.time(), unit=unit, model=model,
         firmware=str(info.get("version", "")),
         hashrate_ghs=rate, hashrate_avg_ghs=as_float(info.get("hashRate_1m", info.get("hashRate"))),
@@ -523,7 +524,7 @@ def parse_axeos(info: dict[str, Any], unit: str, model: str = "lv06") -> Telemet
         pool_url=url, pool_user=str(pool.get("stratumUser", "")),
         uptime_s=as_float(info.get("uptimeSeconds")),
         paused=bool(paused) if paused is not None else None,
-        raw={"info": info})
+        raw={"info": info}))
 
 
 class LV06Unit(Unit):
@@ -564,7 +565,7 @@ class LV06Unit(Unit):
             # field set without overheat_mode and without expectedHashrate is the older
             # apply path, which loads frequency, voltage and the fan mode at restart.
             live = "overheat_mode" in info or "expectedHashrate" in info
-            learned.append("frequency/voltage: " + (
+            learned.append("frequency/voltage/fan mode: " + (
                 "live (info reports overheat_mode/expectedHashrate: power task re-reads settings)"
                 if live else "at restart (info has neither overheat_mode nor expectedHashrate)"))
             learned.append("pool: at restart (the stratum task reads it at start)")
@@ -572,6 +573,7 @@ class LV06Unit(Unit):
                 frequency=True, voltage=True, fan=True, temp_target="temptarget" in info,
                 pause="pause" in endpoints, pool=True, pool_needs_restart=True,
                 frequency_needs_restart=not live, voltage_needs_restart=not live,
+                fan_needs_restart=not live,     # autofanspeed is read once at start there
                 learned=tuple(learned))
         return self._caps
 
@@ -636,7 +638,7 @@ def parse_lbbox(devs: dict[str, Any], summary: dict[str, Any], pools: dict[str, 
     rate = as_float(summ.get("MHS 20s"))
     avg = as_float(summ.get("MHS av"))
     volt = _max(volts)
-    return Telemetry(
+    return sanitize(Telemetry(
         time=time.time(), unit=unit, model="lbbox",
         firmware=str((status or {}).get("firmware", "")),
         hashrate_ghs=None if rate is None else rate / 1000.0,
@@ -652,7 +654,7 @@ def parse_lbbox(devs: dict[str, Any], summary: dict[str, Any], pools: dict[str, 
         pool_difficulty=as_float((active or {}).get("Last Share Difficulty")) or as_float((active or {}).get("Diff")),
         pool_url=str((active or {}).get("URL", "")), pool_user=str((active or {}).get("User", "")),
         uptime_s=as_float(summ.get("Elapsed")),
-        raw={"devs": devs, "summary": summary, "pools": pools, "status": status})
+        raw={"devs": devs, "summary": summary, "pools": pools, "status": status}))
 
 
 class LBBoxUnit(Unit):

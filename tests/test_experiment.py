@@ -16,7 +16,7 @@ from asic_reservoir.drivers.clock import Clock
 from asic_reservoir.experiment.loop import ExperimentError
 from asic_reservoir.cli.experiment import analyze_files, AnalysisOptions, run_experiment
 from asic_reservoir.experiment.runs import RunFileError, RunReader
-from asic_reservoir.analysis.states import states
+from asic_reservoir.analysis.states import StatesError, states
 from asic_reservoir.drivers.stratum import Pool, PoolConfig
 from asic_reservoir.simulator import UnitConfig, start_units
 from asic_reservoir.simulator.firmware.generations import DEMO_FIRMWARE
@@ -116,6 +116,9 @@ async def test_live_channel_settings_restored_and_states(tmp_path):
         # The unit reports the frequency commanded in that slot (AxeOS reports integers).
         assert all(abs(f - sent[(s, k)]) <= 0.5 for s, k, f in read)
         assert len(tel) == 32
+        effects = r.effects(0, "lv06")                # every write verified by read-back
+        assert effects and all(e[5] == "applied" for e in effects)
+        assert all(abs(e[4] - e[3]) <= 1 for e in effects if e[2] == "frequency_mhz")
         sm = states(r, 0)
     assert any(n.endswith("tel.power_w") for n in sm.names)
     assert sm.X.shape == (16, len(sm.names))
@@ -215,6 +218,34 @@ async def test_run_file_readable_while_written_and_analysis(tmp_path):
         assert 0 < entry.readouts[name].mean < 1.5
     assert set(entry.controls) >= {"input only", "shuffled states"}
     assert set(report.baselines) >= {"mean", "ridge u(t)", "ridge 10 delays", "ESN-20"}
+
+
+async def test_commands_that_do_not_take_effect_are_recorded_and_flagged(tmp_path):
+    clock, pool, configs = await _setup(["lv06"])
+    path = tmp_path / "run.db"
+    try:
+        async with start_units(configs, clock=clock) as units:
+            unit = units[0]
+            real_apply = unit.apply
+
+            def acks_but_keeps_its_clock(**changes):   # answers 200, never stores the clock
+                changes.pop("frequency_mhz", None)
+                return real_apply(**changes)
+
+            unit.apply = acks_but_keeps_its_clock
+            await run_experiment([unit.url], "frequency", path, steps=30, step_seconds=5.0,
+                                 **_kwargs(units, clock, pool))
+    finally:
+        await pool.stop()
+    with RunReader(path) as r:
+        effects = [e for e in r.effects(0, "lv06") if e[2] == "frequency_mhz"]
+        # every write reads back the old clock; only commands that happen to be 485 pass
+        assert effects and all(e[4] == 485 for e in effects)
+        assert all(e[5] == "not_applied" and "reads 485" in e[6]
+                   for e in effects if abs(e[3] - 485) > 1)
+        assert sum(e[5] == "not_applied" for e in effects) > 0.8 * len(effects)
+    with pytest.raises(StatesError, match="frequency not scored: .* did not take effect"):
+        analyze_files([path], AnalysisOptions(washout=5, esn_sizes=(20,)))
 
 
 async def test_work_channel_writes_the_input_into_the_coinbase(tmp_path):

@@ -184,7 +184,8 @@ def test_export_csv(tmp_path):
         for s in range(3):
             w.write_step(_step(0, s))
     files = runs.export_csv(path, tmp_path / "csv")
-    assert sorted(f.name for f in files) == sorted(f"{t}.csv" for t in runs.TABLES)
+    assert sorted(f.name for f in files) == sorted(f"{t}.csv" for t in
+                                                   (*runs.TABLES, *runs.OPTIONAL_TABLES))
     with (tmp_path / "csv" / "telemetry.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert [float(r["chip_temp_c"]) for r in rows] == [60.0, 61.0, 62.0]

@@ -20,6 +20,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from asic_reservoir.analysis.actuation import actuation
 from asic_reservoir.analysis.baselines import (FILTER_BANK, HARDWARE, EchoStateNetwork,
                                               filter_bank_features, hardware_scores,
                                               run_baselines, time_constants_in_steps)
@@ -321,6 +322,11 @@ def analyze_files(paths: Sequence[str | Path], options: AnalysisOptions | None =
                 taus = time_constants_in_steps(unit.profile or unit.model, meta.step_seconds)
                 per_run, profiles = [], {}
                 for run in reader.runs():
+                    act = actuation(reader, run, unit.name)
+                    if act.flagged():        # the input never reached the hardware
+                        notes.append(f"{Path(path).name}: run {run}: {unit.name} "
+                                     f"{base_channel} not scored: {act.describe()}")
+                        continue
                     sm = states(reader, run, [unit.name])
                     u = sm.u
                     if control:  # the hardware saw a constant; the task is the NARMA series
@@ -368,7 +374,8 @@ def analyze_files(paths: Sequence[str | Path], options: AnalysisOptions | None =
             key, n_slots = slot_key[(label, channel)]
             by_slots.setdefault(key, {})[n_slots] = entries[-1]
     if not entries:
-        raise StatesError("no unit with finished steps in the given run files")
+        raise StatesError("no unit with finished steps in the given run files"
+                          + "".join(f"; {n}" for n in dict.fromkeys(notes)))
     entries = _attach_constant_input_controls(entries)
     _attach_consistency(entries, consistencies, notes)
     entries.extend(_joint_entries(joint, opt, notes))

@@ -20,7 +20,7 @@ import contextlib
 import hashlib
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -40,6 +40,7 @@ from asic_reservoir.experiment.channels import (
 )
 from asic_reservoir.experiment.runs import (
     CommandRow,
+    EffectRow,
     RunWriter,
     ShareRow,
     SlotRow,
@@ -78,9 +79,12 @@ class UnitLink:
     paused: bool = False
     absent_steps: int = 0
     last_temp: float | None = None
+    verify_deadline_s: float | None = None   # how long a write may take to show (wall s)
 
-    async def apply(self, pool: Any, commands: Sequence[Command], value: float) -> None:
-        """Send the commands that changed since the last slot (duty is handled by the loop)."""
+    async def apply(self, pool: Any, commands: Sequence[Command], value: float) -> Any:
+        """Send the commands that changed since the last slot (duty is handled by the loop).
+
+        Returns the driver's verified :class:`ApplyResult` when settings were written."""
         settings: dict[str, Any] = {}
         for cmd in commands:
             if cmd.name == "duty" or self.sent.get(cmd.name) == cmd.value:
@@ -102,12 +106,20 @@ class UnitLink:
             else:
                 settings[cmd.name] = cmd.value
             self.sent[cmd.name] = cmd.value
-        if settings:
-            result = await self.driver.apply(settings)
-            if getattr(result, "restarting", False) or getattr(result, "pending_restart", ()):
-                raise ExperimentError(f"unit {self.name}: {sorted(settings)} needs a miner restart "
-                                      f"on this firmware; it cannot carry an input")
-            self.sent["fan_auto"] = 0.0
+        if not settings:
+            return None
+        result = await self.driver.apply(settings, deadline_s=self.verify_deadline_s)
+        if getattr(result, "restarting", False):
+            raise ExperimentError(f"unit {self.name}: {sorted(settings)} needs a miner restart "
+                                  f"on this firmware; it cannot carry an input")
+        self.sent["fan_auto"] = 0.0
+        return result
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
 def work_template(value: float, algorithm: str, extranonce_size: int) -> Any:
@@ -223,7 +235,8 @@ async def connect_unit(url: str, pool: Any, *, name: str, worker: str,
     sim = simulated or {}
     meta = UnitMeta(name=name, url=url, model=driver.model, firmware=ident.firmware,
                     worker=worker, profile=sim.get("profile", ""), seed=sim.get("seed"),
-                    difficulty_scale=difficulty_scale, simulated=bool(sim), chips=chips)
+                    difficulty_scale=difficulty_scale, simulated=bool(sim), chips=chips,
+                    capabilities=asdict(caps))
     if chips > 1:
         pool.set_chip_count(worker, chips)
     return UnitLink(name, url, driver, worker, info, meta, difficulty_scale, algorithm)
@@ -312,6 +325,8 @@ class Experiment:
                 if self.config.warmup_seconds > 0:
                     await self._warmup(self.inputs(todo[0][0]))
                 slot_len = self.config.step_seconds / self.channels.slots
+                for unit in self.units:       # a write must show within a quarter slot
+                    unit.verify_deadline_s = max(0.2, 0.25 * self.clock.wall_seconds(slot_len))
                 pending: tuple[StepRecord, list[asyncio.Task]] | None = None
                 for run, step in todo:
                     if run not in series:
@@ -445,7 +460,11 @@ class Experiment:
         commands = self.channels.commands(v, unit.info)
         for cmd in commands:
             rec.commands.append(CommandRow(unit.name, k, cmd.name, cmd.value))
-        await self._guard(unit, unit.apply(self.pool, commands, v), marks)
+        result = await self._guard(unit, unit.apply(self.pool, commands, v), marks)
+        for o in getattr(result, "outcomes", ()):      # what each setting write did
+            rec.effects.append(EffectRow(unit.name, k, o.key, _number(o.commanded),
+                                         _number(o.effective if o.effective is not None
+                                                 else o.setting), o.status, o.evidence))
         duty = next((c.value for c in commands if c.name == "duty"), None)
         if duty is not None and duty > 0 and unit.paused:
             await self._guard(unit, self._set_paused(unit, False), marks)

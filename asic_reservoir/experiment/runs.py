@@ -73,9 +73,16 @@ CREATE TABLE IF NOT EXISTS telemetry (
 CREATE INDEX IF NOT EXISTS shares_by_step ON shares (run, step, slot);
 CREATE INDEX IF NOT EXISTS telemetry_by_step ON telemetry (run, step, slot);
 CREATE INDEX IF NOT EXISTS commands_by_step ON commands (run, step, slot);
+CREATE TABLE IF NOT EXISTS effects (
+    run INTEGER NOT NULL, step INTEGER NOT NULL, slot INTEGER NOT NULL, unit TEXT NOT NULL,
+    command TEXT NOT NULL, commanded REAL, effective REAL, status TEXT NOT NULL,
+    evidence TEXT NOT NULL DEFAULT '');
 """
 
 TABLES = ("meta", "steps", "slots", "marks", "commands", "shares", "telemetry")
+# Added after schema 1 shipped: created when a file is opened for writing, read as empty
+# from files written before it (they recorded no read-backs).
+OPTIONAL_TABLES = ("effects",)
 
 
 class RunFileError(Exception):
@@ -104,6 +111,7 @@ class UnitMeta:
     difficulty_scale: float = 1.0
     simulated: bool = False
     chips: int = 0             # chips the pool maps nonces onto (0: unknown)
+    capabilities: dict[str, Any] = field(default_factory=dict)   # learned from the unit
 
 
 @dataclass
@@ -179,6 +187,19 @@ class CommandRow:
 
 
 @dataclass
+class EffectRow:
+    """What a settings command did on the unit: the read-back verdict of the write."""
+
+    unit: str
+    slot: int
+    command: str
+    commanded: float | None
+    effective: float | None
+    status: str               # applied | pending_restart | not_applied
+    evidence: str = ""
+
+
+@dataclass
 class SlotRow:
     slot: int
     value: float
@@ -197,6 +218,7 @@ class StepRecord:
     t_end_ns: int
     slots: list[SlotRow] = field(default_factory=list)
     commands: list[CommandRow] = field(default_factory=list)
+    effects: list[EffectRow] = field(default_factory=list)
     shares: list[ShareRow] = field(default_factory=list)
     telemetry: list[TelemetryRow] = field(default_factory=list)
     marks: dict[str, str] = field(default_factory=dict)   # unit -> reason
@@ -325,6 +347,7 @@ class RunWriter:
             conn.execute("PRAGMA synchronous = NORMAL")
             meta = _read_meta(conn, path)
             _integrity(conn, path)
+            conn.executescript(_SCHEMA)      # adds tables newer than the file (effects)
         except BaseException:
             conn.close()
             raise
@@ -368,6 +391,9 @@ class RunWriter:
             c.executemany("INSERT INTO commands VALUES (?, ?, ?, ?, ?, ?)",
                           [(r, s, x.slot, x.unit, x.command, float(x.value))
                            for x in rec.commands])
+            c.executemany("INSERT INTO effects VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                          [(r, s, x.slot, x.unit, x.command, x.commanded, x.effective, x.status,
+                            x.evidence) for x in rec.effects])
             c.executemany(
                 "INSERT INTO shares VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(r, s, x.slot, x.unit, x.clock_ns, x.job, x.nonce, x.chip, x.share_difficulty,
@@ -414,6 +440,8 @@ class RunReader:
             self.meta = _read_meta(self._conn, self.path)
             if check:
                 _integrity(self._conn, self.path)
+            self._tables = {r[0] for r in self._conn.execute(
+                "SELECT name FROM sqlite_master WHERE type='table'")}
         except BaseException:
             self._conn.close()
             raise
@@ -459,6 +487,14 @@ class RunReader:
                 "ORDER BY step, slot, clock_ns", (run, unit)):
             yield int(step), int(slot), int(ns), json.loads(data)
 
+    def effects(self, run: int, unit: str) -> list[tuple[int, int, str, float | None, float | None, str, str]]:
+        """(step, slot, command, commanded, effective, status, evidence) of each verified write."""
+        if "effects" not in self._tables:
+            return []
+        return self.query("SELECT step, slot, command, commanded, effective, status, evidence "
+                          "FROM effects WHERE run = ? AND unit = ? ORDER BY step, slot",
+                          (run, unit))
+
     def commands(self, run: int, unit: str) -> list[tuple[int, int, str, float]]:
         return self.query("SELECT step, slot, command, value FROM commands "
                           "WHERE run = ? AND unit = ? ORDER BY step, slot", (run, unit))
@@ -479,7 +515,7 @@ def export_csv(path: str | os.PathLike, out_dir: str | os.PathLike) -> list[Path
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     with RunReader(path) as reader:
-        for table in TABLES:
+        for table in (*TABLES, *(t for t in OPTIONAL_TABLES if t in reader._tables)):
             target = out / f"{table}.csv"
             cur = reader._conn.execute(f"SELECT * FROM {table}")
             header = [d[0] for d in cur.description]
