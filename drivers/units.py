@@ -234,6 +234,21 @@ class Unit(ABC):
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    # Why a write of the current value is not harmless on this firmware ("" = it is).
+    write_probe_refusal: str = ""
+
+    async def probe_writes(self, keys: tuple[str, ...] = ("frequency_mhz",)) -> dict[str, Any]:
+        """Write the current value of ``keys`` back and verify it: shows that the write path
+        and its read-back work, and what this firmware reports (setting, running value)."""
+        if self.write_probe_refusal:
+            return {"tried": False, "reason": self.write_probe_refusal}
+        current = await self.settings()
+        same = {k: current[k] for k in keys if isinstance(current.get(k), (int, float))}
+        if not same:
+            return {"tried": False, "reason": f"no current value for {', '.join(keys)}"}
+        result = await self._write_verified(same)
+        return {"tried": True, **result.to_dict()}
+
     async def check_support(self, changes: Mapping[str, Any]) -> None:
         caps = await self.capabilities()
         needs = {"frequency_mhz": caps.frequency, "core_voltage_mv": caps.voltage,
@@ -424,6 +439,7 @@ class S9Unit(Unit):
     write_deadline_s = 180.0  # CGI reply up to ~31 s, then bmminer's start until RPC shows it
     setting_source = "get_miner_conf"
     effect_source = "RPC stats/pools"
+    write_probe_refusal = "every set_miner_conf.cgi write restarts bmminer"
 
     def __init__(self, address: UnitAddress, **kwargs: Any) -> None:
         super().__init__(address, **kwargs)
@@ -665,6 +681,7 @@ class LBBoxUnit(Unit):
     write_deadline_s = 60.0  # a new plan re-tunes the board before it hashes at the new clock
     setting_source = "mcb/setting"
     effect_source = "RPC devs/pools"
+    write_probe_refusal = "a settings PUT restarts the fan daemon (fan spike for minutes)"
 
     def __init__(self, address: UnitAddress, **kwargs: Any) -> None:
         super().__init__(address, **kwargs)

@@ -579,6 +579,28 @@ async def test_probe_cli_json_and_text(lab, model, capsys):
     assert text.startswith(sim.url.split("?")[0].split("://")[0]) and "hashrate" in text
 
 
+@in_lab_loop
+@pytest.mark.parametrize("firmware", ALL_GENERATIONS)
+async def test_probe_json_prints_what_was_learned_and_the_write_probe(lab, firmware, capsys):
+    await settle(lab)
+    sim = lab.generations[firmware]
+    parser = argparse.ArgumentParser()
+    cli.probe_arguments(parser)
+    before = sim.settings()
+    args = parser.parse_args([sim.url, "--json", "--try-writes", "--timeout", "15"])
+    assert await asyncio.to_thread(cli.probe_main, args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["capabilities"]["learned"]
+    probe = out["write_probe"]
+    if sim.profile.model == "lv06":          # a harmless write of the current clock
+        assert probe["tried"] and probe["outcomes"][0]["key"] == "frequency_mhz"
+        assert probe["status"] == ("applied" if sim.generation.applies_live("frequency_mhz")
+                                   else "pending_restart")
+    else:                                    # not harmless there: not tried, and why
+        assert not probe["tried"] and "restart" in probe["reason"]
+    assert sim.settings() == before and not sim.reading().pending_restart
+
+
 def test_probe_cli_error_exit(capsys):
     parser = argparse.ArgumentParser()
     cli.probe_arguments(parser)

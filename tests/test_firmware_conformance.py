@@ -8,6 +8,7 @@ table with the right type and no field its release does not have.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
@@ -189,3 +190,31 @@ async def test_s9_reboot_cgi_prints_no_headers(s9_cgi):
     writer.close()
     assert raw == b"Reboot\n"                       # no status line, no headers
     await wait_for(lambda: unit.reading().booting)
+
+
+async def test_log_stream_clients_per_release(axeos_gen):
+    """v2.1.8 keeps one websocket fd: the newest client takes the stream over; current
+    AxeOS serves every client."""
+    import aiohttp
+    firmware, unit, base = axeos_gen
+    ws_url = base.replace("http://", "ws://") + "/api/ws"
+    async with aiohttp.ClientSession() as session:
+        first = await session.ws_connect(ws_url)
+        await first.receive(timeout=10)                    # the stream is flowing
+        second = await session.ws_connect(ws_url)
+        await second.receive(timeout=10)
+        while True:                                        # drop what was queued before
+            try:
+                await first.receive(timeout=0.5)
+            except asyncio.TimeoutError:
+                break
+            if firmware == "axeos-2.15":
+                break
+        if firmware == "lucky-2.1.8":
+            with pytest.raises(asyncio.TimeoutError):      # still connected, but silent
+                await first.receive(timeout=1.0)
+            assert not first.closed
+        else:
+            assert (await first.receive(timeout=10)).type == aiohttp.WSMsgType.TEXT
+        await first.close()
+        await second.close()

@@ -45,6 +45,9 @@ def probe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rpc-port", type=int, default=RPC_PORT, help="RPC port for a bare HOST")
     parser.add_argument("--http-port", type=int, default=HTTP_PORT, help="HTTP port for a bare HOST")
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds per request")
+    parser.add_argument("--try-writes", action="store_true",
+                        help="write the current frequency back and verify it (only where "
+                             "that is harmless: not on the S9 or the LB-Box)")
 
 
 async def _probe(args: argparse.Namespace) -> dict[str, Any]:
@@ -55,10 +58,14 @@ async def _probe(args: argparse.Namespace) -> dict[str, Any]:
         ident = await unit.identify()
         reading = await unit.telemetry()
         caps = await unit.capabilities()
+        writes = await unit.probe_writes() if getattr(args, "try_writes", False) else None
     finally:
         await unit.close()
-    return {"url": unit.name, "identity": asdict(ident), "capabilities": asdict(caps),
-            "telemetry": reading.to_dict()}
+    out = {"url": unit.name, "identity": asdict(ident), "capabilities": asdict(caps),
+           "telemetry": reading.to_dict()}
+    if writes is not None:
+        out["write_probe"] = writes
+    return out
 
 
 def _fmt(value: Any, unit: str = "") -> str:

@@ -337,6 +337,8 @@ class AxeOSServer(FirmwareWebServer):
         ws = web.WebSocketResponse(heartbeat=None)
         await ws.prepare(request)
         queue: asyncio.Queue = asyncio.Queue()
+        if self.release.single_log_client:   # the firmware keeps one socket: the newest wins
+            self._queues.clear()
         self._clients.add(ws)
         self._queues[ws] = queue
         if not self._listening:
@@ -381,6 +383,8 @@ class AxeOSServer(FirmwareWebServer):
 class AxeOSRelease:
     """The release-specific part of the API: extra routes, the info fields, PATCH."""
 
+    single_log_client = False     # /api/ws streams to the newest client only
+
     def __init__(self, server: AxeOSServer) -> None:
         self.server = server
 
@@ -401,7 +405,11 @@ class LuckyFork218(AxeOSRelease):
     task loads clock, voltage and fan mode once at start); the fan rpm is ``fanSpeedRpm``.
     PATCH copies known keys to NVS without any check and always answers 200: a value the
     chip cannot take is dropped here (it would not run either), and the read-back shows it.
+    ``/api/ws`` remembers one socket (``static int fd``): a new client takes the log stream
+    over and the previous one, still connected, receives nothing more.
     """
+
+    single_log_client = True
 
     def info(self) -> dict[str, Any]:
         srv = self.server
