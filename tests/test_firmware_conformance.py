@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+import aiohttp
 import httpx
 import pytest
 
@@ -169,7 +170,6 @@ async def test_s9_get_miner_conf_shape(s9_cgi):
 async def test_s9_reboot_cgi_prints_no_headers(s9_cgi):
     unit, base = s9_cgi
     host, port = base.removeprefix("http://").split(":")
-    import asyncio
     async with httpx.AsyncClient(auth=httpx.DigestAuth("root", "root")) as client:
         challenge = await client.get(base + "/cgi-bin/get_system_info.cgi")
         assert challenge.status_code == 200
