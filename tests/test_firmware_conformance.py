@@ -195,7 +195,6 @@ async def test_s9_reboot_cgi_prints_no_headers(s9_cgi):
 async def test_log_stream_clients_per_release(axeos_gen):
     """v2.1.8 keeps one websocket fd: the newest client takes the stream over; current
     AxeOS serves every client."""
-    import aiohttp
     firmware, unit, base = axeos_gen
     ws_url = base.replace("http://", "ws://") + "/api/ws"
     async with aiohttp.ClientSession() as session:
