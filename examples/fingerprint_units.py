@@ -27,7 +27,7 @@ async def read_all(challenge: ar.Challenge, ambient_c: float, workdir: Path, tag
     async with ar.Pool(ar.PoolConfig(port=0), clock=clock) as pool:
         configs = [ar.UnitConfig("lv06", seed=s, pool_url=pool.url, worker=f"{tag}.{s}",
                                  rpc_port=None, http_port=0, ambient_c=ambient_c,
-                                 noise_seed=s * 100 + len(tag))
+                                 noise_seed=s * 100 + len(tag), firmware="axeos-2.15")
                    for s in seeds]
         async with ar.start_units(configs, clock=clock) as units:
             return list(await asyncio.gather(*[

@@ -218,10 +218,10 @@ class StepRecord:
     t_end_ns: int
     slots: list[SlotRow] = field(default_factory=list)
     commands: list[CommandRow] = field(default_factory=list)
-    effects: list[EffectRow] = field(default_factory=list)
     shares: list[ShareRow] = field(default_factory=list)
     telemetry: list[TelemetryRow] = field(default_factory=list)
     marks: dict[str, str] = field(default_factory=dict)   # unit -> reason
+    effects: list[EffectRow] = field(default_factory=list)   # verified setting writes
 
     @property
     def status(self) -> str:
