@@ -24,7 +24,7 @@ async def _record(path: Path) -> None:
     try:
         config = UnitConfig(model="lv06", seed=5, noise_seed=5, host=UNIT_HOST,
                             pool_url=pool.url, worker="ar.lv06", rpc_port=None,
-                            http_port=HTTP_PORT)
+                            http_port=HTTP_PORT, firmware="axeos-2.15")
         async with start_units([config], clock=clock) as (unit,):
             await run_experiment([unit.url], "frequency+fan", path, steps=40, runs=1, slots=2,
                                  seed=3, step_seconds=5.0, warmup_seconds=20.0,

@@ -29,6 +29,7 @@ from asic_reservoir.experiment.channels import ChannelError, parse_channels
 from asic_reservoir.experiment.loop import ExperimentError
 from asic_reservoir.experiment.runs import RunFileError
 from asic_reservoir.simulator import UnitConfig, start_units
+from asic_reservoir.simulator.firmware.generations import DEMO_FIRMWARE
 from asic_reservoir.simulator.profiles import MODELS
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,8 @@ async def _record(task: SweepTask, path: Path) -> None:
         config = UnitConfig(model=task.model, seed=DEMO_SEEDS[task.model], noise_seed=task.seed,
                             host=LOOPBACK, worker=f"ar.{task.model}", rpc_port=0, http_port=0,
                             pool_url=pool.lbry_url if task.model == "lbbox" else pool.url,
-                            ambient_c=DEMO_AMBIENT_C[task.model])
+                            ambient_c=DEMO_AMBIENT_C[task.model],
+                            firmware=DEMO_FIRMWARE.get(task.model))
         async with start_units([config], clock=clock) as (unit,):
             await run_experiment(
                 [unit.url], task.spec, path, steps=task.steps, runs=task.runs, slots=task.slots,
