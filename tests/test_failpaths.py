@@ -37,7 +37,8 @@ def lv06(seed: int, *, http_port: int = 0, ambient_c: float = 25.0,
          pool_url: str = NOWHERE) -> UnitConfig:
     return UnitConfig(model="lv06", seed=seed, host="127.0.0.1", pool_url=pool_url,
                       worker=f"home.{seed}", speed=SPEED, rpc_port=None, http_port=http_port,
-                      ambient_c=ambient_c, noise_seed=seed)
+                      ambient_c=ambient_c, noise_seed=seed,
+                      firmware="axeos-2.15")   # live clock, fan and pause
 
 
 async def _cli(*args: str) -> asyncio.subprocess.Process:
