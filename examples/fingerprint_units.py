@@ -20,14 +20,19 @@ import asic_reservoir as ar
 SEEDS = (11, 12, 13)   # three simulated units with different process variation
 
 
-async def read_all(challenge: ar.Challenge, ambient_c: float, workdir: Path, tag: str,
+async def read_all(challenge: ar.Challenge, ambient_c: float, workdir: Path, read_no: int,
                    seeds=SEEDS) -> list:
-    """One challenge read of every unit (freshly started: a power cycle per read)."""
+    """One challenge read of every unit (freshly started: a power cycle per read).
+
+    Pool jobs and sensor noise are seeded per read, so the script prints the same every time;
+    the reads still differ from each other as reads of a real unit do.
+    """
     clock = ar.Clock.virtual()
-    async with ar.Pool(ar.PoolConfig(port=0), clock=clock) as pool:
+    tag = f"r{read_no}"
+    async with ar.Pool(ar.PoolConfig(port=0, seed=read_no), clock=clock) as pool:
         configs = [ar.UnitConfig("lv06", seed=s, pool_url=pool.url, worker=f"{tag}.{s}",
                                  rpc_port=None, http_port=0, ambient_c=ambient_c,
-                                 noise_seed=s * 100 + len(tag), firmware="axeos-2.15")
+                                 noise_seed=1000 * read_no + s, firmware="axeos-2.15")
                    for s in seeds]
         async with ar.start_units(configs, clock=clock) as units:
             return list(await asyncio.gather(*[
@@ -40,9 +45,9 @@ async def read_all(challenge: ar.Challenge, ambient_c: float, workdir: Path, tag
 async def main_async(store_path: Path, steps_per_phase: int) -> None:
     challenge = ar.Challenge().shortened(steps_per_phase)
     with tempfile.TemporaryDirectory() as tmp:
-        enroll_reads = [await read_all(challenge, 24.0, Path(tmp), "e1"),
-                        await read_all(challenge, 26.0, Path(tmp), "e2")]
-        probe = (await read_all(challenge, 25.0, Path(tmp), "t", seeds=SEEDS[1:2]))[0]
+        enroll_reads = [await read_all(challenge, 24.0, Path(tmp), 1),
+                        await read_all(challenge, 26.0, Path(tmp), 2)]
+        probe = (await read_all(challenge, 25.0, Path(tmp), 3, seeds=SEEDS[1:2]))[0]
     with ar.EnrollmentStore(store_path) as store:
         for reads in enroll_reads:
             for response in reads:

@@ -20,10 +20,10 @@ import asic_reservoir as ar
 
 async def record(out: Path, steps: int, runs: int) -> None:
     clock = ar.Clock.virtual()                     # the virtual loop's clock (see ar.run_virtual)
-    async with ar.Pool(ar.PoolConfig(port=0), clock=clock) as pool:
+    async with ar.Pool(ar.PoolConfig(port=0, seed=7), clock=clock) as pool:
         # current AxeOS: a stock LV06 loads a new clock only at restart (no frequency input)
         unit_config = ar.UnitConfig("lv06", seed=7, pool_url=pool.url, rpc_port=None, http_port=0,
-                                    firmware="axeos-2.15")
+                                    noise_seed=7, firmware="axeos-2.15")
         async with ar.start_units([unit_config], clock=clock) as (lv06,):
             summary = await ar.run_experiment(
                 [lv06.url], "frequency+fan:invert=1", out, steps=steps, runs=runs,
