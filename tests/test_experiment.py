@@ -30,9 +30,10 @@ AMBIENT = {"s9": 15.0}
 
 async def _setup(models):
     clock = Clock.virtual()
-    pool = Pool(PoolConfig(host="127.0.0.1", port=0, lbry_port=0), clock=clock)
+    pool = Pool(PoolConfig(host="127.0.0.1", port=0, lbry_port=0, seed=1), clock=clock)
     await pool.start()
-    configs = [UnitConfig(model=m, seed=SEEDS[m], host="127.0.0.1",
+    # seeded noise: in virtual time every run of a test records the same file
+    configs = [UnitConfig(model=m, seed=SEEDS[m], noise_seed=SEEDS[m], host="127.0.0.1",
                           pool_url=pool.lbry_url if m == "lbbox" else pool.url,
                           worker=f"ar.{m}", rpc_port=0, http_port=0,
                           ambient_c=AMBIENT.get(m, 25.0), firmware=DEMO_FIRMWARE.get(m))
