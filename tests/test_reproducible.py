@@ -4,6 +4,7 @@ one virtual event loop, talking through real loopback sockets)."""
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 from pathlib import Path
 
@@ -12,8 +13,11 @@ from asic_reservoir.drivers.clock import Clock, run_virtual
 from asic_reservoir.drivers.stratum import Pool, PoolConfig
 from asic_reservoir.simulator import UnitConfig, start_units
 
-# Fixed addresses and ports: unit URLs and the pool URL are part of the run file.
-POOL_HOST, UNIT_HOST = "127.13.0.1", "127.13.0.2"
+# Addresses fixed within this process (unit and pool URLs are part of the run file) and
+# distinct between processes, so that concurrent test runs on one host do not collide.
+_PID = os.getpid()
+POOL_HOST = f"127.13.{_PID >> 8 & 255}.{(_PID & 255) or 1}"
+UNIT_HOST = f"127.14.{_PID >> 8 & 255}.{(_PID & 255) or 1}"
 POOL_PORT, HTTP_PORT = 13333, 13380
 
 
