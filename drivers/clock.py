@@ -186,7 +186,8 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         scheduled = [h for h in self._scheduled[:1] if not h.cancelled()]
         if not scheduled:
             return
-        target = max(self._now_ns, round(scheduled[0].when() * 1e9))
+        # at least 1 ns: a timer less than half a nanosecond ahead must still come due
+        target = max(self._now_ns + 1, round(scheduled[0].when() * 1e9))
         self.jumped_s += (target - self._now_ns) * 1e-9
         self.jumps += 1
         self._now_ns = target

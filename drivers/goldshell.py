@@ -48,7 +48,10 @@ def encrypt_password(password: str) -> str | None:
 
 
 class TokenBucket:
-    """At most ``rate`` acquisitions per second on average, ``burst`` at once."""
+    """At most ``rate`` acquisitions per second on average, ``burst`` at once.
+
+    Time is the event loop's (``loop.time()``), so the bucket also refills in virtual time.
+    """
 
     def __init__(self, rate: float = 5.0, burst: int = 5) -> None:
         if rate <= 0 or burst < 1:
@@ -56,14 +59,15 @@ class TokenBucket:
         self.rate = rate
         self.burst = burst
         self._tokens = float(burst)
-        self._last = time.monotonic()
+        self._last: float | None = None     # loop time of the last refill (set on first use)
         self._lock = asyncio.Lock()
 
     async def acquire(self) -> None:
         async with self._lock:
             while True:
-                now = time.monotonic()
-                self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+                now = asyncio.get_running_loop().time()
+                last = now if self._last is None else self._last
+                self._tokens = min(self.burst, self._tokens + (now - last) * self.rate)
                 self._last = now
                 if self._tokens >= 1:
                     self._tokens -= 1

@@ -31,6 +31,7 @@ pool entry fields, the failed-login reply) the values are estimates.
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -171,7 +172,7 @@ class GoldshellWebServer(FirmwareWebServer):
         path = request.path
         if path.startswith("/mcb/") and path != "/mcb/status":
             auth = request.headers.get("Authorization", "")
-            now = time.monotonic()
+            now = asyncio.get_running_loop().time()
             overlapping = now - self._last_request < RACE_WINDOW_S
             self._last_request = now
             raced = self.quirks and overlapping and self._rng.random() < self.token_race_p
@@ -183,7 +184,7 @@ class GoldshellWebServer(FirmwareWebServer):
 
     def _crashed(self) -> bool:
         """Opt-in reliability quirk: a burst of requests takes the web backend down."""
-        now = time.monotonic()
+        now = asyncio.get_running_loop().time()
         if now < self._down_until:
             return True
         self._recent.append(now)
