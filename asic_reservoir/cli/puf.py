@@ -131,7 +131,9 @@ async def evaluate_simulated_fleet(opts: FleetOptions, progress: bool = True) ->
     rng = np.random.default_rng(opts.seed)
     seeds = fleet_seeds(opts.seed, opts.devices)
     clock = Clock.virtual()
-    pool = Pool(PoolConfig(host="127.0.0.1", port=0, lbry_port=0), clock=clock)
+    # seeded pool (extranonces, jobs) + seeded units + virtual time: the same --seed gives
+    # the same result
+    pool = Pool(PoolConfig(host="127.0.0.1", port=0, lbry_port=0, seed=opts.seed), clock=clock)
     await pool.start()
     total_reads = opts.enroll_reads + opts.reads
     bar = progress_bar(opts.devices * total_reads, "puf reads", enabled=progress, unit="read")
