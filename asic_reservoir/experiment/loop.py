@@ -505,7 +505,10 @@ class Experiment:
                      marks: dict[str, str] | None = None) -> Any:
         """Await a unit operation; a failure marks the unit for this step instead of raising."""
         try:
-            return await asyncio.wait_for(awaitable, timeout=max(unit.driver.timeout, 1.0) * 2)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a Ctrl-C
+            # (cancellation) that lands as the operation completes, and the run goes on
+            async with asyncio.timeout(max(unit.driver.timeout, 1.0) * 2):
+                return await awaitable
         except (UnitError, OSError, asyncio.TimeoutError, ConnectionError) as exc:
             log.warning("unit %s: %s", unit.name, exc)
             if marks is not None:
