@@ -166,6 +166,16 @@ class Unit(ABC):
         """The running value of those ``keys`` the firmware reports (others are left out)."""
         return {}
 
+    async def _running_from_telemetry(self, keys: set[str]) -> dict[str, Any]:
+        """Running clock and active pool as the unit's telemetry reports them (one read,
+        only when one of those keys is asked for)."""
+        if not keys & {"frequency_mhz", "pool_url", "pool_user"}:
+            return {}
+        reading = await self.telemetry()
+        found = {"frequency_mhz": reading.frequency_mhz, "pool_url": reading.pool_url,
+                 "pool_user": reading.pool_user}
+        return {k: v for k, v in found.items() if k in keys and v not in (None, "")}
+
     async def restart(self) -> None:
         """Ask the unit to restart and return once it has gone down (or its uptime started
         again): firmware answers first and restarts a moment later, and a :meth:`wait_ready`
@@ -479,16 +489,7 @@ class S9Unit(Unit):
 
     async def running(self, keys: set[str]) -> dict[str, Any]:
         """bmminer's running frequency and active pool (the fan duty is not reported)."""
-        out: dict[str, Any] = {}
-        if keys & {"frequency_mhz", "pool_url", "pool_user"}:
-            reading = await self.telemetry()
-            if "frequency_mhz" in keys and reading.frequency_mhz is not None:
-                out["frequency_mhz"] = reading.frequency_mhz
-            if "pool_url" in keys and reading.pool_url:
-                out["pool_url"] = reading.pool_url
-            if "pool_user" in keys and reading.pool_user:
-                out["pool_user"] = reading.pool_user
-        return out
+        return await self._running_from_telemetry(keys)
 
     async def _write(self, changes: dict[str, Any]) -> bool:
         form = config_form(await self.miner_conf(), changes)
@@ -743,16 +744,7 @@ class LBBoxUnit(Unit):
 
     async def running(self, keys: set[str]) -> dict[str, Any]:
         """The boards' running clock and the active pool, from the cgminer RPC."""
-        out: dict[str, Any] = {}
-        if keys & {"frequency_mhz", "pool_url", "pool_user"}:
-            reading = await self.telemetry()
-            if "frequency_mhz" in keys and reading.frequency_mhz is not None:
-                out["frequency_mhz"] = reading.frequency_mhz
-            if "pool_url" in keys and reading.pool_url:
-                out["pool_url"] = reading.pool_url
-            if "pool_user" in keys and reading.pool_user:
-                out["pool_user"] = reading.pool_user
-        return out
+        return await self._running_from_telemetry(keys)
 
     async def _write(self, changes: dict[str, Any]) -> bool:
         if "frequency_mhz" in changes or "temp_target_c" in changes:
