@@ -3,21 +3,31 @@
 Model (all parameters from :mod:`asic_reservoir.simulator.profiles`, each with its source):
 
 - **Hashrate** of chip *i*: ``f_i x (hashes_per_clock - bad_cores_i)`` while it has work.
-- **Power**: dynamic ``C_eff V^2 f`` (``C_eff`` calibrated so that the stock operating
-  point reproduces the rated power) plus leakage ``P_leak,ref x s_i x (V/V0) x
-  2^((T_die - T_ref)/doubling)`` with a per-chip leakage factor ``s_i``.
-- **Timing margin**: ``f_max,i = f_ref x speed_i x g(V)/g(V0) x (1 - k_T (T_die - T_ref))``
+- **Electrical**: each chip is a conductance ``G_i = C_eff f_i a + G_leak,i(T_i)`` (switched
+  capacitance times clock and activity, plus leakage ``P_leak,ref s_i exp((T - T_ref)/T_e) /
+  V0^2``), so ``P_i = G_i V_i^2``. Regulated units hold ``V_i`` at the set voltage. Series
+  boards (S9, LB-Box) stack ``voltage_domains`` domains of parallel chips on one string at
+  ``domains x V_set``: a domain's voltage is ``I / G_domain``, so a hotter, leakier domain
+  takes a smaller share of the string voltage and its power *falls*. That negative feedback
+  is why a series board has a stable operating point for every identity.
+- **Timing margin**: ``f_max,i = f_ref x speed_i x g(V_i)/g(V0) x (1 - k_T (T_die - T_ref))``
   with the alpha-power law ``g(V) = (V - Vth)^alpha / V``. The fraction of a chip's
   returned nonces that are hardware errors rises as a logistic function of
   ``(f - f_max)/(width x f_max)`` above a small floor.
 - **Thermal network** per chip: die -C_die- (R_die_sink) - heatsink segment -C_sink-
-  (R_sink_air(fan)) - local air; the air stream of each chain warms along the board
-  (position along the flow / ``m_dot c_p``). Conductance to air grows with airflow^0.8.
-  Nodes relax exponentially toward their momentary equilibrium, so any step size is
-  stable and the steady state is exact: ``T_die = T_air + P (R_sink_air + R_die_sink)``.
-- **Fans**: the firmware's controller (bmminer linear curve on board temperature, or a
-  PID on chip temperature toward ``temp_target``, or a manual percentage) sets pwm; rpm
-  follows pwm with a first-order lag, each fan with its own max-rpm tolerance.
+  (R_sink_air(fan)) - local air, with conductance ``g_lateral`` between the heatsink
+  segments of neighbouring chips; the air stream of each chain warms along the board by
+  the heat of the chips upstream (``m_dot c_p``). Conductance to air grows with
+  airflow^0.8. Each stage advances by the exact exponential of its own linear equation
+  with its neighbours and inputs held over the substep (the die stage with its leakage
+  linearised), so every update is a convex combination: stable for any step, exact in the
+  steady state. Substeps follow the firmware's control period, so the fan law and the
+  protection run at their real cadence whatever the caller's tick.
+- **Firmware**: the fan law and the over-temperature protection of each firmware
+  (:mod:`asic_reservoir.simulator.control`) read the sensors the real firmware reads;
+  a protection trip powers the chips off (:attr:`UnitPhysics.trip`).
+- **Fans**: pwm from the fan law (or manual); rpm follows pwm with a first-order lag,
+  each fan with its own max-rpm tolerance.
 - **Ambient**: Ornstein-Uhlenbeck drift around ``ambient_c`` with std ``ambient_drift_c``.
 - **Process variation** comes from the identity seed (model, seed): per-chip speed,
   leakage and thermal resistance, sensor offsets, fan tolerances. It is identical for
@@ -36,6 +46,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from asic_reservoir.drivers.stratum.work import LBRY_DIFFICULTY_FACTOR
+from asic_reservoir.simulator.control import Sensors, fan_law, protection
 from asic_reservoir.simulator.profiles import Profile
 
 __all__ = ["SettingsError", "ChainReading", "UnitReading", "Variation", "UnitPhysics",
@@ -43,11 +54,11 @@ __all__ = ["SettingsError", "ChainReading", "UnitReading", "Variation", "UnitPhy
 
 TWO32 = float(1 << 32)
 AMBIENT_TAU_S = 1800.0      # estimate: room temperature drifts over ~half an hour
-MAX_SUBSTEP_S = 2.0         # keeps the fan controller loop resolved at high speed factors
-FAN_CONTROL_PERIOD_S = 2.0  # estimate: firmware fan loops poll temperatures every ~1-5 s
 FLOW_EXPONENT = 0.8         # Dittus-Boelter: h ~ v^0.8 (see profiles sources)
-STILL_AIR_FLOW = 0.15      # estimate: buoyant flow through the chassis with fans stopped
+STILL_AIR_FLOW = 0.15       # estimate: buoyant flow through the chassis with fans stopped
 NOMINAL_FLOW = 0.75         # overhead_power_w is quoted with fans near 75 %
+CORRECTOR_ABOVE_S = 0.5     # longer substeps get the trapezoidal corrector
+MAX_EXPONENT = 60.0         # numerical guard only (e^60): protection acts long before
 
 
 class SettingsError(ValueError):
@@ -208,6 +219,7 @@ class AmbientDrift:
         return self.value_c
 
 
+
 class UnitPhysics:
     """Physical state of one unit, advanced by :meth:`step` in simulated seconds."""
 
@@ -215,26 +227,35 @@ class UnitPhysics:
                  ambient_drift_c: float = 0.0, noise_seed: int | None = None) -> None:
         self.profile = p = profile
         self.seed = int(seed)
-        self.variation = Variation.from_seed(profile, seed)
+        self.variation = var = Variation.from_seed(profile, seed)
         self._noise = np.random.default_rng(noise_seed)
         self.ambient = AmbientDrift(ambient_c, ambient_drift_c, self._noise)
         self.ambient_c = float(ambient_c)
-        n = p.n_chips
-        self._chain_of = np.repeat(np.arange(p.n_chains), p.chips_per_chain)
-        k = p.chips_per_chain
+        n, k = p.n_chips, p.chips_per_chain
+        self._chain_of = np.repeat(np.arange(p.n_chains), k)
         self._position = (np.tile(np.arange(k), p.n_chains) / (k - 1)) if k > 1 else np.full(n, 0.5)
         sensed = {round(pos * (k - 1)) for pos in p.chip_sensor_positions}
         self._sensed = np.tile([j in sensed for j in range(k)], p.n_chains)
+        if p.voltage_domains and k % p.voltage_domains:
+            raise ValueError(f"{p.model}: {k} chips do not split into {p.voltage_domains} domains")
         # Calibration at the stock operating point (derivations in profiles.py).
         p_chip = p.chip_power_w
-        v0 = p.voltage_default_mv / 1000.0
+        self._v0 = v0 = p.voltage_default_mv / 1000.0
         self._c_eff = (1.0 - p.leakage_fraction) * p_chip / (v0 * v0 * p.freq_default_mhz * 1e6)
-        self._p_leak_ref = p.leakage_fraction * p_chip
+        self._g_leak_ref = p.leakage_fraction * p_chip / (v0 * v0) * var.leakage
         self._vth = p.vth_fraction * v0
         self._f_ref = p.timing_guardband * p.freq_default_mhz
-        self._hashes_per_clock = p.hashes_per_clock - self.variation.bad_cores
+        self._hashes_per_clock = p.hashes_per_clock - var.bad_cores
         factor = LBRY_DIFFICULTY_FACTOR if p.algorithm == "lbry" else 1.0
         self.hashes_per_floor_nonce = TWO32 * p.chip_floor_difficulty / factor
+        # Thermal network: per-chip resistances, neighbours along the heatsink.
+        self._r_ds = p.r_die_sink * var.r_thermal
+        inner = np.ones(n, dtype=bool)
+        first, last = np.arange(0, n, k), np.arange(k - 1, n, k)
+        self._has_prev, self._has_next = inner.copy(), inner.copy()
+        self._has_prev[first] = False
+        self._has_next[last] = False
+        self._n_lateral = self._has_prev.astype(float) + self._has_next.astype(float)
         # Settings and state.
         self.freq_mhz = np.full(n, p.freq_default_mhz)
         self.voltage_mv = p.voltage_default_mv
@@ -244,6 +265,8 @@ class UnitPhysics:
         self.fan_override_pct: float | None = None
         self.powered = True
         self.hashing = False
+        self.trip: str | None = None          # why the firmware protection stopped the unit
+        self.trip_sensors: Sensors | None = None    # what the firmware read when it stopped
         # True: sample returned nonces from the modelled rate (standalone physics);
         # False: the owner reports genuine chip results through add_nonces().
         self.sample_nonces = True
@@ -251,12 +274,14 @@ class UnitPhysics:
         self.t_die = np.full(n, self.ambient_c)
         self.t_sink = np.full(n, self.ambient_c)
         self.t_vr = self.ambient_c
-        self.fan_pwm = np.full(p.n_fans, 100.0 if p.fan_control == "linear" else p.fan_min_pwm)
-        self.fan_rpm = p.fan_max_rpm * self.variation.fan_rpm_factor * self.fan_pwm / 100.0
-        self._pid_integral = 0.0
-        self._pid_prev_error: float | None = None
+        self._fan_law = fan_law(p)
+        self._protection = protection(p)
+        start_pwm = 100.0 if p.fan_control == "bmminer" else p.fan_min_pwm
+        self._fan_law.reset(start_pwm)
+        self.fan_pwm = np.full(p.n_fans, start_pwm)
+        self.fan_rpm = p.fan_max_rpm * var.fan_rpm_factor * self.fan_pwm / 100.0
         self.control_temp_c = self.ambient_c
-        self._since_control = FAN_CONTROL_PERIOD_S
+        self._since_control = 0.0
         self.reset_counters()
 
     # ----------------------------------------------------------------- settings
@@ -268,6 +293,8 @@ class UnitPhysics:
 
     def set_fan(self, auto: bool | None = None, pct: float | None = None) -> None:
         if auto is not None:
+            if auto and not self.fan_auto:
+                self._fan_law.reset(float(self.fan_pwm.mean()))
             self.fan_auto = bool(auto)
         if pct is not None:
             self.fan_manual_pct = float(min(max(pct, 0.0), 100.0))
@@ -276,18 +303,24 @@ class UnitPhysics:
 
     def set_temp_target(self, celsius: float) -> None:
         self.temp_target_c = float(celsius)
-        self._pid_prev_error = None
 
     def set_hashing(self, hashing: bool) -> None:
         """True while the chips receive work (full dynamic power, nonces counted)."""
         self.hashing = bool(hashing)
 
     def set_powered(self, powered: bool, fan_override_pct: float | None = None) -> None:
-        """Hash boards powered or not (reboot); optionally force the fans (boot: 100 %)."""
+        """Hash boards powered or not (reboot); optionally force the fans (boot: 100 %).
+
+        Powering up is a firmware start: the protection re-arms and the fan law restarts.
+        """
         self.powered = bool(powered)
         self.fan_override_pct = fan_override_pct
         if fan_override_pct is not None:
             self.fan_pwm[:] = fan_override_pct
+        if powered:
+            self.trip = self.trip_sensors = None
+            self._protection.reset()
+            self._fan_law.reset(float(self.fan_pwm.mean()))
 
     def reset_counters(self) -> None:
         """Start a new uptime: hashrate windows, averages and HW error counts."""
@@ -299,14 +332,14 @@ class UnitPhysics:
         self._hw_pending = 0
 
     # ------------------------------------------------------------ chip model
-    def _g(self, v: float) -> float:
-        return max(v - self._vth, 1e-6) ** self.profile.alpha_power / v
+    def _g(self, v: np.ndarray | float) -> np.ndarray | float:
+        return np.maximum(v - self._vth, 1e-6) ** self.profile.alpha_power / v
 
     def chip_fmax_mhz(self) -> np.ndarray:
         p = self.profile
-        v, v0 = self.voltage_mv / 1000.0, p.voltage_default_mv / 1000.0
+        v = np.maximum(self.chip_voltage_v(), 1e-3)
         thermal = 1.0 - p.timing_temp_coeff * (self.t_die - p.t_ref_c)
-        return self._f_ref * self.variation.speed * (self._g(v) / self._g(v0)) * thermal
+        return self._f_ref * self.variation.speed * (self._g(v) / self._g(self._v0)) * thermal
 
     def chip_error_fraction(self) -> np.ndarray:
         """Fraction of each chip's returned nonces that are hardware errors."""
@@ -329,102 +362,233 @@ class UnitPhysics:
         """Configured hashrate per chip (firmware "ideal", good cores only), hashing or not."""
         return self.freq_mhz * 1e6 * self._hashes_per_clock
 
-    def chip_power_w(self) -> np.ndarray:
-        if not self.powered:
-            return np.zeros(self.profile.n_chips)
+    # ------------------------------------------------------------ electrical
+    def conductances(self, t_die: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(dynamic, leakage) conductance of every chip, S (``t_die`` may be batched: (..., n))."""
         p = self.profile
-        v = self.voltage_mv / 1000.0
+        t = self.t_die if t_die is None else t_die
         activity = 1.0 if self.hashing else p.idle_activity
-        dynamic = self._c_eff * v * v * self.freq_mhz * 1e6 * activity
-        leak = (self._p_leak_ref * self.variation.leakage * (v / (p.voltage_default_mv / 1000.0))
-                * np.exp2(np.minimum((self.t_die - p.t_ref_c) / p.leakage_doubling_c, 8.0)))
-        return dynamic + leak
+        g_dyn = self._c_eff * self.freq_mhz * 1e6 * activity
+        g_leak = self._g_leak_ref * np.exp(np.minimum((t - p.t_ref_c) / p.leakage_efold_c,
+                                                      MAX_EXPONENT))
+        return np.broadcast_to(g_dyn, np.shape(g_leak)), g_leak
+
+    def electrical(self, t_die: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(power W, leakage power W, voltage V, own slope dP_i/dT_i W/K) of every chip.
+
+        The slope holds the other dies: leakage slope less what the series string takes
+        back (a domain drawing more current gets less of the string voltage).
+        ``t_die`` may be batched, shape (..., n).
+        """
+        p = self.profile
+        g_dyn, g_leak = self.conductances(t_die)
+        g = g_dyn + g_leak
+        dg = g_leak / p.leakage_efold_c
+        if not p.voltage_domains:
+            v = np.full(g.shape, self.voltage_mv / 1000.0)
+            slope = dg * v * v
+        else:
+            per = p.chips_per_chain // p.voltage_domains
+            lead = g.shape[:-1]
+            gd = g.reshape(*lead, p.n_chains, p.voltage_domains, per).sum(axis=-1)
+            v_string = p.voltage_domains * self.voltage_mv / 1000.0
+            current = v_string / np.sum(1.0 / gd, axis=-1)
+            v = np.repeat(current[..., None] / gd, per, axis=-1).reshape(g.shape)
+            gd_chip = np.repeat(gd, per, axis=-1).reshape(g.shape)
+            slope = dg * v * v * (1.0 - 2.0 * (g / gd_chip) * (1.0 - v / v_string))
+        if not self.powered:
+            zero = np.zeros(g.shape)
+            return zero, zero, v, zero
+        return g * v * v, g_leak * v * v, v, slope
+
+    def power_jacobian(self, t_die: np.ndarray | None = None) -> np.ndarray:
+        """``J[c, i, j] = dP_i / dT_j`` within each chain (chains do not share a string).
+
+        On a series string a die that warms draws more current: its own power rises by
+        less than its leakage, its domain-mates lose voltage, the other domains gain a little.
+        """
+        p = self.profile
+        c, k = p.n_chains, p.chips_per_chain
+        g_dyn, g_leak = self.conductances(t_die)
+        dg = (g_leak / p.leakage_efold_c).reshape(c, k)
+        if not self.powered:
+            return np.zeros((c, k, k))
+        if not p.voltage_domains:
+            v = self.voltage_mv / 1000.0
+            return np.eye(k)[None] * (v * v * dg)[:, None, :]
+        per = k // p.voltage_domains
+        g = (g_dyn + g_leak).reshape(c, k)
+        gd = np.repeat(g.reshape(c, p.voltage_domains, per).sum(axis=-1), per, axis=-1)
+        v_string = p.voltage_domains * self.voltage_mv / 1000.0
+        current = v_string / np.sum(1.0 / gd, axis=-1, keepdims=True) * per
+        vd = current / gd
+        dom = np.arange(k) // per
+        same = dom[:, None] == dom[None, :]
+        other = 2.0 * (g * vd / (v_string * gd))[:, :, None] * (vd * vd)[:, None, :]
+        mates = (-2.0 * g * vd * vd * (1.0 - vd / v_string) / gd)[:, :, None]
+        jac = np.where(same[None], mates, other)
+        jac[:, np.arange(k), np.arange(k)] += vd * vd
+        return jac * dg[:, None, :]
+
+    def chip_voltage_v(self, t_die: np.ndarray | None = None) -> np.ndarray:
+        """Core voltage across each chip (series boards share the string by conductance)."""
+        return self.electrical(t_die)[2]
+
+    def chip_power_w(self, t_die: np.ndarray | None = None) -> np.ndarray:
+        """Power of every chip at die temperatures ``t_die`` (default: the present ones)."""
+        return self.electrical(t_die)[0]
 
     def flow_fraction(self) -> float:
         """Airflow relative to full fan speed (mean over fans)."""
         return float(np.mean(self.fan_rpm) / self.profile.fan_max_rpm)
 
-    def input_power_w(self, chip_power: np.ndarray | None = None) -> float:
+    def input_power_w(self, chip_power: np.ndarray | None = None,
+                      flow: float | None = None) -> float:
         """Power at the unit's input (S9: wall incl. PSU; LV06/LB-Box: DC jack)."""
         p = self.profile
         chips = float(np.sum(self.chip_power_w() if chip_power is None else chip_power))
-        flow = self.flow_fraction()
+        flow = self.flow_fraction() if flow is None else flow
         overhead = p.overhead_power_w * (0.4 + 0.6 * (flow / NOMINAL_FLOW) ** 3)
         return (chips + overhead) / p.psu_efficiency
 
+    # ---------------------------------------------------------------- thermal
+    def sink_air_conductance(self, flow: float) -> np.ndarray:
+        """W/K from each heatsink segment to its air at relative airflow ``flow``."""
+        p = self.profile
+        g_full, g_still = 1.0 / p.r_sink_air_full, 1.0 / p.r_sink_air_still
+        g = g_still + (g_full - g_still) * min(max(flow, 0.0), 1.2) ** FLOW_EXPONENT
+        return g / self.variation.r_thermal
+
+    def air_heat_capacity(self, flow: float) -> float:
+        """m_dot c_p (W/K) of the air stream through one chain."""
+        p = self.profile
+        return p.airflow_heat_capacity * max(flow, STILL_AIR_FLOW) / p.n_chains
+
+    def air_temps_c(self, power: np.ndarray, flow: float, ambient_c: float) -> np.ndarray:
+        """Air at each chip: inlet plus the heat of the chips upstream (and half its own)."""
+        p = self.profile
+        k = p.chips_per_chain
+        upstream = np.cumsum(power.reshape(p.n_chains, k), axis=1) - 0.5 * power.reshape(-1, k)
+        return ambient_c + upstream.reshape(-1) / self.air_heat_capacity(flow)
+
+    def thermal_matrix(self, flow: float) -> np.ndarray:
+        """Steady-state K/W per chain: ``T_die = T_ambient + M[c] @ P`` (chains independent)."""
+        p = self.profile
+        k = p.chips_per_chain
+        g_a = self.sink_air_conductance(flow).reshape(p.n_chains, k)
+        r_ds = self._r_ds.reshape(p.n_chains, k)
+        lat = np.zeros((k, k))
+        if k > 1 and p.g_lateral > 0:
+            idx = np.arange(k - 1)
+            lat[idx, idx + 1] = lat[idx + 1, idx] = -p.g_lateral
+            lat[np.arange(k), np.arange(k)] = -lat.sum(axis=1)
+        mcp = self.air_heat_capacity(flow)
+        upstream = (np.tril(np.ones((k, k)), -1) + 0.5 * np.eye(k)) / mcp
+        out = np.empty((p.n_chains, k, k))
+        for c in range(p.n_chains):
+            a = lat + np.diag(g_a[c])
+            out[c] = np.linalg.solve(a, g_a[c][:, None] * upstream + np.eye(k)) + np.diag(r_ds[c])
+        return out
+
     # ---------------------------------------------------------------- dynamics
     def step(self, dt: float) -> None:
-        """Advance ``dt`` simulated seconds (any size; substeps keep control loops resolved)."""
+        """Advance ``dt`` simulated seconds (any size: substeps follow the control period)."""
         if dt <= 0:
             return
-        n_sub = max(1, math.ceil(dt / MAX_SUBSTEP_S))
-        h = dt / n_sub
+        period = self.profile.control_period_s
         valid_nonces = np.zeros(self.profile.n_chips)
         error_nonces = np.zeros(self.profile.n_chips)
         floor = self.hashes_per_floor_nonce
-        for _ in range(n_sub):
+        left = dt
+        while left > 1e-12:
+            h = min(left, max(period - self._since_control, 1e-9))
             rates = self.chip_rates_hs()
             err = self.chip_error_fraction()
             valid_nonces += rates * (1.0 - err) * h / floor
             error_nonces += rates * err * h / floor
             self._substep(h)
+            left -= h
         self._count(dt, valid_nonces, error_nonces)
 
     def _substep(self, h: float) -> None:
         p, var = self.profile, self.variation
         self.ambient_c = self.ambient.advance(h)
-        self._control_fans(h)
+        self._since_control += h
+        if self._since_control >= p.control_period_s - 1e-9:
+            self._control(self._since_control)
+            self._since_control = 0.0
         target_rpm = p.fan_max_rpm * var.fan_rpm_factor * self.fan_pwm / 100.0
         self.fan_rpm = target_rpm + (self.fan_rpm - target_rpm) * math.exp(-h / p.fan_tau_s)
-        power = self.chip_power_w()
-        flow = max(self.flow_fraction(), 0.0)
-        g_full, g_still = 1.0 / p.r_sink_air_full, 1.0 / p.r_sink_air_still
-        r_sa = var.r_thermal / (g_still + (g_full - g_still) * min(flow, 1.2) ** FLOW_EXPONENT)
-        r_ds = p.r_die_sink * var.r_thermal
-        chain_power = np.bincount(self._chain_of, weights=power, minlength=p.n_chains)
-        mcp_chain = p.airflow_heat_capacity * max(flow, STILL_AIR_FLOW) / p.n_chains
-        t_air = self.ambient_c + self._position * chain_power[self._chain_of] / mcp_chain
-        sink_eq = t_air + power * r_sa
-        self.t_sink = sink_eq + (self.t_sink - sink_eq) * np.exp(-h / (r_sa * p.c_sink))
-        die_eq = self.t_sink + power * r_ds
-        self.t_die = die_eq + (self.t_die - die_eq) * np.exp(-h / (r_ds * p.c_die))
+        flow = self.flow_fraction()
+        power, _, _, slope = self.electrical()
+        sink, die = self._thermal(h, flow, power, slope, self.t_sink, self.t_die)
+        if h > CORRECTOR_ABOVE_S:
+            # exponential trapezoid: redo the step with the inputs (chip heat, air,
+            # neighbouring segments) averaged over its start and its predicted end
+            power_end, _, _, slope_end = self.electrical(die)
+            sink, die = self._thermal(h, flow, 0.5 * (power + power_end),
+                                      0.5 * (slope + slope_end), 0.5 * (self.t_sink + sink),
+                                      self.t_die)
+        self.t_sink, self.t_die = sink, die
         loss = self.input_power_w(power) * (1.0 - p.psu_efficiency)
         vr_eq = self.ambient_c + loss * p.r_vr_air
         self.t_vr = vr_eq + (self.t_vr - vr_eq) * math.exp(-h / p.vr_tau_s)
         self.time_s += h
 
-    def _control_fans(self, h: float) -> None:
+    def _thermal(self, h: float, flow: float, power: np.ndarray, slope: np.ndarray,
+                 neighbour_src: np.ndarray, t_die0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One exponential step of the heatsink segments, then the dies.
+
+        Each segment relaxes exactly toward the equilibrium set by its air, its neighbours
+        (taken from ``neighbour_src``) and the chip's heat held over ``h``; the die stores a
+        negligible share (C_die << C_sink), so the segment takes P. Each die then relaxes
+        exactly toward its new segment with its power linearised in its own temperature,
+        ``P(T) ~ P0 + slope (T - T0)``. Every update is a convex combination: any ``h`` is
+        stable and the steady state is exact.
+        """
         p = self.profile
-        self._since_control += h
-        if self._since_control < FAN_CONTROL_PERIOD_S:
-            return
-        h, self._since_control = self._since_control, 0.0
+        t_air = self.air_temps_c(power, flow, self.ambient_c)
+        g_a, g_ds, g_lat = self.sink_air_conductance(flow), 1.0 / self._r_ds, p.g_lateral
+        neighbours = (np.where(self._has_prev, np.roll(neighbour_src, 1), 0.0)
+                      + np.where(self._has_next, np.roll(neighbour_src, -1), 0.0))
+        g_tot = g_a + g_lat * self._n_lateral
+        sink_eq = (g_a * t_air + power + g_lat * neighbours) / g_tot
+        sink = sink_eq + (self.t_sink - sink_eq) * np.exp(-h * g_tot / p.c_sink)
+        g_eff = g_ds - slope
+        safe = np.where(np.abs(g_eff) > 1e-12, g_eff, 1e-12)
+        die_eq = (g_ds * sink + power - slope * t_die0) / safe
+        decay = np.exp(np.minimum(-h * g_eff / p.c_die, MAX_EXPONENT))
+        return sink, die_eq + (t_die0 - die_eq) * decay
+
+    def sensors(self) -> Sensors:
+        """One firmware read: hottest sensed chip and board sensor per chain, VR, tachometers."""
+        chains = self.profile.n_chains
+        chip = self.chip_temps_c()
+        chip_c = np.array([chip[(self._chain_of == c) & self._sensed].max() for c in range(chains)])
+        rpm = np.array([r for r, _ in self.fan_readings()])
+        return Sensors(chip_c=chip_c, board_c=self.board_temps_c(), vr_c=self.vr_temp_c(),
+                       fan_rpm=rpm)
+
+    def _control(self, dt: float) -> None:
+        """One pass of the firmware loop: fan law, then the protection (as bmminer orders them)."""
+        p = self.profile
+        s = self.sensors()
+        self.control_temp_c = float(np.max(s.chip_c))
         if self.fan_override_pct is not None:
             self.fan_pwm[:] = self.fan_override_pct
-            return
-        if not self.fan_auto:
+        elif not self.fan_auto:
             self.fan_pwm[:] = self.fan_manual_pct
-            return
-        if p.fan_control == "linear":
-            # bmminer: pwm from the hottest board sensor, linear between the curve ends.
-            temp = float(np.max(self.board_temps_c()))
-            span = max(self.temp_target_c - p.fan_curve_low_c, 1e-6)
-            pct = p.fan_min_pwm + (temp - p.fan_curve_low_c) * (100.0 - p.fan_min_pwm) / span
         else:
-            # PID on the hottest chip sensor toward the target (ESP-Miner style).
-            kp, ki, kd = p.fan_pid
-            temp = float(np.max(self.chip_temps_c()[self._sensed]))
-            error = temp - self.temp_target_c
-            deriv = 0.0 if self._pid_prev_error is None else (error - self._pid_prev_error) / h
-            self._pid_prev_error = error
-            integral = self._pid_integral + error * h
-            pct = kp * error + ki * integral + kd * deriv
-            # anti-windup: integrate only while the output is not pinned at a limit
-            if p.fan_min_pwm < pct < 100.0 or (pct >= 100.0 and error < 0) or \
-                    (pct <= p.fan_min_pwm and error > 0):
-                self._pid_integral = integral
-        self.control_temp_c = temp
-        self.fan_pwm[:] = min(max(pct, p.fan_min_pwm), 100.0)
+            self.fan_pwm[:] = self._fan_law.update(s, self.temp_target_c, dt)
+        if self.powered and self.trip is None:
+            reason = self._protection.check(s)
+            if reason is not None:
+                self.trip, self.trip_sensors = reason, s
+                self.powered = self.hashing = False
+                if p.fan_control != "bmminer":     # ESP-Miner: overheat mode runs the fan at 100 %
+                    self.fan_override_pct = 100.0
+                    self.fan_pwm[:] = 100.0
 
     def _count(self, dt: float, valid: np.ndarray, errors: np.ndarray) -> None:
         """Sample hardware errors, and returned nonces unless the owner reports them."""
@@ -465,10 +629,12 @@ class UnitPhysics:
         return self.t_die + self.variation.chip_sensor_offset_c + noise
 
     def board_temps_c(self) -> np.ndarray:
+        """PCB sensor per chain: the heatsink segment under its sensed chips (hottest)."""
         p = self.profile
-        sinks = np.bincount(self._chain_of, weights=self.t_sink, minlength=p.n_chains) / p.chips_per_chain
+        sink = np.array([self.t_sink[(self._chain_of == c) & self._sensed].max()
+                         for c in range(p.n_chains)])
         noise = self._noise.normal(0.0, p.sensor_noise_c, p.n_chains)
-        return sinks + self.variation.board_sensor_offset_c + noise
+        return sink + self.variation.board_sensor_offset_c + noise
 
     def vr_temp_c(self) -> float:
         return float(self.t_vr + self.variation.vr_sensor_offset_c

@@ -308,7 +308,7 @@ class SimulatedUnit:
                    and now >= self._hold_until and miner.connected and miner.job is not None)
         ph.set_hashing(hashing)
         ph.step(dt)
-        if ph.powered and not self.booting and not self.overheated:
+        if not self.booting and not self.overheated:
             self._check_temperature()
         self._chip_results[:] = 0.0
         if hashing:
@@ -344,21 +344,17 @@ class SimulatedUnit:
                        f"(P:{kp:.1f} I:{ki:.1f} D_val:{kd:.1f})")
 
     def _check_temperature(self) -> None:
-        """The firmware's over-temperature protection (profile.protect_*)."""
+        """The firmware's protection acts inside the physics (control.py); report its stop."""
         p, ph = self.profile, self.physics
-        if p.protect_sensor == "board":
-            hottest = float(np.max(ph.board_temps_c()))
-        else:                                   # the sensed chips, as chain_readings() reports
-            hottest = float(np.max(ph.chip_temps_c()[ph.sensed]))
-        if hottest <= p.protect_temp_c:
+        if ph.trip is None:
             return
         self.overheated = True
         ph.set_hashing(False)
-        ph.set_powered(False, fan_override_pct=100.0)
-        log.warning("%s: over-temperature protection at %.1f degC", self.config.worker, hottest)
-        if p.model == "lv06":
+        log.warning("%s: firmware protection stopped hashing: %s", self.config.worker, ph.trip)
+        if p.model == "lv06" and ph.trip_sensors is not None:
+            read = ph.trip_sensors
             self._emit(f"E ({self._uptime_ms()}) power_management: OVERHEAT! "
-                       f"VR: {ph.vr_temp_c():f}C ASIC {hottest:f}C")
+                       f"VR: {read.vr_c:f}C ASIC {float(read.chip_c.max()):f}C")
 
     def _on_chip_result(self, share: FoundShare) -> None:
         self._chip_results[share.chip] += 1

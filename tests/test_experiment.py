@@ -23,9 +23,7 @@ from asic_reservoir.simulator.firmware.generations import DEMO_FIRMWARE
 
 pytestmark = pytest.mark.virtual_time
 SEEDS = {"s9": 11, "lv06": 12, "lbbox": 13}
-# The simulated S9's hottest chip reads ~97-104 C at 25 C ambient, above the drivers'
-# 95 C safety stop, so the experiment (rightly) stops it; the S9 room is 15 C here.
-AMBIENT = {"s9": 15.0}
+AMBIENT_C = 25.0            # every simulated unit stands in a 25 C room
 
 
 async def _setup(models):
@@ -36,7 +34,7 @@ async def _setup(models):
     configs = [UnitConfig(model=m, seed=SEEDS[m], noise_seed=SEEDS[m], host="127.0.0.1",
                           pool_url=pool.lbry_url if m == "lbbox" else pool.url,
                           worker=f"ar.{m}", rpc_port=0, http_port=0,
-                          ambient_c=AMBIENT.get(m, 25.0), firmware=DEMO_FIRMWARE.get(m))
+                          ambient_c=AMBIENT_C, firmware=DEMO_FIRMWARE.get(m))
                for m in models]
     return clock, pool, configs
 

@@ -383,7 +383,8 @@ async def test_lv06_overheat_protection_stops_hashing_until_restart(pool: Pool) 
         unit.apply(fan_auto=False, fan_pct=0.0, frequency_mhz=575.0, core_voltage_mv=1300.0)
         await wait_until(lambda: unit.overheated, timeout=6000.0)
         r = unit.reading()
-        assert r.overheated and r.chip_temp_c > 70.0 and r.fans[0][1] == 100.0
+        # the powered-down die cools within seconds; the firmware's line kept the reading
+        assert r.overheated and r.fans[0][1] == 100.0 and r.power_w < 5.0
         overheat = [e for line in lines if "OVERHEAT" in line
                     for e in [parse_line(line)] if isinstance(e, TemperatureEvent)]
         assert overheat and overheat[0].chip_c > 75.0 and overheat[0].vr_c is not None
