@@ -45,6 +45,8 @@ class Sensors:
 class FanLaw(ABC):
     """Automatic fan control of one firmware: pwm (%) from the sensors."""
 
+    overrides_manual = False    # True: the firmware runs the law even with a manual fan set
+
     @abstractmethod
     def reset(self, pwm: float) -> None:
         """Firmware (re)start with the fans at ``pwm``."""
@@ -64,7 +66,11 @@ class BmminerFan(FanLaw):
     pwm = 2 %/K x (temp2 - 40 + fix_fan_steps); full fan when temp2 >= 90 or PCB >= 75;
     fix_fan_steps rises each read while temp2 >= 85 and falls while temp2 <= 80, so the
     loop holds the hottest temp2 between 80 and 85 degC whenever the pwm is not pinned.
+    ``read_temp_func`` calls it after every read whatever the fan setting: a custom pwm
+    (``bitmain-fan-pwm``) is set once at start-up and replaced at the first read.
     """
+
+    overrides_manual = True
 
     MIN_PWM, MAX_PWM = 0, 100               # MIN_PWM_PERCENT / MAX_PWM_PERCENT (PWM_T == 1)
     MIN_FAN_TEMP, MAX_FAN_TEMP = 40, 90     # chip (temp2) curve ends

@@ -76,7 +76,7 @@ class Outcome:
 
 def _fan(ph: UnitPhysics, pwm: float) -> tuple[np.ndarray, float]:
     p = ph.profile
-    rpm = p.fan_max_rpm * ph.variation.fan_rpm_factor * pwm / 100.0
+    rpm = ph.fan_target_rpm(pwm)
     return rpm, float(np.mean(rpm) / p.fan_max_rpm)
 
 
@@ -181,12 +181,13 @@ def settle(ph: UnitPhysics, max_s: float = 7200.0) -> Outcome:
     """
     ph.set_hashing(True)
     guard = protection(ph.profile)
-    pwm = _auto_pwm(ph) if ph.fan_auto else ph.fan_manual_pct
+    automatic = ph.fan_auto or fan_law(ph.profile).overrides_manual
+    pwm = _auto_pwm(ph) if automatic else ph.fan_manual_pct
     op = solve_at(ph, pwm)
     if op is not None and op.stable and not guard.would_trip(op.sensors()):
         return Outcome(float(op.t_die.max()), None, op)
     start = None
-    if not ph.fan_auto:
+    if not automatic:
         auto = solve_at(ph, _auto_pwm(_with_auto(ph)))
         if auto is not None and not guard.would_trip(auto.sensors()):
             start = auto

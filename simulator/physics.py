@@ -279,7 +279,7 @@ class UnitPhysics:
         start_pwm = 100.0 if p.fan_control == "bmminer" else p.fan_min_pwm
         self._fan_law.reset(start_pwm)
         self.fan_pwm = np.full(p.n_fans, start_pwm)
-        self.fan_rpm = p.fan_max_rpm * var.fan_rpm_factor * self.fan_pwm / 100.0
+        self.fan_rpm = self.fan_target_rpm(self.fan_pwm)
         self.control_temp_c = self.ambient_c
         self._since_control = 0.0
         self.reset_counters()
@@ -300,6 +300,7 @@ class UnitPhysics:
             self.fan_manual_pct = float(min(max(pct, 0.0), 100.0))
         if not self.fan_auto and self.fan_override_pct is None:
             self.fan_pwm[:] = self.fan_manual_pct        # a manual setting takes effect at once
+            self._fan_law.reset(self.fan_manual_pct)     # (bmminer: until its next read)
 
     def set_temp_target(self, celsius: float) -> None:
         self.temp_target_c = float(celsius)
@@ -439,6 +440,13 @@ class UnitPhysics:
         """Power of every chip at die temperatures ``t_die`` (default: the present ones)."""
         return self.electrical(t_die)[0]
 
+    def fan_target_rpm(self, pwm: np.ndarray | float) -> np.ndarray:
+        """Speed each fan settles at for ``pwm`` %: from its floor at 0 % duty to full."""
+        p = self.profile
+        duty = np.asarray(pwm, dtype=float) / 100.0
+        return (p.fan_max_rpm * self.variation.fan_rpm_factor
+                * (p.fan_floor_fraction + (1.0 - p.fan_floor_fraction) * duty))
+
     def flow_fraction(self) -> float:
         """Airflow relative to full fan speed (mean over fans)."""
         return float(np.mean(self.fan_rpm) / self.profile.fan_max_rpm)
@@ -518,7 +526,7 @@ class UnitPhysics:
         if self._since_control >= p.control_period_s - 1e-9:
             self._control(self._since_control)
             self._since_control = 0.0
-        target_rpm = p.fan_max_rpm * var.fan_rpm_factor * self.fan_pwm / 100.0
+        target_rpm = self.fan_target_rpm(self.fan_pwm)
         self.fan_rpm = target_rpm + (self.fan_rpm - target_rpm) * math.exp(-h / p.fan_tau_s)
         flow = self.flow_fraction()
         power, _, _, slope = self.electrical()
@@ -577,10 +585,10 @@ class UnitPhysics:
         self.control_temp_c = float(np.max(s.chip_c))
         if self.fan_override_pct is not None:
             self.fan_pwm[:] = self.fan_override_pct
-        elif not self.fan_auto:
-            self.fan_pwm[:] = self.fan_manual_pct
-        else:
+        elif self.fan_auto or self._fan_law.overrides_manual:
             self.fan_pwm[:] = self._fan_law.update(s, self.temp_target_c, dt)
+        else:
+            self.fan_pwm[:] = self.fan_manual_pct
         if self.powered and self.trip is None:
             reason = self._protection.check(s)
             if reason is not None:

@@ -135,6 +135,7 @@ class Profile:
     chip_sensor_positions: tuple[float, ...]   # chips with a temperature sensor (0..1 along flow)
     n_fans: int
     fan_max_rpm: float
+    fan_floor_fraction: float       # speed at 0 % pwm / full speed (4-wire fans keep turning)
     fan_min_pwm: float              # lowest pwm the firmware sets in auto mode
     fan_tau_s: float                # fan speed time constant
     fan_control: str                # "bmminer" (S9 branch) | "pid" (ESP-Miner, Goldshell)
@@ -227,7 +228,7 @@ S9 = _check(Profile(
     r_die_sink=3.0, r_sink_air_full=3.3, r_sink_air_still=30.0,
     c_die=0.15, c_sink=11.4, g_lateral=1.0, t_junction_max_c=125.0,
     airflow_heat_capacity=135.0, r_vr_air=0.08, vr_tau_s=120.0,
-    chip_sensor_positions=(0.5, 1.0), n_fans=2, fan_max_rpm=6000.0, fan_min_pwm=0.0, fan_tau_s=1.5,
+    chip_sensor_positions=(0.5, 1.0), n_fans=2, fan_max_rpm=6000.0, fan_floor_fraction=0.2, fan_min_pwm=0.0, fan_tau_s=1.5,
     fan_control="bmminer", temp_target_c=82.5, fan_pid=(0.0, 0.0, 0.0), control_period_s=2.0,
     protect_temp_c=90.0, protect_sensor="board", protect_reads=3, protect_vr_c=float("inf"),
     hashrate_window_s=5.0, boot_time_s=75.0, idle_activity=0.08,
@@ -299,6 +300,10 @@ S9 = _check(Profile(
                                  "they sit mid-board and at the outlet",
         "n_fans": "[pyasic] [bitmain-s9] 2 fans",
         "fan_max_rpm": "[bmminer-s9] MAX_FAN_SPEED 6000",
+        "fan_floor_fraction": "estimate: the S9's 12038 4-wire fans keep turning at ~20 % speed "
+                              "(~1,200 rpm) at 0 % duty, as server fans commonly do; bmminer's S9 "
+                              "branch sets MIN_PWM_PERCENT 0 while stopping on a fan that reads "
+                              "0 rpm, which only works with such fans",
         "fan_min_pwm": "[bmminer-s9] MIN_PWM_PERCENT 0 (S9 branch)",
         "fan_control": "[bmminer-s9] set_PWM_according_to_temperature: hottest temp2 drives the pwm",
         "temp_target_c": "[bmminer-s9] no user target: the fan steps hold the hottest temp2 between "
@@ -333,7 +338,7 @@ LV06 = _check(Profile(
     r_die_sink=1.0, r_sink_air_full=1.3, r_sink_air_still=12.0,
     c_die=0.2, c_sink=55.0, g_lateral=0.0, t_junction_max_c=125.0,
     airflow_heat_capacity=8.0, r_vr_air=8.0, vr_tau_s=20.0,
-    chip_sensor_positions=(0.0,), n_fans=1, fan_max_rpm=6500.0, fan_min_pwm=25.0, fan_tau_s=1.0,
+    chip_sensor_positions=(0.0,), n_fans=1, fan_max_rpm=6500.0, fan_floor_fraction=0.0, fan_min_pwm=25.0, fan_tau_s=1.0,
     fan_control="pid", temp_target_c=60.0, fan_pid=(3.0, 0.1, 1.0), control_period_s=1.0,
     protect_temp_c=75.0, protect_sensor="chip", protect_reads=1, protect_vr_c=105.0,
     hashrate_window_s=60.0, boot_time_s=8.0, idle_activity=0.08,
@@ -385,6 +390,7 @@ LV06 = _check(Profile(
         "chip_sensor_positions": "ESP-Miner reads the single BM1366's temperature",
         "n_fans": "[pyasic] [lucky-lv06] 1 fan",
         "fan_max_rpm": "estimate: small 5 V fan ~6000-7000 rpm at 100 %",
+        "fan_floor_fraction": "estimate: ESP-Miner's manual 0 % stops the small fan",
         "fan_min_pwm": "[esp-miner-fan] minfanspeed default 25",
         "fan_control": "[esp-miner-fan] PID on chip temperature",
         "temp_target_c": "[esp-miner-fan] temptarget default 60",
@@ -423,7 +429,7 @@ LBBOX = _check(Profile(
     r_die_sink=0.6, r_sink_air_full=1.0, r_sink_air_still=12.0,
     c_die=0.3, c_sink=40.0, g_lateral=2.0, t_junction_max_c=125.0,
     airflow_heat_capacity=30.0, r_vr_air=0.5, vr_tau_s=60.0,
-    chip_sensor_positions=(0.3, 0.7), n_fans=2, fan_max_rpm=4500.0, fan_min_pwm=20.0, fan_tau_s=1.5,
+    chip_sensor_positions=(0.3, 0.7), n_fans=2, fan_max_rpm=4500.0, fan_floor_fraction=0.0, fan_min_pwm=20.0, fan_tau_s=1.5,
     fan_control="pid", temp_target_c=70.0, fan_pid=(4.0, 0.05, 8.0), control_period_s=1.0,
     protect_temp_c=95.0, protect_sensor="chip", protect_reads=1, protect_vr_c=float("inf"),
     hashrate_window_s=20.0, boot_time_s=60.0, idle_activity=0.08,
@@ -475,6 +481,7 @@ LBBOX = _check(Profile(
         "chip_sensor_positions": "estimate: two sensed chips (RPC tstemp-0/tstemp-1)",
         "n_fans": "[pyasic] Box-series siblings KDBoxII/KDBoxPro: 2 fans",
         "fan_max_rpm": "estimate",
+        "fan_floor_fraction": "estimate: fans stop at 0 %",
         "fan_min_pwm": "estimate",
         "fan_control": "estimate: firmware regulates chip temperature to a target",
         "temp_target_c": "estimate",
