@@ -336,16 +336,16 @@ class UnitPhysics:
     def _g(self, v: np.ndarray | float) -> np.ndarray | float:
         return np.maximum(v - self._vth, 1e-6) ** self.profile.alpha_power / v
 
-    def chip_fmax_mhz(self) -> np.ndarray:
+    def chip_fmax_mhz(self, voltage: np.ndarray | None = None) -> np.ndarray:
         p = self.profile
-        v = np.maximum(self.chip_voltage_v(), 1e-3)
+        v = np.maximum(self.chip_voltage_v() if voltage is None else voltage, 1e-3)
         thermal = 1.0 - p.timing_temp_coeff * (self.t_die - p.t_ref_c)
         return self._f_ref * self.variation.speed * (self._g(v) / self._g(self._v0)) * thermal
 
-    def chip_error_fraction(self) -> np.ndarray:
+    def chip_error_fraction(self, voltage: np.ndarray | None = None) -> np.ndarray:
         """Fraction of each chip's returned nonces that are hardware errors."""
         p = self.profile
-        fmax = self.chip_fmax_mhz()
+        fmax = self.chip_fmax_mhz(voltage)
         x = np.clip((self.freq_mhz - fmax) / (p.hw_error_width * fmax), -60.0, 60.0)
         return p.hw_error_floor + (1.0 - p.hw_error_floor) / (1.0 + np.exp(-x))
 
@@ -511,25 +511,29 @@ class UnitPhysics:
         left = dt
         while left > 1e-12:
             h = min(left, max(period - self._since_control, 1e-9))
+            state = self.electrical()
             rates = self.chip_rates_hs()
-            err = self.chip_error_fraction()
+            err = self.chip_error_fraction(state[2])
             valid_nonces += rates * (1.0 - err) * h / floor
             error_nonces += rates * err * h / floor
-            self._substep(h)
+            self._substep(h, state)
             left -= h
         self._count(dt, valid_nonces, error_nonces)
 
-    def _substep(self, h: float) -> None:
-        p, var = self.profile, self.variation
+    def _substep(self, h: float, state: tuple[np.ndarray, ...]) -> None:
+        """Advance ``h`` from ``state`` (this moment's :meth:`electrical`)."""
+        p = self.profile
         self.ambient_c = self.ambient.advance(h)
         self._since_control += h
         if self._since_control >= p.control_period_s - 1e-9:
             self._control(self._since_control)
             self._since_control = 0.0
+            if not self.powered:                # the protection may just have cut the power
+                state = self.electrical()
         target_rpm = self.fan_target_rpm(self.fan_pwm)
         self.fan_rpm = target_rpm + (self.fan_rpm - target_rpm) * math.exp(-h / p.fan_tau_s)
         flow = self.flow_fraction()
-        power, _, _, slope = self.electrical()
+        power, _, _, slope = state
         sink, die = self._thermal(h, flow, power, slope, self.t_sink, self.t_die)
         if h > CORRECTOR_ABOVE_S:
             # exponential trapezoid: redo the step with the inputs (chip heat, air,
