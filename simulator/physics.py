@@ -244,6 +244,7 @@ class UnitPhysics:
         self._c_eff = (1.0 - p.leakage_fraction) * p_chip / (v0 * v0 * p.freq_default_mhz * 1e6)
         self._g_leak_ref = p.leakage_fraction * p_chip / (v0 * v0) * var.leakage
         self._vth = p.vth_fraction * v0
+        self._g0 = max(v0 - self._vth, 1e-6) ** p.alpha_power / v0
         self._f_ref = p.timing_guardband * p.freq_default_mhz
         self._hashes_per_clock = p.hashes_per_clock - var.bad_cores
         factor = LBRY_DIFFICULTY_FACTOR if p.algorithm == "lbry" else 1.0
@@ -340,7 +341,7 @@ class UnitPhysics:
         p = self.profile
         v = np.maximum(self.chip_voltage_v() if voltage is None else voltage, 1e-3)
         thermal = 1.0 - p.timing_temp_coeff * (self.t_die - p.t_ref_c)
-        return self._f_ref * self.variation.speed * (self._g(v) / self._g(self._v0)) * thermal
+        return self._f_ref * self.variation.speed * (self._g(v) / self._g0) * thermal
 
     def chip_error_fraction(self, voltage: np.ndarray | None = None) -> np.ndarray:
         """Fraction of each chip's returned nonces that are hardware errors."""
@@ -372,7 +373,7 @@ class UnitPhysics:
         g_dyn = self._c_eff * self.freq_mhz * 1e6 * activity
         g_leak = self._g_leak_ref * np.exp(np.minimum((t - p.t_ref_c) / p.leakage_efold_c,
                                                       MAX_EXPONENT))
-        return np.broadcast_to(g_dyn, np.shape(g_leak)), g_leak
+        return g_dyn, g_leak
 
     def electrical(self, t_die: np.ndarray | None = None
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -562,8 +563,9 @@ class UnitPhysics:
         p = self.profile
         t_air = self.air_temps_c(power, flow, self.ambient_c)
         g_a, g_ds, g_lat = self.sink_air_conductance(flow), 1.0 / self._r_ds, p.g_lateral
-        neighbours = (np.where(self._has_prev, np.roll(neighbour_src, 1), 0.0)
-                      + np.where(self._has_next, np.roll(neighbour_src, -1), 0.0))
+        neighbours = np.zeros_like(neighbour_src)
+        neighbours[1:] += neighbour_src[:-1] * self._has_prev[1:]
+        neighbours[:-1] += neighbour_src[1:] * self._has_next[:-1]
         g_tot = g_a + g_lat * self._n_lateral
         sink_eq = (g_a * t_air + power + g_lat * neighbours) / g_tot
         sink = sink_eq + (self.t_sink - sink_eq) * np.exp(-h * g_tot / p.c_sink)
