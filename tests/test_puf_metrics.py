@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from asic_reservoir.puf import metrics as pm
 
@@ -96,6 +98,43 @@ def test_fingerprint_space_drops_noise_features_with_repeated_enrollment():
     with_space = pm.evaluate_fleet(groups, reads, owner, n_boot=50)
     naive = pm.evaluate_fleet([g[:1] for g in groups], reads, owner, n_boot=50)
     assert with_space.rank1_accuracy.value > naive.rank1_accuracy.value
+
+
+def test_resolution_is_the_grid_step_of_a_quantised_feature():
+    x = np.array([[17.5, 0.31, 4.0], [17.5, 0.27, 4.0], [20.0, 0.9, 4.0], [25.0, 0.5, 4.0]])
+    assert pm.resolution(x).tolist() == pytest.approx([2.5, 0.04, 0.0])
+    assert pm.resolution(x[:, :1] + 1e-13).tolist() == pytest.approx([2.5])  # float noise
+
+
+def test_a_quantised_feature_repeating_in_enrollment_does_not_dominate():
+    # Seen in a simulated fleet: a step-response time constant on the 2.5 s telemetry grid
+    # read 17.5, 17.5 / 17.5, 17.5 / 20, 20 in enrollment; its pooled within-unit spread was
+    # zero, and one grid step on a test read outweighed every other feature a million-fold.
+    rng = np.random.default_rng(11)
+    n_dev, n_feat = 6, 12
+    truth = rng.normal(0, 1.0, (n_dev, n_feat))
+    tau = np.array([17.5, 17.5, 20.0, 22.5, 20.0, 17.5])
+    groups = [np.column_stack([t + rng.normal(0, 0.05, (2, n_feat)), [c, c]])
+              for t, c in zip(truth, tau)]
+    owner = np.arange(n_dev)
+    flipped = tau + np.where(owner % 2, 2.5, -2.5)          # every read one grid step off
+    reads = np.column_stack([truth + rng.normal(0, 0.05, truth.shape), flipped])
+    m = pm.evaluate_fleet(groups, reads, owner, n_boot=50)
+    assert m.rank1_accuracy.value == 1.0
+    assert m.genuine_mean < m.impostor_mean / 2
+    space = pm.FingerprintSpace.fit(groups)
+    assert space.scale[-1] == pytest.approx(2.5 / np.sqrt(12))
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_resolution_floor_never_binds_on_continuous_features(seed):
+    rng = np.random.default_rng(seed)
+    groups = [rng.normal(rng.normal(0, 1, 5), rng.uniform(0.01, 1, 5), (int(k), 5))
+              for k in rng.integers(2, 4, 4)]
+    dev = np.concatenate([g - g.mean(axis=0) for g in groups])
+    pooled = np.sqrt(np.sum(dev ** 2, axis=0) / sum(len(g) - 1 for g in groups))
+    assert np.allclose(pm.FingerprintSpace.fit(groups).scale, pooled, rtol=1e-12)
 
 
 def test_verify_rule_is_tested_on_held_out_reads():

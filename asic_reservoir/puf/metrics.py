@@ -42,12 +42,29 @@ def feature_scale(enrollments: np.ndarray, floor: float = 1e-9) -> np.ndarray:
     return np.where(scale > floor, scale, 1.0)
 
 
+def resolution(samples: np.ndarray, rtol: float = 1e-9) -> np.ndarray:
+    """Per feature (column), the smallest positive gap between distinct observed values.
+
+    For a feature read on a grid (sensor steps, sample period) this estimates the grid
+    step, whose rounding error is uniform with standard deviation step / sqrt(12). For
+    a continuous feature the gap is no larger than its smallest within-unit difference,
+    so a floor built on it never binds. Zero where a column holds a single value.
+    """
+    x = np.sort(np.atleast_2d(np.asarray(samples, dtype=float)), axis=0)
+    gaps = np.diff(x, axis=0)
+    magnitude = np.max(np.abs(x), axis=0) if len(x) else np.zeros(x.shape[1])
+    gaps = np.where(gaps > rtol * np.maximum(magnitude, 1e-300), gaps, np.inf)
+    step = gaps.min(axis=0, initial=np.inf)
+    return np.where(np.isfinite(step), step, 0.0)
+
+
 @dataclass(frozen=True)
 class FingerprintSpace:
     """Which features to compare and in what units, learned from enrollment reads only.
 
     With two or more enrollment reads per unit, each feature is measured in units of its
-    pooled *within-unit* spread and kept only when devices differ by more than a unit
+    pooled *within-unit* spread (never below the rounding error of the grid it is read
+    on, :func:`resolution`) and kept only when devices differ by more than a unit
     differs from itself (Fisher ratio > ``min_ratio``); with one read per unit, features
     are scaled by the between-device spread (:func:`feature_scale`) and all are kept.
     """
@@ -66,6 +83,10 @@ class FingerprintSpace:
         dev = np.concatenate([g - g.mean(axis=0) for g in repeated])
         dof = sum(len(g) - 1 for g in repeated)
         within = np.sqrt(np.sum(dev ** 2, axis=0) / dof)
+        # A quantised feature (a time constant on the telemetry grid, an integer sensor)
+        # can repeat exactly across a unit's few enrollment reads; its noise is then at
+        # least the rounding error of its grid, not zero.
+        within = np.maximum(within, resolution(np.concatenate(groups)) / math.sqrt(12))
         within = np.maximum(within, 1e-6 * np.maximum(between, 1e-12))
         spread = refs.std(axis=0, ddof=1) if len(refs) > 1 else between
         keep = spread / within > min_ratio
