@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
 from typing import Any
 
 from asic_reservoir.drivers.cgminer import DEFAULT_PORT as RPC_PORT, CgminerRPC
@@ -50,7 +49,12 @@ def encrypt_password(password: str) -> str | None:
 class TokenBucket:
     """At most ``rate`` acquisitions per second on average, ``burst`` at once.
 
-    Time is the event loop's (``loop.time()``), so the bucket also refills in virtual time.
+    Kept as a schedule (the generic cell rate algorithm): each caller reserves the loop time
+    at which its request may go and sleeps until then, without reading the clock again.
+    Refilling a float token count instead and re-checking it after each sleep livelocks in
+    virtual time: a shortfall of under a nanosecond asks for a timer that asyncio treats as
+    due at once (within the clock's resolution), the clock never moves and the count never
+    fills. Time is the event loop's (``loop.time()``), so the bucket also holds in virtual time.
     """
 
     def __init__(self, rate: float = 5.0, burst: int = 5) -> None:
@@ -58,21 +62,16 @@ class TokenBucket:
             raise ValueError(f"rate must be > 0 and burst >= 1, got {rate}, {burst}")
         self.rate = rate
         self.burst = burst
-        self._tokens = float(burst)
-        self._last: float | None = None     # loop time of the last refill (set on first use)
-        self._lock = asyncio.Lock()
+        self._next = float("-inf")   # loop time the next request would go at an even pace
 
     async def acquire(self) -> None:
-        async with self._lock:
-            while True:
-                now = asyncio.get_running_loop().time()
-                last = now if self._last is None else self._last
-                self._tokens = min(self.burst, self._tokens + (now - last) * self.rate)
-                self._last = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
-                    return
-                await asyncio.sleep((1 - self._tokens) / self.rate)
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        due = max(self._next, now)
+        self._next = due + 1.0 / self.rate
+        start = due - (self.burst - 1) / self.rate   # up to burst - 1 requests ahead of pace
+        if start > now:
+            await asyncio.sleep(start - now)
 
 
 def plan_frequency(info: Any) -> float | None:

@@ -309,8 +309,11 @@ def enumerate_chips(port: pyserial.SerialBase, quiet: float = 0.3,
 class ConsoleReader:
     """Reads the ESP32 console and yields parsed events (the websocket parser, shared).
 
-    Blocking pyserial reads run in a worker thread with a short timeout, so closing the
-    reader ends the iteration promptly.
+    A tty or pty is waited on by the event loop's selector, so no thread blocks and a
+    virtual-time loop sees the wait (a thread blocked in a read counts as work in flight and
+    stops the virtual clock, so the simulated unit would never print the awaited line).
+    Ports without a file descriptor (``loop://``) read in a worker thread with a short
+    timeout. Either way, closing the reader ends the iteration promptly.
     """
 
     def __init__(self, url: str, baudrate: int = DEFAULT_BAUD) -> None:
@@ -319,6 +322,7 @@ class ConsoleReader:
         self.garbage_lines = 0
         self._port: pyserial.SerialBase | None = None
         self._closed = False
+        self._readable: asyncio.Future[None] | None = None
 
     def open(self) -> ConsoleReader:
         try:
@@ -330,6 +334,8 @@ class ConsoleReader:
 
     def close(self) -> None:
         self._closed = True
+        if self._readable is not None and not self._readable.done():
+            self._readable.set_result(None)     # the waiting read sees _closed and ends
         if self._port is not None:
             self._port.close()
 
@@ -345,7 +351,7 @@ class ConsoleReader:
         pending = b""
         while not self._closed:
             try:
-                chunk = await asyncio.to_thread(self._read_chunk)
+                chunk = await self._next_chunk()
             except (pyserial.SerialException, OSError, TypeError) as exc:
                 if self._closed:
                     return
@@ -361,6 +367,23 @@ class ConsoleReader:
                     self.garbage_lines += 1
                     continue
                 yield event
+
+    async def _next_chunk(self) -> bytes:
+        try:
+            fd = self._port.fileno() if self._port is not None else None
+        except (OSError, ValueError):           # loop:// and ports without a descriptor
+            fd = None
+        if fd is None:
+            return await asyncio.to_thread(self._read_chunk)
+        loop = asyncio.get_running_loop()
+        self._readable = readable = loop.create_future()
+        loop.add_reader(fd, lambda: readable.done() or readable.set_result(None))
+        try:
+            await readable
+        finally:
+            loop.remove_reader(fd)
+            self._readable = None
+        return self._read_chunk()
 
     def _read_chunk(self) -> bytes:
         port = self._port

@@ -54,13 +54,13 @@ async def running_unit(model: str, seed: int = 7, speed: float = 50.0, host: str
     from asic_reservoir.drivers.stratum import Pool, PoolConfig
     from asic_reservoir.simulator import SimulatedUnit, UnitConfig
 
-    clock = Clock(speed)
+    clock = Clock.for_running_loop(speed)   # virtual on a VirtualTimeLoop (speed unused)
     lbry = model == "lbbox"
     async with Pool(PoolConfig(host=HOST, port=None if lbry else 0, lbry_port=0 if lbry else None,
                                refresh_s=None), clock=clock) as pool:
         url = pool.lbry_url if lbry else pool.url
         cfg = UnitConfig(model=model, seed=seed, host=host, pool_url=url, worker=f"{model}.sim",
-                         password="x", speed=speed, rpc_port=rpc_port, http_port=http_port,
+                         password="x", speed=clock.speed, rpc_port=rpc_port, http_port=http_port,
                          serial=serial, firmware=firmware)
         unit = SimulatedUnit(cfg, clock=clock)
         await pool.set_difficulty(REAL_DIFFICULTY[model] * unit.difficulty_scale)

@@ -11,6 +11,7 @@ from hypothesis import assume, given, strategies as st
 from asic_reservoir.drivers import serial as bm
 from asic_reservoir.drivers.events import (DifficultyEvent, LogLine, NonceEvent, ShareResultEvent,
                             TemperatureEvent, parse_line, split_line)
+from tests.support import run_virtual_within
 
 # Frames ESP-Miner's bm1366.c sends verbatim (their last byte is the CRC5 the firmware computed).
 ESP_MINER_FRAMES = [
@@ -241,6 +242,40 @@ async def test_console_reader_on_pty_with_split_writes():
             os.write(master, data[37:])
             events = await asyncio.wait_for(_collect(reader, 3), 5)
         assert [type(e) for e in events] == [NonceEvent, ShareResultEvent, ShareResultEvent]
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_console_reader_on_a_pty_waits_in_virtual_time():
+    """A line printed 5 simulated s after the reader started waiting arrives at 5 s of loop
+    time. A reader blocked in a worker thread counts as work in flight, which stops the
+    virtual clock, so the line (due on a loop timer) would never be printed."""
+    async def read_one() -> tuple[float, list]:
+        master, slave = os.openpty()
+        try:
+            loop = asyncio.get_running_loop()
+            line = (LOG_LINES[0] + "\n").encode()
+            loop.call_later(5.0, os.write, master, line)
+            async with bm.ConsoleReader(os.ttyname(slave)) as reader:
+                events = await asyncio.wait_for(_collect(reader, 1), 60)
+            return loop.time(), events
+        finally:
+            os.close(master)
+            os.close(slave)
+
+    at, events = run_virtual_within(read_one, wall_s=30)
+    assert at == pytest.approx(5.0, abs=1e-6) and isinstance(events[0], NonceEvent)
+
+
+async def test_console_reader_close_ends_a_waiting_read():
+    master, slave = os.openpty()
+    try:
+        reader = bm.ConsoleReader(os.ttyname(slave)).open()
+        waiting = asyncio.create_task(_collect(reader, 1))
+        await asyncio.sleep(0.05)                   # the reader now waits on the pty
+        reader.close()
+        assert await asyncio.wait_for(waiting, 5) == []
     finally:
         os.close(master)
         os.close(slave)

@@ -20,6 +20,7 @@ from asic_reservoir.drivers.errors import (AuthError, ConnectionRefused, HTTPErr
                             Timeout, UnitError)
 from asic_reservoir.drivers.goldshell import (GoldshellClient, TokenBucket, current_frequency, encrypt_password,
                                power_plan_frequencies)
+from tests.support import run_virtual_within
 
 SETTING = {"powerplans": [{"level": i, "info": f"{f} MHz 0.75 V 70 RPM 70 RPM"}
                           for i, f in enumerate((300, 350, 400))],
@@ -165,12 +166,29 @@ async def test_rate_limit_spaces_requests():
         assert times[-1] - times[0] >= 6 / 20 * 0.9
 
 
-async def test_token_bucket_validates():
+def test_token_bucket_validates():
     with pytest.raises(ValueError):
         TokenBucket(0)
-    bucket = TokenBucket(rate=1000, burst=1)
-    await bucket.acquire()
-    await bucket.acquire()
+    with pytest.raises(ValueError):
+        TokenBucket(5, burst=0)
+
+
+@pytest.mark.parametrize("rate,burst,n,start", [(5, 5, 40, 0.0), (5, 5, 40, 123.456),
+                                                (20, 2, 50, 17.1), (5, 5, 200, 0.01)])
+def test_token_bucket_paces_exactly_in_virtual_time(rate, burst, n, start):
+    """``burst`` at once, then one per 1/rate s of loop time. A bucket that refilled a float
+    count and re-checked it after each sleep livelocked here at most clock readings: a
+    sub-nanosecond shortfall asked for a timer asyncio runs at once, so time never moved."""
+    async def paced() -> float:
+        await asyncio.sleep(start)
+        bucket = TokenBucket(rate, burst)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        for _ in range(n):
+            await bucket.acquire()
+        return loop.time() - t0
+
+    assert run_virtual_within(paced, wall_s=30) == pytest.approx((n - burst) / rate, abs=1e-6)
 
 
 async def test_settings_get_modify_put_and_power_plans():
