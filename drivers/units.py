@@ -37,7 +37,7 @@ from asic_reservoir.drivers.goldshell import (GoldshellClient, current_frequency
 from asic_reservoir.drivers.http import HttpClient
 from asic_reservoir.drivers.telemetry import (SETTINGS_KEYS, Capabilities, Chain, Telemetry, as_float, as_int,
                                               sanitize)
-from asic_reservoir.drivers.writes import PENDING_RESTART, ApplyResult, SettingOutcome, judge
+from asic_reservoir.drivers.writes import APPLIED, PENDING_RESTART, ApplyResult, SettingOutcome, judge
 
 log = logging.getLogger(__name__)
 
@@ -344,6 +344,18 @@ class Unit(ABC):
         """Send the unit to the toolkit's pool (``stratum+tcp://host:port``) as ``worker``."""
         return await self.apply({"pool_url": url, "pool_user": worker, "pool_password": password})
 
+    async def _restart_and_verify(self, keys: tuple[str, ...], restored: Mapping[str, Any]) -> None:
+        """Restart so that restored settings load, and return only once the unit is back and
+        runs them: the next user of the unit (a second PUF read, the next experiment) must
+        not meet it half-way through its boot."""
+        await self.restart()
+        await self.wait_ready()
+        outcomes = await self.verify({k: restored[k] for k in keys}, restarted=True)
+        failed = [o for o in outcomes if o.status != APPLIED]
+        if failed:
+            log.error("unit %s: after the restart, restore did not take for %s", self.name,
+                      ", ".join(f"{o.key} ({o.evidence})" for o in failed))
+
     def check_temperature(self, reading: Telemetry) -> None:
         """Raise :class:`~drivers.errors.OverTemperature` when the reading crosses the envelope."""
         self.envelope.check_temperature(reading)
@@ -385,7 +397,7 @@ class Unit(ABC):
                           ", ".join(f"{o.key} ({o.evidence})" for o in result.outcomes
                                     if o.key in result.not_applied))
             if result.pending_restart and state.restarted:
-                await self.restart()
+                await self._restart_and_verify(result.pending_restart, diff)
         else:
             log.debug("unit %s: settings unchanged, nothing to restore", self.name)
 

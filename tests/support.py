@@ -11,9 +11,13 @@ from typing import Any, TypeVar
 
 import pytest
 
+from asic_reservoir.analysis.readout import Split
 from asic_reservoir.drivers.clock import VirtualTimeLoop
 
 T = TypeVar("T")
+
+# the readout tests' split of the shared ``series`` fixture (tests/conftest.py)
+READOUT_SPLIT = Split(washout=50, train=1000, validation=500, test=800)
 
 
 async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0,

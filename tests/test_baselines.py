@@ -12,10 +12,7 @@ from asic_reservoir.analysis.readout import REFERENCE_SPLIT, ReadoutError, Split
 from asic_reservoir.analysis.tasks import narma
 
 
-@pytest.fixture(autouse=True)
-def _one_blas_thread():
-    with threadpool_limits(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 N_STEPS = REFERENCE_SPLIT.washout + REFERENCE_SPLIT.train + REFERENCE_SPLIT.validation \

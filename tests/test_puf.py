@@ -72,6 +72,29 @@ async def test_enroll_identify_and_verify_simulated_units(tmp_path):
             puf.verify(store, later[1], "d99")
 
 
+@pytest.mark.virtual_time
+async def test_back_to_back_reads_of_a_unit_that_restarts_for_its_pool(tmp_path):
+    """Each read points the LV06 at the toolkit's pool (a restart: pool settings load at
+    boot) and restores its own pool (another restart). The second read used to meet the
+    unit still booting from the first one's restore and fail as unreachable."""
+    clock = Clock.virtual()
+    pool = Pool(PoolConfig(host="127.0.0.1", port=0, seed=1), clock=clock)
+    await pool.start()
+    own = "stratum+tcp://127.0.0.1:9"              # the unit's own pool: nothing listens
+    config = dataclasses.replace(lv06(21, own, "own.lv06"), speed=1.0, noise_seed=21)
+    try:
+        async with start_units([config], clock=clock) as (unit,):
+            for i in range(2):
+                response = await puf.read_response(
+                    unit.url, CHALLENGE, pool, clock, tmp_path / f"r{i}.db", name="d21",
+                    worker=f"puf.{i}", difficulty_scale=unit.difficulty_scale)
+                assert response.feature_names and response.conditions["unit"] == "d21"
+                assert not unit.booting and unit.settings()["pool_url"] == own
+                assert unit.reading().pool_user == "own.lv06"   # restored and running
+    finally:
+        await pool.stop()
+
+
 async def cli(*args: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "asic_reservoir", "puf", *args,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from sklearn.linear_model import Ridge
-from threadpoolctl import threadpool_limits
 
 from asic_reservoir.analysis.baselines import EchoStateNetwork
 from sklearn.exceptions import NotFittedError
@@ -15,26 +14,9 @@ from asic_reservoir.analysis.readout import (ChronologicalSplit, LeakageError, R
                                              RidgeReadout, Split, check_no_leakage,
                                              delay_names, evaluate, fit_on_split,
                                              input_delays, nrmse, summarize, summarize_scores)
-from asic_reservoir.analysis.tasks import narma
+from tests.support import READOUT_SPLIT as SPLIT
 
-
-@pytest.fixture(autouse=True)
-def _one_blas_thread():
-    with threadpool_limits(1):
-        yield
-
-
-SPLIT = Split(washout=50, train=1000, validation=500, test=800)
-
-
-@pytest.fixture(scope="module")
-def series():
-    return narma(SPLIT.washout + SPLIT.train + SPLIT.validation + SPLIT.test, seed=21)
-
-
-@pytest.fixture(scope="module")
-def esn_features(series):
-    return EchoStateNetwork(30, seed=2).features(series.u)
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 def test_split_blocks_are_chronological_and_disjoint():

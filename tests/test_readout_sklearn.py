@@ -17,12 +17,10 @@ from sklearn.linear_model import Ridge
 from sklearn.model_selection import GridSearchCV, KFold, ShuffleSplit, TimeSeriesSplit
 from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
-from threadpoolctl import threadpool_limits
 
-from asic_reservoir.analysis.baselines import EchoStateNetwork
 from asic_reservoir.analysis.readout import (ChronologicalSplit, ReadoutError, RidgeReadout,
-                                             Split, evaluate, fit_on_split, nrmse)
-from asic_reservoir.analysis.tasks import narma
+                                             evaluate, fit_on_split, nrmse)
+from tests.support import READOUT_SPLIT as SPLIT
 
 # Checks that scikit-learn itself skips in this environment, and why that is acceptable.
 # Every other check must pass; an unexpected skip fails the test below.
@@ -34,10 +32,7 @@ ENVIRONMENT_SKIPS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_blas_thread():
-    with threadpool_limits(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 @parametrize_with_checks([RidgeReadout()])
@@ -59,19 +54,6 @@ def test_array_api_check_in_a_fresh_interpreter():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={**os.environ, "SCIPY_ARRAY_API": "1"}, timeout=300)
     assert done.returncode == 0 and done.stdout.strip() == "passed", done.stderr[-2000:]
-
-
-SPLIT = Split(washout=50, train=1000, validation=500, test=800)
-
-
-@pytest.fixture(scope="module")
-def series():
-    return narma(SPLIT.washout + SPLIT.train + SPLIT.validation + SPLIT.test, seed=21)
-
-
-@pytest.fixture(scope="module")
-def esn_features(series):
-    return EchoStateNetwork(30, seed=2).features(series.u)
 
 
 def test_chronological_split_puts_validation_last_after_a_gap():

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_limits
 
 from asic_reservoir.analysis.baselines import EchoStateNetwork
 from asic_reservoir.analysis.readout import Split, input_delays
@@ -13,11 +12,7 @@ from asic_reservoir.analysis.tasks import (NarmaDivergence, TaskError, memory_ca
                                   narma_from_input)
 
 
-@pytest.fixture(autouse=True)
-def _one_blas_thread():
-    # Threaded BLAS on 2 shared busy cores is ~40x slower than one thread.
-    with threadpool_limits(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 def naive_formula(u: np.ndarray, order: int = 10) -> np.ndarray:
