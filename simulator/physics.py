@@ -257,6 +257,20 @@ class UnitPhysics:
         self._has_prev[first] = False
         self._has_next[last] = False
         self._n_lateral = self._has_prev.astype(float) + self._has_next.astype(float)
+        # Constants of the tick (one numpy call per term; see _derived and _now).
+        self._inv_efold = 1.0 / p.leakage_efold_c
+        self._g_ds = 1.0 / self._r_ds
+        self._inv_r_thermal = 1.0 / var.r_thermal
+        self._lat_prev = p.g_lateral * self._has_prev[1:]     # segment i <- segment i-1
+        self._lat_next = p.g_lateral * self._has_next[:-1]    # segment i <- segment i+1
+        self._g_lat_total = p.g_lateral * self._n_lateral
+        self._lateral = n > 1 and p.g_lateral > 0
+        self._fan_full_rpm = p.fan_max_rpm * var.fan_rpm_factor
+        self._sensed_idx = np.array([np.flatnonzero((self._chain_of == c) & self._sensed)
+                                     for c in range(p.n_chains)])    # (chains, sensed per chain)
+        self._epoch = 0                      # bumped by every setting that changes the chips
+        self._derived_cache: tuple | None = None
+        self._now_cache: tuple | None = None
         # Settings and state.
         self.freq_mhz = np.full(n, p.freq_default_mhz)
         self.voltage_mv = p.voltage_default_mv
@@ -288,6 +302,7 @@ class UnitPhysics:
     # ----------------------------------------------------------------- settings
     def set_frequency(self, mhz: float) -> None:
         self.freq_mhz[:] = float(mhz)
+        self._epoch += 1
 
     def set_voltage(self, mv: float) -> None:
         self.voltage_mv = float(mv)
@@ -337,24 +352,76 @@ class UnitPhysics:
     def _g(self, v: np.ndarray | float) -> np.ndarray | float:
         return np.maximum(v - self._vth, 1e-6) ** self.profile.alpha_power / v
 
+    def _derived(self) -> tuple:
+        """What holds between setting changes: (g_dyn, rates, f_max at t_ref or None, V or None).
+
+        f_max and V are fixed only on a regulated rail (series boards share their string by
+        temperature); the tick reads this instead of recomputing it every substep.
+        """
+        p = self.profile
+        key = (self._epoch, self.hashing, self.powered, self.voltage_mv)
+        cached = self._derived_cache
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        activity = 1.0 if self.hashing else p.idle_activity
+        hz = self.freq_mhz * 1e6
+        g_dyn = self._c_eff * hz * activity
+        rates = (hz * self._hashes_per_clock if self.powered and self.hashing
+                 else np.zeros(p.n_chips))
+        fmax_ref = v = None
+        if not p.voltage_domains:
+            v = self.voltage_mv / 1000.0
+            fmax_ref = self._f_ref * self.variation.speed * (self._g(max(v, 1e-3)) / self._g0)
+        derived = (g_dyn, rates, fmax_ref, v)
+        self._derived_cache = (key, derived)
+        return derived
+
+    def _now(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(power, voltage, slope, error fraction) at the present temperatures, computed once
+        per substep and shared by the step, the miner's budget and the readings."""
+        key = (self._epoch, self.hashing, self.powered, self.voltage_mv)
+        cached = self._now_cache
+        if cached is not None and cached[0] == key and cached[1] is self.t_die:
+            return cached[2]
+        power, v, slope = self._electrical(self.t_die)
+        now = (power, v, slope, self._error_fraction(v, self.t_die))
+        self._now_cache = (key, self.t_die, now)
+        return now
+
+    def _thermal_factor(self, t_die: np.ndarray) -> np.ndarray:
+        p = self.profile
+        return 1.0 - p.timing_temp_coeff * (t_die - p.t_ref_c)
+
     def chip_fmax_mhz(self, voltage: np.ndarray | None = None) -> np.ndarray:
         p = self.profile
         v = np.maximum(self.chip_voltage_v() if voltage is None else voltage, 1e-3)
-        thermal = 1.0 - p.timing_temp_coeff * (self.t_die - p.t_ref_c)
-        return self._f_ref * self.variation.speed * (self._g(v) / self._g0) * thermal
+        return self._f_ref * self.variation.speed * (self._g(v) / self._g0) * self._thermal_factor(self.t_die)
+
+    def _error_fraction(self, v: np.ndarray | float, t_die: np.ndarray) -> np.ndarray:
+        p = self.profile
+        fmax_ref = self._derived()[2]
+        if fmax_ref is not None and np.ndim(v) == 0:
+            fmax = fmax_ref * self._thermal_factor(t_die)
+        else:
+            v = np.maximum(v, 1e-3)
+            fmax = self._f_ref * self.variation.speed * (self._g(v) / self._g0) * self._thermal_factor(t_die)
+        x = (self.freq_mhz - fmax) / (p.hw_error_width * fmax)
+        np.maximum(x, -60.0, out=x)
+        np.minimum(x, 60.0, out=x)
+        np.negative(x, out=x)
+        np.exp(x, out=x)
+        x += 1.0
+        return p.hw_error_floor + (1.0 - p.hw_error_floor) / x
 
     def chip_error_fraction(self, voltage: np.ndarray | None = None) -> np.ndarray:
         """Fraction of each chip's returned nonces that are hardware errors."""
-        p = self.profile
-        fmax = self.chip_fmax_mhz(voltage)
-        x = np.clip((self.freq_mhz - fmax) / (p.hw_error_width * fmax), -60.0, 60.0)
-        return p.hw_error_floor + (1.0 - p.hw_error_floor) / (1.0 + np.exp(-x))
+        if voltage is None:
+            return self._now()[3]
+        return self._error_fraction(voltage, self.t_die)
 
     def chip_rates_hs(self) -> np.ndarray:
         """Hashes/s each chip evaluates right now (nominal scale; 0 without work/power)."""
-        if not (self.powered and self.hashing):
-            return np.zeros(self.profile.n_chips)
-        return self.freq_mhz * 1e6 * self._hashes_per_clock
+        return self._derived()[1]
 
     def valid_rates_hs(self) -> np.ndarray:
         """Hashes/s whose results are correct: the miner's per-chip budget (x hash_scale)."""
@@ -369,11 +436,41 @@ class UnitPhysics:
         """(dynamic, leakage) conductance of every chip, S (``t_die`` may be batched: (..., n))."""
         p = self.profile
         t = self.t_die if t_die is None else t_die
-        activity = 1.0 if self.hashing else p.idle_activity
-        g_dyn = self._c_eff * self.freq_mhz * 1e6 * activity
-        g_leak = self._g_leak_ref * np.exp(np.minimum((t - p.t_ref_c) / p.leakage_efold_c,
-                                                      MAX_EXPONENT))
-        return g_dyn, g_leak
+        g_leak = (t - p.t_ref_c) * self._inv_efold
+        np.minimum(g_leak, MAX_EXPONENT, out=g_leak)
+        np.exp(g_leak, out=g_leak)
+        g_leak *= self._g_leak_ref
+        return self._derived()[0], g_leak
+
+    def _electrical(self, t_die: np.ndarray) -> tuple[np.ndarray, np.ndarray | float, np.ndarray]:
+        """(power, voltage, own slope dP_i/dT_i) at ``t_die``; a regulated rail's voltage is a
+        scalar here (:meth:`electrical` broadcasts it)."""
+        p = self.profile
+        g_dyn, g_leak = self.conductances(t_die)
+        g = g_dyn + g_leak
+        if not p.voltage_domains:
+            v = self.voltage_mv / 1000.0
+            v2 = v * v
+            slope = g_leak * (v2 * self._inv_efold)
+        else:
+            per = p.chips_per_chain // p.voltage_domains
+            lead = g.shape[:-1]
+            inv = 1.0 / g.reshape(*lead, p.n_chains, p.voltage_domains, per).sum(axis=-1)
+            v_string = p.voltage_domains * self.voltage_mv / 1000.0
+            current = v_string / inv.sum(axis=-1, keepdims=True)
+            inv_chip = np.repeat(inv, per, axis=-1).reshape(g.shape)
+            v = np.repeat(current * inv, per, axis=-1).reshape(g.shape)
+            v2 = v * v
+            # dP_i/dT_i = dg v^2 (1 - 2 (g_i / g_domain) (1 - v / v_string))
+            slope = g * inv_chip
+            slope *= (v * (-1.0 / v_string) + 1.0) * -2.0
+            slope += 1.0
+            slope *= g_leak * self._inv_efold * v2
+        if not self.powered:
+            zero = np.zeros(g.shape)
+            return zero, v, zero
+        g *= v2
+        return g, v, slope
 
     def electrical(self, t_die: np.ndarray | None = None
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -383,26 +480,12 @@ class UnitPhysics:
         back (a domain drawing more current gets less of the string voltage).
         ``t_die`` may be batched, shape (..., n).
         """
-        p = self.profile
-        g_dyn, g_leak = self.conductances(t_die)
-        g = g_dyn + g_leak
-        dg = g_leak / p.leakage_efold_c
-        if not p.voltage_domains:
-            v = np.full(g.shape, self.voltage_mv / 1000.0)
-            slope = dg * v * v
-        else:
-            per = p.chips_per_chain // p.voltage_domains
-            lead = g.shape[:-1]
-            gd = g.reshape(*lead, p.n_chains, p.voltage_domains, per).sum(axis=-1)
-            v_string = p.voltage_domains * self.voltage_mv / 1000.0
-            current = v_string / np.sum(1.0 / gd, axis=-1)
-            v = np.repeat(current[..., None] / gd, per, axis=-1).reshape(g.shape)
-            gd_chip = np.repeat(gd, per, axis=-1).reshape(g.shape)
-            slope = dg * v * v * (1.0 - 2.0 * (g / gd_chip) * (1.0 - v / v_string))
-        if not self.powered:
-            zero = np.zeros(g.shape)
-            return zero, zero, v, zero
-        return g * v * v, g_leak * v * v, v, slope
+        t = self.t_die if t_die is None else t_die
+        power, v, slope = self._now()[:3] if t_die is None else self._electrical(t)
+        g_leak = self.conductances(t)[1]
+        v = np.broadcast_to(v, t.shape).copy() if np.ndim(v) == 0 else v
+        leak = np.zeros(t.shape) if not self.powered else g_leak * v * v
+        return power, leak, v, slope
 
     def power_jacobian(self, t_die: np.ndarray | None = None) -> np.ndarray:
         """``J[c, i, j] = dP_i / dT_j`` within each chain (chains do not share a string).
@@ -445,12 +528,11 @@ class UnitPhysics:
         """Speed each fan settles at for ``pwm`` %: from its floor at 0 % duty to full."""
         p = self.profile
         duty = np.asarray(pwm, dtype=float) / 100.0
-        return (p.fan_max_rpm * self.variation.fan_rpm_factor
-                * (p.fan_floor_fraction + (1.0 - p.fan_floor_fraction) * duty))
+        return self._fan_full_rpm * (p.fan_floor_fraction + (1.0 - p.fan_floor_fraction) * duty)
 
     def flow_fraction(self) -> float:
         """Airflow relative to full fan speed (mean over fans)."""
-        return float(np.mean(self.fan_rpm) / self.profile.fan_max_rpm)
+        return float(np.add.reduce(self.fan_rpm) / self.profile.n_fans) / self.profile.fan_max_rpm
 
     def input_power_w(self, chip_power: np.ndarray | None = None,
                       flow: float | None = None) -> float:
@@ -506,23 +588,31 @@ class UnitPhysics:
         if dt <= 0:
             return
         period = self.profile.control_period_s
-        valid_nonces = np.zeros(self.profile.n_chips)
-        error_nonces = np.zeros(self.profile.n_chips)
         floor = self.hashes_per_floor_nonce
+        valid_nonces = error_nonces = None
         left = dt
         while left > 1e-12:
             h = min(left, max(period - self._since_control, 1e-9))
-            state = self.electrical()
-            rates = self.chip_rates_hs()
-            err = self.chip_error_fraction(state[2])
-            valid_nonces += rates * (1.0 - err) * h / floor
-            error_nonces += rates * err * h / floor
-            self._substep(h, state)
+            power, v, slope, err = self._now()
+            rates = self._derived()[1]
+            scale = h / floor
+            good = (1.0 - err) * rates
+            good *= scale
+            bad = rates * err
+            bad *= scale
+            if valid_nonces is None:
+                valid_nonces, error_nonces = good, bad
+            else:
+                valid_nonces += good
+                error_nonces += bad
+            self._substep(h, (power, slope))
             left -= h
+        if valid_nonces is None:
+            valid_nonces = error_nonces = np.zeros(self.profile.n_chips)
         self._count(dt, valid_nonces, error_nonces)
 
-    def _substep(self, h: float, state: tuple[np.ndarray, ...]) -> None:
-        """Advance ``h`` from ``state`` (this moment's :meth:`electrical`)."""
+    def _substep(self, h: float, state: tuple[np.ndarray, np.ndarray]) -> None:
+        """Advance ``h`` from ``state`` (this moment's power and slope)."""
         p = self.profile
         self.ambient_c = self.ambient.advance(h)
         self._since_control += h
@@ -530,21 +620,22 @@ class UnitPhysics:
             self._control(self._since_control)
             self._since_control = 0.0
             if not self.powered:                # the protection may just have cut the power
-                state = self.electrical()
+                power, _, slope, _ = self._now()
+                state = (power, slope)
         target_rpm = self.fan_target_rpm(self.fan_pwm)
         self.fan_rpm = target_rpm + (self.fan_rpm - target_rpm) * math.exp(-h / p.fan_tau_s)
         flow = self.flow_fraction()
-        power, _, _, slope = state
+        power, slope = state
         sink, die = self._thermal(h, flow, power, slope, self.t_sink, self.t_die)
         if h > CORRECTOR_ABOVE_S:
             # exponential trapezoid: redo the step with the inputs (chip heat, air,
             # neighbouring segments) averaged over its start and its predicted end
-            power_end, _, _, slope_end = self.electrical(die)
+            power_end, _, slope_end = self._electrical(die)
             sink, die = self._thermal(h, flow, 0.5 * (power + power_end),
                                       0.5 * (slope + slope_end), 0.5 * (self.t_sink + sink),
                                       self.t_die)
         self.t_sink, self.t_die = sink, die
-        loss = self.input_power_w(power) * (1.0 - p.psu_efficiency)
+        loss = self.input_power_w(power, flow) * (1.0 - p.psu_efficiency)
         vr_eq = self.ambient_c + loss * p.r_vr_air
         self.t_vr = vr_eq + (self.t_vr - vr_eq) * math.exp(-h / p.vr_tau_s)
         self.time_s += h
@@ -558,28 +649,38 @@ class UnitPhysics:
         negligible share (C_die << C_sink), so the segment takes P. Each die then relaxes
         exactly toward its new segment with its power linearised in its own temperature,
         ``P(T) ~ P0 + slope (T - T0)``. Every update is a convex combination: any ``h`` is
-        stable and the steady state is exact.
+        stable and the steady state is exact. (In-place arithmetic: a tick is a few dozen
+        numpy calls, whose overhead, not the chip count, is its cost.)
         """
         p = self.profile
-        t_air = self.air_temps_c(power, flow, self.ambient_c)
-        g_a, g_ds, g_lat = self.sink_air_conductance(flow), 1.0 / self._r_ds, p.g_lateral
-        neighbours = np.zeros_like(neighbour_src)
-        neighbours[1:] += neighbour_src[:-1] * self._has_prev[1:]
-        neighbours[:-1] += neighbour_src[1:] * self._has_next[:-1]
-        g_tot = g_a + g_lat * self._n_lateral
-        sink_eq = (g_a * t_air + power + g_lat * neighbours) / g_tot
-        sink = sink_eq + (self.t_sink - sink_eq) * np.exp(-h * g_tot / p.c_sink)
-        g_eff = g_ds - slope
+        g_a = self.sink_air_conductance(flow)
+        sink_eq = g_a * self.air_temps_c(power, flow, self.ambient_c)
+        sink_eq += power
+        if self._lateral:
+            sink_eq[1:] += neighbour_src[:-1] * self._lat_prev
+            sink_eq[:-1] += neighbour_src[1:] * self._lat_next
+        g_tot = g_a + self._g_lat_total
+        sink_eq /= g_tot
+        g_tot *= -h / p.c_sink
+        sink = self.t_sink - sink_eq
+        sink *= np.exp(g_tot, out=g_tot)
+        sink += sink_eq
+        g_eff = self._g_ds - slope
         safe = np.where(np.abs(g_eff) > 1e-12, g_eff, 1e-12)
-        die_eq = (g_ds * sink + power - slope * t_die0) / safe
-        decay = np.exp(np.minimum(-h * g_eff / p.c_die, MAX_EXPONENT))
-        return sink, die_eq + (t_die0 - die_eq) * decay
+        die_eq = self._g_ds * sink
+        die_eq += power
+        die_eq -= slope * t_die0
+        die_eq /= safe
+        g_eff *= -h / p.c_die
+        np.minimum(g_eff, MAX_EXPONENT, out=g_eff)
+        die = t_die0 - die_eq
+        die *= np.exp(g_eff, out=g_eff)
+        die += die_eq
+        return sink, die
 
     def sensors(self) -> Sensors:
         """One firmware read: hottest sensed chip and board sensor per chain, VR, tachometers."""
-        chains = self.profile.n_chains
-        chip = self.chip_temps_c()
-        chip_c = np.array([chip[(self._chain_of == c) & self._sensed].max() for c in range(chains)])
+        chip_c = self.chip_temps_c()[self._sensed_idx].max(axis=1)
         rpm = np.array([r for r, _ in self.fan_readings()])
         return Sensors(chip_c=chip_c, board_c=self.board_temps_c(), vr_c=self.vr_temp_c(),
                        fan_rpm=rpm)
@@ -645,8 +746,7 @@ class UnitPhysics:
     def board_temps_c(self) -> np.ndarray:
         """PCB sensor per chain: the heatsink segment under its sensed chips (hottest)."""
         p = self.profile
-        sink = np.array([self.t_sink[(self._chain_of == c) & self._sensed].max()
-                         for c in range(p.n_chains)])
+        sink = self.t_sink[self._sensed_idx].max(axis=1)
         noise = self._noise.normal(0.0, p.sensor_noise_c, p.n_chains)
         return sink + self.variation.board_sensor_offset_c + noise
 
