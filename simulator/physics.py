@@ -41,7 +41,7 @@ from __future__ import annotations
 import math
 import zlib
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -179,28 +179,40 @@ class Variation:
         return cls(speed, leakage, r_thermal, chip_off, board_off, vr_off, fans, bad, mac, serial)
 
 
-@dataclass
 class _Window:
-    """Nonce counts of the last few seconds, for the firmware-style 5 s hashrate."""
+    """Nonce counts of the last few seconds, for the firmware-style 5 s hashrate.
 
-    span_s: float
-    entries: deque = field(default_factory=deque)   # (t_end, dt, counts per chain)
+    Running sums of the covered time and the counts: a read costs the same whatever the
+    window holds (a 60 s window has 600 ticks)."""
+
+    def __init__(self, span_s: float) -> None:
+        self.span_s = span_s
+        self.entries: deque = deque()   # (t_end, dt, counts per chain)
+        self._covered = 0.0
+        self._total: np.ndarray | None = None
 
     def add(self, t_end: float, dt: float, counts: np.ndarray) -> None:
         self.entries.append((t_end, dt, counts))
+        self._covered += dt
+        self._total = counts.copy() if self._total is None else self._total + counts
         while len(self.entries) > 1 and self.entries[0][0] <= t_end - self.span_s + 1e-9:
-            self.entries.popleft()
+            _, old_dt, old_counts = self.entries.popleft()
+            self._covered -= old_dt
+            self._total -= old_counts
 
     def rate(self, weight: float) -> np.ndarray | None:
         """Per-chain hashes/s = counts x weight / covered time, or None when empty."""
         if not self.entries:
             return None
-        covered = sum(e[1] for e in self.entries)
-        total = np.sum([e[2] for e in self.entries], axis=0)
-        return total * weight / max(covered, 1e-9)
+        return self._total * weight / max(self._covered, 1e-9)
 
-    def clear(self) -> None:
-        self.entries.clear()
+
+def _poisson(rng: np.random.Generator, lam: np.ndarray) -> np.ndarray:
+    """``rng.poisson(lam)``: the same draws in the same order; a one-element array is drawn as
+    a scalar, which skips the array checks that cost more than the draw."""
+    if lam.size == 1:
+        return np.array([rng.poisson(float(lam[0]))], dtype=np.int64)
+    return rng.poisson(lam)
 
 
 class AmbientDrift:
@@ -393,14 +405,13 @@ class UnitPhysics:
         return 1.0 - p.timing_temp_coeff * (t_die - p.t_ref_c)
 
     def chip_fmax_mhz(self, voltage: np.ndarray | None = None) -> np.ndarray:
-        p = self.profile
         v = np.maximum(self.chip_voltage_v() if voltage is None else voltage, 1e-3)
         return self._f_ref * self.variation.speed * (self._g(v) / self._g0) * self._thermal_factor(self.t_die)
 
     def _error_fraction(self, v: np.ndarray | float, t_die: np.ndarray) -> np.ndarray:
         p = self.profile
         fmax_ref = self._derived()[2]
-        if fmax_ref is not None and np.ndim(v) == 0:
+        if fmax_ref is not None and isinstance(v, float):
             fmax = fmax_ref * self._thermal_factor(t_die)
         else:
             v = np.maximum(v, 1e-3)
@@ -538,7 +549,8 @@ class UnitPhysics:
                       flow: float | None = None) -> float:
         """Power at the unit's input (S9: wall incl. PSU; LV06/LB-Box: DC jack)."""
         p = self.profile
-        chips = float(np.sum(self.chip_power_w() if chip_power is None else chip_power))
+        chips = float(np.add.reduce(self.chip_power_w() if chip_power is None else chip_power,
+                                    axis=None))
         flow = self.flow_fraction() if flow is None else flow
         overhead = p.overhead_power_w * (0.4 + 0.6 * (flow / NOMINAL_FLOW) ** 3)
         return (chips + overhead) / p.psu_efficiency
@@ -560,8 +572,15 @@ class UnitPhysics:
         """Air at each chip: inlet plus the heat of the chips upstream (and half its own)."""
         p = self.profile
         k = p.chips_per_chain
-        upstream = np.cumsum(power.reshape(p.n_chains, k), axis=1) - 0.5 * power.reshape(-1, k)
-        return ambient_c + upstream.reshape(-1) / self.air_heat_capacity(flow)
+        if k == 1:                                  # one chip per air stream: half its own heat
+            upstream = 0.5 * power
+        else:
+            upstream = np.cumsum(power.reshape(p.n_chains, k), axis=1)
+            upstream -= 0.5 * power.reshape(-1, k)
+            upstream = upstream.reshape(-1)
+        upstream /= self.air_heat_capacity(flow)
+        upstream += ambient_c
+        return upstream
 
     def thermal_matrix(self, flow: float) -> np.ndarray:
         """Steady-state K/W per chain: ``T_die = T_ambient + M[c] @ P`` (chains independent)."""
@@ -707,13 +726,16 @@ class UnitPhysics:
 
     def _count(self, dt: float, valid: np.ndarray, errors: np.ndarray) -> None:
         """Sample hardware errors, and returned nonces unless the owner reports them."""
-        p = self.profile
-        err_n = self._noise.poisson(errors)
-        err_chain = np.bincount(self._chain_of, weights=err_n, minlength=p.n_chains).astype(np.int64)
+        err_chain = self._per_chain(_poisson(self._noise, errors))
         self.hw_errors_chain += err_chain
         self._hw_pending += int(err_chain.sum())
         if self.sample_nonces:
-            self._record(dt, self._noise.poisson(valid))
+            self._record(dt, _poisson(self._noise, valid).astype(float))
+
+    def _per_chain(self, per_chip: np.ndarray) -> np.ndarray:
+        """Sums over each chain's chips (chains are contiguous in chip order)."""
+        p = self.profile
+        return per_chip.reshape(p.n_chains, p.chips_per_chain).sum(axis=1)
 
     def add_nonces(self, dt: float, per_chip: np.ndarray) -> None:
         """Genuine chip results (nonces at the chip floor) found during the last ``dt``."""
@@ -722,7 +744,7 @@ class UnitPhysics:
     def _record(self, dt: float, per_chip: np.ndarray) -> None:
         if not (self.powered and self.hashing):
             return
-        per_chain = np.bincount(self._chain_of, weights=per_chip, minlength=self.profile.n_chains)
+        per_chain = self._per_chain(per_chip)
         self._window.add(self.time_s, dt, per_chain)
         self._nonces_total += per_chain
         self._hashing_time_s += dt
