@@ -58,11 +58,13 @@ def _deposit(index: int, bits: tuple[int, ...]) -> int:
     return value
 
 
-def scan_sha256d(mid, tail: bytes, start: int, stop: int, target: int) -> list[tuple[int, bytes]]:
+def scan_sha256d(mid, tail: bytes, start: int, stop: int, target: int,
+                 wanted: int = 0) -> list[tuple[int, bytes]]:
     """SHA-256d of ``prefix + LE32(nonce)`` for nonces in [start, stop) with a midstate.
 
     ``mid`` is a hashlib object that has absorbed the first 64 header bytes; ``tail`` holds
-    header bytes 64..75. Returns (nonce, digest) for digests <= ``target``.
+    header bytes 64..75. Returns (nonce, digest) for digests <= ``target``, stopping at the
+    ``wanted``-th one when ``wanted`` > 0.
     """
     sha256 = hashlib.sha256
     copy = mid.copy
@@ -75,10 +77,13 @@ def scan_sha256d(mid, tail: bytes, start: int, stop: int, target: int) -> list[t
         d = sha256(h.digest()).digest()
         if d[31] <= top and from_bytes(d, "little") <= target:
             hits.append((nonce, d))
+            if len(hits) == wanted:
+                break
     return hits
 
 
-def scan_lbry(mid, tail: bytes, start: int, stop: int, target: int) -> list[tuple[int, bytes]]:
+def scan_lbry(mid, tail: bytes, start: int, stop: int, target: int,
+              wanted: int = 0) -> list[tuple[int, bytes]]:
     """LBRY proof of work (dsha -> sha512 -> ripemd160 halves -> dsha) over a nonce range."""
     sha256 = hashlib.sha256
     sha512 = hashlib.sha512
@@ -94,6 +99,8 @@ def scan_lbry(mid, tail: bytes, start: int, stop: int, target: int) -> list[tupl
         d = sha256(sha256(rmd(s[:32]) + rmd(s[32:])).digest()).digest()
         if d[31] <= top and from_bytes(d, "little") <= target:
             hits.append((nonce, d))
+            if len(hits) == wanted:
+                break
     return hits
 
 
@@ -217,16 +224,50 @@ class HashingEngine:
             return min(cursor.chunk_start + self.version_chunk, cursor.stop)
         return cursor.stop
 
+    def _per_chip(self, counts: Sequence[int], what: str) -> np.ndarray:
+        counts = np.asarray(counts, dtype=np.int64)
+        if counts.shape != (self.n_chips,):
+            raise ValueError(f"expected {self.n_chips} {what}, got {len(counts)}")
+        if (counts < 0).any():
+            chip = int(np.argmin(counts))
+            raise ValueError(f"negative {what[:-1]} {counts[chip]} for chip {chip}")
+        return counts
+
+    def find(self, results_per_chip: Sequence[int], target: int) -> list[ChipResult]:
+        """Hash on chip c until it has found ``results_per_chip[c]`` results (hash <= target).
+
+        The caller draws how many results each chip returns (their statistics are the
+        physics'); the hashing finds that many genuine ones, in nonce order, at a cost of
+        ``1 / P(hash <= target)`` hashes per result on average.
+        """
+        if self._job is None:
+            return []
+        counts = self._per_chip(results_per_chip, "result counts")
+        results: list[ChipResult] = []
+        ntime = self._job.ntime
+        scan = self._scan
+        for chip in np.flatnonzero(counts).tolist():
+            wanted = int(counts[chip])
+            cursor = self._chips[chip] or self._cursor(chip)
+            while wanted > 0:
+                end = self._range_end(cursor)
+                hits = scan(cursor.mid, cursor.tail, cursor.pos, end, target, wanted)
+                stop = hits[-1][0] + 1 if len(hits) == wanted else end
+                for nonce, digest in hits:
+                    results.append(ChipResult(cursor.chip, nonce, ntime, cursor.version,
+                                              cursor.extranonce2, digest))
+                self.hashes += stop - cursor.pos
+                wanted -= len(hits)
+                cursor.pos = stop
+                if stop >= end:
+                    self._advance(cursor)
+        return results
+
     def search(self, hashes_per_chip: Sequence[int], target: int) -> list[ChipResult]:
         """Hash ``hashes_per_chip[c]`` nonces on chip c; return results with hash <= target."""
         if self._job is None:
             return []
-        budgets = np.asarray(hashes_per_chip, dtype=np.int64)
-        if budgets.shape != (self.n_chips,):
-            raise ValueError(f"expected {self.n_chips} hash budgets, got {len(budgets)}")
-        if (budgets < 0).any():
-            chip = int(np.argmin(budgets))
-            raise ValueError(f"negative hash budget {budgets[chip]} for chip {chip}")
+        budgets = self._per_chip(hashes_per_chip, "hash budgets")
         results: list[ChipResult] = []
         ntime = self._job.ntime
         scan = self._scan

@@ -306,10 +306,22 @@ class StratumMiner:
         """Hash this tick's budget on every chip; submit pool-grade results; return chip results."""
         if self.paused or self._engine.job is None:
             return []
+        return self._report(self._engine.search(hashes_per_chip, self._chip_target()))
+
+    def mine_results(self, results_per_chip: Sequence[int]) -> list[FoundShare]:
+        """Hash until chip c found ``results_per_chip[c]`` results at its floor; submit the
+        pool-grade ones; return them all (the caller draws the counts: see the unit)."""
+        if self.paused or self._engine.job is None:
+            return []
+        return self._report(self._engine.find(results_per_chip, self._chip_target()))
+
+    def _chip_target(self) -> int:
+        return self._floor_target if self._floor_target is not None else self._pool_target
+
+    def _report(self, results: list[ChipResult]) -> list[FoundShare]:
         job = self._engine.job
-        target = self._floor_target if self._floor_target is not None else self._pool_target
         found = []
-        for result in self._engine.search(hashes_per_chip, target):
+        for result in results:
             achieved = share_difficulty(result.digest, self.difficulty_factor)
             pool_grade = (hash_to_int(result.digest) <= self._pool_target
                           and achieved >= self._job_difficulty)

@@ -6,19 +6,25 @@ fast as the CPU allows, in-process runs). Either way it ticks every ``tick_s`` s
 seconds (:data:`TICK_S` = 0.1 s unless ``UnitConfig.tick_s`` says otherwise), whatever the
 speed or mode: finer than the die's thermal time constant and than a virtual-node slot.
 
-Each tick advances the physics by the simulated time elapsed and gives every chip a hash
-budget ``valid_rate x hash_scale x dt`` (fractional hashes carried to the next tick). Share
-statistics match a real unit when every difficulty is multiplied by ``hash_scale``
-(``difficulty_scale``): the chip floor is ``profile floor x hash_scale`` and the pool
-should set ``real difficulty x difficulty_scale``.
+Each tick advances the physics by the simulated time elapsed, then draws how many results
+each chip returns at its ticket-mask floor during the tick: Poisson with the mean the
+physics gives (``valid_rate x dt / hashes per floor result``), as a real chip's results are
+(its ~10^12 hashes per second each succeed with probability ~10^-11). The miner then
+*finds* that many genuine results by hashing (:meth:`StratumMiner.mine_results`): every
+result, and so every share the pool sees, is a real solution. Share statistics match a real
+unit when every difficulty is multiplied by ``hash_scale`` (``difficulty_scale``): the chip
+floor is ``profile floor x hash_scale`` and the pool should set ``real difficulty x
+difficulty_scale``; a result reaches a pool difficulty ``d`` with probability ``floor / d``,
+as on the real chip.
 
-``hash_scale=None`` picks the scale so that each unit evaluates a fixed number of genuine
-hashes per *simulated* second (:func:`auto_budget`): 8 per chip result expected at the
-ticket-mask floor, at least 100 (SHA-256d) or 60 (LBRY, ~3 SHA-256d each) — S9 ~410,
-LV06 100, LB-Box ~80; ``hash_scale = budget / nominal_rate``. The CPU cost of a simulated
-second is then the same at every speed and in virtual time. With ``h`` hashes per chip
-result, result counts are binomial with variance ``(1 - 1/h)`` of Poisson (0.875 at the
-floor; shares at pool difficulties above the floor are closer still).
+What the CPU pays is the hashing per result: ``1 / P(hash <= scaled floor)``.
+``hash_scale=None`` picks :data:`HASHES_PER_CHIP_RESULT` = 2 (:func:`auto_hash_scale`), so a
+simulated second costs ``2 x`` the unit's floor results (:func:`auto_budget`: S9 ~100
+hashes, LB-Box ~20 LBRY hashes, LV06 ~1) at every speed and in virtual time. The result
+counts, and so the shares and the hashrate telemetry, do not depend on that choice: they
+are drawn from the physics. (An earlier version hashed a fixed budget of 8 hashes per
+expected result, at least 100 per second, and took whatever it found: binomial counts with
+0.875 of the Poisson variance, at four times the CPU.)
 """
 
 from __future__ import annotations
@@ -52,8 +58,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["UnitConfig", "SimulatedUnit", "start_units", "auto_hash_scale", "auto_budget"]
 
-AUTO_MIN_BUDGET = {"sha256d": 100.0, "lbry": 60.0}   # genuine hashes per simulated second
-HASHES_PER_CHIP_RESULT = 8.0   # auto budget: >= 8 hashes per expected chip result (~Poisson)
+HASHES_PER_CHIP_RESULT = 2.0   # auto hash_scale: the scaled floor accepts one hash in two
+RESULTS_STREAM = 0x5E5         # noise_seed sub-stream of the chip result counts
 TICK_S = 0.1                # simulated seconds per physics tick, in every mode and at every speed
 MAX_CATCH_UP_TICKS = 50     # ticks run back to back before yielding to the event loop
 WARMUP_S = 900.0            # simulated seconds of running before the unit appears
@@ -68,15 +74,17 @@ TEMP_TARGET_RANGE_C = (35.0, 90.0)   # estimate: range the AxeOS/Goldshell UIs a
 
 
 def auto_budget(prof: Profile) -> float:
-    """Genuine hashes per simulated second: :data:`HASHES_PER_CHIP_RESULT` per result the
-    chips return at their ticket-mask floor, at least :data:`AUTO_MIN_BUDGET`."""
+    """Genuine hashes per simulated second at the nominal rate with the auto hash_scale:
+    :data:`HASHES_PER_CHIP_RESULT` per result the chips return at their ticket-mask floor."""
     factor = LBRY_DIFFICULTY_FACTOR if prof.algorithm == "lbry" else 1.0
     results_per_s = prof.nominal_rate_hs * factor / (2.0 ** 32 * prof.chip_floor_difficulty)
-    return max(HASHES_PER_CHIP_RESULT * results_per_s, AUTO_MIN_BUDGET[prof.algorithm])
+    return HASHES_PER_CHIP_RESULT * results_per_s
 
 
 def auto_hash_scale(prof: Profile, budget: float | None = None) -> float:
-    """hash_scale giving ``budget`` genuine hashes per simulated second (default auto_budget)."""
+    """hash_scale at which the nominal rate costs ``budget`` genuine hashes per simulated
+    second (default :func:`auto_budget`); below one hash per floor result every hash is a
+    result (the floor target is capped), which only wastes nothing."""
     budget = auto_budget(prof) if budget is None else budget
     if not budget > 0:
         raise ValueError(f"hash budget must be > 0 hashes per simulated second, got {budget!r}")
@@ -131,6 +139,24 @@ class UnitConfig:
 
 
 @dataclass
+class _TickGrid:
+    """Ticks at ``start + k x tick_s``: on a grid, so long runs do not drift."""
+
+    start: float
+    k: int = 1
+    last: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.last = self.start
+
+    def due(self, tick_s: float) -> float:
+        return self.start + self.k * tick_s
+
+    def advance(self, due: float) -> None:
+        self.last, self.k = due, self.k + 1
+
+
+@dataclass
 class TickStats:
     """Pace of the tick loop (wall seconds), for the benchmark and diagnostics."""
 
@@ -182,9 +208,11 @@ class SimulatedUnit:
         self.stats = TickStats()
         self._servers: list[Any] = []
         self._listeners: list[Callable[[str], None]] = []
-        self._carry = np.zeros(p.n_chips)
+        self._results_rng = np.random.default_rng(
+            None if config.noise_seed is None else [config.noise_seed, RESULTS_STREAM])
         self._chip_results = np.zeros(p.n_chips)
-        self._tick_task: asyncio.Task | None = None
+        self._tick_handle: asyncio.TimerHandle | None = None
+        self._ticks = _TickGrid(0.0)
         self._restart_lock = asyncio.Lock()
         self._hold_until = -math.inf          # LB-Box re-tune pause (clock seconds)
         self._started = False
@@ -229,14 +257,13 @@ class SimulatedUnit:
         except BaseException:
             await self.stop()
             raise
-        self._tick_task = asyncio.create_task(self._tick_loop(), name=f"tick-{self.config.worker}")
+        self._ticks = _TickGrid(self.clock.now())
+        self._schedule_tick()
 
     async def stop(self) -> None:
-        task, self._tick_task = self._tick_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        handle, self._tick_handle = self._tick_handle, None
+        if handle is not None:
+            handle.cancel()
         for server in reversed(self._servers):
             with contextlib.suppress(Exception):
                 await server.stop()
@@ -278,28 +305,32 @@ class SimulatedUnit:
         """Simulated seconds per physics tick."""
         return self.config.tick_s
 
-    async def _tick_loop(self) -> None:
+    def _schedule_tick(self) -> None:
+        """A timer callback at the next grid point: cheaper than a task that sleeps (one
+        wake-up per tick is most of what the event loop does for a unit)."""
+        wait = self.clock.wall_seconds(self._ticks.due(self.tick_s) - self.clock.now())
+        self._tick_handle = asyncio.get_running_loop().call_later(max(wait, 0.0), self._on_tick)
+
+    def _on_tick(self) -> None:
         """Tick on the simulated-time grid; a late wake-up catches up tick by tick.
 
         Catching up keeps every physics step at ``tick_s`` (a host too slow for the
         requested speed falls behind wall time instead of coarsening the physics).
         """
-        tick = self.tick_s
-        start = last = self.clock.now()
-        k = 1                                       # ticks on a grid: no drift over long runs
-        while True:
-            await self.clock.sleep_until(start + k * tick)
-            now = self.clock.now()
-            for _ in range(MAX_CATCH_UP_TICKS):     # then let the event loop breathe
-                due = start + k * tick
-                if due > now + 1e-9:
-                    break
-                self.stats.add(self.clock.wall_seconds(now - due), self.clock.wall_seconds(tick))
-                try:
-                    self._tick(due - last, due)
-                except Exception:                   # a bug in one tick must not kill the unit
-                    log.exception("%s: tick failed", self.config.worker)
-                last, k = due, k + 1
+        tick, grid = self.tick_s, self._ticks
+        now = self.clock.now()
+        for _ in range(MAX_CATCH_UP_TICKS):         # then let the event loop breathe
+            due = grid.due(tick)
+            if due > now + 1e-9:
+                break
+            self.stats.add(self.clock.wall_seconds(now - due), self.clock.wall_seconds(tick))
+            try:
+                self._tick(due - grid.last, due)
+            except Exception:                       # a bug in one tick must not kill the unit
+                log.exception("%s: tick failed", self.config.worker)
+            grid.advance(due)
+        if self._tick_handle is not None:           # not stopped meanwhile
+            self._schedule_tick()
 
     def _tick(self, dt: float, now: float) -> None:
         """One physics tick of ``dt`` simulated seconds ending at clock time ``now``."""
@@ -312,18 +343,25 @@ class SimulatedUnit:
             self._check_temperature()
         self._chip_results[:] = 0.0
         if hashing:
-            budget = ph.valid_rates_hs() * self.hash_scale * dt + self._carry
-            whole = np.floor(budget)
-            self._carry = budget - whole
-            miner.mine(whole.astype(np.int64))
-        else:
-            self._carry[:] = 0.0
+            miner.mine_results(self._result_counts(ph.valid_rates_hs(), dt))
         ph.add_nonces(dt, self._chip_results)
         errors = ph.take_hw_errors()
         if errors:
             miner.inject_hw_errors(errors)
         if self.profile.model == "lv06" and self._listeners:
             self._esp_miner_lines(now)
+
+    def _result_counts(self, valid_rates_hs: np.ndarray, dt: float) -> np.ndarray:
+        """Chip results at the floor during ``dt``: independent Poisson counts per chip, drawn
+        as one Poisson total split multinomially (the same law; two draws, not one per chip)."""
+        rate = valid_rates_hs * (dt / self.physics.hashes_per_floor_nonce)
+        total_rate = float(rate.sum())
+        total = self._results_rng.poisson(total_rate) if total_rate > 0 else 0
+        if not total:
+            return np.zeros(rate.shape, dtype=np.int64)
+        if rate.size == 1:
+            return np.array([total], dtype=np.int64)
+        return self._results_rng.multinomial(total, rate / total_rate)
 
     def _esp_miner_lines(self, now: float) -> None:
         """Periodic and per-result console lines of ESP-Miner (formats from its sources)."""

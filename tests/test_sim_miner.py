@@ -533,6 +533,30 @@ def test_engine_rolls_extranonce2_when_a_slice_is_exhausted():
         assert pow_hash(header) == r.digest and hash_to_int(r.digest) <= target
 
 
+@pytest.mark.parametrize("algorithm,roll", [("sha256d", False), ("sha256d", True), ("lbry", False)])
+def test_engine_finds_exactly_the_results_asked_for_and_each_is_genuine(algorithm, roll):
+    n_chips = 1 << 22                               # 1024-nonce slices: they run out
+    engine = HashingEngine(n_chips, algorithm=algorithm, roll_versions=roll, version_chunk=64)
+    job = make_job("f", algorithm=algorithm)
+    engine.set_work(job, b"\x01\x02\x03\x04", 4, BIP320_MASK)
+    wanted = [0] * n_chips
+    wanted[7], wanted[9] = 40, 3
+    target = (1 << 256) - 1 >> 4                    # 1 in 16 hashes qualifies
+    seen = set()
+    for _ in range(3):                              # the next call goes on where this one ended
+        results = engine.find(wanted, target)
+        assert [sum(r.chip == c for r in results) for c in (7, 9)] == [40, 3]
+        for r in results:
+            assert r.nonce in nonce_slice(r.chip, n_chips)
+            header = job.header(b"\x01\x02\x03\x04", r.extranonce2, r.ntime, r.nonce, r.version)
+            assert pow_hash(header, algorithm) == r.digest and hash_to_int(r.digest) <= target
+            seen.add((r.chip, r.extranonce2, r.version, r.nonce))
+    assert len(seen) == 3 * 43                      # never the same header twice
+    assert len({(e, v) for _, e, v, _ in seen}) > 1   # moved on to a new version / extranonce2
+    # ~16 hashes per result, counted: what the CPU pays is set by the target alone
+    assert 8 * 3 * 43 < engine.hashes < 32 * 3 * 43
+
+
 @given(mask=st.sampled_from([BIP320_MASK, 0x00006000, 0x1FFFE000 & 0x0F000000]),
        job_version=st.sampled_from([0x20000000, 0x20004000, 0x3FFFFFFF]),
        chunk=st.integers(1, 64))

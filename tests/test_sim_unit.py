@@ -15,7 +15,7 @@ from asic_reservoir.drivers.stratum.work import chip_of_nonce
 from asic_reservoir.drivers.events import NonceEvent, ShareResultEvent, TemperatureEvent, parse_line
 from asic_reservoir.drivers.stratum import Pool, PoolConfig
 from asic_reservoir.simulator import SettingsError, SimulatedUnit, UnitConfig, auto_hash_scale, start_units
-from asic_reservoir.simulator.unit import AUTO_MIN_BUDGET, HASHES_PER_CHIP_RESULT
+from asic_reservoir.simulator.unit import HASHES_PER_CHIP_RESULT, auto_budget
 
 SPEED = 50.0
 
@@ -74,10 +74,10 @@ def test_auto_hash_scale_gives_the_documented_budget_and_urls() -> None:
         p = unit.profile
         assert unit.difficulty_scale == unit.hash_scale == auto_hash_scale(p)
         per_sim_s = p.nominal_rate_hs * unit.hash_scale     # the same at every speed
-        assert per_sim_s >= AUTO_MIN_BUDGET[p.algorithm]
-        # at least 8 hashes per chip result at the ticket-mask floor
+        assert per_sim_s == pytest.approx(auto_budget(p))
+        # two hashes per chip result at the scaled ticket-mask floor
         floor_hashes = 2.0 ** 32 * p.chip_floor_difficulty / (256.0 if p.algorithm == "lbry" else 1)
-        assert per_sim_s * floor_hashes / p.nominal_rate_hs >= HASHES_PER_CHIP_RESULT - 1e-9
+        assert per_sim_s * floor_hashes / p.nominal_rate_hs == pytest.approx(HASHES_PER_CHIP_RESULT)
         assert unit.tick_s == 0.1
     unit = SimulatedUnit(config("s9"))
     unit.rpc_port, unit.http_port = 4028, 8080
@@ -150,6 +150,38 @@ async def test_chip_results_feed_firmware_hashrate_and_lv06_log_lines(pool: Pool
     assert all(n.asic_nr == 0 and chip_of_nonce(n.nonce, 1) == 0 for n in nonces)
     # 60 s window of ~0.4 nonces/s: the reported rate is noisy but near the ideal
     assert 0.4 * reading.hashrate_ideal_ghs < reading.hashrate_avg_ghs < 1.8 * reading.hashrate_ideal_ghs
+
+
+@pytest.mark.virtual_time
+async def test_chip_result_counts_are_poisson_at_the_physics_rate_and_cost_two_hashes(
+        pool: Pool) -> None:
+    """Result counts come from the physics (Poisson, as a real chip's), the hashing finds
+    them genuinely at ~HASHES_PER_CHIP_RESULT hashes each, and the pool accepts the shares."""
+    unit = SimulatedUnit(config("lbbox", pool.lbry_url, noise_seed=5))
+    per_window: list[int] = []
+    await unit.start()
+    try:
+        await pool.set_difficulty(4096 * unit.difficulty_scale)    # 4x the chip floor
+        await wait_until(lambda: unit.miner.job is not None)
+        hashes0, found0 = unit.miner.hashes_done, 0
+        expected = 0.0
+        for _ in range(120):
+            t0, count0 = unit.physics.time_s, unit.physics._nonces_total.sum()
+            expected_rate = float(unit.physics.valid_rates_hs().sum()) / unit.physics.hashes_per_floor_nonce
+            await sim_time_passes(unit, 5.0)
+            per_window.append(int(unit.physics._nonces_total.sum() - count0))
+            expected += expected_rate * (unit.physics.time_s - t0)
+        hashes = unit.miner.hashes_done - hashes0
+        await shares_settled(unit)
+    finally:
+        await unit.stop()
+    counts = np.array(per_window)
+    assert counts.sum() == pytest.approx(expected, rel=0.05)      # the physics' rate
+    assert 0.7 < counts.var(ddof=1) / counts.mean() < 1.35        # Poisson dispersion
+    assert hashes / counts.sum() == pytest.approx(HASHES_PER_CHIP_RESULT, rel=0.1)
+    m = unit.miner
+    assert 0 < m.accepted and m.rejected == 0                     # ~1 in 4 results a share
+    assert m.accepted == pytest.approx(counts.sum() / 4, rel=0.2)
 
 
 @pytest.mark.virtual_time
@@ -350,7 +382,7 @@ async def test_cli_runs_units_against_a_pool_and_prints_totals() -> None:
     import json
     import sys
 
-    pool = Pool(PoolConfig(port=0, lbry_port=0, difficulty=1e-7))
+    pool = Pool(PoolConfig(port=0, lbry_port=0, difficulty=1e-9))
     await pool.start()
     try:
         proc = await asyncio.create_subprocess_exec(

@@ -52,7 +52,7 @@ class FleetOptions:
     challenge: Challenge = field(default_factory=Challenge)
     seed: int = 0
     concurrency: int = 10
-    hash_budget: float = 100.0    # genuine hashes per simulated second per simulated unit
+    hash_budget: float | None = None   # genuine hashes per simulated second (None: auto)
     verify_far: float = 0.01      # FAR target of the verify rule tested on held-out reads
 
 

@@ -8,7 +8,7 @@ would. Unit *i* uses identity seed ``--seed + i``. The LB-Box mines LBRY and con
 
 Share statistics are those of the real hardware when the pool's difficulty is the real
 difficulty times the unit's printed ``difficulty_scale``; a pool at one small difficulty
-(e.g. ``--difficulty 1e-7``) serves all three units at once.
+(e.g. ``--difficulty 1e-9``) serves all three units at once.
 """
 
 from __future__ import annotations
