@@ -24,7 +24,6 @@ from asic_reservoir.analysis.report import gains
 from asic_reservoir.cli.experiment import (DEMO_BEST, PUBLISHED, REPORT_SEED, TUNING_SEED,
                                           DemoJob, DemoSize, analyze_files, demo_plan,
                                           run_demo)
-from asic_reservoir.drivers.clock import run_virtual
 
 # Every channel each model can carry at a 5 s step (see DEMO_BEST for why S9 and LB-Box
 # keep to the pool difficulty).
@@ -36,12 +35,9 @@ CANDIDATES = {
 
 
 def _record(size: DemoSize, plan: list[DemoJob], seed: int, tmp: Path):
-    """Record ``plan`` in passes of four units (one pool each) into ``tmp``."""
+    """Record ``plan`` into ``tmp`` (one process per configuration, as the demo does)."""
     tmp.mkdir(parents=True, exist_ok=True)
-    outputs = []
-    for lo in range(0, len(plan), 4):
-        outputs += run_virtual(run_demo(size, tmp, progress=True, plan=plan[lo:lo + 4],
-                                        seed=seed))
+    outputs = run_demo(size, tmp, progress=True, plan=plan, seed=seed)
     return analyze_files([p for p, _ in outputs], labels={str(p): s for p, s in outputs})
 
 

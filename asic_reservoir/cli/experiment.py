@@ -11,9 +11,12 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 import tempfile
 import time
+import zlib
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -604,10 +607,11 @@ REPORT_SEED = 1
 
 @dataclass
 class DemoSize:
-    """Steps and runs per configuration; the demo runs in virtual time (CPU-bound)."""
+    """Steps and runs per configuration; each configuration records in its own process in
+    virtual time (CPU-bound)."""
 
-    steps: int = 300
-    runs: int = 2
+    steps: int = 1000
+    runs: int = 5
 
 
 @dataclass(frozen=True)
@@ -632,44 +636,74 @@ def demo_plan(best: dict[str, str] | None = None) -> list[DemoJob]:
     return plan + [DemoJob(model, "repeat", spec, "repeated-input")]
 
 
-async def run_demo(size: DemoSize, workdir: Path, progress: bool = True,
-                   plan: Sequence[DemoJob] | None = None, seed: int = REPORT_SEED
-                   ) -> list[tuple[Path, str]]:
-    """Start the pool and simulated S9, LV06 and LB-Box units on loopback; record NARMA-10
-    with the published encoding on each, and with the best encoding on a second copy of
-    every unit that can carry one (same identity seed, its own input-channel settings).
-    ``seed`` draws the input series (:data:`REPORT_SEED` unless tuning)."""
+@dataclass(frozen=True)
+class SimulatedRecording:
+    """One simulated unit with its own seeded pool, recording one run file in virtual time:
+    a process's share of the demo, or one task of a sweep."""
 
-    plan = list(plan or demo_plan())
+    model: str
+    spec: str                      # channel with its options, e.g. "frequency+fan:invert=1"
+    path: str
+    steps: int
+    runs: int = 1
+    slots: int = 1
+    seed: int = 0                  # input series and pool jobs
+    noise_seed: int = 0            # the unit's sensor noise, ambient drift and result counts
+    control: str | None = None
+    step_seconds: float = DEMO_STEP_SECONDS
+    warmup_seconds: float = DEMO_WARMUP_SECONDS
+    progress: bool = False
+
+
+def record_simulated(rec: SimulatedRecording) -> str:
+    """Record ``rec`` (pool, unit and experiment on one virtual event loop, on loopback);
+    the same arguments give the same run file bit for bit. Returns its path."""
+    run_virtual(_record_simulated(rec))
+    return rec.path
+
+
+async def _record_simulated(rec: SimulatedRecording) -> None:
     clock = Clock.virtual()
-    pool = Pool(PoolConfig(host="127.0.0.1", port=0, lbry_port=0), clock=clock)
+    pool = Pool(PoolConfig(host="127.0.0.1", port=0, lbry_port=0, seed=rec.seed), clock=clock)
     await pool.start()
     try:
-        configs = [UnitConfig(model=job.model, seed=DEMO_SEEDS[job.model], host="127.0.0.1",
-                              pool_url=pool.lbry_url if job.model == "lbbox" else pool.url,
-                              worker=f"ar.{job.model}.{job.label}", rpc_port=0, http_port=0,
-                              ambient_c=DEMO_AMBIENT_C[job.model],
-                              firmware=DEMO_FIRMWARE.get(job.model))
-                   for job in plan]
-        async with start_units(configs, clock=clock) as units:
-            jobs, outputs = [], []
-            for job, unit in zip(plan, units):
-                path = workdir / f"{job.model}-{job.label}.db"
-                outputs.append((path, job.channel))
-                jobs.append(run_experiment(
-                    [unit.url], job.channel, path, steps=size.steps,
-                    runs=max(size.runs, 2) if job.control == "repeated-input" else size.runs,
-                    seed=seed, step_seconds=DEMO_STEP_SECONDS,
-                    warmup_seconds=DEMO_WARMUP_SECONDS,
-                    difficulty_scales=[unit.difficulty_scale], pool=pool, clock=clock,
-                    progress=progress and not jobs, names=[job.model],
-                    workers=[unit.config.worker],
-                    simulated=[{"profile": job.model, "seed": unit.config.seed}],
-                    control=job.control))
-            await asyncio.gather(*jobs)
-        return outputs
+        config = UnitConfig(model=rec.model, seed=DEMO_SEEDS[rec.model],
+                            noise_seed=rec.noise_seed, host="127.0.0.1",
+                            worker=f"ar.{rec.model}", rpc_port=0, http_port=0,
+                            pool_url=pool.lbry_url if rec.model == "lbbox" else pool.url,
+                            ambient_c=DEMO_AMBIENT_C[rec.model],
+                            firmware=DEMO_FIRMWARE.get(rec.model))
+        async with start_units([config], clock=clock) as (unit,):
+            await run_experiment(
+                [unit.url], rec.spec, rec.path, steps=rec.steps, runs=rec.runs,
+                slots=rec.slots, seed=rec.seed, step_seconds=rec.step_seconds,
+                warmup_seconds=rec.warmup_seconds, difficulty_scales=[unit.difficulty_scale],
+                pool=pool, clock=clock, progress=rec.progress, names=[rec.model],
+                workers=[config.worker], simulated=[{"profile": rec.model, "seed": config.seed}],
+                control=rec.control)
     finally:
         await pool.stop()
+
+
+def run_demo(size: DemoSize, workdir: Path, progress: bool = True,
+             plan: Sequence[DemoJob] | None = None, seed: int = REPORT_SEED,
+             processes: int | None = None) -> list[tuple[Path, str]]:
+    """Record NARMA-10 on simulated S9, LV06 and LB-Box units: the published encoding on
+    each, the best encoding on a second copy of every unit that can carry one (same identity
+    seed), the consistency test. Every configuration records in its own process (one per
+    core unless ``processes``), each with its own pool and a noise stream of its own.
+    ``seed`` draws the input series (:data:`REPORT_SEED` unless tuning)."""
+    plan = list(plan or demo_plan())
+    recordings = [SimulatedRecording(
+        job.model, job.channel, str(workdir / f"{job.model}-{job.label}.db"), size.steps,
+        runs=max(size.runs, 2) if job.control == "repeated-input" else size.runs, seed=seed,
+        noise_seed=zlib.crc32(f"{seed}/{job.model}/{job.label}".encode()), control=job.control,
+        progress=progress and i == 0) for i, job in enumerate(plan)]
+    workers = max(1, min(len(plan), processes or os.cpu_count() or 1))
+    with ProcessPoolExecutor(max_workers=workers) as executor:
+        for future in [executor.submit(record_simulated, rec) for rec in recordings]:
+            future.result()
+    return [(Path(rec.path), job.channel) for rec, job in zip(recordings, plan)]
 
 
 def demo_arguments(parser: argparse.ArgumentParser) -> None:
@@ -697,7 +731,7 @@ def demo_main(args: argparse.Namespace) -> int:
             old.unlink()
         start = time.monotonic()
         try:
-            outputs = run_virtual(run_demo(size, workdir, progress=not args.quiet))
+            outputs = run_demo(size, workdir, progress=not args.quiet)
             report = analyze_files([p for p, _ in outputs],
                                    labels={str(p): spec for p, spec in outputs})
         except (ExperimentError, ChannelError, RunFileError, StatesError, ReadoutError,
@@ -705,7 +739,8 @@ def demo_main(args: argparse.Namespace) -> int:
             print(f"asic-reservoir demo: {exc}", file=sys.stderr)
             return 1
         report.notes.append(
-            f"simulated units on loopback in virtual time, {size.steps} steps of "
+            f"simulated units on loopback in virtual time (one process per configuration), "
+            f"{size.steps} steps of "
             f"{DEMO_STEP_SECONDS:g} s per run, {size.runs} runs; input series of seed "
             f"{REPORT_SEED} (channels were chosen on seed {TUNING_SEED}, never reported); "
             f"{time.monotonic() - start:.0f} s wall")

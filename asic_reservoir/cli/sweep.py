@@ -21,15 +21,11 @@ from typing import Any, Sequence
 from asic_reservoir.analysis.readout import ReadoutError
 from asic_reservoir.analysis.report import dumps
 from asic_reservoir.analysis.states import StatesError
-from asic_reservoir.cli.experiment import (DEMO_AMBIENT_C, DEMO_SEEDS, DEMO_STEP_SECONDS,
-                                           DEMO_WARMUP_SECONDS, analyze_files, run_experiment)
-from asic_reservoir.drivers.clock import Clock, run_virtual
-from asic_reservoir.drivers.stratum import Pool, PoolConfig
+from asic_reservoir.cli.experiment import (DEMO_STEP_SECONDS, DEMO_WARMUP_SECONDS,
+                                           SimulatedRecording, analyze_files, record_simulated)
 from asic_reservoir.experiment.channels import ChannelError, parse_channels
 from asic_reservoir.experiment.loop import ExperimentError
 from asic_reservoir.experiment.runs import RunFileError
-from asic_reservoir.simulator import UnitConfig, start_units
-from asic_reservoir.simulator.firmware.generations import DEMO_FIRMWARE
 from asic_reservoir.simulator.profiles import MODELS
 
 log = logging.getLogger(__name__)
@@ -99,31 +95,10 @@ def grid(models: Sequence[str], channels: Sequence[str], encodings: Sequence[str
 
 def record(task: SweepTask, outdir: str) -> str:
     """Run one task in virtual time; returns its run file (the Dask task function)."""
-    path = Path(outdir) / f"{task.name}.db"
-    run_virtual(_record(task, path))
-    return str(path)
-
-
-async def _record(task: SweepTask, path: Path) -> None:
-    clock = Clock.virtual()
-    pool = Pool(PoolConfig(host=LOOPBACK, port=0, lbry_port=0, seed=task.seed), clock=clock)
-    await pool.start()
-    try:
-        config = UnitConfig(model=task.model, seed=DEMO_SEEDS[task.model], noise_seed=task.seed,
-                            host=LOOPBACK, worker=f"ar.{task.model}", rpc_port=0, http_port=0,
-                            pool_url=pool.lbry_url if task.model == "lbbox" else pool.url,
-                            ambient_c=DEMO_AMBIENT_C[task.model],
-                            firmware=DEMO_FIRMWARE.get(task.model))
-        async with start_units([config], clock=clock) as (unit,):
-            await run_experiment(
-                [unit.url], task.spec, path, steps=task.steps, runs=task.runs, slots=task.slots,
-                seed=task.seed, step_seconds=task.step_seconds,
-                warmup_seconds=task.warmup_seconds, difficulty_scales=[unit.difficulty_scale],
-                pool=pool, clock=clock, progress=False, names=[task.model],
-                workers=[config.worker],
-                simulated=[{"profile": task.model, "seed": config.seed}])
-    finally:
-        await pool.stop()
+    return record_simulated(SimulatedRecording(
+        task.model, task.spec, str(Path(outdir) / f"{task.name}.db"), task.steps,
+        runs=task.runs, slots=task.slots, seed=task.seed, noise_seed=task.seed,
+        step_seconds=task.step_seconds, warmup_seconds=task.warmup_seconds))
 
 
 def _dask_client(scheduler: str | None, workers: int | None) -> tuple[Any, Any]:
