@@ -6,7 +6,12 @@ driver (cgminer RPC / AxeOS HTTP / Goldshell HTTP) once per simulated 5 s. The s
 runs twice in the same process: in virtual time (the loop jumps to the next event; the
 figure is simulated seconds per wall second, CPU-bound) and in wall-clock mode at
 ``--speed`` :data:`WALL_SPEED` (the reference: at most the speed, less when the host cannot
-keep pace, which the tick pace shows).
+keep pace, which the tick pace shows). On a shared host the wall figures follow the share of
+a core the process gets; simulated seconds per CPU second are printed beside them.
+
+Also the cost of one 0.1 s physics tick per model (step plus the miner's budget), as a
+multiple of one numpy ufunc call on the S9's 189 chips measured in the same run: a tick's
+cost is the count of numpy calls it makes, not the chip count.
 """
 
 from __future__ import annotations
@@ -14,12 +19,16 @@ from __future__ import annotations
 import asyncio
 import time
 
+import numpy as np
+
 from benchmarks import Figure, quick
 
 from asic_reservoir.drivers.clock import Clock, run_virtual
 from asic_reservoir.drivers.stratum import Pool, PoolConfig
 from asic_reservoir.drivers.units import open_unit
 from asic_reservoir.simulator import UnitConfig, start_units
+from asic_reservoir.simulator.physics import UnitPhysics
+from asic_reservoir.simulator.profiles import profile
 
 WALL_SPEED = 100.0
 TELEMETRY_EVERY_S = 5.0
@@ -62,6 +71,7 @@ async def _run(clock: Clock, sim_seconds: float) -> dict:
             sim = clock.now() - t0
             return {
                 "sim_per_wall": sim / wall, "wall": wall, "sim": sim, "cpu_share": cpu / wall,
+                "sim_per_cpu": sim / cpu,
                 "pace": min((u.stats.ticks - t) * u.tick_s / sim for u, t in zip(units, ticks0)),
                 "shares": sum(u.miner.accepted - a for u, a in zip(units, acc0)),
                 "hashes": sum(u.miner.hashes_done for u in units) - hashes0,
@@ -69,6 +79,34 @@ async def _run(clock: Clock, sim_seconds: float) -> dict:
             }
     finally:
         await pool.stop()
+
+
+def _best_of(fn, n: int, repeats: int = 5) -> float:
+    """Seconds per call of ``fn``: the best of ``repeats`` batches of ``n`` (least disturbed)."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(n):
+            fn()
+        best = min(best, (time.perf_counter() - start) / n)
+    return best
+
+
+def tick_costs(n: int) -> dict[str, float]:
+    """Seconds per 0.1 s physics tick of each model, and of one numpy add on 189 floats."""
+    a, b = np.ones(189), np.ones(189)
+    out = {"numpy call": _best_of(lambda: np.add(a, b), 20 * n)}
+    for model in MODELS:
+        ph = UnitPhysics(profile(model), 1, noise_seed=1)
+        ph.sample_nonces = False
+        ph.set_hashing(True)
+        ph.step(600.0)
+
+        def tick(ph=ph) -> None:
+            ph.step(0.1)
+            ph.valid_rates_hs()
+        out[model] = _best_of(tick, n)
+    return out
 
 
 def run() -> list[Figure]:
@@ -79,6 +117,8 @@ def run() -> list[Figure]:
                f"wall-clock mode at speed {WALL_SPEED:g}", wall["sim_per_wall"],
                note=f"{virtual['sim']:.0f} simulated s in {virtual['wall']:.1f} s wall, "
                     f"CPU {virtual['cpu_share']:.2f} core"),
+        Figure("3 units, virtual time: simulated s per CPU s", virtual["sim_per_cpu"], "x",
+               "wall-clock mode", wall["sim_per_cpu"]),
         Figure("wall-clock mode: ticks done / ticks due", wall["pace"], "ratio", "on schedule", 1.0,
                note=f"CPU {wall['cpu_share']:.2f} core"),
     ]
@@ -87,4 +127,9 @@ def run() -> list[Figure]:
                               "share/s", note=f"{r['reads']} telemetry reads, "
                                               f"{r['hashes'] / r['sim']:,.0f} hashes per simulated s, "
                                               f"pool rejected {r['rejected']}"))
+    costs = tick_costs(200 if quick() else 2000)
+    for model in MODELS:
+        figures.append(Figure(f"{model} physics tick (0.1 s)", costs[model] * 1e6, "us",
+                              "one numpy call on 189 floats", costs["numpy call"] * 1e6,
+                              note="the ratio: numpy-call equivalents per tick"))
     return figures
