@@ -1,10 +1,13 @@
 """The Goldshell client against the simulated LB-Box web backend with its burst quirk on:
 more than ~15 requests/s crash the backend for a while. The client's token bucket is what
-keeps it alive. (Racing-login 401s are tested deterministically in test_drivers_web.py.)"""
+keeps it alive. (Racing-login 401s are tested deterministically in test_drivers_web.py.)
+In virtual time: the bucket and the backend's crash window read the event loop's clock."""
 
 from __future__ import annotations
 
 import asyncio
+
+import pytest
 
 from asic_reservoir.drivers.clock import Clock
 from asic_reservoir.drivers.errors import UnitError
@@ -15,14 +18,15 @@ from asic_reservoir.simulator.firmware.goldshell_web import GoldshellWebServer
 
 async def _quirky_box(**server_options):
     unit = SimulatedUnit(UnitConfig(model="lbbox", seed=5, host="127.0.0.1",
-                                    pool_url="stratum+tcp://127.0.0.1:9", speed=20.0,
-                                    rpc_port=None, http_port=None), clock=Clock(20.0))
+                                    pool_url="stratum+tcp://127.0.0.1:9",
+                                    rpc_port=None, http_port=None), clock=Clock.virtual())
     await unit.start()
     server = GoldshellWebServer(unit, quirks=True, **server_options)
     port = await server.start("127.0.0.1", 0)
     return unit, server, port
 
 
+@pytest.mark.virtual_time
 async def test_rate_limited_client_never_crashes_the_backend():
     unit, server, port = await _quirky_box(token_race_p=0.0)
     try:
@@ -35,6 +39,7 @@ async def test_rate_limited_client_never_crashes_the_backend():
         await unit.stop()
 
 
+@pytest.mark.virtual_time
 async def test_unlimited_burst_crashes_the_backend_and_errors_are_typed():
     unit, server, port = await _quirky_box(token_race_p=0.0)
     try:

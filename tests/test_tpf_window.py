@@ -161,6 +161,7 @@ def test_cli_window_mode(tmp_path, capsys):
     assert code == 2 and "s9" in err
 
 
+@pytest.mark.virtual_time
 async def test_window_filter_on_a_recorded_simulator_run(tmp_path):
     """End to end: pool + simulated LV06 + experiment loop -> run file -> window study."""
     from asic_reservoir.drivers.clock import Clock
@@ -169,13 +170,13 @@ async def test_window_filter_on_a_recorded_simulator_run(tmp_path):
     from asic_reservoir.drivers.stratum import Pool, PoolConfig
     from asic_reservoir.simulator import UnitConfig, start_units
 
-    clock = Clock(40.0)
-    pool = Pool(PoolConfig(host="127.0.0.1", port=0, lbry_port=None), clock=clock)
+    clock = Clock.virtual()
+    pool = Pool(PoolConfig(host="127.0.0.1", port=0, lbry_port=None, seed=21), clock=clock)
     await pool.start()
     path = tmp_path / "run.db"
     try:
         config = UnitConfig(model="lv06", seed=21, host="127.0.0.1", pool_url=pool.url,
-                            worker="tpf.lv06", speed=40.0, rpc_port=0, http_port=0,
+                            worker="tpf.lv06", noise_seed=21, rpc_port=0, http_port=0,
                             firmware="axeos-2.15")      # reports poolDifficulty
         async with start_units([config], clock=clock) as units:
             await run_experiment([units[0].url], "difficulty", path, steps=60, step_seconds=2.0,
