@@ -1,6 +1,7 @@
 """Management APIs of the simulated units, reproducing the real firmware's replies and quirks.
 
-Each server reads only ``unit.reading()`` / ``unit.settings()`` and acts through
+Each server reads only ``unit.reading()`` / ``unit.settings()`` (and ``unit.booting``, its
+cheap check for a unit that is down) and acts through
 ``unit.apply()``, ``unit.restart()``, ``unit.pause()``/``resume()`` and the unit's
 log listeners.  Network servers expose ``async start(host, port) -> bound_port``
 and ``async stop()``; the serial console exposes ``start()``/``stop()`` and ``path``.

@@ -161,7 +161,7 @@ class AntminerWebServer(FirmwareWebServer):
     @web.middleware
     async def _auth_middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         if self._rebooting:
-            booting = self.unit.reading().booting
+            booting = self.unit.booting
             self._reboot_seen |= booting
             if booting or not self._reboot_seen:
                 if request.transport is not None:

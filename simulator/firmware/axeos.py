@@ -181,7 +181,7 @@ class AxeOSServer(FirmwareWebServer):
     # ---------------------------------------------------------- middleware
     @web.middleware
     async def _network_middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        if self.unit.reading().booting and request.transport is not None:
+        if self.unit.booting and request.transport is not None:
             request.transport.close()          # rebooting: the web server is not up
             raise web.HTTPServiceUnavailable()
         peer = request.remote or ""
@@ -279,9 +279,8 @@ class AxeOSServer(FirmwareWebServer):
             changes["pool_password"] = pool["stratumPassword"]
         return changes
 
-    def common_info(self) -> dict[str, Any]:
-        """The fields every release reports, from the unit's state."""
-        r = self.unit.reading()
+    def common_info(self, r: Any) -> dict[str, Any]:
+        """The fields every release reports, from the unit's state (``r``: its reading)."""
         s = self.unit.settings()
         host, port = _split_pool_url(str(s.get("pool_url", "")))
         return {
@@ -415,7 +414,7 @@ class LuckyFork218(AxeOSRelease):
         srv = self.server
         r = srv.unit.reading()
         fan_rpm = r.fans[0][0] if r.fans else 0.0
-        info = srv.common_info()
+        info = srv.common_info(r)
         info.update({"fanSpeedRpm": int(round(fan_rpm)),
                      "fanspeed": int(round(float(srv.unit.settings().get("fan_pct", 100)))),
                      # cgminer-style suffix strings, and Lucky's model field
@@ -471,7 +470,7 @@ class AxeOS215(AxeOSRelease):
         fan_rpm, fan_pct = (r.fans[0] if r.fans else (0.0, 0.0))
         chips = p.n_chains * p.chips_per_chain
         stored = srv._stored
-        info = srv.common_info()
+        info = srv.common_info(r)
         info.update({
             "vrTemp": round(r.vr_temp_c, 3), "maxPower": 25, "nominalVoltage": 5,
             "actualFrequency": round(r.frequency_mhz, 1),

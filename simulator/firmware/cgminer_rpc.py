@@ -238,7 +238,7 @@ class CgminerRpcServer:
             group = self._group_for(peer[0] if peer else "")
             if group is None:       # cgminer ignores the connection: close without a reply
                 return
-            if self.unit.reading().booting:   # the miner process is down while the unit boots
+            if self.unit.booting:   # the miner process is down while the unit boots
                 return
             try:
                 raw = await asyncio.wait_for(reader.read(RECV_LIMIT), self.recv_timeout)

@@ -165,7 +165,7 @@ class GoldshellWebServer(FirmwareWebServer):
 
     @web.middleware
     async def _auth_middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        if self.unit.reading().booting or (self.quirks and self._crashed()):
+        if self.unit.booting or (self.quirks and self._crashed()):
             if request.transport is not None:
                 request.transport.close()      # backend not running: the connection just drops
             raise web.HTTPServiceUnavailable()
