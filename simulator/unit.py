@@ -343,7 +343,9 @@ class SimulatedUnit:
             self._check_temperature()
         self._chip_results[:] = 0.0
         if hashing:
-            miner.mine_results(self._result_counts(ph.valid_rates_hs(), dt))
+            counts = self._result_counts(ph.valid_rates_hs(), dt)
+            if counts is not None:
+                miner.mine_results(counts)
         ph.add_nonces(dt, self._chip_results)
         errors = ph.take_hw_errors()
         if errors:
@@ -351,14 +353,15 @@ class SimulatedUnit:
         if self.profile.model == "lv06" and self._listeners:
             self._esp_miner_lines(now)
 
-    def _result_counts(self, valid_rates_hs: np.ndarray, dt: float) -> np.ndarray:
-        """Chip results at the floor during ``dt``: independent Poisson counts per chip, drawn
-        as one Poisson total split multinomially (the same law; two draws, not one per chip)."""
+    def _result_counts(self, valid_rates_hs: np.ndarray, dt: float) -> np.ndarray | None:
+        """Chip results at the floor during ``dt`` (None: none at all): independent Poisson
+        counts per chip, drawn as one Poisson total split multinomially (the same law; two
+        draws, not one per chip)."""
         rate = valid_rates_hs * (dt / self.physics.hashes_per_floor_nonce)
         total_rate = float(rate.sum())
         total = self._results_rng.poisson(total_rate) if total_rate > 0 else 0
         if not total:
-            return np.zeros(rate.shape, dtype=np.int64)
+            return None
         if rate.size == 1:
             return np.array([total], dtype=np.int64)
         return self._results_rng.multinomial(total, rate / total_rate)
