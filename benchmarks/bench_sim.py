@@ -7,7 +7,7 @@ runs twice in the same process: in virtual time (the loop jumps to the next even
 figure is simulated seconds per wall second, CPU-bound) and in wall-clock mode at
 ``--speed`` :data:`WALL_SPEED` (the reference: at most the speed, less when the host cannot
 keep pace, which the tick pace shows). On a shared host the wall figures follow the share of
-a core the process gets; simulated seconds per CPU second are printed beside them.
+a core the process gets; simulated seconds per CPU second are printed too.
 
 Also the cost of one 0.1 s physics tick per model (step plus the miner's budget), as a
 multiple of one numpy ufunc call on the S9's 189 chips measured in the same run: a tick's
@@ -82,13 +82,14 @@ async def _run(clock: Clock, sim_seconds: float) -> dict:
 
 
 def _best_of(fn, n: int, repeats: int = 5) -> float:
-    """Seconds per call of ``fn``: the best of ``repeats`` batches of ``n`` (least disturbed)."""
+    """CPU seconds per call of ``fn``: the best of ``repeats`` batches of ``n`` (CPU time, so
+    that time spent waiting for a shared core does not count)."""
     best = float("inf")
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = time.process_time()
         for _ in range(n):
             fn()
-        best = min(best, (time.perf_counter() - start) / n)
+        best = min(best, (time.process_time() - start) / n)
     return best
 
 
@@ -118,7 +119,7 @@ def run() -> list[Figure]:
                note=f"{virtual['sim']:.0f} simulated s in {virtual['wall']:.1f} s wall, "
                     f"CPU {virtual['cpu_share']:.2f} core"),
         Figure("3 units, virtual time: simulated s per CPU s", virtual["sim_per_cpu"], "x",
-               "wall-clock mode", wall["sim_per_cpu"]),
+               note="what two free cores give per process"),
         Figure("wall-clock mode: ticks done / ticks due", wall["pace"], "ratio", "on schedule", 1.0,
                note=f"CPU {wall['cpu_share']:.2f} core"),
     ]
