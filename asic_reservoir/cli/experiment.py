@@ -48,7 +48,7 @@ from asic_reservoir.drivers.clock import Clock, run_virtual
 from asic_reservoir.drivers.errors import UnitError
 from asic_reservoir.drivers.stratum import Pool, PoolConfig
 from asic_reservoir.drivers.units import parse_unit_url
-from asic_reservoir.experiment.channels import ChannelError, parse_channels
+from asic_reservoir.experiment.channels import ChannelError, DelayLoop, parse_channels
 from asic_reservoir.experiment.loop import (
     Experiment,
     ExperimentConfig,
@@ -113,14 +113,19 @@ async def run_experiment(urls: Sequence[str], channel: str, out: str | Path, *, 
                          lbry_port: int = 0, progress: bool = True,
                          simulated: Sequence[dict] | None = None,
                          names: Sequence[str] | None = None,
-                         workers: Sequence[str] | None = None, control: str | None = None):
+                         workers: Sequence[str] | None = None, control: str | None = None,
+                         loop: DelayLoop | None = None, mask_levels: int = 2):
     """Record a NARMA-10 run file; starts a pool unless one is given.
 
-    ``control`` records a control instead (see :func:`narma_inputs`).
+    ``control`` records a control instead (see :func:`narma_inputs`); ``loop`` makes the
+    channel a closed-loop delay reservoir; ``mask_levels`` sets the mask's values.
     """
     if control not in (None, *CONTROL_RECORDINGS):
         raise ExperimentError(f"unknown control {control!r}; recorded controls are "
                               f"{', '.join(CONTROL_RECORDINGS)}")
+    if not resume and loop is not None and loop.r_lo is None and not warmup_seconds > 0:
+        raise ExperimentError(f"delay loop: the response range of {loop.response} is "
+                              f"calibrated in the warm-up; give a warm-up or the range")
     if resume:
         with RunWriter.resume(out) as finished:
             if finished.next_step() is None:   # nothing to run: leave units and ports alone
@@ -145,12 +150,15 @@ async def run_experiment(urls: Sequence[str], channel: str, out: str | Path, *, 
                 scales = [u.difficulty_scale for u in meta.units]
                 simulated = [{"profile": u.profile, "seed": u.seed} if u.simulated else {}
                              for u in meta.units]
-                channels = parse_channels(meta.channel["spec"], slots=meta.slots, mask=meta.mask)
+                stored_loop = meta.channel.get("delay_loop")
+                channels = parse_channels(meta.channel["spec"], slots=meta.slots, mask=meta.mask,
+                                          loop=DelayLoop(**stored_loop) if stored_loop else None)
                 steps, runs, seed = meta.steps, meta.runs, meta.seed
                 step_seconds = meta.step_seconds
                 control = meta.extra.get("control")
             else:
-                channels = parse_channels(channel, slots=slots, seed=seed)
+                channels = parse_channels(channel, slots=slots, seed=seed, levels=mask_levels,
+                                          loop=loop)
                 if len(difficulty_scales) not in (1, len(urls)):
                     raise ExperimentError(f"give one --difficulty-scale or one per unit "
                                           f"({len(urls)}), got {len(difficulty_scales)}")
@@ -220,8 +228,29 @@ def run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--slots", type=int, default=1, help="virtual-node slots per step")
     parser.add_argument("--steps", type=int, default=1000, help="steps per run")
     parser.add_argument("--runs", type=int, default=1, help="independent runs (input series)")
-    parser.add_argument("--step-seconds", type=float, default=5.0,
-                        help="experiment seconds per step (default 5)")
+    parser.add_argument("--step-seconds", type=float,
+                        help="experiment seconds per step (default 5, or --slots x --theta)")
+    parser.add_argument("--mask-levels", type=int,
+                        help="values of the virtual-node mask, evenly spaced in [-1, 1] "
+                             "(default 2: +-1; a closed loop defaults to 4)")
+    loop = parser.add_argument_group(
+        "closed-loop delay reservoir (Appeltant et al. 2011)",
+        "feed each unit's measured response back into the channel: slot value = clip(bias + "
+        "gain r(t - tau) + scale m_k (x - 1/2)), tau = (slots + 1) x theta")
+    loop.add_argument("--gain", type=float,
+                      help="feedback gain: closes the loop (0 = the open-loop channel)")
+    loop.add_argument("--theta", type=float,
+                      help="virtual-node duration in experiment seconds (the step is "
+                           "slots x theta)")
+    loop.add_argument("--response", default="chip_temp_c",
+                      help="telemetry field fed back (default chip_temp_c)")
+    loop.add_argument("--response-range", metavar="LO,HI",
+                      help="response values mapped to -1/2 and +1/2 (default: the range "
+                           "seen in the warm-up)")
+    loop.add_argument("--bias", type=float, default=0.5,
+                      help="operating point, fraction of the channel's range (default 0.5)")
+    loop.add_argument("--input-scale", type=float, default=1.0,
+                      help="input scaling of the masked input (default 1)")
     parser.add_argument("--warmup", type=float, default=0.0,
                         help="experiment seconds of driving before the first recorded step")
     parser.add_argument("--seed", type=int, default=0, help="seed of inputs and mask")
@@ -249,9 +278,15 @@ def run_main(args: argparse.Namespace) -> int:
         print("asic-reservoir run: name at least one --unit URL", file=sys.stderr)
         return 2
     try:
+        loop, levels, step_seconds = loop_options(args)
+    except (ChannelError, ValueError) as exc:
+        print(f"asic-reservoir run: {exc}", file=sys.stderr)
+        return 2
+    try:
         summary = asyncio.run(run_experiment(
             args.unit or [], args.channel, args.out, steps=args.steps, runs=args.runs,
-            slots=args.slots, seed=args.seed, step_seconds=args.step_seconds,
+            slots=args.slots, seed=args.seed, step_seconds=step_seconds,
+            loop=loop, mask_levels=levels,
             warmup_seconds=args.warmup, difficulty_scales=args.difficulty_scale or [1.0],
             resume=args.resume, clock=Clock(args.speed), pool_host=args.pool_host,
             pool_port=args.pool_port, lbry_port=args.lbry_port, progress=not args.quiet,
@@ -264,8 +299,37 @@ def run_main(args: argparse.Namespace) -> int:
         return 0
     print(f"{args.out}: {summary.steps_written} steps written, {summary.marked} marked, "
           f"{summary.shares} shares, {summary.late_slots} late slots, "
-          f"{summary.wall_seconds:.1f} s")
+          f"{summary.wall_seconds:.1f} s"
+          + (f", {summary.feedback_missing} slots without a delayed response"
+             if loop is not None else ""))
     return 0
+
+
+LOOP_MASK_LEVELS = 4   # a closed loop's default mask: {-1, -1/3, 1/3, 1}
+
+
+def loop_options(args: argparse.Namespace) -> tuple[DelayLoop | None, int, float]:
+    """The closed loop, mask levels and step seconds the ``run`` flags ask for."""
+    if args.theta is not None and args.step_seconds is not None:
+        raise ValueError("give --theta or --step-seconds, not both (the step is slots x theta)")
+    if args.theta is not None and not args.theta > 0:
+        raise ValueError(f"--theta must be > 0 s, got {args.theta}")
+    step_seconds = (args.slots * args.theta if args.theta is not None
+                    else args.step_seconds or 5.0)
+    if args.gain is None:
+        if args.response_range:
+            raise ValueError("--response-range needs --gain (a closed loop)")
+        return None, args.mask_levels or 2, step_seconds
+    r_lo = r_hi = None
+    if args.response_range:
+        try:
+            r_lo, r_hi = (float(x) for x in args.response_range.split(","))
+        except ValueError:
+            raise ValueError(f"--response-range wants LO,HI, got {args.response_range!r}") \
+                from None
+    levels = args.mask_levels or LOOP_MASK_LEVELS
+    return (DelayLoop(gain=args.gain, bias=args.bias, scale=args.input_scale,
+                      response=args.response, r_lo=r_lo, r_hi=r_hi), levels, step_seconds)
 
 
 # ----------------------------------------------------------------------------- analyze

@@ -17,10 +17,20 @@ A channel turns a value ``v`` in the task's input range ``[lo, hi]`` into comman
 ``frequency:lo=450:hi=575``, ``difficulty:eps=0.05:rate=4``.
 
 Time multiplexing (Appeltant et al. 2011): each step is split into ``slots`` virtual-node
-slots; slot ``k`` receives the input transformed by a fixed random mask value
-``m_k`` = +1 or -1: with ``x = (u - lo) / (hi - lo)``, ``v_k = lo + (hi - lo) (1/2 + m_k (x - 1/2))``,
-so every slot value stays in the input range and the unit's inertia couples neighbouring
-slots. The mask comes from a seed and is recorded in the run file.
+slots; slot ``k`` receives the input transformed by a fixed random mask value ``m_k`` in
+[-1, 1] (``levels`` evenly spaced values; two levels, the default, give +1 or -1): with
+``x = (u - lo) / (hi - lo)``, ``v_k = lo + (hi - lo) (1/2 + m_k (x - 1/2))``, so every slot
+value stays in the input range and the unit's inertia couples neighbouring slots. The mask
+comes from a seed and is recorded in the run file.
+
+Closed loop (:class:`DelayLoop`, Appeltant et al. 2011; Paquot et al. 2012): the slot value
+also carries the unit's own measured response from ``slots + 1`` slots earlier,
+``a_k = clip(bias + gain r(t - tau) + scale m_k (x - 1/2), 0, 1)``, ``v_k = lo + (hi - lo) a_k``
+with ``tau = (N + 1) theta``: the extra slot shifts each virtual node onto its neighbour
+of the previous step, which couples the nodes without relying on the unit's inertia.
+Clipping to [0, 1] keeps every command inside the channel's range, which lies inside the
+unit's safety envelope. With ``gain = 0`` (and the default bias and scale) it is the
+open-loop slot value above.
 
 Each channel declares which unit capabilities it needs (``asic_reservoir.drivers.units`` Capabilities)
 and its latency; :func:`check_support` refuses impossible choices with a clear message.
@@ -29,7 +39,7 @@ and its latency; :func:`check_support` refuses impossible choices with a clear m
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -288,13 +298,56 @@ CHANNELS: dict[str, type[Channel]] = {
 }
 
 
+@dataclass(frozen=True)
+class DelayLoop:
+    """Feed the unit's measured ``response`` back into the channel (see the module notes).
+
+    The response is normalised to ``r = (reading - r_lo) / (r_hi - r_lo) - 1/2`` (about
+    [-1/2, 1/2]); ``r_lo`` and ``r_hi`` are calibrated per unit from the warm-up when not
+    given. ``gain`` is the feedback strength, ``scale`` the input scaling, ``bias`` the
+    operating point as a fraction of the channel's range.
+    """
+
+    gain: float
+    bias: float = 0.5
+    scale: float = 1.0
+    response: str = "chip_temp_c"
+    r_lo: float | None = None
+    r_hi: float | None = None
+
+    def __post_init__(self) -> None:
+        for key in ("gain", "bias", "scale"):
+            if not math.isfinite(getattr(self, key)):
+                raise ChannelError(f"delay loop: {key} must be finite")
+        if not 0.0 <= self.bias <= 1.0:
+            raise ChannelError(f"delay loop: bias is a fraction of the channel range, "
+                               f"got {self.bias}")
+        if (self.r_lo is None) != (self.r_hi is None):
+            raise ChannelError("delay loop: give both r_lo and r_hi, or neither (calibrated "
+                               "from the warm-up)")
+        if self.r_lo is not None and not self.r_hi > self.r_lo:
+            raise ChannelError(f"delay loop: need r_hi > r_lo, got [{self.r_lo}, {self.r_hi}]")
+
+    def delay_slots(self, slots: int) -> int:
+        """tau in slots: N + 1."""
+        return slots + 1
+
+    def describe(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+OPEN_LOOP = DelayLoop(gain=0.0)
+
+
 @dataclass
 class ChannelSet:
-    """The channels of one experiment (a ``+`` combination) and the virtual-node mask."""
+    """The channels of one experiment (a ``+`` combination), the virtual-node mask and,
+    for a closed-loop reservoir, the :class:`DelayLoop`."""
 
     channels: list[Channel]
     mask: np.ndarray = field(default_factory=lambda: np.ones(1))
     spec: str = ""
+    loop: DelayLoop | None = None
 
     @property
     def slots(self) -> int:
@@ -304,11 +357,18 @@ class ChannelSet:
     def latency_s(self) -> float:
         return max(c.latency_s for c in self.channels)
 
-    def slot_values(self, u: float) -> list[float]:
-        """The masked input of each slot, all inside [lo, hi]."""
+    def slot_value(self, u: float, k: int, feedback: float = 0.0) -> float:
+        """Slot ``k``'s value inside [lo, hi]: the masked input plus, in a closed loop,
+        ``gain`` times the normalised response ``feedback``, clipped to the range."""
         c = self.channels[0]
+        loop = self.loop or OPEN_LOOP
         x = (u - c.lo) / (c.hi - c.lo)
-        return [c.lo + (c.hi - c.lo) * (0.5 + float(m) * (x - 0.5)) for m in self.mask]
+        a = loop.bias + loop.gain * feedback + loop.scale * float(self.mask[k]) * (x - 0.5)
+        return c.lo + (c.hi - c.lo) * min(1.0, max(0.0, a))
+
+    def slot_values(self, u: float) -> list[float]:
+        """The masked input of each slot without feedback, all inside [lo, hi]."""
+        return [self.slot_value(u, k) for k in range(self.slots)]
 
     def check(self, unit: UnitInfo) -> None:
         for c in self.channels:
@@ -318,24 +378,35 @@ class ChannelSet:
         return [cmd for c in self.channels for cmd in c.commands(v, unit)]
 
     def describe(self) -> dict[str, Any]:
-        return {"spec": self.spec, "channels": [c.describe() for c in self.channels],
-                "slots": self.slots}
+        out = {"spec": self.spec, "channels": [c.describe() for c in self.channels],
+               "slots": self.slots}
+        if self.loop is not None:
+            out["delay_loop"] = self.loop.describe()
+        return out
 
 
-def make_mask(slots: int, seed: int) -> np.ndarray:
-    """Fixed random binary (+1/-1) virtual-node mask, as in Appeltant et al. (2011).
+def make_mask(slots: int, seed: int, levels: int = 2) -> np.ndarray:
+    """Fixed random virtual-node mask on ``levels`` values evenly spaced in [-1, 1], as in
+    Appeltant et al. (2011).
 
-    Binary values give every slot the full input swing (a small |m| would leave a slot
-    nearly constant); with two or more slots both signs occur. One slot: the identity.
+    Two levels (+1/-1) give every slot the full input swing, but only u or its mirror;
+    more levels give the slots different input weights (a richer projection), at the cost
+    of a smaller swing on the inner levels. With two or more slots both signs occur (and,
+    with three or more levels and slots, at least three distinct values). One slot: the
+    identity.
     """
     if slots < 1:
         raise ChannelError(f"slots must be >= 1, got {slots}")
+    if levels < 2:
+        raise ChannelError(f"mask levels must be >= 2, got {levels}")
     if slots == 1:
         return np.ones(1)
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x6D61736B]))
+    values = np.linspace(-1.0, 1.0, int(levels))
+    distinct = min(3 if levels > 2 else 2, slots)
     while True:
-        mask = rng.choice([-1.0, 1.0], size=slots)
-        if np.any(mask > 0) and np.any(mask < 0):
+        mask = rng.choice(values, size=slots)
+        if np.any(mask > 0) and np.any(mask < 0) and len(np.unique(mask)) >= distinct:
             return mask
 
 
@@ -356,8 +427,12 @@ def _number(text: str, where: str, key: str = "") -> float | str:
 
 
 def parse_channels(spec: str, slots: int = 1, seed: int = 0, lo: float = 0.0,
-                   hi: float = 0.5, mask: Sequence[float] | None = None) -> ChannelSet:
-    """Parse ``difficulty``, ``difficulty-log``, ``frequency:lo_mhz=450+fan`` etc."""
+                   hi: float = 0.5, mask: Sequence[float] | None = None, levels: int = 2,
+                   loop: DelayLoop | None = None) -> ChannelSet:
+    """Parse ``difficulty``, ``difficulty-log``, ``frequency:lo_mhz=450+fan`` etc.
+
+    ``levels`` sets the mask's number of values (unless ``mask`` is given); ``loop`` closes
+    the loop (:class:`DelayLoop`)."""
     if not spec or not spec.strip():
         raise ChannelError("empty channel specification")
     channels: list[Channel] = []
@@ -383,7 +458,12 @@ def parse_channels(spec: str, slots: int = 1, seed: int = 0, lo: float = 0.0,
         raise ChannelError(f"channel listed twice in {spec!r}")
     if "difficulty" in names and "difficulty-log" in names:
         raise ChannelError("choose one difficulty encoding")
-    m = np.asarray(mask, dtype=float) if mask is not None else make_mask(slots, seed)
+    m = np.asarray(mask, dtype=float) if mask is not None else make_mask(slots, seed, levels)
     if mask is not None and len(m) != slots:
         raise ChannelError(f"mask has {len(m)} values for {slots} slots")
-    return ChannelSet(channels, m, spec)
+    if loop is not None and any(c.name in ("difficulty", "difficulty-log", "work")
+                                for c in channels):
+        raise ChannelError("delay loop: the actuator must be a unit setting (frequency, fan, "
+                           "duty); the pool difficulty and the job do not change what the "
+                           "unit does")
+    return ChannelSet(channels, m, spec, loop)

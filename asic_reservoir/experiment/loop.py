@@ -7,6 +7,11 @@ fan through the unit's driver, pause duty on the LV06), polls the unit's telemet
 the end of the slot, and files every pool share event into the slot whose window contains
 its timestamp. A finished step is written to the run file in one transaction.
 
+With a closed loop (``ChannelSet.loop``) each unit's command in a slot also carries its
+own response read ``slots + 1`` slots earlier (:mod:`asic_reservoir.experiment.feedback`);
+the response is normalised on a range calibrated in the warm-up (kept in the run file, so
+a resumed run uses the same one).
+
 A unit that stops answering or leaves the pool is *marked* for that step (the reason is
 recorded) and asked to rejoin; the experiment never stops for it. A unit that crosses its
 safety envelope's temperature limit stops the experiment. Every unit's settings are put
@@ -38,6 +43,7 @@ from asic_reservoir.experiment.channels import (
     DifficultyChannel,
     UnitInfo,
 )
+from asic_reservoir.experiment.feedback import ResponseLine, calibrate
 from asic_reservoir.experiment.runs import (
     CommandRow,
     EffectRow,
@@ -269,6 +275,7 @@ class ExperimentSummary:
     early_shares: int = 0     # stamped while the previous step was being written
     wall_seconds: float = 0.0
     already_complete: bool = False   # the run file had every step: nothing was run
+    feedback_missing: int = 0  # closed loop: slots whose delayed response was not there
 
 
 class Experiment:
@@ -295,6 +302,9 @@ class Experiment:
         self._events: list[Any] = []
         self._queue: asyncio.Queue | None = None
         self._background: set[asyncio.Task] = set()
+        self._slot = 0                              # slots run so far (the delay line's clock)
+        self._lines: dict[str, ResponseLine] = {}   # closed loop: per unit
+        self._warmup_responses: dict[str, list[float]] = {u.name: [] for u in self.units}
         for unit in self.units:
             try:
                 channels.check(unit.info)
@@ -324,6 +334,8 @@ class Experiment:
                 await self._base_difficulty()
                 if self.config.warmup_seconds > 0:
                     await self._warmup(self.inputs(todo[0][0]))
+                if self.channels.loop is not None:
+                    self._open_lines()
                 slot_len = self.config.step_seconds / self.channels.slots
                 for unit in self.units:       # a write must show within a quarter slot
                     unit.verify_deadline_s = max(0.2, 0.25 * self.clock.wall_seconds(slot_len))
@@ -345,7 +357,31 @@ class Experiment:
             self.pool.unsubscribe(self._queue)
             progress.close()
             self.summary.wall_seconds = loop.time() - wall0
+            self.summary.feedback_missing = sum(x.missing for x in self._lines.values())
         return self.summary
+
+    def _open_lines(self) -> None:
+        """One delay line per unit, on the response range given, stored in the run file, or
+        calibrated in this warm-up (then stored, so a resumed run uses the same one)."""
+        loop = self.channels.loop
+        assert loop is not None
+        stored = dict(self.writer.meta.extra.get("delay_loop_range", {}))
+        for unit in self.units:
+            found = stored.get(unit.name)
+            if found is None and loop.r_lo is None:
+                try:
+                    found = calibrate(self._warmup_responses[unit.name])
+                except ChannelError as exc:
+                    raise ExperimentError(f"unit {unit.name}: {exc}") from exc
+                stored[unit.name] = list(found)
+            try:
+                self._lines[unit.name] = ResponseLine.for_unit(
+                    loop, self.channels.slots, tuple(found) if found is not None else None)
+            except ChannelError as exc:
+                raise ExperimentError(f"unit {unit.name}: {exc}") from exc
+        if stored and stored != self.writer.meta.extra.get("delay_loop_range"):
+            self.writer.set_extra("delay_loop_range", stored)
+            log.info("delay loop: response ranges %s", stored)
 
     async def _base_difficulty(self) -> None:
         """Channels without a difficulty component still read shares: give each unit a
@@ -377,17 +413,31 @@ class Experiment:
         return fields
 
     async def _warmup(self, u: np.ndarray) -> None:
-        """Drive the units with the first inputs until the thermal state has settled."""
+        """Drive the units with the first inputs until the thermal state has settled (a
+        closed loop's response range is read here, open loop)."""
         end = self.clock.now() + self.config.warmup_seconds
+        loop = self.channels.loop
+        listen = loop is not None and loop.r_lo is None
         i = 0
         while self.clock.now() < end:
             v = self.channels.slot_values(float(u[i % len(u)]))[0]
             await asyncio.gather(*(self._guard(unit, unit.apply(
                 self.pool, self.channels.commands(v, unit.info), v)) for unit in self.units))
             await self.clock.sleep(min(self.config.step_seconds, end - self.clock.now()))
+            if listen:
+                await asyncio.gather(*(self._listen(unit) for unit in self.units))
             i += 1
         self._drain()
         self._events.clear()
+
+    async def _listen(self, unit: UnitLink) -> None:
+        assert self.channels.loop is not None
+        reading = await self._guard(unit, unit.driver.telemetry())
+        if reading is not None:
+            self._check_temperature(unit, reading)
+            value = flatten_telemetry(reading).get(self.channels.loop.response)
+            if value is not None:
+                self._warmup_responses[unit.name].append(value)
 
     async def _step(self, run: int, step: int, u: float, slot_len: float,
                     previous: tuple[StepRecord, list[asyncio.Task]] | None
@@ -406,20 +456,24 @@ class Experiment:
         marks: dict[str, str] = {}
         polls: list[asyncio.Task] = []
         for k, v in enumerate(values):
+            g, self._slot = self._slot, self._slot + 1
+            drive = {unit.name: self._drive(unit, u, k, g, v, rec) for unit in self.units}
             t0 = self.clock.now()
             if rec.slots:
                 rec.slots[-1].t_end_ns = int(t0 * 1e9)
             elif previous is not None:
                 previous[0].slots[-1].t_end_ns = int(t0 * 1e9)
             self._check_sessions(marks)
-            await asyncio.gather(*(self._command(unit, k, v, rec, marks) for unit in self.units))
+            await asyncio.gather(*(self._command(unit, k, drive[unit.name], rec, marks)
+                                   for unit in self.units))
             if self.clock.now() > t0 + 0.25 * slot_len:
                 self.summary.late_slots += 1     # commands took a quarter of the slot
             if previous is not None:
                 await self._finish(*previous)
                 previous = None
             t1 = t0 + slot_len
-            polls.extend(asyncio.create_task(self._timed(unit, k, v, t0, t1, rec, marks))
+            polls.extend(asyncio.create_task(self._timed(unit, k, drive[unit.name], t0, t1,
+                                                         rec, marks, g))
                          for unit in self.units)
             rec.slots.append(SlotRow(k, v, int(t0 * 1e9), int(t1 * 1e9)))
             await self.clock.sleep_until(t1)
@@ -455,6 +509,17 @@ class Experiment:
             if unit.worker not in ready and unit.name not in marks:
                 marks[unit.name] = "not connected to the pool"
 
+    def _drive(self, unit: UnitLink, u: float, k: int, g: int, v: float,
+               rec: StepRecord) -> float:
+        """The unit's value for slot ``k`` (loop slot ``g``): the masked input ``v``, or in a
+        closed loop that plus the response fed back (recorded as a ``feedback`` command)."""
+        line = self._lines.get(unit.name)
+        if line is None:
+            return v
+        r = line.feedback(g)
+        rec.commands.append(CommandRow(unit.name, k, "feedback", r))
+        return self.channels.slot_value(u, k, r)
+
     async def _command(self, unit: UnitLink, k: int, v: float, rec: StepRecord,
                        marks: dict[str, str]) -> None:
         commands = self.channels.commands(v, unit.info)
@@ -470,8 +535,9 @@ class Experiment:
             await self._guard(unit, self._set_paused(unit, False), marks)
 
     async def _timed(self, unit: UnitLink, k: int, v: float, t0: float, t1: float,
-                     rec: StepRecord, marks: dict[str, str]) -> None:
-        """The timed actions inside a slot: the duty pause and the telemetry poll."""
+                     rec: StepRecord, marks: dict[str, str], g: int = 0) -> None:
+        """The timed actions inside a slot: the duty pause and the telemetry poll (whose
+        reading a closed loop files as loop slot ``g``'s response)."""
         actions: list[tuple[float, str]] = []
         duty = next((c.value for c in self.channels.commands(v, unit.info) if c.name == "duty"),
                     None)
@@ -488,8 +554,10 @@ class Experiment:
             if reading is not None:
                 self._check_temperature(unit, reading)
                 unit.last_temp = reading.chip_temp_c
-                rec.telemetry.append(TelemetryRow(unit.name, k, self.clock.now_ns(),
-                                                  flatten_telemetry(reading)))
+                row = flatten_telemetry(reading)
+                rec.telemetry.append(TelemetryRow(unit.name, k, self.clock.now_ns(), row))
+                if unit.name in self._lines:
+                    self._lines[unit.name].record(g, row)
 
     async def _set_paused(self, unit: UnitLink, paused: bool) -> None:
         await (unit.driver.pause() if paused else unit.driver.resume())
