@@ -4,6 +4,7 @@ loop closing through the real pool, HTTP driver and simulated LV06 in virtual ti
 from __future__ import annotations
 
 import argparse
+import asyncio
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from asic_reservoir.drivers.stratum import Pool, PoolConfig
 from asic_reservoir.experiment.channels import ChannelError, DelayLoop, make_mask, parse_channels
 from asic_reservoir.experiment.feedback import ResponseLine, calibrate
 from asic_reservoir.experiment.loop import ExperimentError
-from asic_reservoir.experiment.runs import RunReader
+from asic_reservoir.experiment.runs import RunFileError, RunReader
 from asic_reservoir.simulator import UnitConfig, start_units
 
 LEVELS4 = {-1.0, -1 / 3, 1 / 3, 1.0}
@@ -192,3 +193,56 @@ async def test_closed_loop_without_a_range_needs_a_warmup(tmp_path):
     with pytest.raises(ExperimentError, match="warm-up"):
         await _record(tmp_path, "nowarm", DelayLoop(gain=0.5), warmup=0.0, steps=2)
     assert not (tmp_path / "nowarm.db").exists()           # refused before anything ran
+
+
+@pytest.mark.virtual_time
+async def test_resumed_closed_loop_keeps_its_loop_and_response_range(tmp_path):
+    clock = Clock.virtual()
+    pool = Pool(PoolConfig(host="127.0.0.1", port=0, lbry_port=0, seed=1), clock=clock)
+    await pool.start()
+    config = UnitConfig(model="lv06", seed=12, noise_seed=12, host="127.0.0.1",
+                        pool_url=pool.url, worker="ar.lv06", rpc_port=0, http_port=0,
+                        firmware="axeos-2.15")
+    path = tmp_path / "resume.db"
+    common = dict(pool=pool, clock=clock, progress=False, names=["lv06"],
+                  simulated=[{"profile": "lv06", "seed": 12}])
+    try:
+        async with start_units([config], clock=clock) as units:
+            common["difficulty_scales"] = [units[0].difficulty_scale]
+            first = asyncio.ensure_future(run_experiment(
+                [units[0].url], "frequency", path, steps=12, slots=3, step_seconds=3.0,
+                warmup_seconds=60.0, loop=DelayLoop(gain=0.5), mask_levels=4, seed=5,
+                **common))
+            while _count(path) < 5:                   # interrupt mid-run
+                assert not first.done(), first.result()
+                await asyncio.sleep(1.0)
+            first.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await first
+            with RunReader(path) as r:
+                killed_at = r.count("steps")
+                stored = r.meta.extra["delay_loop_range"]["lv06"]
+            summary = await run_experiment([], "", path, steps=0, resume=True, **common)
+    finally:
+        await pool.stop()
+    assert 5 <= killed_at < 12 and summary.steps_written == 12 - killed_at
+    with RunReader(path) as r:
+        assert r.meta.channel["delay_loop"] == {"gain": 0.5, "bias": 0.5, "scale": 1.0,
+                                                "response": "chip_temp_c"}
+        assert r.meta.extra["delay_loop_range"]["lv06"] == stored    # not re-calibrated
+        freq, fed, temp, _ = _by_slot(r, 3)
+    lo, hi = stored
+    start = killed_at * 3                             # first slot after the resume
+    for g in range(start, 36):
+        want = 0.0 if g < start + 4 else (temp[g - 4] - lo) / (hi - lo) - 0.5
+        assert fed[g] == pytest.approx(want, abs=1e-12)
+
+
+def _count(path) -> int:
+    if not path.exists():
+        return 0
+    try:
+        with RunReader(path, check=False) as r:
+            return r.count("steps")
+    except RunFileError:
+        return 0

@@ -343,6 +343,9 @@ class AnalysisOptions:
     esn_sizes: Sequence[int] = (100,)
     check_leakage: bool = True
     capacities: bool = True
+    features: Sequence[str] | None = None
+    """Hardware features kept (name prefixes after the slot qualifier, e.g. ``tel.chip_temp_c``);
+    None keeps every feature. Controls and baselines do not depend on it."""
 
 
 def analyze_files(paths: Sequence[str | Path], options: AnalysisOptions | None = None,
@@ -395,6 +398,8 @@ def analyze_files(paths: Sequence[str | Path], options: AnalysisOptions | None =
                                      f"{base_channel} not scored: {act.describe()}")
                         continue
                     sm = states(reader, run, [unit.name])
+                    if opt.features:
+                        sm = sm.select(opt.features)
                     u = sm.u
                     if control:  # the hardware saw a constant; the task is the NARMA series
                         u = task_inputs(run)[:len(u)]
@@ -610,6 +615,9 @@ def analyze_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plots", metavar="DIR", help="write PNG plots here (needs matplotlib)")
     parser.add_argument("--unit", action="append", help="only these unit names")
     parser.add_argument("--washout", type=int, default=50, help="steps discarded per run")
+    parser.add_argument("--features", action="append", metavar="PREFIX",
+                        help="keep only hardware features starting with this (e.g. "
+                             "tel.chip_temp_c, the node states of a closed loop); repeat")
     parser.add_argument("--range", action="store_true",
                         help="also print range-normalised NRMSE (labelled; not comparable)")
 
@@ -619,7 +627,8 @@ def analyze_main(args: argparse.Namespace) -> int:
         if args.plots:
             _pyplot()                  # fail before the analysis, not after it
         report = analyze_files(args.runfile, AnalysisOptions(washout=args.washout,
-                                                             units=args.unit),
+                                                             units=args.unit,
+                                                             features=args.features),
                                plots=args.plots)
     except (RunFileError, StatesError, ReadoutError, PlotsUnavailable) as exc:
         print(f"asic-reservoir analyze: {exc}", file=sys.stderr)
@@ -680,13 +689,18 @@ class DemoSize:
 
 @dataclass(frozen=True)
 class DemoJob:
-    """One simulated unit of the demo: its model, a file label, the input channel, and the
-    control it records instead of NARMA runs (None: ordinary runs)."""
+    """One simulated unit of the demo: its model, a file label, the input channel, the
+    control it records instead of NARMA runs (None: ordinary runs), and its timing and
+    virtual nodes (a closed loop for the delay-reservoir benchmark)."""
 
     model: str
     label: str
     channel: str
     control: str | None = None
+    slots: int = 1
+    step_seconds: float = DEMO_STEP_SECONDS
+    loop: DelayLoop | None = None
+    mask_levels: int = 2
 
 
 def demo_plan(best: dict[str, str] | None = None) -> list[DemoJob]:
@@ -717,6 +731,8 @@ class SimulatedRecording:
     step_seconds: float = DEMO_STEP_SECONDS
     warmup_seconds: float = DEMO_WARMUP_SECONDS
     progress: bool = False
+    loop: DelayLoop | None = None
+    mask_levels: int = 2
 
 
 def record_simulated(rec: SimulatedRecording) -> str:
@@ -744,7 +760,7 @@ async def _record_simulated(rec: SimulatedRecording) -> None:
                 warmup_seconds=rec.warmup_seconds, difficulty_scales=[unit.difficulty_scale],
                 pool=pool, clock=clock, progress=rec.progress, names=[rec.model],
                 workers=[config.worker], simulated=[{"profile": rec.model, "seed": config.seed}],
-                control=rec.control)
+                control=rec.control, loop=rec.loop, mask_levels=rec.mask_levels)
     finally:
         await pool.stop()
 
@@ -762,7 +778,9 @@ def run_demo(size: DemoSize, workdir: Path, progress: bool = True,
         job.model, job.channel, str(workdir / f"{job.model}-{job.label}.db"), size.steps,
         runs=max(size.runs, 2) if job.control == "repeated-input" else size.runs, seed=seed,
         noise_seed=zlib.crc32(f"{seed}/{job.model}/{job.label}".encode()), control=job.control,
-        progress=progress and i == 0) for i, job in enumerate(plan)]
+        slots=job.slots, step_seconds=job.step_seconds, loop=job.loop,
+        mask_levels=job.mask_levels, progress=progress and i == 0)
+        for i, job in enumerate(plan)]
     workers = max(1, min(len(plan), processes or os.cpu_count() or 1))
     with ProcessPoolExecutor(max_workers=workers) as executor:
         for future in [executor.submit(record_simulated, rec) for rec in recordings]:
