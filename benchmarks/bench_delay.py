@@ -41,7 +41,7 @@ N_NODES = 4           # sized for the machine: the cost is slots and simulated s
 MASK_LEVELS = 4
 MIN_THETA_S = 0.25    # 2.5 physics ticks of 0.1 s
 THETA_SLOW_S = 3.0
-GAINS = (0.0, 0.3, 0.6)
+GAINS = tuple(float(g) for g in os.environ.get("BENCH_DELAY_GAINS", "0,0.3,0.6").split(","))
 STEPS, RUNS = 300, 5
 # The readout reads the node states as Appeltant et al. do: the fed-back response (and the
 # power it draws) of each virtual node, with their changes; every feature of a slot (~30,

@@ -413,14 +413,17 @@ class Experiment:
         return fields
 
     async def _warmup(self, u: np.ndarray) -> None:
-        """Drive the units with the first inputs until the thermal state has settled (a
-        closed loop's response range is read here, open loop)."""
+        """Drive the units with the first inputs until the thermal state has settled.
+
+        A closed loop's response range is read here, open loop and with the input unmasked:
+        the range then spans the channel's full swing, whatever the mask's first value."""
         end = self.clock.now() + self.config.warmup_seconds
         loop = self.channels.loop
         listen = loop is not None and loop.r_lo is None
         i = 0
         while self.clock.now() < end:
-            v = self.channels.slot_values(float(u[i % len(u)]))[0]
+            x = float(u[i % len(u)])
+            v = x if listen else self.channels.slot_values(x)[0]
             await asyncio.gather(*(self._guard(unit, unit.apply(
                 self.pool, self.channels.commands(v, unit.info), v)) for unit in self.units))
             await self.clock.sleep(min(self.config.step_seconds, end - self.clock.now()))
