@@ -33,7 +33,6 @@ from asic_reservoir.analysis.baselines import HARDWARE_INPUT, INPUT_ONLY, unit_t
 from asic_reservoir.analysis.report import Report, gains, strongest_memory_control
 from asic_reservoir.cli.experiment import (REPORT_SEED, TUNING_SEED, AnalysisOptions, DemoJob,
                                           DemoSize, analyze_files, run_demo)
-from asic_reservoir.drivers.clock import run_virtual
 from asic_reservoir.experiment.channels import DelayLoop
 from asic_reservoir.simulator.profiles import PROFILES
 
@@ -71,16 +70,15 @@ def plan(theta: float) -> list[DemoJob]:
 
 
 def record(size: DemoSize, seed: int, tmp: Path) -> list[tuple[Path, str]]:
-    """One pass per theta (its gains side by side on one pool); run files and labels."""
-    outputs = []
-    for theta in thetas():
-        jobs = plan(theta)
-        for job in jobs:                      # a kept directory may hold an earlier pass
-            for old in tmp.glob(f"{job.model}-{job.label}.db*"):
-                old.unlink()
-        outputs += [(path, label(theta, job.loop.gain)) for (path, _), job in zip(
-            run_virtual(run_demo(size, tmp, progress=True, plan=jobs, seed=seed)), jobs)]
-    return outputs
+    """Every (theta, gain) point, each in its own process and virtual time; run files and
+    labels."""
+    jobs = [job for theta in thetas() for job in plan(theta)]
+    for job in jobs:                      # a kept directory may hold an earlier pass
+        for old in tmp.glob(f"{job.model}-{job.label}.db*"):
+            old.unlink()
+    recorded = run_demo(size, tmp, progress=True, plan=jobs, seed=seed)
+    return [(path, label(job.step_seconds / job.slots, job.loop.gain))
+            for (path, _), job in zip(recorded, jobs)]
 
 
 def analyze(outputs: list[tuple[Path, str]], features=NODE_FEATURES) -> Report:
