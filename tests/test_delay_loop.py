@@ -9,7 +9,9 @@ import asyncio
 import numpy as np
 import pytest
 
-from asic_reservoir.cli.experiment import loop_options, run_arguments, run_experiment
+from asic_reservoir.analysis.states import StatesError, states
+from asic_reservoir.cli.experiment import (AnalysisOptions, analyze_files, loop_options,
+                                          run_arguments, run_experiment)
 from asic_reservoir.drivers.clock import Clock
 from asic_reservoir.drivers.stratum import Pool, PoolConfig
 from asic_reservoir.experiment.channels import ChannelError, DelayLoop, make_mask, parse_channels
@@ -246,3 +248,19 @@ def _count(path) -> int:
             return r.count("steps")
     except RunFileError:
         return 0
+
+
+@pytest.mark.virtual_time
+async def test_analysis_reads_only_the_node_features_asked_for(tmp_path):
+    path, _ = await _record(tmp_path, "nodes", DelayLoop(gain=0.3), steps=60)
+    opts = dict(capacities=False, check_leakage=False)
+    report = analyze_files([path], AnalysisOptions(features=("tel.chip_temp_c",), **opts))
+    entry = next(e for e in report.entries if e.unit == "lv06")
+    assert entry.readouts["hardware"].n == 1
+    with RunReader(path) as r:
+        full = states(r, 0, ["lv06"])
+    kept = full.select(("tel.chip_temp_c",))
+    assert 0 < len(kept.names) < len(full.names)
+    assert all(n.split("/", 2)[-1].startswith("tel.chip_temp_c") for n in kept.names)
+    with pytest.raises(StatesError, match="not scored"):
+        analyze_files([path], AnalysisOptions(features=("no-such-feature",), **opts))
