@@ -7,12 +7,14 @@ import asyncio
 import socket
 import threading
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
 from asic_reservoir.analysis.readout import Split
 from asic_reservoir.drivers.clock import VirtualTimeLoop
+from asic_reservoir.experiment.runs import RunFileError, RunReader
 
 T = TypeVar("T")
 
@@ -37,6 +39,21 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def recorded_steps(path: Path) -> int:
+    """Steps a run (possibly still running, possibly in another process) has committed.
+
+    Run files appear whole (built under a draft name and renamed), so a missing file means
+    0; a file read while its writer checkpoints can look truncated for a moment, which
+    counts as nothing new rather than an error."""
+    if not path.exists():
+        return 0
+    try:
+        with RunReader(path, check=False) as reader:
+            return reader.count("steps")
+    except RunFileError:
+        return 0
 
 
 def run_virtual_within(main: Callable[[], Coroutine[Any, Any, T]], wall_s: float = 60.0) -> T:

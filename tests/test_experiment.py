@@ -7,7 +7,6 @@ one event loop whose clock jumps to the next event, so waits below are simulated
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import numpy as np
 import pytest
@@ -15,11 +14,12 @@ import pytest
 from asic_reservoir.drivers.clock import Clock
 from asic_reservoir.experiment.loop import ExperimentError
 from asic_reservoir.cli.experiment import analyze_files, AnalysisOptions, run_experiment
-from asic_reservoir.experiment.runs import RunFileError, RunReader
+from asic_reservoir.experiment.runs import RunReader
 from asic_reservoir.analysis.states import StatesError, states
 from asic_reservoir.drivers.stratum import Pool, PoolConfig
 from asic_reservoir.simulator import UnitConfig, start_units
 from asic_reservoir.simulator.firmware.generations import DEMO_FIRMWARE
+from tests.support import free_port, recorded_steps
 
 pytestmark = pytest.mark.virtual_time
 SEEDS = {"s9": 11, "lv06": 12, "lbbox": 13}
@@ -132,12 +132,12 @@ async def test_unit_sent_elsewhere_is_marked_and_pointed_back_by_the_toolkit(tmp
             task = asyncio.create_task(run_experiment(
                 [units[0].url], "difficulty", path, steps=steps, step_seconds=5.0,
                 **_kwargs(units, clock, pool)))
-            await _until(lambda: _steps(path) >= 8, task)
+            await _until(lambda: recorded_steps(path) >= 8, task)
             # Someone points the unit at another pool in its web UI and it reboots: it stays
             # away until the toolkit's own rejoin (every 10 absent steps) sends it back.
             units[0].apply(pool_url="stratum+tcp://127.0.0.1:9")
             await units[0].restart()
-            away = _steps(path)
+            away = recorded_steps(path)
             summary = await asyncio.wait_for(task, 600)
     finally:
         await pool.stop()
@@ -153,16 +153,6 @@ async def test_unit_sent_elsewhere_is_marked_and_pointed_back_by_the_toolkit(tmp
     assert statuses.count("marked") == len(marks) < steps - away
 
 
-def _steps(path) -> int:
-    if not path.exists():
-        return 0
-    try:
-        with RunReader(path, check=False) as r:
-            return r.count("steps")
-    except RunFileError:                 # the writer is still creating the file
-        return 0
-
-
 async def _until(predicate, task: asyncio.Task, timeout: float = 600.0) -> None:
     """Wait for ``predicate`` (simulated seconds); re-raise the task's error if it ends first."""
     deadline = asyncio.get_running_loop().time() + timeout
@@ -176,9 +166,7 @@ async def _until(predicate, task: asyncio.Task, timeout: float = 600.0) -> None:
 
 async def test_unreachable_unit_and_channel_refusal(tmp_path):
     clock, pool, configs = await _setup(["s9"])
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        closed = s.getsockname()[1]
+    closed = free_port()
     try:
         with pytest.raises(ExperimentError, match="unreachable"):
             await run_experiment([f"lv06://127.0.0.1:{closed}"], "difficulty",
@@ -204,7 +192,7 @@ async def test_run_file_readable_while_written_and_analysis(tmp_path):
                 **_kwargs(units, clock, pool)))
             while not task.done():
                 await asyncio.sleep(10.0)        # two steps
-                seen.append(_steps(path))
+                seen.append(recorded_steps(path))
             await task
     finally:
         await pool.stop()

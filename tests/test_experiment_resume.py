@@ -4,24 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import sys
 
 import numpy as np
 
 from asic_reservoir.drivers.clock import Clock
 from asic_reservoir.cli.experiment import narma_inputs
-from asic_reservoir.experiment.runs import RunFileError, RunReader
+from asic_reservoir.experiment.runs import RunReader
 from asic_reservoir.simulator import UnitConfig, start_units
+from tests.support import free_port, recorded_steps
 
 SPEED = 20.0
 STEPS = 60
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def _cli(*args: str) -> asyncio.subprocess.Process:
@@ -30,18 +24,8 @@ async def _cli(*args: str) -> asyncio.subprocess.Process:
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
 
 
-async def _steps(path) -> int:
-    if not path.exists() or path.stat().st_size == 0:     # the run is still creating it
-        return 0
-    try:
-        with RunReader(path, check=False) as r:
-            return r.count("steps")
-    except RunFileError:                                  # header or schema not written yet
-        return 0
-
-
 async def test_sigkill_then_resume_loses_no_step(tmp_path):
-    port = _free_port()
+    port = free_port()
     path = tmp_path / "run.db"
     config = UnitConfig(model="lv06", seed=12, host="127.0.0.1",
                         pool_url=f"stratum+tcp://127.0.0.1:{port}", worker="ar.lv06",
@@ -54,13 +38,13 @@ async def test_sigkill_then_resume_loses_no_step(tmp_path):
                            str(path), *common)
         for _ in range(600):                      # until a few steps are on disk
             await asyncio.sleep(0.1)
-            if await _steps(path) >= 12 or first.returncode is not None:
+            if recorded_steps(path) >= 12 or first.returncode is not None:
                 break
         assert first.returncode is None, (await first.stderr.read()).decode()
         first.send_signal(signal.SIGKILL)
         await first.wait()
         assert first.returncode == -signal.SIGKILL
-        killed_at = await _steps(path)
+        killed_at = recorded_steps(path)
         assert 12 <= killed_at < STEPS
         with RunReader(path) as r:                # the killed file is intact and consistent
             assert [s[0] for s in r.steps(0)] == list(range(killed_at))

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import socket
 import sqlite3
 import sys
 from typing import Any, Callable
@@ -19,18 +18,13 @@ from asic_reservoir.cli.experiment import narma_inputs, run_experiment
 from asic_reservoir.drivers.clock import Clock
 from asic_reservoir.drivers.stratum import Pool, PoolConfig
 from asic_reservoir.experiment.loop import ExperimentError, connect_unit
-from asic_reservoir.experiment.runs import RunFileError, RunReader
+from asic_reservoir.experiment.runs import RunReader
 from asic_reservoir.simulator import SimulatedUnit, UnitConfig, start_units
+from tests.support import free_port, recorded_steps
 
 SPEED = 20.0
 NOWHERE = "stratum+tcp://127.0.0.1:9"     # the units' own pool: nothing listens there
 RESTORED = ("frequency_mhz", "core_voltage_mv", "fan_auto", "fan_pct", "pool_url", "pool_user")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def lv06(seed: int, *, http_port: int = 0, ambient_c: float = 25.0,
@@ -50,16 +44,6 @@ async def _cli(*args: str) -> asyncio.subprocess.Process:
 async def _finish(proc: asyncio.subprocess.Process, timeout: float = 180) -> tuple[str, str]:
     out, err = await asyncio.wait_for(proc.communicate(), timeout)
     return out.decode(), err.decode()
-
-
-def _steps(path) -> int:
-    if not path.exists():
-        return 0
-    try:
-        with RunReader(path, check=False) as r:
-            return r.count("steps")
-    except RunFileError:                 # the writer is still creating the file
-        return 0
 
 
 async def _until(predicate: Callable[[], bool], proc: asyncio.subprocess.Process | None = None,
@@ -97,7 +81,7 @@ def _run_args(units, path, *, channel: str, steps: int, runs: int = 1,
     args = ["run", "narma10", "--channel", channel, "--steps", str(steps), "--runs", str(runs),
             "--step-seconds", "5", "--seed", "3", "--out", str(path), "--speed", str(SPEED),
             "--difficulty-scale", repr(units[0].difficulty_scale), "--pool-port",
-            str(port or _free_port()), "--lbry-port", "0", "--quiet"]
+            str(port or free_port()), "--lbry-port", "0", "--quiet"]
     for unit in units:
         args += ["--unit", unit.url]
     return args
@@ -109,7 +93,7 @@ async def test_ctrl_c_restores_every_unit_and_leaves_a_resumable_file(tmp_path):
     async with start_units([lv06(41), lv06(42)], clock=Clock(SPEED)) as units:
         before = [u.settings() for u in units]
         proc = await _cli(*_run_args(units, path, channel="frequency+fan", steps=steps))
-        await _until(lambda: _steps(path) >= 6, proc)
+        await _until(lambda: recorded_steps(path) >= 6, proc)
         # mid-run the units mine for the toolkit's pool at the channel's settings
         assert all(_restored(u, b) for u, b in zip(units, before))
         proc.send_signal(signal.SIGINT)
@@ -127,7 +111,7 @@ async def test_ctrl_c_restores_every_unit_and_leaves_a_resumable_file(tmp_path):
         assert 6 <= done < steps
 
         proc = await _cli("run", "narma10", "--resume", "--out", str(path), "--speed", str(SPEED),
-                          "--pool-port", str(_free_port()), "--lbry-port", "0", "--quiet")
+                          "--pool-port", str(free_port()), "--lbry-port", "0", "--quiet")
         out, err = await _finish(proc)
         assert proc.returncode == 0, err
         assert f"{steps - done} steps written" in out
@@ -151,7 +135,7 @@ async def test_over_temperature_stops_restores_and_resumes_when_cool(tmp_path):
     # A warm room (40 C) and an experiment that holds the LV06's fan at 20-40 %: the chip
     # crosses the toolkit's limit (ESP-Miner's 75 C throttle less a 5 C margin) in ~2 min.
     path = tmp_path / "hot.db"
-    port = _free_port()
+    port = free_port()
     steps = 60
     async with start_units([lv06(12, http_port=port, ambient_c=40.0)],
                            clock=Clock(SPEED)) as (unit,):
@@ -174,7 +158,7 @@ async def test_over_temperature_stops_restores_and_resumes_when_cool(tmp_path):
                            clock=Clock(SPEED)) as (unit,):
         before = unit.settings()
         proc = await _cli("run", "narma10", "--resume", "--out", str(path), "--speed",
-                          str(SPEED), "--pool-port", str(_free_port()), "--lbry-port", "0",
+                          str(SPEED), "--pool-port", str(free_port()), "--lbry-port", "0",
                           "--quiet")
         out, err = await _finish(proc)
         assert proc.returncode == 0, err
@@ -194,14 +178,14 @@ async def test_unit_unreachable_at_exit_fails_the_run_with_its_error(tmp_path):
     steps = 24
     # units already mining on the toolkit's pool port: no reboot to point them, so restoring
     # an unreachable one fails at once instead of waiting out a boot
-    port = _free_port()
+    port = free_port()
     home = f"stratum+tcp://127.0.0.1:{port}"
     async with start_units([lv06(51, pool_url=home), lv06(52, pool_url=home)],
                            clock=Clock(SPEED)) as units:
         before = [u.settings() for u in units]
         proc = await _cli(*_run_args(units, path, channel="frequency+fan", steps=steps,
                                      port=port))
-        await _until(lambda: _steps(path) >= 4, proc)
+        await _until(lambda: recorded_steps(path) >= 4, proc)
         await _unplug(units[1])
         out, err = await _finish(proc)
         # nothing else went wrong: the restore failure is the error, with the unit named
@@ -218,15 +202,15 @@ async def test_unit_unreachable_at_exit_fails_the_run_with_its_error(tmp_path):
 
 async def test_ctrl_c_with_a_unit_unreachable_keeps_the_interrupt(tmp_path):
     path = tmp_path / "run.db"
-    port = _free_port()
+    port = free_port()
     home = f"stratum+tcp://127.0.0.1:{port}"
     async with start_units([lv06(61, pool_url=home), lv06(62, pool_url=home)],
                            clock=Clock(SPEED)) as units:
         before = [u.settings() for u in units]
         proc = await _cli(*_run_args(units, path, channel="frequency+fan", steps=200, port=port))
-        await _until(lambda: _steps(path) >= 4, proc)
+        await _until(lambda: recorded_steps(path) >= 4, proc)
         await _unplug(units[1])
-        await _until(lambda: _steps(path) >= 6, proc)
+        await _until(lambda: recorded_steps(path) >= 6, proc)
         proc.send_signal(signal.SIGINT)
         out, err = await _finish(proc, 60)
         # the interrupt is what the user sees; the restore failure is logged beside it
@@ -253,7 +237,7 @@ async def test_multi_run_file_killed_at_a_run_boundary_resumes_the_next_run(tmp_
         assert _check_file(path, 0) == steps and _check_file(path, 1) == 0
 
         proc = await _cli("run", "narma10", "--resume", "--out", str(path), "--speed",
-                          str(SPEED), "--pool-port", str(_free_port()), "--lbry-port", "0",
+                          str(SPEED), "--pool-port", str(free_port()), "--lbry-port", "0",
                           "--quiet")
         out, err = await _finish(proc)
         assert proc.returncode == 0, err
