@@ -35,10 +35,18 @@ def lv06(seed: int, *, http_port: int = 0, ambient_c: float = 25.0,
                       firmware="axeos-2.15")   # live clock, fan and pause
 
 
+def _take_ctrl_c() -> None:
+    """In the child before exec: SIGINT back to its default, so that Python turns it into
+    KeyboardInterrupt. A suite started with ``&`` from a non-interactive shell runs with
+    SIGINT ignored, the child inherits that, and the Ctrl-C tests' signal would do nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 async def _cli(*args: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "asic_reservoir", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        preexec_fn=_take_ctrl_c)
 
 
 async def _finish(proc: asyncio.subprocess.Process, timeout: float = 180) -> tuple[str, str]:
