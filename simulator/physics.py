@@ -365,9 +365,9 @@ class UnitPhysics:
         return np.maximum(v - self._vth, 1e-6) ** self.profile.alpha_power / v
 
     def _derived(self) -> tuple:
-        """What holds between setting changes: (g_dyn, rates, f_max at t_ref or None, V or None).
+        """What holds between setting changes: (g_dyn, rates, f_max at t_ref or None).
 
-        f_max and V are fixed only on a regulated rail (series boards share their string by
+        f_max is fixed only on a regulated rail (series boards share their string by
         temperature); the tick reads this instead of recomputing it every substep.
         """
         p = self.profile
@@ -380,11 +380,11 @@ class UnitPhysics:
         g_dyn = self._c_eff * hz * activity
         rates = (hz * self._hashes_per_clock if self.powered and self.hashing
                  else np.zeros(p.n_chips))
-        fmax_ref = v = None
+        fmax_ref = None
         if not p.voltage_domains:
             v = self.voltage_mv / 1000.0
             fmax_ref = self._f_ref * self.variation.speed * (self._g(max(v, 1e-3)) / self._g0)
-        derived = (g_dyn, rates, fmax_ref, v)
+        derived = (g_dyn, rates, fmax_ref)
         self._derived_cache = (key, derived)
         return derived
 

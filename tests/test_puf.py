@@ -137,11 +137,12 @@ async def test_cli_enrolls_identifies_and_verifies_units_named_by_url(tmp_path):
     assert code == 2 and "127.0.0.1:9" in err
 
 
+@pytest.mark.virtual_time
 async def test_evaluate_units_named_by_url(tmp_path):
     from asic_reservoir.cli.puf import evaluate_units
     nowhere = "stratum+tcp://127.0.0.1:9"
     configs = [lv06(seed, nowhere, f"ev.{seed}") for seed in (31, 32, 33)]
-    async with start_units(configs, clock=Clock(SPEED)) as units:
+    async with start_units(configs, clock=Clock.virtual()) as units:
         result = await evaluate_units([u.url for u in units], CHALLENGE, reads=1, enroll_reads=2,
                                       speed=SPEED, difficulty_scale=units[0].difficulty_scale,
                                       progress=False)

@@ -166,10 +166,11 @@ async def evaluate_units(urls: Sequence[str], challenge: Challenge, *, reads: in
                          verify_far: float = 0.01,
                          progress: bool = True) -> dict:
     """The same metrics on units named by URL (real or simulated elsewhere), read in
-    rounds: every unit once per round, concurrently, on one pool."""
+    rounds: every unit once per round, concurrently, on one pool. On a virtual-time loop
+    (units simulated in this process) the reads run in virtual time and ``speed`` is unused."""
     if len(urls) < 2:
         raise PufError("a fleet needs at least two units")
-    clock = Clock(speed)
+    clock = Clock.for_running_loop(speed)
     pool = Pool(PoolConfig(host=pool_host, port=pool_port, lbry_port=lbry_port), clock=clock)
     await pool.start()
     total = enroll_reads + reads
