@@ -112,16 +112,17 @@ ENVELOPES: dict[str, Envelope] = {
     ),
     "lbbox": Envelope(
         model="Goldshell LB-Box",
-        # estimate: the LB-Box offers only its power plans (modelled 800-1100 MHz); the
-        # driver additionally refuses any frequency that is not one of the unit's plans.
-        frequency_mhz=(700.0, 1100.0),
+        # estimate: Box tools allow manual clocks from 300 MHz up to the stock plan (the
+        # LB-Box's is not published; modelled 1000 MHz); the driver additionally refuses
+        # any clock that is neither one of the unit's plans nor a manual step.
+        frequency_mhz=(300.0, 1100.0),
         core_voltage_mv=None,
         fan_pct=(0.0, 100.0),
         temp_target_c=(65.0, 75.0),  # the fan daemon's temp_targets clamp range
         chip_temp_max_c=90.0,  # estimate: Goldshell does not publish its protection threshold
         board_temp_max_c=80.0,  # estimate
         vr_temp_max_c=None,
-        sources=("Goldshell web UI power plans (frequency choices)",
+        sources=("Goldshell Box web API: power plans and manual clocks (frequency choices)",
                  "estimate: 90 C chip / 80 C board, conservative"),
     ),
 }

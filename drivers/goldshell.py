@@ -11,8 +11,10 @@ of the factory password, ``bbad7537...``). The client tries the plain form first
 back to the cipher form when the plain one is refused.
 
 Settings are read-modify-write: ``GET /mcb/setting``, change fields, ``PUT`` the whole
-object back. Frequency is chosen by power plan (``powerplans`` list of
-``{"level": i, "info": "<MHz> MHz <V> V <fan> RPM <fan> RPM"}``, ``select`` index).
+object back. ``powerplans`` lists ``{"level": n, "info": "<MHz> MHz <V> V <fan> RPM <fan> RPM"}``;
+Box-series units offer level 0 (stock) and level 3 (sleep, "0 MHz"), some a level 2, and
+``select`` holds the chosen *level* (as the stock UI and Box tools write it). Any other
+clock runs in manual mode: ``manual: true`` with ``manualPowerplan`` carrying the clock.
 """
 
 from __future__ import annotations
@@ -80,41 +82,70 @@ def plan_frequency(info: Any) -> float | None:
     return float(match[1]) if match else None
 
 
-def power_plan_frequencies(setting: dict[str, Any]) -> list[float | None]:
-    """Frequency (MHz) of each power plan a settings object offers, in plan (``select``) order."""
+STOCK_LEVEL = 0           # the stock plan (pyasic MiningModeNormal: level 0)
+SLEEP_LEVEL = 3           # sleep, "0 MHz 0 V" (pyasic MiningModeSleep: level 3)
+MANUAL_STEP_MHZ = 25.0    # manual clocks a Box tool allows: 25 MHz steps from 300 MHz up
+MANUAL_MIN_MHZ = 300.0    # to the highest plan (estimate: no firmware rule is published)
+
+
+def plan_clocks(setting: dict[str, Any]) -> dict[int, float | None]:
+    """Clock (MHz) of each power plan a settings object offers, by plan ``level``."""
     plans = setting.get("powerplans")
-    if not isinstance(plans, list):
-        return []
-    return [plan_frequency(p.get("info")) if isinstance(p, dict) else None for p in plans]
+    out: dict[int, float | None] = {}
+    for plan in plans if isinstance(plans, list) else []:
+        level = plan.get("level") if isinstance(plan, dict) else None
+        if isinstance(level, int) and not isinstance(level, bool):
+            out[level] = plan_frequency(plan.get("info"))
+    return out
+
+
+def power_plan_frequencies(setting: dict[str, Any]) -> list[float]:
+    """The clocks the unit's hashing plans run (sleep's 0 MHz left out), in plan order."""
+    return [f for f in plan_clocks(setting).values() if f]
+
+
+def manual_clocks(setting: dict[str, Any]) -> tuple[float, ...]:
+    """Clocks manual mode offers: 25 MHz steps from 300 MHz to the highest plan (none when
+    the settings carry no ``manualPowerplan``)."""
+    top = max(power_plan_frequencies(setting), default=0.0)
+    if "manualPowerplan" not in setting or top < MANUAL_MIN_MHZ:
+        return ()
+    n = int((top - MANUAL_MIN_MHZ) // MANUAL_STEP_MHZ)
+    return tuple(MANUAL_MIN_MHZ + i * MANUAL_STEP_MHZ for i in range(n + 1))
+
+
+def is_sleeping(setting: dict[str, Any]) -> bool:
+    return setting.get("manual") is not True and setting.get("select") == SLEEP_LEVEL
 
 
 def current_frequency(setting: dict[str, Any]) -> float | None:
-    """The clock the settings select: the manual plan when ``manual`` is on, else ``select``."""
+    """The clock the settings select: the manual plan when ``manual`` is on, else the plan
+    whose level ``select`` holds; None while asleep or when unreadable."""
     if setting.get("manual") is True:
-        return plan_frequency(setting.get("manualPowerplan"))
-    freqs = power_plan_frequencies(setting)
-    select = setting.get("select")
-    if isinstance(select, int) and not isinstance(select, bool) and 0 <= select < len(freqs):
-        return freqs[select]
-    return None
+        freq = plan_frequency(setting.get("manualPowerplan"))
+    else:
+        freq = plan_clocks(setting).get(setting.get("select"))  # type: ignore[arg-type]
+    return freq or None
 
 
 def select_frequency(setting: dict[str, Any], frequency_mhz: float) -> None:
-    """Set ``setting`` to run at ``frequency_mhz``: its power plan when one has that clock,
-    otherwise manual mode with the selected plan's string at the new clock (how the web UI
-    sets other clocks; a unit found in manual mode is restored this way)."""
-    freqs = power_plan_frequencies(setting)
-    if float(frequency_mhz) in freqs:
-        setting["select"] = freqs.index(float(frequency_mhz))
-        setting["manual"] = False
-        return
-    plans = setting.get("powerplans") or []
-    select = setting.get("select")
-    base = setting.get("manualPowerplan") if setting.get("manual") is True else (
-        plans[select].get("info") if isinstance(select, int) and 0 <= select < len(plans) else "")
+    """Set ``setting`` to run at ``frequency_mhz``: the plan with that clock (its level in
+    ``select``, manual off), otherwise manual mode with the clock token of the current
+    manual plan (or the stock plan) rewritten, every other token as the firmware wrote it."""
+    freq = float(frequency_mhz)
+    for level, clock in plan_clocks(setting).items():
+        if clock == freq and level != SLEEP_LEVEL:
+            setting["select"] = level
+            setting["manual"] = False
+            return
+    base = setting.get("manualPowerplan")
+    if plan_frequency(base) is None:
+        plans = setting.get("powerplans") or []
+        base = next((p.get("info") for p in plans if isinstance(p, dict)
+                     and p.get("level") == STOCK_LEVEL), "")
     rest = _PLAN_MHZ.sub("", base or "", count=1).strip()
     setting["manual"] = True
-    setting["manualPowerplan"] = f"{float(frequency_mhz):.0f} MHz {rest}".strip()
+    setting["manualPowerplan"] = f"{freq:.0f} MHz {rest}".strip()
 
 
 class GoldshellClient(HttpClient):
@@ -210,14 +241,13 @@ class GoldshellClient(HttpClient):
         await self.put_setting(setting)
         return setting
 
-    async def set_frequency(self, frequency_mhz: float) -> dict[str, Any]:
-        """Select the power plan whose frequency equals ``frequency_mhz`` (no interpolation)."""
+    async def select_level(self, level: int) -> dict[str, Any]:
+        """Run the power plan of ``level`` (manual mode off); returns the settings PUT."""
         setting = await self.setting()
-        freqs = power_plan_frequencies(setting)
-        if float(frequency_mhz) not in freqs:
-            raise UnitError(f"no power plan at {frequency_mhz:g} MHz; plans: {freqs}",
-                            unit=self.unit, command="set_frequency")
-        setting["select"] = freqs.index(float(frequency_mhz))
+        if level not in plan_clocks(setting):
+            raise UnitError(f"no power plan of level {level}; levels: {sorted(plan_clocks(setting))}",
+                            unit=self.unit, command="select_level")
+        setting["select"] = level
         setting["manual"] = False
         await self.put_setting(setting)
         return setting

@@ -32,7 +32,8 @@ from asic_reservoir.drivers.envelope import ENVELOPES, Envelope
 from asic_reservoir.drivers.events import LogEvent
 from asic_reservoir.drivers.errors import (AccessDenied, ConnectionRefused, InvalidCommand, MalformedReply,
                             ServerError, Timeout, UnitError, UnsupportedSetting)
-from asic_reservoir.drivers.goldshell import (GoldshellClient, current_frequency, power_plan_frequencies,
+from asic_reservoir.drivers.goldshell import (SLEEP_LEVEL, GoldshellClient, current_frequency, is_sleeping,
+                                             manual_clocks, plan_clocks, power_plan_frequencies,
                                              select_frequency)
 from asic_reservoir.drivers.http import HttpClient
 from asic_reservoir.drivers.telemetry import (SETTINGS_KEYS, Capabilities, Chain, Telemetry, as_float, as_int,
@@ -270,8 +271,11 @@ class Unit(ABC):
                                          unit=self.name, command="apply")
         freq = changes.get("frequency_mhz")
         if freq is not None and caps.frequency_steps and float(freq) not in caps.frequency_steps:
-            raise UnsupportedSetting(f"frequency {freq} MHz is not one of the power plans "
-                                     f"{list(caps.frequency_steps)}", unit=self.name, command="apply")
+            raise UnsupportedSetting(f"frequency {freq} MHz is not one of the clocks this unit "
+                                     f"offers (power plans and manual clocks: "
+                                     f"{min(caps.frequency_steps):g}-{max(caps.frequency_steps):g} "
+                                     f"MHz, {len(caps.frequency_steps)} steps)",
+                                     unit=self.name, command="apply")
 
     async def apply(self, settings: Mapping[str, Any], *,
                     deadline_s: float | None = None) -> ApplyResult:
@@ -708,6 +712,7 @@ class LBBoxUnit(Unit):
                                    **creds)
         self.rpc = self.api.rpc
         self._status: dict[str, Any] | None = None
+        self._awake: dict[str, Any] | None = None   # plan fields to resume from sleep
 
     async def close(self) -> None:
         await self.api.close()
@@ -730,13 +735,22 @@ class LBBoxUnit(Unit):
 
     async def capabilities(self) -> Capabilities:
         setting = await self.api.setting()
-        steps = tuple(f for f in power_plan_frequencies(setting) if f is not None)
-        learned = (f"frequency: {len(steps)} power plans in mcb/setting, applied live "
-                   f"(running clock read back from RPC devs)",
+        plans = power_plan_frequencies(setting)
+        manual = manual_clocks(setting)
+        steps = tuple(sorted(set(plans) | set(manual)))
+        levels = plan_clocks(setting)
+        learned = (f"frequency: power plans {', '.join(f'level {k} {v:g} MHz' for k, v in levels.items() if v)}"
+                   f" in mcb/setting" + (f"; manual mode (manualPowerplan) for {len(manual)} clocks "
+                                         f"{manual[0]:g}-{manual[-1]:g} MHz in 25 MHz steps"
+                                         if manual else "") +
+                   "; applied live (running clock read back from RPC devs)",
+                   f"pause: sleep plan (level {SLEEP_LEVEL}, 0 MHz) in mcb/setting"
+                   if levels.get(SLEEP_LEVEL) == 0 else "pause: no sleep plan in mcb/setting",
                    "temperature target: temp_target in mcb/setting" if "temp_target" in setting
                    else "temperature target: not in mcb/setting",
                    "pool: mcb/newpool + delpool, live")
         return Capabilities(frequency=bool(steps), frequency_steps=steps,
+                            pause=levels.get(SLEEP_LEVEL) == 0,
                             temp_target="temp_target" in setting, pool=True, learned=learned)
 
     async def settings(self) -> dict[str, Any]:
@@ -753,6 +767,35 @@ class LBBoxUnit(Unit):
             out["pool_user"] = pools[0].get("user", "")
             out["pool_password"] = pools[0].get("pass", "")
         return out
+
+    async def pause(self) -> None:
+        """Sleep: select the 0 MHz plan (level 3); the plan or manual clock it left is kept
+        for :meth:`resume`. Verified by read-back of ``select``."""
+        setting = await self.api.setting()
+        if plan_clocks(setting).get(SLEEP_LEVEL) != 0:
+            await super().pause()
+        if is_sleeping(setting):
+            return
+        self._awake = {k: setting.get(k) for k in ("select", "manual", "manualPowerplan")}
+        await self._put_verified({**setting, "select": SLEEP_LEVEL, "manual": False}, "sleep")
+
+    async def resume(self) -> None:
+        """Back to the plan or manual clock that ran before :meth:`pause` (the stock plan
+        when the unit was found asleep)."""
+        setting = await self.api.setting()
+        if not is_sleeping(setting):
+            return
+        awake = self._awake or {"select": 0, "manual": False}
+        await self._put_verified({**setting, **awake}, "wake")
+        self._awake = None
+
+    async def _put_verified(self, setting: dict[str, Any], what: str) -> None:
+        await self.api.put_setting(setting)
+        back = await self.api.setting()
+        keys = ("select", "manual") + (("manualPowerplan",) if setting.get("manual") else ())
+        if any(back.get(k) != setting.get(k) for k in keys):
+            raise UnitError(f"{what} did not take: mcb/setting reads "
+                            f"{ {k: back.get(k) for k in keys} }", unit=self.name, command=what)
 
     async def running(self, keys: set[str]) -> dict[str, Any]:
         """The boards' running clock and the active pool, from the cgminer RPC."""

@@ -68,6 +68,11 @@ Sources consulted
   vendor figures, not re-verified for this project: treated as estimates; 175 MH/s, an
   earlier reading, would make the ASIC slower than one GPU on LBRY). Goldshell
   does not publish chip counts or frequencies of the LB-Box; those are estimates.
+- [goldshell-box-api] Observed Box-series web API (SC-BOX, firmware 2.2.5, same "cloud-box"
+  UI): github.com/crProductGuy/goldshell-box-tools-productguy, docs/firmware-api.md and
+  tests/fixtures/mcb_setting.json (commit 94816622, plans level 0 "725 MHz ..." and level 3
+  "0 MHz 0 V ..."), gbox/web/app.js (`clockRange`: manual clocks in 25 MHz steps from
+  300 MHz to the highest plan; `presetRequest`: ``select`` is the plan level).
 
 Where a calibration is derived (effective switched capacitance, thermal resistances),
 the derivation is given: it reproduces the published operating point (rated hashrate,
@@ -416,8 +421,8 @@ LBBOX = _check(Profile(
     flavor="goldshell", firmware="2.2.5",
     n_chains=1, chips_per_chain=8, hashes_per_clock=21.875, bad_core_mean=0.0,
     freq_default_mhz=1000.0,
-    freq_options_mhz=(800.0, 900.0, 1000.0, 1100.0),
-    freq_min_mhz=800.0, freq_max_mhz=1100.0,
+    freq_options_mhz=tuple(float(f) for f in range(300, 1001, 25)),
+    freq_min_mhz=300.0, freq_max_mhz=1000.0,
     voltage_default_mv=750.0, voltage_options_mv=(), voltage_min_mv=750.0, voltage_max_mv=750.0,
     voltage_droop_mohm=2.0, voltage_domains=8,
     input_voltage_mv=12000.0,
@@ -446,10 +451,14 @@ LBBOX = _check(Profile(
         "chips_per_chain": "estimate: chip count not published",
         "hashes_per_clock": "derived: 175 GH/s / (8 chips x 1000 MHz)",
         "bad_core_mean": "estimate: no per-core information published; none modelled",
-        "freq_default_mhz": "estimate: Goldshell power plans not published for the LB-Box",
-        "freq_options_mhz": "estimate: power plans modelled as four frequencies",
-        "freq_min_mhz": "estimate",
-        "freq_max_mhz": "estimate",
+        "freq_default_mhz": "estimate: the clock of the stock plan (level 0); Goldshell "
+                            "publishes no LB-Box plan table",
+        "freq_options_mhz": "[goldshell-box-api] Box units offer the stock plan (level 0) and sleep "
+                            "(level 3); other clocks only through manual mode; the grid (25 MHz "
+                            "steps from 300 MHz up to the stock plan) is what a Box-series tool "
+                            "allows (estimate for the LB-Box)",
+        "freq_min_mhz": "[goldshell-box-api] 300 MHz, the lowest manual clock a Box tool allows (estimate)",
+        "freq_max_mhz": "[goldshell-box-api] the stock plan's clock: manual clocks go no higher (estimate)",
         "voltage_default_mv": "estimate: core voltage not exposed by the firmware",
         "voltage_options_mv": "not user-settable on the Goldshell firmware",
         "voltage_min_mv": "not user-settable",

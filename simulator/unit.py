@@ -484,8 +484,9 @@ class SimulatedUnit:
         value = float(value)
         if key == "frequency_mhz":
             if p.model == "lbbox" and value not in p.freq_options_mhz:
-                raise SettingsError(f"frequency {value:g} MHz is not a power plan; choose one of "
-                                    f"{', '.join(f'{f:g}' for f in p.freq_options_mhz)}")
+                raise SettingsError(f"frequency {value:g} MHz is neither the stock plan nor a "
+                                    f"manual clock ({p.freq_min_mhz:g}-{p.freq_max_mhz:g} MHz "
+                                    f"in 25 MHz steps)")
             if not p.freq_min_mhz <= value <= p.freq_max_mhz:
                 raise SettingsError(f"frequency {value:g} MHz outside {p.freq_min_mhz:g}-"
                                     f"{p.freq_max_mhz:g} MHz")

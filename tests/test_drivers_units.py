@@ -222,7 +222,7 @@ async def test_capabilities(lab):
     assert caps["s9"].frequency and caps["s9"].frequency_needs_restart and not caps["s9"].pause
     assert caps["lv06"].frequency and not caps["lv06"].frequency_needs_restart
     assert caps["lv06"].pause and caps["lv06"].voltage and caps["lv06"].fan
-    assert caps["lbbox"].frequency_steps and not caps["lbbox"].pause and not caps["lbbox"].fan
+    assert caps["lbbox"].frequency_steps and caps["lbbox"].pause and not caps["lbbox"].fan
 
 
 # ------------------------------------------------------------------ settings
@@ -251,18 +251,65 @@ async def test_lbbox_power_plan_round_trip(lab):
     async with opened(sim.url) as unit:
         caps = await unit.capabilities()
         before = await unit.settings()
-        target = next(f for f in caps.frequency_steps if f != before["frequency_mhz"])
-        await unit.apply({"frequency_mhz": target, "temp_target_c": 66})
+        assert before["frequency_mhz"] == 1000.0            # the stock plan, level 0
+        assert caps.frequency_steps == tuple(float(f) for f in range(300, 1001, 25))
+        assert any("level 0 1000 MHz" in line and "manual mode" in line for line in caps.learned)
+        result = await unit.apply({"frequency_mhz": 850.0, "temp_target_c": 66})
+        assert result.status == "applied", result.to_dict()
+        assert result.outcome("frequency_mhz").effective == 850.0   # RPC devs clock
         now = await unit.settings()
-        assert now["frequency_mhz"] == target and now["temp_target_c"] == 66
-        assert sim.settings()["frequency_mhz"] == target
-        steps = sorted(caps.frequency_steps)
-        with pytest.raises(UnsupportedSetting) as info:  # inside the envelope, not a plan
-            await unit.apply({"frequency_mhz": (steps[0] + steps[1]) / 2})
-        assert "power plans" in str(info.value)
+        assert now["frequency_mhz"] == 850.0 and now["temp_target_c"] == 66
+        with pytest.raises(UnsupportedSetting) as info:  # inside the envelope, not a clock it takes
+            await unit.apply({"frequency_mhz": 862.5})
+        assert "manual clocks" in str(info.value)
         await unit.apply({"frequency_mhz": before["frequency_mhz"],
                           "temp_target_c": before["temp_target_c"]})
         assert await unit.settings() == before
+        setting = await unit.api.setting()
+        assert (setting["select"], setting["manual"]) == (0, False)   # back on the stock plan
+
+
+@in_lab_loop
+async def test_lbbox_session_enters_manual_mode_and_restores_from_it(lab):
+    """A manual clock set inside a session is undone on exit, and a unit found in manual
+    mode gets its manual plan back (both read back from mcb/setting and the RPC clock)."""
+    await settle(lab)
+    sim = lab.units["lbbox"]
+    async with opened(sim.url) as unit:
+        async with unit.session():
+            result = await unit.apply({"frequency_mhz": 700.0})
+            setting = await unit.api.setting()
+            assert setting["manual"] is True and setting["manualPowerplan"].startswith("700 MHz ")
+            assert result.outcome("frequency_mhz").status == "applied"
+        setting = await unit.api.setting()
+        assert (setting["select"], setting["manual"]) == (0, False)
+        assert (await unit.telemetry()).frequency_mhz == 1000.0
+        await unit.apply({"frequency_mhz": 775.0})          # the unit is now found in manual mode
+        async with unit.session():
+            await unit.apply({"frequency_mhz": 1000.0})      # the stock plan: manual off
+            assert (await unit.api.setting())["manual"] is False
+        setting = await unit.api.setting()
+        assert setting["manual"] is True and setting["manualPowerplan"].startswith("775 MHz ")
+        reading = await unit.telemetry()
+        assert reading.frequency_mhz == 775.0 and sim.settings()["frequency_mhz"] == 775.0
+        await unit.apply({"frequency_mhz": 1000.0})
+
+
+@in_lab_loop
+async def test_lbbox_pause_is_the_sleep_plan(lab):
+    await settle(lab)
+    sim = lab.units["lbbox"]
+    async with opened(sim.url) as unit:
+        await unit.apply({"frequency_mhz": 800.0})          # a manual clock to come back to
+        await unit.pause()
+        setting = await unit.api.setting()
+        assert (setting["select"], setting["manual"]) == (3, False) and sim.reading().paused
+        assert "frequency_mhz" not in await unit.settings()  # asleep: no running plan clock
+        await unit.resume()
+        setting = await unit.api.setting()
+        assert setting["manual"] is True and setting["manualPowerplan"].startswith("800 MHz ")
+        assert not sim.reading().paused
+        await unit.apply({"frequency_mhz": 1000.0})
 
 
 @in_lab_loop

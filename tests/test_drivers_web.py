@@ -19,12 +19,14 @@ from asic_reservoir.drivers import axeos
 from asic_reservoir.drivers.errors import (AuthError, ConnectionRefused, HTTPError, MalformedReply, ServerError,
                             Timeout, UnitError)
 from asic_reservoir.drivers.goldshell import (GoldshellClient, TokenBucket, current_frequency, encrypt_password,
-                               power_plan_frequencies)
+                               manual_clocks, power_plan_frequencies, select_frequency)
 from tests.support import run_virtual_within
 
-SETTING = {"powerplans": [{"level": i, "info": f"{f} MHz 0.75 V 70 RPM 70 RPM"}
-                          for i, f in enumerate((300, 350, 400))],
-           "select": 1, "manual": False, "manualPowerplan": "300 MHz 0.75 V 70 RPM 70 RPM",
+# A Box-series settings object as captured (levels 0, 2 and 3 as on an SC5 Pro II)
+SETTING = {"powerplans": [{"level": 0, "info": "400 MHz 0.75 V 70 RPM 70 RPM"},
+                          {"level": 2, "info": "350 MHz 0.75 V 70 RPM 70 RPM"},
+                          {"level": 3, "info": "0 MHz 0 V 70 RPM 70 RPM"}],
+           "select": 2, "manual": False, "manualPowerplan": "300 MHz 0.75 V 70 RPM 70 RPM",
            "temp_target": 70, "name": "LB-Box"}
 
 
@@ -128,9 +130,9 @@ class GoldshellServer:
 async def test_login_token_refresh_after_expiry():
     async with GoldshellServer() as server:
         async with GoldshellClient("127.0.0.1", server.port, rate=100, burst=100) as client:
-            assert (await client.setting())["select"] == 1
+            assert (await client.setting())["select"] == 2
             server.tokens = set()  # token expires on the unit
-            assert (await client.setting())["select"] == 1
+            assert (await client.setting())["select"] == 2
             assert server.logins == 2 and client.token == "jwt-2"
 
 
@@ -138,7 +140,7 @@ async def test_single_flight_login_under_concurrency():
     async with GoldshellServer(login_delay=0.05) as server:
         async with GoldshellClient("127.0.0.1", server.port, rate=1000, burst=1000) as client:
             results = await asyncio.gather(*(client.setting() for _ in range(8)))
-            assert all(r["select"] == 1 for r in results)
+            assert all(r["select"] == 2 for r in results)
             assert server.logins == 1
             server.tokens = set()
             await asyncio.gather(*(client.pools() for _ in range(8)))
@@ -194,16 +196,28 @@ def test_token_bucket_paces_exactly_in_virtual_time(rate, burst, n, start):
 async def test_settings_get_modify_put_and_power_plans():
     async with GoldshellServer() as server:
         async with GoldshellClient("127.0.0.1", server.port, rate=100, burst=100) as client:
-            assert power_plan_frequencies(await client.setting()) == [300.0, 350.0, 400.0]
-            await client.set_frequency(400)
-            assert server.setting["select"] == 2 and server.setting["name"] == "LB-Box"
+            setting = await client.setting()
+            assert power_plan_frequencies(setting) == [400.0, 350.0]       # sleep left out
+            assert manual_clocks(setting) == (300.0, 325.0, 350.0, 375.0, 400.0)
+            assert current_frequency(setting) == 350.0                     # select is a level
+            await client.select_level(0)
+            assert server.setting["select"] == 0 and server.setting["name"] == "LB-Box"
             assert current_frequency(server.setting) == 400.0
             assert current_frequency({**server.setting, "manual": True}) == 300.0
+            assert current_frequency({**server.setting, "select": 3}) is None   # asleep
             await client.modify_setting(temp_target=65)
-            assert server.setting["temp_target"] == 65 and server.setting["select"] == 2
+            assert server.setting["temp_target"] == 65 and server.setting["select"] == 0
             with pytest.raises(UnitError) as info:
-                await client.set_frequency(375)
-            assert "power plan" in str(info.value)
+                await client.select_level(1)
+            assert "no power plan of level 1" in str(info.value)
+
+
+def test_select_frequency_uses_a_plan_level_or_manual_mode():
+    setting = {**SETTING, "manualPowerplan": "garbage"}
+    select_frequency(setting, 350.0)
+    assert (setting["select"], setting["manual"]) == (2, False)
+    select_frequency(setting, 325.0)            # no plan: manual, tokens of the stock plan kept
+    assert setting["manual"] is True and setting["manualPowerplan"] == "325 MHz 0.75 V 70 RPM 70 RPM"
 
 
 async def test_pools_replace_and_restart():

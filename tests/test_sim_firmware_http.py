@@ -268,15 +268,22 @@ async def test_goldshell_power_plan_and_pools_apply_live(gold):
         setting = (await client.get(base + "/mcb/setting", headers=h)).json()
         assert setting["powerplans"][0]["info"].startswith("1000 MHz")      # level 0: stock plan
         assert [(p["level"], p["info"].split()[0]) for p in setting["powerplans"]] == [
-            (0, "1000"), (1, "900"), (2, "800"), (4, "1100")]
-        target = next(i for i, p in enumerate(setting["powerplans"]) if p["info"].startswith("900 MHz"))
-        setting["select"] = target
+            (0, "1000"), (3, "0")]                                        # 3: sleep
+        setting.update(manual=True, manualPowerplan="900 MHz 0.75 V 70 RPM 70 RPM")
         setting["temp_target"] = 99                         # clamped to temp_targets
         r = await client.put(base + "/mcb/setting", headers=h, json=setting)
-        assert r.status_code == 200 and r.json()["select"] == target
+        assert r.status_code == 200 and r.json()["manual"] is True
         await wait_for(lambda: abs(unit.reading().frequency_mhz - 900) < 1, timeout=20)
         assert unit.settings()["temp_target_c"] == 75
-        assert (await client.put(base + "/mcb/setting", headers=h, json={"select": 99})).status_code == 400
+        r = await client.put(base + "/mcb/setting", headers=h, json={**setting, "manual": False, "select": 3})
+        assert r.status_code == 200 and r.json()["select"] == 3
+        assert unit.reading().paused                        # the 0 MHz plan: asleep
+        r = await client.put(base + "/mcb/setting", headers=h, json={**setting, "manual": False, "select": 0})
+        assert r.status_code == 200 and not unit.reading().paused
+        await wait_for(lambda: abs(unit.reading().frequency_mhz - 1000) < 1, timeout=20)
+        for bad in ({"select": 1}, {"select": 99}, {"manual": True, "manualPowerplan": "fast"},
+                    {"manual": True, "manualPowerplan": "960 MHz 0.75 V 70 RPM 70 RPM"}):
+            assert (await client.put(base + "/mcb/setting", headers=h, json=bad)).status_code == 400
         assert (await client.put(base + "/mcb/setting", headers=h, content=b"[")).status_code == 400
         pools = (await client.get(base + "/mcb/pools", headers=h)).json()
         old = pools[0]

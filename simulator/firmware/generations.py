@@ -44,8 +44,9 @@ GENERATIONS: Mapping[str, Generation] = MappingProxyType({g.name: g for g in (
     Generation("axeos-2.15", "lv06", "v2.15.0", _POOL, True,
                "current AxeOS: clock, voltage and fan live, pools as a list with ids, "
                "pause/resume, asic and statistics endpoints"),
-    Generation("goldshell-box", "lbbox", "2.2.5", frozenset(), False,
-               "Goldshell Box-series web UI: power plans and pools apply live"),
+    Generation("goldshell-box", "lbbox", "2.2.5", frozenset(), True,
+               "Goldshell Box-series web UI: stock plan (level 0), sleep (level 3, the "
+               "firmware's pause), manual clocks and pools apply live"),
 )})
 
 DEFAULT_GENERATION: Mapping[str, str] = MappingProxyType(

@@ -1,6 +1,6 @@
 """Goldshell LB-Box web API on port 80 (the "cloud-box" UI of Goldshell's Box firmware).
 
-Shape of the real API (Box-series firmware 2.2.x; see firmware_notes/lbbox.md):
+Shape of the real API (Box-series firmware 2.2.x; see firmware_notes/goldshell-lb-box.md):
 
 * ``GET /mcb/status`` needs no token: ``hardware``, ``model``, ``mcbversion``,
   ``firmware``.  Tools identify the unit from the index page's "cloud-box" and
@@ -13,10 +13,12 @@ Shape of the real API (Box-series firmware 2.2.x; see firmware_notes/lbbox.md):
   simulator signs the same payload with HS256 (the vendor key is not public),
   so the token is equally stable but not byte-identical;
 * every other ``/mcb/*`` path needs ``Authorization: Bearer <jwt>`` (401 otherwise);
-* ``GET/PUT /mcb/setting``: the whole object is PUT back; ``select`` picks a
-  power plan (``"<MHz> MHz <V> V <fan> RPM <fan> RPM"``), ``manual: true`` with
-  ``manualPowerplan`` sets a clock directly; clock changes apply live after a
-  short re-tune; ``temp_target`` is clamped to ``temp_targets``;
+* ``GET/PUT /mcb/setting``: the whole object is PUT back; ``powerplans`` is the
+  Box-series table -- level 0 the stock plan, level 3 sleep (``"0 MHz 0 V ..."``) --
+  and ``select`` holds the *level* of the chosen plan; ``manual: true`` with
+  ``manualPowerplan`` (``"<MHz> MHz <V> V <fan> RPM <fan> RPM"``) runs another clock;
+  clock changes apply live after a short re-tune, sleep stops hashing; ``temp_target``
+  is clamped to ``temp_targets``;
 * ``GET /mcb/pools``, ``PUT /mcb/newpool`` ``{url,user,pass}``,
   ``PUT /mcb/delpool`` ``{url,user,pass,dragid}``: pool changes apply live;
 * ``PUT /mcb/restart``: soft restart; ``GET /mcb/cgminer`` answers 500 as on
@@ -97,21 +99,18 @@ def encrypt_password(password: str) -> str | None:
     return (enc.update(data) + enc.finalize()).hex()
 
 
-def plan_levels(freqs: tuple[float, ...], default: float) -> list[tuple[int, float]]:
-    """Power-plan ``level`` numbers: 0 is the stock plan, 1, 2, ... step down in clock.
+STOCK_LEVEL = 0
+SLEEP_LEVEL = 3
 
-    Goldshell firmware uses level 0 for normal and 3 for sleep (``0 MHz``), and
-    management tools ask for level 1 as "low"; plans above stock get 4, 5, ...
-    (estimate -- LB-Box plan tables were not observed).  The simulated unit has no
-    sleep state, so it offers no level-3 plan.
+
+def box_plans(stock_mhz: float, volts: float) -> list[dict[str, Any]]:
+    """The Box-series plan table: the stock plan (level 0) and sleep (level 3, "0 MHz").
+
+    Captured Box units list exactly these two (an SC5 Pro II adds a level 2); the stock
+    plan's clock and voltage of the LB-Box are estimates (profile).
     """
-    lower = sorted((f for f in freqs if f < default), reverse=True)
-    higher = sorted(f for f in freqs if f > default)
-    levels = [(0, default)]
-    levels += [(lvl, f) for lvl, f in zip((1, 2, *range(4, 4 + len(freqs))), lower)]
-    first_high = 4 + max(0, len(lower) - 2)
-    levels += [(first_high + i, f) for i, f in enumerate(higher)]
-    return levels
+    return [{"level": STOCK_LEVEL, "info": f"{stock_mhz:.0f} MHz {volts:.2f} V 70 RPM 70 RPM"},
+            {"level": SLEEP_LEVEL, "info": "0 MHz 0 V 70 RPM 70 RPM"}]
 
 
 def plan_frequency(info: str) -> float | None:
@@ -142,9 +141,8 @@ class GoldshellWebServer(FirmwareWebServer):
         self.token = make_token()
         p = self.profile
         volts = p.voltage_default_mv / 1000.0
-        self._plans = [{"level": level, "info": f"{f:.0f} MHz {volts:.2f} V 70 RPM 70 RPM"}
-                       for level, f in plan_levels(p.freq_options_mhz, p.freq_default_mhz)]
-        self._select = 0
+        self._plans = box_plans(p.freq_default_mhz, volts)
+        self._select = STOCK_LEVEL
         self._manual = False
         self._manual_plan = self._plans[0]["info"]
         self._pool_entries: list[dict[str, str]] | None = None
@@ -247,14 +245,18 @@ class GoldshellWebServer(FirmwareWebServer):
         select = body.get("select", self._select)
         manual = body.get("manual", self._manual)
         manual_plan = body.get("manualPowerplan", self._manual_plan)
-        if not isinstance(select, int) or isinstance(select, bool) or not 0 <= select < len(self._plans):
+        levels = {plan["level"]: plan["info"] for plan in self._plans}
+        if not isinstance(select, int) or isinstance(select, bool) or select not in levels:
             return web.json_response({"error": "invalid select"}, status=400)
         if not isinstance(manual, bool) or not isinstance(manual_plan, str):
             return web.json_response({"error": "invalid setting"}, status=400)
-        freq = plan_frequency(manual_plan if manual else self._plans[select]["info"])
-        if freq is None:
+        sleep = not manual and select == SLEEP_LEVEL
+        freq = plan_frequency(manual_plan if manual else levels[select])
+        if freq is None or (freq <= 0 and not sleep):
             return web.json_response({"error": "invalid powerplan"}, status=400)
-        changes: dict[str, Any] = {"frequency_mhz": freq}
+        changes: dict[str, Any] = {}
+        if not sleep and freq != self.unit.settings()["frequency_mhz"]:
+            changes["frequency_mhz"] = freq
         if "temp_target" in body:
             t = body["temp_target"]
             if isinstance(t, bool) or not isinstance(t, (int, float)):
@@ -264,6 +266,10 @@ class GoldshellWebServer(FirmwareWebServer):
             self.unit.apply(**changes)
         except SettingsError as exc:
             return web.json_response({"error": str(exc)}, status=400)
+        if sleep and not self.unit.paused:
+            self.unit.pause()             # the "0 MHz" plan: the board stops hashing
+        elif not sleep and self.unit.paused:
+            self.unit.resume()
         self._select, self._manual, self._manual_plan = select, manual, manual_plan
         return web.json_response(self._setting())
 
@@ -325,8 +331,14 @@ class GoldshellWebServer(FirmwareWebServer):
         return web.json_response(self._pool_list())
 
     async def _restart(self, request: web.Request) -> web.Response:
-        self._spawn(self.unit.restart())
+        self._spawn(self._reboot())
         return web.json_response({})
+
+    async def _reboot(self) -> None:
+        """The plan is stored: a unit put to sleep boots asleep (estimate)."""
+        await self.unit.restart()
+        if self._select == SLEEP_LEVEL and not self._manual and not self.unit.paused:
+            self.unit.pause()
 
     async def _cgminer(self, request: web.Request) -> web.Response:
         return web.Response(status=500, text="500 Internal Server Error")
