@@ -59,6 +59,29 @@ def running_frequency(info: dict[str, Any]) -> float | None:
     return round(float(rate) * 1000.0 / (float(cores) * float(chips)), 1)
 
 
+# What ESP-Miner's power task stores in NVS on overheat before it reboots
+# (main/tasks/power_management_task.c: v2.1.8 990 mV / 50 MHz; v2.2.0-v2.10 1000 mV / 50 MHz),
+# manual fan at 100 %: a unit found with these runs in the firmware's safe mode.
+SAFE_MODE_FREQUENCY_MHZ = 50.0
+SAFE_MODE_VOLTAGES_MV = (990.0, 1000.0)
+
+
+def overheat_state(info: dict[str, Any]) -> str:
+    """The firmware's overheat safe mode as the info reply shows it, with the evidence
+    ("" when none): ``overheat_mode`` 1 (v2.2.0+), or the safe values the power task stores
+    before its reboot (every release up to v2.10, including those without the flag)."""
+    if info.get("overheat_mode") in (1, True):
+        return "overheat_mode 1: the firmware's overheat protection stopped mining"
+    freq, volts = info.get("frequency"), info.get("coreVoltage")
+    if (isinstance(freq, (int, float)) and isinstance(volts, (int, float))
+            and float(freq) == SAFE_MODE_FREQUENCY_MHZ and float(volts) in SAFE_MODE_VOLTAGES_MV
+            and not info.get("autofanspeed")):
+        return (f"frequency {float(freq):g} MHz, core voltage {float(volts):g} mV, manual fan: "
+                f"the values the firmware stores after an overheat (safe mode until new settings "
+                f"are written and the unit restarts)")
+    return ""
+
+
 def split_pool_url(url: str) -> tuple[str, int]:
     """``stratum+tcp://host:port`` -> (host, port); AxeOS stores them separately."""
     parts = urlsplit(url if "://" in url else f"stratum+tcp://{url}")
@@ -123,8 +146,10 @@ def patch_body(changes: dict[str, Any], generation: str, info: dict[str, Any] | 
     if pool:
         if generation == "2.15":   # every pool item names its slot: 400 without an id
             current = current_pool(info or {})
+            # never the password: v2.15 serves it masked ("*****"), and writing that back
+            # would set it
             base = {k: v for k, v in current.items()
-                    if k in ("stratumURL", "stratumPort", "stratumUser", "stratumPassword")}
+                    if k in ("stratumURL", "stratumPort", "stratumUser")}
             body["pools"] = [{"id": current.get("id", 0), **base, **pool}]
         else:
             body.update(pool)

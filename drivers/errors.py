@@ -88,6 +88,11 @@ class OverTemperature(UnitError):
     """A temperature crossed the model's limit: stop the experiment."""
 
 
+class SafeMode(OverTemperature):
+    """The unit's own overheat protection has taken over its settings: nothing is written
+    back until someone has looked at the unit."""
+
+
 RETRYABLE: tuple[type[BaseException], ...] = (Timeout, ConnectionRefused, TruncatedReply,
                                               ServerError)
 

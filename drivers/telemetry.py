@@ -94,6 +94,7 @@ class Telemetry:
     pool_user: str = ""
     uptime_s: float | None = None
     paused: bool | None = None
+    overheat: str = ""        # the firmware's overheat safe mode, with its evidence ("" = none seen)
     insane: dict[str, float] = field(default_factory=dict)   # impossible readings, dropped
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 

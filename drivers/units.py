@@ -14,6 +14,7 @@ credentials may ride in the URL (``s9://root:root@HOST``). Default ports: RPC 40
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from abc import ABC, abstractmethod
@@ -31,7 +32,7 @@ from asic_reservoir.drivers.cgminer import DEFAULT_PORT as RPC_PORT, CgminerRPC
 from asic_reservoir.drivers.envelope import ENVELOPES, Envelope
 from asic_reservoir.drivers.events import LogEvent
 from asic_reservoir.drivers.errors import (AccessDenied, ConnectionRefused, InvalidCommand, MalformedReply,
-                            ServerError, Timeout, UnitError, UnsupportedSetting)
+                            SafeMode, ServerError, Timeout, UnitError, UnsupportedSetting)
 from asic_reservoir.drivers.goldshell import (SLEEP_LEVEL, GoldshellClient, current_frequency, is_sleeping,
                                              manual_clocks, plan_clocks, power_plan_frequencies,
                                              select_frequency)
@@ -388,9 +389,21 @@ class Unit(ABC):
                     raise
                 log.error("unit %s: restoring settings after an error failed: %s", self.name, exc)
 
+    async def overheat(self, snapshot: Mapping[str, Any] | None = None) -> str:
+        """Why the firmware's overheat protection runs the unit ("" when it does not), from
+        what the unit reports and, given the settings of a ``snapshot``, what it changed."""
+        return ""
+
     async def _restore(self, state: _SessionState) -> None:
         if state.restarted:
             await self.wait_ready()
+        reason = await self.overheat(state.snapshot)
+        if reason:
+            raise SafeMode(f"firmware overheat safe mode ({reason}); the session's settings were "
+                           f"not written back: let the unit cool, check its cooling, then restore "
+                           f"them (asic-reservoir set {self.name} --from FILE with "
+                           f"{json.dumps(state.snapshot, default=str)})",
+                           unit=self.name, command="restore")
         current = await self.settings()
         diff = {k: v for k, v in state.snapshot.items() if current.get(k) != v}
         if diff:
@@ -557,6 +570,7 @@ def parse_axeos(info: dict[str, Any], unit: str, model: str = "lv06") -> Telemet
         pool_url=url, pool_user=str(pool.get("stratumUser", "")),
         uptime_s=as_float(info.get("uptimeSeconds")),
         paused=bool(paused) if paused is not None else None,
+        overheat=axeos.overheat_state(info),
         raw={"info": info}))
 
 
@@ -612,6 +626,42 @@ class LV06Unit(Unit):
 
     async def settings(self) -> dict[str, Any]:
         return axeos.read_settings(await self.api.system_info())
+
+    async def overheat(self, snapshot: Mapping[str, Any] | None = None) -> str:
+        """``overheat_mode`` or the stored safe values (:func:`axeos.overheat_state`); given a
+        snapshot, also v2.15's recovery: clock and core voltage each 100 below the snapshot
+        (floors 400 MHz / 1000 mV) with the fan on manual 100 %
+        (ESP-Miner v2.15.0 ``power_management_task.c``, ``ASIC_REDUCTION``)."""
+        info = await self.api.system_info()
+        state = axeos.overheat_state(info)
+        if state or not snapshot:
+            return state
+        now = axeos.read_settings(info)
+        try:
+            freq, volts = float(snapshot["frequency_mhz"]), float(snapshot["core_voltage_mv"])
+            reduced = (float(now["frequency_mhz"]), float(now["core_voltage_mv"]))
+        except (KeyError, TypeError, ValueError):
+            return ""
+        expected = (freq - 100.0 if freq > 100.0 else 400.0, volts - 100.0 if volts > 100.0 else 1000.0)
+        if reduced == expected and now.get("fan_auto") is False and now.get("fan_pct") == 100:
+            return (f"clock {reduced[0]:g} MHz and core voltage {reduced[1]:g} mV, each 100 below "
+                    f"the session's, fan on manual 100 %: the firmware recovered from an overheat "
+                    f"at reduced settings")
+        return ""
+
+    async def clear_overheat_mode(self) -> None:
+        """What the AxeOS "Disable Overheat Mode" button does: ``PATCH {"overheat_mode": 0}``
+        (ESP-Miner 2.2+; the only value its check lets through). Verified by read-back; the
+        settings the firmware lowered stay lowered until written."""
+        info = await self.api.system_info()
+        if "overheat_mode" not in info:
+            raise UnsupportedSetting("this firmware reports no overheat_mode (v2.1.8-style: write "
+                                     "new settings and restart instead)", unit=self.name,
+                                     command="clear_overheat_mode")
+        await self.api.patch_raw({"overheat_mode": 0})
+        if (await self.api.system_info()).get("overheat_mode") not in (0, False):
+            raise UnitError("overheat_mode still reads 1 after the PATCH", unit=self.name,
+                            command="clear_overheat_mode")
 
     async def running(self, keys: set[str]) -> dict[str, Any]:
         """The running clock, from ``expectedHashrate`` (running MHz x small cores x chips)."""

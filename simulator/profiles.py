@@ -40,8 +40,8 @@ Sources consulted
 - [esp-miner-power] ESP-Miner v2.13.0 ``main/tasks/power_management_task.c``: every
   ``POLL_RATE`` 1800 ms, overheat when ``chip_temp_avg`` or ``chip_temp2_avg`` >
   ``THROTTLE_TEMP`` 75 or ``vr_temp`` > ``TPS546_THROTTLE_TEMP`` 105: logs ``OVERHEAT!``,
-  sets the fan to 100 % and stops mining (v2.2-v2.10: until restart; v2.11+: resumes at
-  reduced settings after cooling).
+  sets the fan to 100 % and stops mining (v2.2-v2.10: safe values into NVS and a reboot that
+  keeps them; v2.11+: resumes at reduced settings after cooling; firmware/overheat.py).
 - [subthreshold] Sub-threshold off-current ``I ~ mu (kT/q)^2 exp(-Vth / (n kT/q))`` with
   ``dVth/dT ~ -0.5 mV/K``: ``d ln I / dT ~ [Vth / (n kT/q) + 0.5] / T + |dVth/dT| / (n kT/q)``
   (textbook MOSFET physics, e.g. Taur & Ning, "Fundamentals of Modern VLSI Devices").

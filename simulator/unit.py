@@ -44,6 +44,7 @@ from asic_reservoir.simulator.firmware.axeos import AxeOSServer
 from asic_reservoir.simulator.firmware.cgminer_rpc import CgminerRpcServer
 from asic_reservoir.simulator.firmware.generations import Generation, generation
 from asic_reservoir.simulator.firmware.goldshell_web import GoldshellWebServer
+from asic_reservoir.simulator.firmware.overheat import response as overheat_response
 from asic_reservoir.simulator.firmware.serial_console import SerialConsole
 from asic_reservoir.simulator.miner import (
     FoundShare,
@@ -205,6 +206,8 @@ class SimulatedUnit:
         self.paused = False
         self.booting = False
         self.overheated = False
+        self.overheat_mode = False            # the firmware's NVS flag (ESP-Miner); survives restarts
+        self._overheat = overheat_response(self.generation.name)
         self.stats = TickStats()
         self._servers: list[Any] = []
         self._listeners: list[Callable[[str], None]] = []
@@ -396,6 +399,7 @@ class SimulatedUnit:
             read = ph.trip_sensors
             self._emit(f"E ({self._uptime_ms()}) power_management: OVERHEAT! "
                        f"VR: {read.vr_c:f}C ASIC {float(read.chip_c.max()):f}C")
+        self._overheat.react(self)
 
     def _on_chip_result(self, share: FoundShare) -> None:
         self._chip_results[share.chip] += 1
@@ -524,6 +528,28 @@ class SimulatedUnit:
         if any(k.startswith("pool_") for k in keys):
             self._spawn(self.miner.set_pool(s["pool_url"], s["pool_user"], s["pool_password"]))
 
+    def store_firmware(self, **values: Any) -> None:
+        """A write by the firmware itself (its overheat values into NVS): not checked against
+        what a user may set; applied live or at restart as the generation does with writes."""
+        self._settings.update({k: bool(v) if k == "fan_auto" else float(v) for k, v in values.items()})
+        live = [k for k in values if self.generation.applies_live(k)]
+        if live:
+            self._apply_live(live)
+
+    def rearm(self) -> None:
+        """The firmware starts mining again after its protection stopped it (no reboot)."""
+        self.overheated = False
+        self.physics.set_powered(True)
+        self.physics.set_fan(auto=self._active["fan_auto"], pct=self._active["fan_pct"])
+
+    def firmware_log(self, level: str, text: str) -> None:
+        """Emit one ESP_LOG-style line (``level`` I/W/E) with the current uptime."""
+        self._emit(f"{level} ({self._uptime_ms()}) {text}")
+
+    def spawn(self, coro) -> None:
+        """Run ``coro`` in the background; an error is logged, never lost."""
+        self._spawn(coro)
+
     def _spawn(self, coro) -> None:
         task = asyncio.ensure_future(coro)
         task.add_done_callback(lambda t: t.cancelled() or t.exception() is None
@@ -533,9 +559,10 @@ class SimulatedUnit:
     async def restart(self) -> None:
         """Reboot: hashing stops, pending settings load, boot takes ``profile.boot_time_s``.
 
-        Clears the over-temperature state (real ESP-Miner also rewrites its saved
-        frequency/voltage/fan to safe values on overheat; the simulator keeps the settings).
+        Clears the protection's stop; what the firmware stored on overheat (safe values,
+        ``overheat_mode``) stays, as NVS does (``firmware/overheat.py``).
         """
+        self._overheat.cancel()
         async with self._restart_lock:
             p, ph = self.profile, self.physics
             self.booting = True

@@ -247,8 +247,8 @@ INFO_2_9 = {"version": "v2.9.0", "ASICModel": "BM1366", "frequency": 485, "coreV
             "stratumPort": 3333, "stratumUser": "lv06.old"}
 INFO_2_12 = {**INFO_2_9, "version": "v2.12.0", "manualFanSpeed": 55, "minFanSpeed": 25}
 INFO_2_15 = {k: v for k, v in INFO_2_12.items() if not k.startswith("stratum")} | {
-    "version": "v2.15.1", "pools": [{"stratumURL": "10.0.0.1", "stratumPort": 3333,
-                                     "stratumUser": "lv06.old", "stratumPassword": "p"}]}
+    "version": "v2.15.1", "pools": [{"id": 0, "stratumURL": "10.0.0.1", "stratumPort": 3333,
+                                     "stratumUser": "lv06.old", "stratumPassword": "*****"}]}
 
 
 def test_generation_detection_from_fields_never_the_version():
@@ -269,8 +269,11 @@ def test_patch_body_per_generation():
     assert axeos.patch_body(changes, "2.12")["manualFanSpeed"] == 70
     body = axeos.patch_body(changes, "2.15", INFO_2_15)
     assert body["pools"] == [{"id": 0, "stratumURL": "127.0.0.1", "stratumPort": 3334,
-                              "stratumUser": "lv06.sim", "stratumPassword": "p"}]
+                              "stratumUser": "lv06.sim"}]     # the masked password is not sent back
     assert "stratumURL" not in body
+    body = axeos.patch_body({"pool_user": "lv06.b", "pool_password": "new"}, "2.15", INFO_2_15)
+    assert body["pools"] == [{"id": 0, "stratumURL": "10.0.0.1", "stratumPort": 3333,
+                              "stratumUser": "lv06.b", "stratumPassword": "new"}]
     with pytest.raises(ValueError):
         axeos.patch_body({"volts": 1}, "2.9")
     with pytest.raises(ValueError):

@@ -35,26 +35,58 @@ INFO_V2_1_8 = {
     "minerModel": STR,   # Lucky
 }
 
-# GET /api/system/info at v2.15.0 (system_api_json.c): the fields the simulator serves must
-# be release fields (the release has ~100; the rest are WiFi, display, block and heap
-# details the drivers do not use), with these types.
+# GET /api/system/info at v2.15.0: every top-level field system_api_get_full_json adds
+# (main/http_server/system_api_json.c; blockHeight..coinbaseValueUserSatoshis only once a
+# block height is known, power_fault / hardware_fault / sharesRejectedReasons / blockSignals /
+# coinbaseOutputs only when set).
+INFO_V2_15_RELEASE = set("""
+power voltage current temp temp2 vrTemp coreVoltageActual actualFrequency expectedHashrate
+fanspeed fanrpm fan2rpm hashRate hashRate_1m hashRate_10m hashRate_1h errorPercentage
+sharesAccepted sharesRejected sharesPending bestDiff bestSessionDiff poolDifficulty
+responseTime responseShareBatch processTime workReceived blockFound showNewBlock blockHeight
+scriptsig networkDifficulty coinbaseValueTotalSatoshis coinbaseValueUserSatoshis freeHeap
+freeHeapInternal freeHeapSpiram minFreeHeap maxAllocHeap uptimeSeconds totalUptimeSeconds
+totalHashes totalLog2Work cpuUsage miningPaused overheat_mode wifiStatus wifiRSSI power_fault
+hardware_fault version axeOSVersion idfVersion boardVersion maxPower nominalVoltage
+smallCoreCount ASICModel isPSRAMAvailable resetReason runningPartition macAddr hostname ssid
+ipv4 ipv6 apEnabled poolConnectionInfo isUsingFallbackStratum primaryPoolIndex
+secondaryPoolIndex useFallbackStratum pools stratumURL stratumPort stratumUser
+stratumSuggestedDifficulty stratumExtranonceSubscribe stratumTLS stratumCert
+stratumDecodeCoinbase stratumProtocol stratumV2AuthorityPubkey stratumV2ChannelType
+fallbackStratumURL fallbackStratumPort fallbackStratumUser fallbackStratumSuggestedDifficulty
+fallbackStratumExtranonceSubscribe fallbackStratumTLS fallbackStratumCert
+fallbackStratumDecodeCoinbase fallbackStratumProtocol fallbackStratumV2AuthorityPubkey
+fallbackStratumV2ChannelType useCustomWWW overclockEnabled display rotation invertscreen
+displayTimeout autofanspeed manualFanSpeed minFanSpeed temptarget coreVoltage frequency
+statsFrequency statsLimit hashrateMonitor sharesRejectedReasons blockSignals coinbaseOutputs
+partitions""".split())
+
+# The subset the simulated axeos-2.15 serves, with the types the release gives them: what the
+# drivers read (axeos.py, units.py: hashRate_1m, actualFrequency, expectedHashrate,
+# overheat_mode, pools, ...), what pyasic 0.79 reads (pyasic/miners/backends/espminer.py:
+# power, hashRate, smallCoreCount, frequency, uptimeSeconds, temp, vrTemp, voltage, fanrpm,
+# hostname, version, macAddr; pyasic/config: autofanspeed, fanspeed, rotation, invertscreen,
+# displayTimeout, overheat_mode, overclockEnabled, statsFrequency, minFanSpeed), and the
+# identity, WiFi and pool fields a client shows. v2.15 serves no asicCount.
 INFO_V2_15_TYPES = {
     "power": NUM, "voltage": NUM, "current": NUM, "temp": NUM, "vrTemp": NUM,
     "coreVoltageActual": NUM, "actualFrequency": NUM, "expectedHashrate": NUM, "fanspeed": NUM,
-    "fanrpm": NUM, "hashRate": NUM, "sharesAccepted": NUM, "sharesRejected": NUM,
-    "bestDiff": NUM, "bestSessionDiff": NUM, "poolDifficulty": NUM, "freeHeap": NUM,
-    "uptimeSeconds": NUM, "miningPaused": BOOL, "overheat_mode": NUM, "wifiStatus": STR,
-    "version": STR, "idfVersion": STR, "boardVersion": STR, "maxPower": NUM,
+    "fanrpm": NUM, "hashRate": NUM, "hashRate_1m": NUM, "sharesAccepted": NUM,
+    "sharesRejected": NUM, "bestDiff": NUM, "bestSessionDiff": NUM, "poolDifficulty": NUM,
+    "freeHeap": NUM, "uptimeSeconds": NUM, "miningPaused": BOOL, "overheat_mode": NUM,
+    "wifiStatus": STR, "version": STR, "idfVersion": STR, "boardVersion": STR, "maxPower": NUM,
     "nominalVoltage": NUM, "smallCoreCount": NUM, "ASICModel": STR, "runningPartition": STR,
     "macAddr": STR, "hostname": STR, "ssid": STR, "isUsingFallbackStratum": NUM,
     "pools": (list,), "stratumURL": STR, "stratumPort": NUM, "stratumUser": STR,
     "stratumSuggestedDifficulty": NUM, "fallbackStratumURL": STR, "fallbackStratumPort": NUM,
-    "fallbackStratumUser": STR, "invertscreen": NUM, "autofanspeed": NUM,
+    "fallbackStratumUser": STR, "invertscreen": NUM, "rotation": NUM, "displayTimeout": NUM,
+    "overclockEnabled": NUM, "statsFrequency": NUM, "autofanspeed": NUM,
     "manualFanSpeed": NUM, "minFanSpeed": NUM, "temptarget": NUM, "coreVoltage": NUM,
     "frequency": NUM,
 }
+# one pool item (slots without a URL are left out; the password is always "*****")
 POOL_ITEM_V2_15 = {"id": NUM, "stratumURL": STR, "stratumPort": NUM, "stratumUser": STR,
-                   "stratumSuggestedDifficulty": NUM}
+                   "stratumPassword": STR, "stratumSuggestedDifficulty": NUM}
 # endpoints beyond info / PATCH system / restart / ws, per release (http_server.c URI table)
 OPTIONAL_ENDPOINTS = {"lucky-2.1.8": set(), "axeos-2.15": {"asic", "statistics", "pause", "resume"}}
 
@@ -92,12 +124,12 @@ async def test_info_fields_and_types_match_the_release(axeos_gen):
         assert _types_ok(info, INFO_V2_1_8) == []
         assert info["frequency"] == unit.settings()["frequency_mhz"]   # the stored value
     else:
-        assert set(info) <= set(INFO_V2_15_TYPES), set(info) - set(INFO_V2_15_TYPES)
-        assert {"actualFrequency", "expectedHashrate", "pools", "miningPaused"} <= set(info)
+        assert set(INFO_V2_15_TYPES) <= INFO_V2_15_RELEASE       # a subset of the release
+        assert set(info) == set(INFO_V2_15_TYPES), set(info) ^ set(INFO_V2_15_TYPES)
         assert _types_ok(info, INFO_V2_15_TYPES) == []
-        assert [p["id"] for p in info["pools"]] == [0, 1]
+        assert [p["id"] for p in info["pools"]] == [0]          # the fallback slot is empty
         assert all(set(p) == set(POOL_ITEM_V2_15) and _types_ok(p, POOL_ITEM_V2_15) == []
-                   for p in info["pools"])
+                   and p["stratumPassword"] == "*****" for p in info["pools"])
 
 
 async def test_optional_endpoints_exist_only_in_their_release(axeos_gen):

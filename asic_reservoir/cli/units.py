@@ -95,6 +95,8 @@ def _print_probe(result: dict[str, Any]) -> None:
     print(f"  shares     accepted {_fmt(t['accepted'])} rejected {_fmt(t['rejected'])} "
           f"hw errors {_fmt(t['hw_errors'])} pool diff {_fmt(t['pool_difficulty'])}")
     print(f"  pool       {t['pool_url'] or '-'} as {t['pool_user'] or '-'}")
+    if t.get("overheat"):
+        print(f"  OVERHEAT   {t['overheat']}")
     caps = result["capabilities"]
     flags = [k for k in ("frequency", "voltage", "fan", "pause") if caps[k]]
     print(f"  actuators  difficulty{''.join(', ' + f for f in flags)}"

@@ -89,6 +89,7 @@ _SETTINGS: dict[str, tuple[str, float, float]] = {
     "fanspeed": ("u16", 0, 100), "manualFanSpeed": ("u16", 0, 100),
     "minFanSpeed": ("u16", 0, 99), "temptarget": ("u16", 35, 66),
     "overheat_mode": ("bool", 0, 0), "statsFrequency": ("u16", 0, 65535),
+    "rotation": ("u16", 0, 270), "displayTimeout": ("i32", -1, 65535),
 }
 
 
@@ -151,7 +152,7 @@ class AxeOSServer(FirmwareWebServer):
             "stratumSuggestedDifficulty": 1000, "stratumExtranonceSubscribe": 0,
             "fallbackStratumURL": "", "fallbackStratumPort": 3333, "fallbackStratumUser": "",
             "flipscreen": 1, "invertscreen": 0, "overclockEnabled": 0, "statsFrequency": 0,
-            "minFanSpeed": 25,
+            "minFanSpeed": 25, "rotation": 0, "displayTimeout": -1,
         }
         self._clients: set[web.WebSocketResponse] = set()
         self._queues: dict[web.WebSocketResponse, asyncio.Queue] = {}
@@ -451,7 +452,13 @@ def _known(body: dict, keys: tuple[str, ...]) -> dict:
 class AxeOS215(AxeOSRelease):
     """Current AxeOS (v2.15): asic/statistics/pause endpoints, validated PATCH, pools list with
     ids (an item without a numeric ``id`` -> 400), running clock in ``actualFrequency`` and
-    ``expectedHashrate``."""
+    ``expectedHashrate``.
+
+    ``/api/system/info`` serves a subset of v2.15.0's fields (``system_api_json.c``): those
+    the drivers or pyasic read, plus the identity, WiFi and pool fields a client shows; the
+    WiFi-detail, heap, block, display and hash-monitor fields are left out. ``pools`` lists
+    only slots with a URL (as the release does) and masks the password as ``*****``.
+    """
 
     MAX_POOLS = 2
 
@@ -482,20 +489,25 @@ class AxeOS215(AxeOSRelease):
             "fallbackStratumPort": stored["fallbackStratumPort"],
             "fallbackStratumUser": stored["fallbackStratumUser"],
             "stratumSuggestedDifficulty": stored["stratumSuggestedDifficulty"],
-            "poolDifficulty": int(r.pool_difficulty), "overheat_mode": 0,
+            "poolDifficulty": int(r.pool_difficulty), "overheat_mode": int(srv.unit.overheat_mode),
             "miningPaused": bool(r.paused),
             "fanspeed": int(round(fan_pct)), "manualFanSpeed": int(round(float(s.get("fan_pct", 100)))),
             "minFanSpeed": stored["minFanSpeed"],
             "temptarget": int(round(float(s.get("temp_target_c", r.temp_target_c)))),
             "fanrpm": int(round(fan_rpm)),
+            # the simulated hashRate is already a 60 s window (profile hashrate_window_s)
+            "hashRate_1m": round(r.hashrate_ghs, 3),
+            "rotation": stored["rotation"], "displayTimeout": stored["displayTimeout"],
+            "overclockEnabled": stored["overclockEnabled"], "statsFrequency": stored["statsFrequency"],
         })
+        slots = [(info["stratumURL"], info["stratumPort"], info["stratumUser"]),
+                 (stored["fallbackStratumURL"], stored["fallbackStratumPort"],
+                  stored["fallbackStratumUser"])]
         info["pools"] = [
-            {"id": 0, "stratumURL": info["stratumURL"], "stratumPort": info["stratumPort"],
-             "stratumUser": info["stratumUser"],
-             "stratumSuggestedDifficulty": stored["stratumSuggestedDifficulty"]},
-            {"id": 1, "stratumURL": stored["fallbackStratumURL"],
-             "stratumPort": stored["fallbackStratumPort"], "stratumUser": stored["fallbackStratumUser"],
-             "stratumSuggestedDifficulty": stored["stratumSuggestedDifficulty"]}]
+            {"id": i, "stratumURL": url, "stratumPort": port, "stratumUser": user,
+             "stratumPassword": "*****",
+             "stratumSuggestedDifficulty": stored["stratumSuggestedDifficulty"]}
+            for i, (url, port, user) in enumerate(slots) if url]
         return info
 
     async def patch(self, body: Any) -> web.Response:
@@ -514,6 +526,8 @@ class AxeOS215(AxeOSRelease):
         except SettingsError as exc:
             log.info("LV06 PATCH refused: %s", exc)
             return web.Response(status=400, text="Wrong API input", content_type="text/html")
+        if "overheat_mode" in body:         # only 0 passes the check: the user clears the flag
+            self.server.unit.overheat_mode = False
         self.server.store(body)
         return web.Response(status=200, body=b"")
 
