@@ -73,12 +73,16 @@ def test_lucky_and_upstream_axeos_fixtures():
 
 
 def test_goldshell_devs_fixture():
+    # field set and units as a captured Box unit's devs (intminer 5.4.2: Name "INCS", MH/s;
+    # values scaled to the LB-Box's ~175 GH/s)
     devs = raw("goldshell/box_devs.raw")  # trailing comma and NUL repaired
+    assert devs["DEVS"][0]["Name"] == "INCS"
     summary = {"STATUS": [{"STATUS": "S", "Code": 11}],
-               "SUMMARY": [{"MHS 20s": 172.81, "MHS av": 171.31, "Accepted": 118, "Rejected": 2,
-                            "Hardware Errors": 3, "Elapsed": 3600}]}
+               "SUMMARY": [{"MHS 20s": 172810.25, "MHS av": 171310.45, "Accepted": 118,
+                            "Rejected": 2, "Hardware Errors": 3, "Elapsed": 3600}]}
     t = parse_lbbox(devs, summary, None, {"firmware": "2.2.5"}, "lbbox-fixture")
-    assert t.hashrate_ghs == pytest.approx(0.17281) and t.hashrate_avg_ghs == pytest.approx(0.17131)
+    assert t.hashrate_ghs == pytest.approx(172.81025) and t.hashrate_avg_ghs == pytest.approx(171.31045)
+    assert t.chains[0].hashrate_ghs == pytest.approx(172.81025)
     assert t.chains[0].chip_temps_c == [69.5, 68.0] and t.board_temp_c == 52.5
     assert t.core_voltage_mv == 750.0 and t.fan_rpm == [2780, 2960]
     assert t.frequency_mhz == 1000 and t.firmware == "2.2.5"

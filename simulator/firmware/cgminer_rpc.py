@@ -28,8 +28,10 @@ Behaviour follows bmminer's ``api.c`` (Bitmain's cgminer 4.x fork, S9 firmware
 
 The LB-Box speaks the same wire protocol; Goldshell's Box firmware banner is
 ``intminer 5.4.2`` (a bfgminer 5.4.2 fork, observed on a sibling Box unit) with
-``devs`` carrying ``MHS 20s``/``tstemp-N`` and a ``}{`` in ``stats``.  Its field
-set beyond those documented keys is an estimate (see firmware_notes/).
+``devs`` carrying ``MHS 20s``/``tstemp-N`` and a ``}{`` in ``stats``; a captured SC-BOX
+``devs`` names its board ``"INCS"`` and gives hash rates in MH/s
+(goldshell-box-tools-productguy ``tests/fixtures/api4028_devs.json``).  Its field set beyond
+those keys is an estimate (see firmware_notes/).
 """
 from __future__ import annotations
 
@@ -438,7 +440,7 @@ class CgminerRpcServer:
             fan_items: Items = [(f"fan{j}", int(rpm)) for j, (rpm, _pwm) in enumerate(fans)]
             devs.append([
                 # bfgminer devstatus_an fields ...
-                ("PGA", i), ("Name", "CPB"), ("ID", i), ("Enabled", "Y"), ("Status", "Alive"),
+                ("PGA", i), ("Name", "INCS"), ("ID", i), ("Enabled", "Y"), ("Status", "Alive"),
                 ("Temperature", Fixed(float(c.chip_temp_c))), ("Device Elapsed", elapsed),
                 ("MHS av", Fixed(mhs_av)), ("MHS 20s", Fixed(c.rate_ghs * 1000.0)),
                 ("MHS rolling", Fixed(c.rate_ghs * 1000.0)),
@@ -464,7 +466,7 @@ class CgminerRpcServer:
         """bfgminer lists device details under ``DEVS`` (not ``DEVDETAILS``), one per board."""
         r = self.unit.reading()
         reply.message(MSG_DEVDETAILS, "Device Details")
-        details = [[("DEVDETAILS", i), ("Name", "CPB"), ("ID", i), ("Processors", 1),
+        details = [[("DEVDETAILS", i), ("Name", "INCS"), ("ID", i), ("Processors", 1),
                     ("Driver", "intchains"), ("Model", self.profile.name),
                     ("Device Path", f"/dev/ttyS{i + 1}"), ("Target Temperature", 0),
                     ("Cutoff Temperature", 0), ("chips-nr", int(c.chips))] for i, c in enumerate(r.chains)]
