@@ -20,7 +20,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 from urllib.parse import parse_qs, urlsplit
 
@@ -142,6 +142,7 @@ class Unit(ABC):
         self.attempts = attempts
         self.name = address.url
         self._sessions: list[_SessionState] = []
+        self._write_evidence: tuple[str, ...] = ()   # what the harmless write-back showed
 
     @property
     def envelope(self) -> Envelope:
@@ -251,7 +252,8 @@ class Unit(ABC):
 
     async def probe_writes(self, keys: tuple[str, ...] = ("frequency_mhz",)) -> dict[str, Any]:
         """Write the current value of ``keys`` back and verify it: shows that the write path
-        and its read-back work, and what this firmware reports (setting, running value)."""
+        and its read-back work, and what this firmware reports (setting, running value).
+        What it showed joins the learned capabilities (:attr:`Capabilities.learned`)."""
         if self.write_probe_refusal:
             return {"tried": False, "reason": self.write_probe_refusal}
         current = await self.settings()
@@ -259,6 +261,7 @@ class Unit(ABC):
         if not same:
             return {"tried": False, "reason": f"no current value for {', '.join(keys)}"}
         result = await self._write_verified(same)
+        self._write_evidence = tuple(_write_lesson(o) for o in result.outcomes)
         return {"tried": True, **result.to_dict()}
 
     async def check_support(self, changes: Mapping[str, Any]) -> None:
@@ -417,6 +420,19 @@ class Unit(ABC):
                 await self._restart_and_verify(result.pending_restart, diff)
         else:
             log.debug("unit %s: settings unchanged, nothing to restore", self.name)
+
+
+def _write_lesson(outcome: SettingOutcome) -> str:
+    """What a write of the current value back taught about one setting."""
+    head = f"{outcome.key}: the current value {outcome.commanded!r} written back ({outcome.evidence})"
+    if outcome.status == APPLIED and outcome.effective is not None:
+        return f"{head}: written and read back, running value reported and equal"
+    if outcome.status == APPLIED:
+        return f"{head}: written and read back; no running value reported"
+    if outcome.status == PENDING_RESTART:
+        return (f"{head}: written and read back; the firmware does not report the running "
+                f"value, so the write cannot show when it applies (at restart, as learned above)")
+    return f"{head}: did not read back: writes of this setting do not take"
 
 
 def _max(values: list[float | None]) -> float | None:
@@ -622,7 +638,7 @@ class LV06Unit(Unit):
                 frequency_needs_restart=not live, voltage_needs_restart=not live,
                 fan_needs_restart=not live,     # autofanspeed is read once at start there
                 learned=tuple(learned))
-        return self._caps
+        return replace(self._caps, learned=self._caps.learned + self._write_evidence)
 
     async def settings(self) -> dict[str, Any]:
         return axeos.read_settings(await self.api.system_info())

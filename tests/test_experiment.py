@@ -118,6 +118,9 @@ async def test_live_channel_settings_restored_and_states(tmp_path):
         effects = r.effects(0, "lv06")                # every write verified by read-back
         assert effects and all(e[5] == "applied" for e in effects)
         assert all(abs(e[4] - e[3]) <= 1 for e in effects if e[2] == "frequency_mhz")
+        learned = r.meta.units[0].capabilities["learned"]    # the harmless write-back, recorded
+        assert any(line.startswith("frequency_mhz: the current value") and "running value "
+                   "reported and equal" in line for line in learned), learned
         sm = states(r, 0)
     assert any(n.endswith("tel.power_w") for n in sm.names)
     assert sm.X.shape == (16, len(sm.names))
@@ -307,3 +310,30 @@ def test_analyze_plots_nrmse_against_slots(tmp_path):
     pngs = sorted(p.name for p in tmp_path.glob("*.png"))
     assert pngs == ["lv06_fan_nrmse_vs_slots.png"]
     assert (tmp_path / pngs[0]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+async def test_lbbox_duty_channel_sleeps_on_the_sleep_plan(tmp_path):
+    """The LB-Box pauses by selecting its sleep plan (level 3) and wakes on the plan it ran."""
+    clock, pool, configs = await _setup(["lbbox"])
+    path = tmp_path / "run.db"
+    seen: list[bool] = []
+    try:
+        async with start_units(configs, clock=clock) as (unit,):
+            async def watch() -> None:
+                while True:
+                    seen.append(unit.reading().paused)
+                    await asyncio.sleep(0.5)
+            watcher = asyncio.create_task(watch())
+            try:
+                summary = await run_experiment([unit.url], "duty", path, steps=8, step_seconds=20.0,
+                                               **_kwargs(units=[unit], clock=clock, pool=pool))
+            finally:
+                watcher.cancel()
+            assert not unit.reading().paused and unit.settings()["frequency_mhz"] == 1000.0
+    finally:
+        await pool.stop()
+    assert summary.steps_written == 8 and summary.marked == 0
+    assert sum(1 for a, b in zip(seen, seen[1:]) if a and not b) >= 4   # slept and woke up
+    with RunReader(path) as r:
+        duties = [c[3] for c in r.commands(0, "lbbox") if c[2] == "duty"]
+    assert len(duties) == 8 and all(0 <= d <= 1 for d in duties)

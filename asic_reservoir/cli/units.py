@@ -57,8 +57,8 @@ async def _probe(args: argparse.Namespace) -> dict[str, Any]:
     try:
         ident = await unit.identify()
         reading = await unit.telemetry()
-        caps = await unit.capabilities()
         writes = await unit.probe_writes() if getattr(args, "try_writes", False) else None
+        caps = await unit.capabilities()        # after the write: what it showed is learned
     finally:
         await unit.close()
     out = {"url": unit.name, "identity": asdict(ident), "capabilities": asdict(caps),

@@ -8,8 +8,8 @@ A channel turns a value ``v`` in the task's input range ``[lo, hi]`` into comman
   onto ``[D_lo, D_hi]`` instead.
 - ``frequency`` — chip clock (changes hashrate at once and power, hence temperature, slowly).
 - ``fan`` — manual fan duty (changes the thermal path, hence temperatures).
-- ``duty`` — fraction of each slot the unit is paused (LV06 pause/resume): power and
-  hashrate follow the input with the unit's thermal inertia.
+- ``duty`` — fraction of each slot the unit is paused (LV06 pause/resume on current AxeOS,
+  the LB-Box's sleep plan): power and hashrate follow the input with the unit's thermal inertia.
 - ``work`` — the input written into the coinbase of the job the pool pushes (the hash
   function ignores meaning, so this is expected to add nothing; kept for the record).
 
@@ -276,7 +276,7 @@ class DutyChannel(Channel):
     def check(self, unit: UnitInfo) -> None:
         if not _cap(unit.capabilities, "pause"):
             raise ChannelError(f"duty: {unit.model} cannot pause and resume hashing "
-                               f"(only the LV06's firmware can)")
+                               f"(current AxeOS on the LV06 and the LB-Box's sleep plan can)")
 
     def commands(self, v: float, unit: UnitInfo) -> list[Command]:
         return [Command("unit", "duty", round(self.x(v), 4))]

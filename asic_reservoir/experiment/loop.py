@@ -184,6 +184,8 @@ async def connect_unit(url: str, pool: Any, *, name: str, worker: str,
         stack.push_async_callback(driver.close)
     try:
         ident = await driver.identify()
+        if not driver.write_probe_refusal:     # harmless here: the current clock written back,
+            await driver.probe_writes()        # read back; what it showed joins the capabilities
         caps = await driver.capabilities()
         algorithm = "lbry" if driver.model == "lbbox" else "sha256d"
         pool_url = pool.lbry_url if algorithm == "lbry" else pool.url
