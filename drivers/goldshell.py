@@ -241,17 +241,6 @@ class GoldshellClient(HttpClient):
         await self.put_setting(setting)
         return setting
 
-    async def select_level(self, level: int) -> dict[str, Any]:
-        """Run the power plan of ``level`` (manual mode off); returns the settings PUT."""
-        setting = await self.setting()
-        if level not in plan_clocks(setting):
-            raise UnitError(f"no power plan of level {level}; levels: {sorted(plan_clocks(setting))}",
-                            unit=self.unit, command="select_level")
-        setting["select"] = level
-        setting["manual"] = False
-        await self.put_setting(setting)
-        return setting
-
     async def pools(self) -> list[dict[str, Any]]:
         reply = await self.read("/mcb/pools", "mcb/pools")
         if not isinstance(reply, list):

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from asic_reservoir.drivers import axeos
 from asic_reservoir.drivers.errors import (AuthError, ConnectionRefused, HTTPError, MalformedReply, ServerError,
-                            Timeout, UnitError)
+                            Timeout)
 from asic_reservoir.drivers.goldshell import (GoldshellClient, TokenBucket, current_frequency, encrypt_password,
                                manual_clocks, power_plan_frequencies, select_frequency)
 from tests.support import run_virtual_within
@@ -200,16 +200,13 @@ async def test_settings_get_modify_put_and_power_plans():
             assert power_plan_frequencies(setting) == [400.0, 350.0]       # sleep left out
             assert manual_clocks(setting) == (300.0, 325.0, 350.0, 375.0, 400.0)
             assert current_frequency(setting) == 350.0                     # select is a level
-            await client.select_level(0)
+            await client.modify_setting(select=0, manual=False)
             assert server.setting["select"] == 0 and server.setting["name"] == "LB-Box"
             assert current_frequency(server.setting) == 400.0
             assert current_frequency({**server.setting, "manual": True}) == 300.0
             assert current_frequency({**server.setting, "select": 3}) is None   # asleep
             await client.modify_setting(temp_target=65)
             assert server.setting["temp_target"] == 65 and server.setting["select"] == 0
-            with pytest.raises(UnitError) as info:
-                await client.select_level(1)
-            assert "no power plan of level 1" in str(info.value)
 
 
 def test_select_frequency_uses_a_plan_level_or_manual_mode():
