@@ -37,6 +37,8 @@ def _scenario_events(model: str, name: str) -> dict[int, list[tuple]]:
         return {0: [("hashing", True)], 300: [("hashing", False)], 340: [("hashing", True)]}
     if name == "drive":
         freqs = p.freq_options_mhz or (p.freq_min_mhz, p.freq_default_mhz, p.freq_max_mhz)
+        if len(freqs) > 4:   # four of them, lowest to highest, so the top clock is reached
+            freqs = tuple(freqs[round(k * (len(freqs) - 1) / 3)] for k in range(4))
         ev: dict[int, list[tuple]] = {0: [("hashing", True)]}
         for i, f in enumerate(freqs):
             ev.setdefault(60 + 90 * i, []).append(("frequency", f))
