@@ -17,8 +17,9 @@ from asic_reservoir.drivers.stratum import Pool, PoolConfig
 from asic_reservoir.experiment.channels import ChannelError, DelayLoop, make_mask, parse_channels
 from asic_reservoir.experiment.feedback import ResponseLine, calibrate
 from asic_reservoir.experiment.loop import ExperimentError
-from asic_reservoir.experiment.runs import RunFileError, RunReader
+from asic_reservoir.experiment.runs import RunReader
 from asic_reservoir.simulator import UnitConfig, start_units
+from tests.support import recorded_steps
 
 LEVELS4 = {-1.0, -1 / 3, 1 / 3, 1.0}
 
@@ -98,14 +99,20 @@ def test_run_flags():
 
 # --------------------------------------------------------------------- through the sockets
 
-async def _record(tmp_path, name: str, loop: DelayLoop | None, *, slots: int = 3,
-                  theta: float = 1.0, steps: int = 14, warmup: float = 60.0):
+async def _lab() -> tuple[Clock, Pool, UnitConfig]:
+    """A virtual clock, a started seeded pool and a live-clock LV06 (AxeOS 2.15) for it."""
     clock = Clock.virtual()
     pool = Pool(PoolConfig(host="127.0.0.1", port=0, lbry_port=0, seed=1), clock=clock)
     await pool.start()
     config = UnitConfig(model="lv06", seed=12, noise_seed=12, host="127.0.0.1",
                         pool_url=pool.url, worker="ar.lv06", rpc_port=0, http_port=0,
                         firmware="axeos-2.15")
+    return clock, pool, config
+
+
+async def _record(tmp_path, name: str, loop: DelayLoop | None, *, slots: int = 3,
+                  theta: float = 1.0, steps: int = 14, warmup: float = 60.0):
+    clock, pool, config = await _lab()
     path = tmp_path / f"{name}.db"
     try:
         async with start_units([config], clock=clock) as units:
@@ -199,12 +206,7 @@ async def test_closed_loop_without_a_range_needs_a_warmup(tmp_path):
 
 @pytest.mark.virtual_time
 async def test_resumed_closed_loop_keeps_its_loop_and_response_range(tmp_path):
-    clock = Clock.virtual()
-    pool = Pool(PoolConfig(host="127.0.0.1", port=0, lbry_port=0, seed=1), clock=clock)
-    await pool.start()
-    config = UnitConfig(model="lv06", seed=12, noise_seed=12, host="127.0.0.1",
-                        pool_url=pool.url, worker="ar.lv06", rpc_port=0, http_port=0,
-                        firmware="axeos-2.15")
+    clock, pool, config = await _lab()
     path = tmp_path / "resume.db"
     common = dict(pool=pool, clock=clock, progress=False, names=["lv06"],
                   simulated=[{"profile": "lv06", "seed": 12}])
@@ -215,7 +217,7 @@ async def test_resumed_closed_loop_keeps_its_loop_and_response_range(tmp_path):
                 [units[0].url], "frequency", path, steps=12, slots=3, step_seconds=3.0,
                 warmup_seconds=60.0, loop=DelayLoop(gain=0.5), mask_levels=4, seed=5,
                 **common))
-            while _count(path) < 5:                   # interrupt mid-run
+            while recorded_steps(path) < 5:                   # interrupt mid-run
                 assert not first.done(), first.result()
                 await asyncio.sleep(1.0)
             first.cancel()
@@ -238,16 +240,6 @@ async def test_resumed_closed_loop_keeps_its_loop_and_response_range(tmp_path):
     for g in range(start, 36):
         want = 0.0 if g < start + 4 else (temp[g - 4] - lo) / (hi - lo) - 0.5
         assert fed[g] == pytest.approx(want, abs=1e-12)
-
-
-def _count(path) -> int:
-    if not path.exists():
-        return 0
-    try:
-        with RunReader(path, check=False) as r:
-            return r.count("steps")
-    except RunFileError:
-        return 0
 
 
 @pytest.mark.virtual_time
