@@ -245,7 +245,6 @@ class UnitPhysics:
         self.ambient_c = float(ambient_c)
         n, k = p.n_chips, p.chips_per_chain
         self._chain_of = np.repeat(np.arange(p.n_chains), k)
-        self._position = (np.tile(np.arange(k), p.n_chains) / (k - 1)) if k > 1 else np.full(n, 0.5)
         sensed = {round(pos * (k - 1)) for pos in p.chip_sensor_positions}
         self._sensed = np.tile([j in sensed for j in range(k)], p.n_chains)
         if p.voltage_domains and k % p.voltage_domains:
