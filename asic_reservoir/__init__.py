@@ -43,11 +43,11 @@ _EXPORTS: dict[str, str] = {
     "UnitConfig": "asic_reservoir.simulator",
     "start_units": "asic_reservoir.simulator",
     # experiments and run files
-    "run_experiment": "asic_reservoir.cli.experiment",
+    "run_experiment": "asic_reservoir.experiment.record",
     "RunReader": "asic_reservoir.experiment.runs",
     # scoring
-    "analyze_files": "asic_reservoir.cli.experiment",
-    "AnalysisOptions": "asic_reservoir.cli.experiment",
+    "analyze_files": "asic_reservoir.analysis.runfiles",
+    "AnalysisOptions": "asic_reservoir.analysis.runfiles",
     # fingerprinting
     "Challenge": "asic_reservoir.puf.identify",
     "read_response": "asic_reservoir.puf.identify",
@@ -60,7 +60,8 @@ _EXPORTS: dict[str, str] = {
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazily
-    from asic_reservoir.cli.experiment import AnalysisOptions, analyze_files, run_experiment
+    from asic_reservoir.analysis.runfiles import AnalysisOptions, analyze_files
+    from asic_reservoir.experiment.record import run_experiment
     from asic_reservoir.drivers.clock import Clock, run_virtual
     from asic_reservoir.drivers.stratum import JobTemplate, Pool, PoolConfig
     from asic_reservoir.drivers.units import open_unit

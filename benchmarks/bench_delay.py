@@ -31,8 +31,9 @@ from benchmarks import Figure, quick
 
 from asic_reservoir.analysis.baselines import HARDWARE_INPUT, INPUT_ONLY, unit_time_constants
 from asic_reservoir.analysis.report import Report, gains, strongest_memory_control
-from asic_reservoir.cli.experiment import (REPORT_SEED, TUNING_SEED, AnalysisOptions, DemoJob,
-                                          DemoSize, analyze_files, run_demo)
+from asic_reservoir.analysis.runfiles import AnalysisOptions, analyze_files
+from asic_reservoir.experiment.simulated import (REPORT_SEED, TUNING_SEED, DemoJob, DemoSize,
+                                                 run_demo)
 from asic_reservoir.experiment.channels import DelayLoop
 from asic_reservoir.simulator.profiles import PROFILES
 

@@ -15,7 +15,8 @@ from pathlib import Path
 from benchmarks import Figure, quick
 
 from asic_reservoir.drivers.clock import Clock
-from asic_reservoir.cli.experiment import DEMO_AMBIENT_C, DEMO_SEEDS, run_experiment
+from asic_reservoir.experiment.record import run_experiment
+from asic_reservoir.experiment.simulated import DEMO_AMBIENT_C, DEMO_SEEDS
 from asic_reservoir.experiment.runs import RunReader
 
 SPEED = 200.0

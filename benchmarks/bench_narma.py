@@ -21,9 +21,9 @@ from pathlib import Path
 from benchmarks import Figure, quick
 
 from asic_reservoir.analysis.report import gains
-from asic_reservoir.cli.experiment import (DEMO_BEST, PUBLISHED, REPORT_SEED, TUNING_SEED,
-                                          DemoJob, DemoSize, analyze_files, demo_plan,
-                                          run_demo)
+from asic_reservoir.analysis.runfiles import analyze_files
+from asic_reservoir.experiment.simulated import (DEMO_BEST, PUBLISHED, REPORT_SEED, TUNING_SEED,
+                                                 DemoJob, DemoSize, demo_plan, run_demo)
 
 # Every channel each model can carry at a 5 s step (see DEMO_BEST for why S9 and LB-Box
 # keep to the pool difficulty).

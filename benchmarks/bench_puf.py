@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from asic_reservoir.puf.identify import Challenge
-from asic_reservoir.cli.puf import FleetOptions, evaluate_simulated_fleet
+from asic_reservoir.puf.fleet import FleetOptions, evaluate_simulated_fleet
 from asic_reservoir.drivers.clock import run_virtual
 from benchmarks import Figure, quick
 

@@ -12,8 +12,8 @@ from asic_reservoir.analysis.readout import Split, input_delays
 from asic_reservoir.analysis.report import CapacitySummary, Entry, Report, dumps
 from asic_reservoir.analysis.readout import summarize
 from asic_reservoir.analysis.tasks import capacity_profile, narma
-from asic_reservoir.cli.experiment import analyze_files
-from asic_reservoir.cli.experiment import narma_inputs
+from asic_reservoir.analysis.runfiles import analyze_files
+from asic_reservoir.experiment.record import narma_inputs
 from asic_reservoir.experiment.runs import (RunMeta, RunWriter, SlotRow, StepRecord,
                                             TelemetryRow, UnitMeta)
 

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from asic_reservoir.analysis.states import StatesError, states
-from asic_reservoir.cli.experiment import (AnalysisOptions, analyze_files, loop_options,
-                                          run_arguments, run_experiment)
+from asic_reservoir.analysis.runfiles import AnalysisOptions, analyze_files
+from asic_reservoir.cli.experiment import loop_options, run_arguments
+from asic_reservoir.experiment.record import run_experiment
 from asic_reservoir.drivers.clock import Clock
 from asic_reservoir.drivers.stratum import Pool, PoolConfig
 from asic_reservoir.experiment.channels import ChannelError, DelayLoop, make_mask, parse_channels

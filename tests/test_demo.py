@@ -7,8 +7,8 @@ import math
 import subprocess
 import sys
 
-from asic_reservoir.cli.experiment import (DEMO_BEST, DEMO_MODELS, PUBLISHED, REPORT_SEED,
-                                          TUNING_SEED)
+from asic_reservoir.experiment.simulated import (DEMO_BEST, DEMO_MODELS, PUBLISHED, REPORT_SEED,
+                                                 TUNING_SEED)
 
 
 def test_demo_json_has_every_unit_channel_baseline_and_control(tmp_path):

@@ -13,7 +13,8 @@ import pytest
 
 from asic_reservoir.drivers.clock import Clock
 from asic_reservoir.experiment.loop import ExperimentError
-from asic_reservoir.cli.experiment import analyze_files, AnalysisOptions, run_experiment
+from asic_reservoir.analysis.runfiles import analyze_files, AnalysisOptions
+from asic_reservoir.experiment.record import run_experiment
 from asic_reservoir.experiment.runs import RunReader
 from asic_reservoir.analysis.states import StatesError, states
 from asic_reservoir.drivers.stratum import Pool, PoolConfig
@@ -299,7 +300,7 @@ async def test_constant_input_control_scores_like_the_mean(tmp_path):
 def test_analyze_plots_nrmse_against_slots(tmp_path):
     """Runs of one unit and channel at several slot counts give an NRMSE-vs-slots plot."""
     pytest.importorskip("matplotlib")
-    from asic_reservoir.cli.experiment import _plot_slot_sweeps
+    from asic_reservoir.analysis.runfiles import _plot_slot_sweeps
     from asic_reservoir.analysis.readout import Summary
     from asic_reservoir.analysis.report import Entry
     entries = {n: Entry("lv06", f"fan x{n} slots", {"hardware": Summary(1.0 / n, 0.01, 3)})

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 
 from asic_reservoir.drivers.clock import Clock
-from asic_reservoir.cli.experiment import narma_inputs
+from asic_reservoir.experiment.record import narma_inputs
 from asic_reservoir.experiment.runs import RunReader
 from asic_reservoir.simulator import UnitConfig, start_units
 from tests.support import free_port, recorded_steps

@@ -14,7 +14,7 @@ from typing import Any, Callable
 import numpy as np
 import pytest
 
-from asic_reservoir.cli.experiment import narma_inputs, run_experiment
+from asic_reservoir.experiment.record import narma_inputs, run_experiment
 from asic_reservoir.drivers.clock import Clock
 from asic_reservoir.drivers.stratum import Pool, PoolConfig
 from asic_reservoir.experiment.loop import ExperimentError, connect_unit

@@ -139,7 +139,7 @@ async def test_cli_enrolls_identifies_and_verifies_units_named_by_url(tmp_path):
 
 @pytest.mark.virtual_time
 async def test_evaluate_units_named_by_url(tmp_path):
-    from asic_reservoir.cli.puf import evaluate_units
+    from asic_reservoir.puf.fleet import evaluate_units
     nowhere = "stratum+tcp://127.0.0.1:9"
     configs = [lv06(seed, nowhere, f"ev.{seed}") for seed in (31, 32, 33)]
     async with start_units(configs, clock=Clock.virtual()) as units:
@@ -192,7 +192,7 @@ def test_challenge_uses_only_live_actuators():
 
 
 def test_fleet_seeds_never_overlap_across_seed_values():
-    from asic_reservoir.cli.puf import MAX_FLEET, fleet_seeds
+    from asic_reservoir.puf.fleet import MAX_FLEET, fleet_seeds
     from asic_reservoir.puf.identify import PufError
 
     fleets = [set(fleet_seeds(s, 150)) for s in range(6)]     # 150 > the old stride of 100

@@ -8,7 +8,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-from asic_reservoir.cli.experiment import run_experiment
+from asic_reservoir.experiment.record import run_experiment
 from asic_reservoir.drivers.clock import Clock, run_virtual
 from asic_reservoir.drivers.stratum import Pool, PoolConfig
 from asic_reservoir.simulator import UnitConfig, start_units

@@ -169,7 +169,7 @@ def test_feature_and_input_times_feed_the_leakage_check(tmp_path):
 def test_analyze_refuses_a_run_whose_rows_saw_the_next_input(tmp_path):
     """A share filed under step t but stamped after step t+1's input went out (a misfiled
     record) makes analyze refuse that run: the states' timestamps reach the check."""
-    from asic_reservoir.cli.experiment import analyze_files
+    from asic_reservoir.analysis.runfiles import analyze_files
 
     def write(path, misfile_at=None):
         meta = RunMeta(task="narma10", seed=1, steps=200, runs=1, slots=1,

@@ -165,7 +165,7 @@ def test_cli_window_mode(tmp_path, capsys):
 async def test_window_filter_on_a_recorded_simulator_run(tmp_path):
     """End to end: pool + simulated LV06 + experiment loop -> run file -> window study."""
     from asic_reservoir.drivers.clock import Clock
-    from asic_reservoir.cli.experiment import run_experiment
+    from asic_reservoir.experiment.record import run_experiment
     from asic_reservoir.tpf.window import window_study
     from asic_reservoir.drivers.stratum import Pool, PoolConfig
     from asic_reservoir.simulator import UnitConfig, start_units

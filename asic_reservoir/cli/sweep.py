@@ -21,8 +21,9 @@ from typing import Any, Sequence
 from asic_reservoir.analysis.readout import ReadoutError
 from asic_reservoir.analysis.report import dumps
 from asic_reservoir.analysis.states import StatesError
-from asic_reservoir.cli.experiment import (DEMO_STEP_SECONDS, DEMO_WARMUP_SECONDS,
-                                           SimulatedRecording, analyze_files, record_simulated)
+from asic_reservoir.analysis.runfiles import analyze_files
+from asic_reservoir.experiment.simulated import (DEMO_STEP_SECONDS, DEMO_WARMUP_SECONDS,
+                                                 SimulatedRecording, record_simulated)
 from asic_reservoir.experiment.channels import ChannelError, parse_channels
 from asic_reservoir.experiment.loop import ExperimentError
 from asic_reservoir.experiment.runs import RunFileError

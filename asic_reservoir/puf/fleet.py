@@ -1,0 +1,176 @@
+"""PUF metrics on a fleet: simulated units started in-process (a power cycle per read,
+ambient shifted between reads, all in virtual time) or units named by URL, read in rounds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from asic_reservoir.drivers.clock import Clock
+from asic_reservoir.drivers.stratum import Pool, PoolConfig
+from asic_reservoir.progress import progress_bar
+from asic_reservoir.puf.identify import Challenge, PufError, Response, read_response
+from asic_reservoir.puf.metrics import evaluate_fleet
+from asic_reservoir.simulator import UnitConfig, start_units
+from asic_reservoir.simulator.firmware.generations import DEMO_FIRMWARE
+from asic_reservoir.simulator.profiles import PROFILES
+from asic_reservoir.simulator.unit import auto_hash_scale
+
+
+@dataclass
+class FleetOptions:
+    devices: int = 20
+    reads: int = 5
+    enroll_reads: int = 2         # >= 2 lets the metric learn each feature's own noise
+    ambient_drift_c: float = 3.0
+    model: str = "lv06"
+    challenge: Challenge = field(default_factory=Challenge)
+    seed: int = 0
+    concurrency: int = 10
+    hash_budget: float | None = None   # genuine hashes per simulated second (None: auto)
+    verify_far: float = 0.01      # FAR target of the verify rule tested on held-out reads
+
+
+MAX_FLEET = 10_000
+"""Largest simulated fleet: ``--seed`` s owns identity seeds 1000 + s * MAX_FLEET + i."""
+
+
+def fleet_seeds(fleet_seed: int, devices: int) -> list[int]:
+    """Identity seeds of a simulated fleet; fleets of different ``--seed`` share no unit."""
+    if fleet_seed < 0 or not 1 <= devices <= MAX_FLEET:
+        raise PufError(f"a simulated fleet needs --seed >= 0 and 1..{MAX_FLEET} devices, got "
+                       f"seed {fleet_seed}, {devices} devices")
+    return [1000 + fleet_seed * MAX_FLEET + i for i in range(devices)]
+
+
+def _noise_seed(fleet_seed: int, read: int, unit_seed: int) -> int:
+    """Sensor-noise seed of one read of one unit: fixed by ``--seed``, different per read."""
+    return int(np.random.SeedSequence([fleet_seed, read, unit_seed]).generate_state(1)[0])
+
+
+async def _read_simulated(opts: FleetOptions, seeds: Sequence[int], ambients: Sequence[float],
+                          pool: Any, clock: Clock, workdir: Path, read: int,
+                          tag: str) -> list[Response]:
+    """One challenge read of freshly started simulated units (a power cycle per read)."""
+    scale = auto_hash_scale(PROFILES[opts.model], opts.hash_budget)
+    configs = [UnitConfig(model=opts.model, seed=s, host="127.0.0.1",
+                          pool_url=pool.lbry_url if opts.model == "lbbox" else pool.url,
+                          worker=f"puf.{tag}.{i}", hash_scale=scale,
+                          rpc_port=0, http_port=0, ambient_c=a,
+                          ambient_drift_c=opts.ambient_drift_c / 10,
+                          noise_seed=_noise_seed(opts.seed, read, s),
+                          firmware=DEMO_FIRMWARE.get(opts.model))
+               for i, (s, a) in enumerate(zip(seeds, ambients))]
+    async with start_units(configs, clock=clock) as units:
+        jobs = [read_response(u.url, opts.challenge, pool, clock, workdir / f"{tag}-{i}.db",
+                              name=f"d{seeds[i]}", worker=u.config.worker,
+                              difficulty_scale=u.difficulty_scale,
+                              simulated={"profile": opts.model, "seed": seeds[i]})
+                for i, u in enumerate(units)]
+        return list(await asyncio.gather(*jobs))
+
+
+def _matrix(responses: Sequence[Response]) -> tuple[tuple[str, ...], np.ndarray]:
+    common = set(responses[0].feature_names)
+    for r in responses[1:]:
+        common &= set(r.feature_names)
+    names = tuple(n for n in responses[0].feature_names if n in common)
+    rows = []
+    for r in responses:
+        index = {n: i for i, n in enumerate(r.feature_names)}
+        rows.append(r.values[[index[n] for n in names]])
+    x = np.array(rows)
+    finite = np.all(np.isfinite(x), axis=0)
+    return tuple(n for n, f in zip(names, finite) if f), x[:, finite]
+
+
+def _fleet_metrics(rounds: list[list[Response]], enroll_reads: int, seed: int,
+                   verify_far: float = 0.01) -> dict:
+    """Metrics from ``rounds[r][d]`` = read ``r`` of device ``d``; the first rounds enroll."""
+    devices = len(rounds[0])
+    flat = [resp for round_ in rounds for resp in round_]
+    names, x = _matrix(flat)
+    x = x.reshape(len(rounds), devices, -1)
+    groups = [x[:enroll_reads, d] for d in range(devices)]
+    tests = x[enroll_reads:].reshape(-1, x.shape[-1])
+    owner = np.tile(np.arange(devices), len(rounds) - enroll_reads)
+    metrics = evaluate_fleet(groups, tests, owner, seed=seed, verify_far=verify_far)
+    return {"features": len(names), "metrics": metrics.as_dict()}
+
+
+async def evaluate_simulated_fleet(opts: FleetOptions, progress: bool = True) -> dict:
+    """Enroll ``devices`` simulated units, re-read each ``reads`` times under ambient drift.
+
+    Pool, units and reads run in virtual time: await it under
+    :func:`~asic_reservoir.drivers.clock.run_virtual`."""
+    rng = np.random.default_rng(opts.seed)
+    seeds = fleet_seeds(opts.seed, opts.devices)
+    clock = Clock.virtual()
+    # seeded pool (extranonces, jobs) + seeded units + virtual time: the same --seed gives
+    # the same result
+    pool = Pool(PoolConfig(host="127.0.0.1", port=0, lbry_port=0, seed=opts.seed), clock=clock)
+    await pool.start()
+    total_reads = opts.enroll_reads + opts.reads
+    bar = progress_bar(opts.devices * total_reads, "puf reads", enabled=progress, unit="read")
+    rounds: list[list[Response]] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="asic-reservoir-puf-") as tmp:
+            for read in range(total_reads):
+                ambients = 25.0 + rng.uniform(-opts.ambient_drift_c, opts.ambient_drift_c,
+                                              opts.devices)
+                rounds.append([])
+                for lo in range(0, opts.devices, opts.concurrency):
+                    idx = list(range(lo, min(lo + opts.concurrency, opts.devices)))
+                    rounds[-1] += await _read_simulated(
+                        opts, [seeds[i] for i in idx], [float(ambients[i]) for i in idx], pool,
+                        clock, Path(tmp), read, f"r{read}b{lo}")
+                    bar.update(len(idx))
+    finally:
+        bar.close()
+        await pool.stop()
+    return {"fleet": f"sim:{opts.devices}", "model": opts.model, "reads": opts.reads,
+            "ambient_drift_c": opts.ambient_drift_c, "challenge_steps": opts.challenge.steps,
+            "challenge_version": opts.challenge.version, "enroll_reads": opts.enroll_reads,
+            **_fleet_metrics(rounds, opts.enroll_reads, opts.seed, opts.verify_far)}
+
+
+async def evaluate_units(urls: Sequence[str], challenge: Challenge, *, reads: int = 5,
+                         enroll_reads: int = 2, speed: float = 1.0,
+                         difficulty_scale: float = 1.0, pool_host: str = "127.0.0.1",
+                         pool_port: int = 0, lbry_port: int = 0, seed: int = 0,
+                         verify_far: float = 0.01,
+                         progress: bool = True) -> dict:
+    """The same metrics on units named by URL (real or simulated elsewhere), read in
+    rounds: every unit once per round, concurrently, on one pool. On a virtual-time loop
+    (units simulated in this process) the reads run in virtual time and ``speed`` is unused."""
+    if len(urls) < 2:
+        raise PufError("a fleet needs at least two units")
+    clock = Clock.for_running_loop(speed)
+    pool = Pool(PoolConfig(host=pool_host, port=pool_port, lbry_port=lbry_port), clock=clock)
+    await pool.start()
+    total = enroll_reads + reads
+    bar = progress_bar(len(urls) * total, "puf reads", enabled=progress, unit="read")
+    rounds: list[list[Response]] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="asic-reservoir-puf-") as tmp:
+            for read in range(total):
+                rounds.append(list(await asyncio.gather(*[
+                    read_response(url, challenge, pool, clock, Path(tmp) / f"r{read}-{i}.db",
+                                  name=f"u{i}", difficulty_scale=difficulty_scale)
+                    for i, url in enumerate(urls)])))
+                bar.update(len(urls))
+    finally:
+        bar.close()
+        await pool.stop()
+    models = sorted({r.model for r in rounds[0]})
+    if len(models) > 1:
+        raise PufError(f"a fleet must be one model, got {models}")
+    return {"fleet": list(urls), "model": models[0], "reads": reads,
+            "challenge_steps": challenge.steps, "challenge_version": challenge.version,
+            "enroll_reads": enroll_reads, **_fleet_metrics(rounds, enroll_reads, seed, verify_far)}
