@@ -7,8 +7,9 @@ unit reports:
 - ``2.9``:  ``stratumURL/stratumPort/stratumUser/stratumPassword``, ``frequency``,
   ``coreVoltage``, ``autofanspeed`` (0/1), ``fanspeed`` (%), ``temptarget``;
 - ``2.12``: as 2.9 but the manual fan duty is ``manualFanSpeed`` (plus ``minFanSpeed``);
-- ``2.15``: pools move into ``pools: [{id, stratumURL, stratumPort, stratumUser, stratumPassword}]``
-  (an item without its numeric ``id`` is refused with 400).
+- ``2.15``: pools move into ``pools: [{id, stratumURL, stratumPort, stratumUser, ...}]``
+  (an item without its numeric ``id``, URL, port or user is refused with 400; an item
+  replaces its whole slot, so the driver sends the slot back as read with its changes).
 
 The generation comes from the fields ``/api/system/info`` returns (``pools``,
 ``manualFanSpeed``/``minFanSpeed``), never from the ``version`` string: vendor forks
@@ -146,10 +147,10 @@ def patch_body(changes: dict[str, Any], generation: str, info: dict[str, Any] | 
     if pool:
         if generation == "2.15":   # every pool item names its slot: 400 without an id
             current = current_pool(info or {})
-            # never the password: v2.15 serves it masked ("*****"), and writing that back
-            # would set it
-            base = {k: v for k, v in current.items()
-                    if k in ("stratumURL", "stratumPort", "stratumUser")}
+            # the item replaces its whole slot (v2.15.0 update_pool_nvs: a field left out
+            # takes its default), so the slot goes back as read; its masked password
+            # ("*****") tells the firmware to keep the stored one
+            base = {k: v for k, v in current.items() if k.startswith("stratum")}
             body["pools"] = [{"id": current.get("id", 0), **base, **pool}]
         else:
             body.update(pool)

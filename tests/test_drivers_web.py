@@ -265,8 +265,11 @@ def test_patch_body_per_generation():
         "stratumUser": "lv06.sim"}
     assert axeos.patch_body(changes, "2.12")["manualFanSpeed"] == 70
     body = axeos.patch_body(changes, "2.15", INFO_2_15)
+    # the slot as read with the changes: "*****" keeps the stored password (update_pool_nvs)
     assert body["pools"] == [{"id": 0, "stratumURL": "127.0.0.1", "stratumPort": 3334,
-                              "stratumUser": "lv06.sim"}]     # the masked password is not sent back
+                              "stratumUser": "lv06.sim", "stratumPassword": "*****"}]
+    new_password = axeos.patch_body({"pool_password": "pw"}, "2.15", INFO_2_15)
+    assert new_password["pools"][0]["stratumPassword"] == "pw"
     assert "stratumURL" not in body
     body = axeos.patch_body({"pool_user": "lv06.b", "pool_password": "new"}, "2.15", INFO_2_15)
     assert body["pools"] == [{"id": 0, "stratumURL": "10.0.0.1", "stratumPort": 3333,

@@ -18,6 +18,7 @@ import pytest
 from asic_reservoir.simulator.firmware.antminer_web import AntminerWebServer
 from asic_reservoir.simulator.firmware.axeos import AxeOSServer
 from tests.sim_firmware_support import HOST, running_unit, wait_for
+from tests.support import free_port
 
 NUM, STR, BOOL = (int, float), (str,), (bool,)
 
@@ -35,58 +36,65 @@ INFO_V2_1_8 = {
     "minerModel": STR,   # Lucky
 }
 
-# GET /api/system/info at v2.15.0: every top-level field system_api_get_full_json adds
-# (main/http_server/system_api_json.c; blockHeight..coinbaseValueUserSatoshis only once a
-# block height is known, power_fault / hardware_fault / sharesRejectedReasons / blockSignals /
-# coinbaseOutputs only when set).
-INFO_V2_15_RELEASE = set("""
-power voltage current temp temp2 vrTemp coreVoltageActual actualFrequency expectedHashrate
-fanspeed fanrpm fan2rpm hashRate hashRate_1m hashRate_10m hashRate_1h errorPercentage
-sharesAccepted sharesRejected sharesPending bestDiff bestSessionDiff poolDifficulty
-responseTime responseShareBatch processTime workReceived blockFound showNewBlock blockHeight
-scriptsig networkDifficulty coinbaseValueTotalSatoshis coinbaseValueUserSatoshis freeHeap
-freeHeapInternal freeHeapSpiram minFreeHeap maxAllocHeap uptimeSeconds totalUptimeSeconds
-totalHashes totalLog2Work cpuUsage miningPaused overheat_mode wifiStatus wifiRSSI power_fault
-hardware_fault version axeOSVersion idfVersion boardVersion maxPower nominalVoltage
-smallCoreCount ASICModel isPSRAMAvailable resetReason runningPartition macAddr hostname ssid
-ipv4 ipv6 apEnabled poolConnectionInfo isUsingFallbackStratum primaryPoolIndex
-secondaryPoolIndex useFallbackStratum pools stratumURL stratumPort stratumUser
-stratumSuggestedDifficulty stratumExtranonceSubscribe stratumTLS stratumCert
-stratumDecodeCoinbase stratumProtocol stratumV2AuthorityPubkey stratumV2ChannelType
-fallbackStratumURL fallbackStratumPort fallbackStratumUser fallbackStratumSuggestedDifficulty
-fallbackStratumExtranonceSubscribe fallbackStratumTLS fallbackStratumCert
-fallbackStratumDecodeCoinbase fallbackStratumProtocol fallbackStratumV2AuthorityPubkey
-fallbackStratumV2ChannelType useCustomWWW overclockEnabled display rotation invertscreen
-displayTimeout autofanspeed manualFanSpeed minFanSpeed temptarget coreVoltage frequency
-statsFrequency statsLimit hashrateMonitor sharesRejectedReasons blockSignals coinbaseOutputs
-partitions""".split())
-
-# The subset the simulated axeos-2.15 serves, with the types the release gives them: what the
-# drivers read (axeos.py, units.py: hashRate_1m, actualFrequency, expectedHashrate,
-# overheat_mode, pools, ...), what pyasic 0.79 reads (pyasic/miners/backends/espminer.py:
-# power, hashRate, smallCoreCount, frequency, uptimeSeconds, temp, vrTemp, voltage, fanrpm,
-# hostname, version, macAddr; pyasic/config: autofanspeed, fanspeed, rotation, invertscreen,
-# displayTimeout, overheat_mode, overclockEnabled, statsFrequency, minFanSpeed), and the
-# identity, WiFi and pool fields a client shows. v2.15 serves no asicCount.
-INFO_V2_15_TYPES = {
-    "power": NUM, "voltage": NUM, "current": NUM, "temp": NUM, "vrTemp": NUM,
-    "coreVoltageActual": NUM, "actualFrequency": NUM, "expectedHashrate": NUM, "fanspeed": NUM,
-    "fanrpm": NUM, "hashRate": NUM, "hashRate_1m": NUM, "sharesAccepted": NUM,
-    "sharesRejected": NUM, "bestDiff": NUM, "bestSessionDiff": NUM, "poolDifficulty": NUM,
-    "freeHeap": NUM, "uptimeSeconds": NUM, "miningPaused": BOOL, "overheat_mode": NUM,
-    "wifiStatus": STR, "version": STR, "idfVersion": STR, "boardVersion": STR, "maxPower": NUM,
-    "nominalVoltage": NUM, "smallCoreCount": NUM, "ASICModel": STR, "runningPartition": STR,
-    "macAddr": STR, "hostname": STR, "ssid": STR, "isUsingFallbackStratum": NUM,
-    "pools": (list,), "stratumURL": STR, "stratumPort": NUM, "stratumUser": STR,
-    "stratumSuggestedDifficulty": NUM, "fallbackStratumURL": STR, "fallbackStratumPort": NUM,
-    "fallbackStratumUser": STR, "invertscreen": NUM, "rotation": NUM, "displayTimeout": NUM,
-    "overclockEnabled": NUM, "statsFrequency": NUM, "autofanspeed": NUM,
-    "manualFanSpeed": NUM, "minFanSpeed": NUM, "temptarget": NUM, "coreVoltage": NUM,
-    "frequency": NUM,
-}
-# one pool item (slots without a URL are left out; the password is always "*****")
-POOL_ITEM_V2_15 = {"id": NUM, "stratumURL": STR, "stratumPort": NUM, "stratumUser": STR,
-                   "stratumPassword": STR, "stratumSuggestedDifficulty": NUM}
+# GET /api/system/info at v2.15.0, every top-level field in the order the release adds it,
+# with the JSON type its cJSON call gives (main/http_server/system_api_json.c
+# system_api_get_full_json; fullHostname / mdnsHostname from http_server.c GET_system_info).
+# Float and Number both print as JSON numbers; Bool as true/false; Item as array/object.
+LIST, OBJ = (list,), (dict,)
+_T = {"Float": NUM, "Number": NUM, "String": STR, "Bool": BOOL}
+INFO_V2_15: dict[str, tuple] = {name: _T.get(kind) or (LIST if name != "hashrateMonitor" else OBJ)
+                                for name, kind in (field.split(":") for field in """
+power:Float voltage:Float current:Float temp:Float temp2:Float vrTemp:Float
+coreVoltageActual:Float actualFrequency:Float expectedHashrate:Float fanspeed:Number
+fanrpm:Number fan2rpm:Number hashRate:Float hashRate_1m:Float hashRate_10m:Float
+hashRate_1h:Float errorPercentage:Float sharesAccepted:Number sharesRejected:Number
+sharesPending:Number bestDiff:Number bestSessionDiff:Number poolDifficulty:Number
+responseTime:Float responseShareBatch:Number processTime:Float workReceived:Number
+blockFound:Number showNewBlock:Bool blockHeight:Number scriptsig:String
+networkDifficulty:Number coinbaseValueTotalSatoshis:Number coinbaseValueUserSatoshis:Number
+freeHeap:Number freeHeapInternal:Number freeHeapSpiram:Number minFreeHeap:Number
+maxAllocHeap:Number uptimeSeconds:Number totalUptimeSeconds:Number totalHashes:Number
+totalLog2Work:Number cpuUsage:Float miningPaused:Bool overheat_mode:Number wifiStatus:String
+wifiRSSI:Number power_fault:String hardware_fault:String version:String axeOSVersion:String
+idfVersion:String boardVersion:String maxPower:Number nominalVoltage:Number
+smallCoreCount:Number ASICModel:String isPSRAMAvailable:Number resetReason:String
+runningPartition:String macAddr:String hostname:String ssid:String ipv4:String ipv6:String
+apEnabled:Number poolConnectionInfo:String isUsingFallbackStratum:Number
+primaryPoolIndex:Number secondaryPoolIndex:Number useFallbackStratum:Number pools:Item
+stratumURL:String stratumPort:Number stratumUser:String stratumSuggestedDifficulty:Number
+stratumExtranonceSubscribe:Bool stratumTLS:Number stratumCert:String
+stratumDecodeCoinbase:Bool stratumProtocol:String stratumV2AuthorityPubkey:String
+stratumV2ChannelType:String fallbackStratumURL:String fallbackStratumPort:Number
+fallbackStratumUser:String fallbackStratumSuggestedDifficulty:Number
+fallbackStratumExtranonceSubscribe:Bool fallbackStratumTLS:Number fallbackStratumCert:String
+fallbackStratumDecodeCoinbase:Bool fallbackStratumProtocol:String
+fallbackStratumV2AuthorityPubkey:String fallbackStratumV2ChannelType:String
+useCustomWWW:Number overclockEnabled:Number display:String rotation:Number
+invertscreen:Number displayTimeout:Number autofanspeed:Number manualFanSpeed:Number
+minFanSpeed:Number temptarget:Number coreVoltage:Number frequency:Float
+statsFrequency:Number statsLimit:Number hashrateMonitor:Item partitions:Item
+sharesRejectedReasons:Item blockSignals:Item coinbaseOutputs:Item fullHostname:String
+mdnsHostname:String""".split())}
+# fields the release adds only under a condition: the block fields once a notify's coinbase
+# gave a block height (g->block_height > 0), the faults only when set
+INFO_V2_15_BLOCK = {"blockHeight", "scriptsig", "networkDifficulty", "coinbaseValueTotalSatoshis",
+                    "coinbaseValueUserSatoshis", "blockSignals", "coinbaseOutputs"}
+INFO_V2_15_FAULTS = {"power_fault", "hardware_fault"}
+# one pool item, in its order (slots without a URL are left out; the password always "*****")
+POOL_ITEM_V2_15 = {"id": NUM, "stratumProtocol": STR, "stratumURL": STR, "stratumPort": NUM,
+                   "stratumUser": STR, "stratumPassword": STR, "stratumSuggestedDifficulty": NUM,
+                   "stratumExtranonceSubscribe": BOOL, "stratumTLS": NUM, "stratumCert": STR,
+                   "stratumDecodeCoinbase": BOOL, "stratumV2ChannelType": STR,
+                   "stratumV2AuthorityPubkey": STR, "stratumV2RequireAuth": BOOL}
+# GET /api/system/statistics labels at v2.15.0 (http_server.c STATS_LABEL_*, SRC_* order)
+STATS_LABELS_V2_15 = ["hashrate", "hashrate_1m", "hashrate_10m", "hashrate_1h",
+                      "errorPercentage", "asicTemp", "asicTemp2", "vrTemp", "asicVoltage",
+                      "voltage", "power", "current", "fanSpeed", "fanRpm", "fan2Rpm", "wifiRssi",
+                      "freeHeap", "responseTime", "timestamp"]
+# GET /api/system/asic at v2.15.0 (axe-os/api/system/asic_settings.c), in order
+ASIC_V2_15 = {"ASICModel": STR, "deviceModel": STR, "swarmColor": STR, "asicCount": NUM,
+              "hashDomains": NUM, "defaultFrequency": NUM, "frequencyOptions": LIST,
+              "defaultVoltage": NUM, "voltageOptions": LIST}
 # endpoints beyond info / PATCH system / restart / ws, per release (http_server.c URI table)
 OPTIONAL_ENDPOINTS = {"lucky-2.1.8": set(), "axeos-2.15": {"asic", "statistics", "pause", "resume"}}
 
@@ -124,12 +132,53 @@ async def test_info_fields_and_types_match_the_release(axeos_gen):
         assert _types_ok(info, INFO_V2_1_8) == []
         assert info["frequency"] == unit.settings()["frequency_mhz"]   # the stored value
     else:
-        assert set(INFO_V2_15_TYPES) <= INFO_V2_15_RELEASE       # a subset of the release
-        assert set(info) == set(INFO_V2_15_TYPES), set(info) ^ set(INFO_V2_15_TYPES)
-        assert _types_ok(info, INFO_V2_15_TYPES) == []
+        await wait_for(lambda: unit.miner.job is not None)     # a notify came: height known
+        info = (await _get(base, "/api/system/info")).json()
+        expected = [k for k in INFO_V2_15 if k not in INFO_V2_15_FAULTS]
+        assert list(info) == expected, set(info) ^ set(expected)      # exactly, in order
+        assert _types_ok(info, INFO_V2_15) == []
+        assert info["blockHeight"] > 0 and info["coinbaseValueUserSatoshis"] == 0
+        assert [o["address"] for o in info["coinbaseOutputs"]] == ["OP_RETURN: /asic-reservoir/"]
+        assert info["temp2"] == -1 and info["statsLimit"] == 720
         assert [p["id"] for p in info["pools"]] == [0]          # the fallback slot is empty
-        assert all(set(p) == set(POOL_ITEM_V2_15) and _types_ok(p, POOL_ITEM_V2_15) == []
+        assert all(list(p) == list(POOL_ITEM_V2_15) and _types_ok(p, POOL_ITEM_V2_15) == []
                    and p["stratumPassword"] == "*****" for p in info["pools"])
+        assert info["actualFrequency"] == unit.reading().frequency_mhz
+
+
+async def _get(base: str, path: str) -> httpx.Response:
+    async with httpx.AsyncClient() as client:
+        return await client.get(base + path)
+
+
+async def test_axeos_2_15_info_before_any_job_leaves_the_block_fields_out():
+    """A unit whose pool never answers has had no notify: no block height, no block fields."""
+    from asic_reservoir.drivers.clock import Clock
+    from asic_reservoir.simulator import SimulatedUnit, UnitConfig
+
+    cfg = UnitConfig(model="lv06", seed=3, host=HOST, worker="lv06.sim", password="x",
+                     pool_url=f"stratum+tcp://{HOST}:{free_port()}", firmware="axeos-2.15")
+    unit = SimulatedUnit(cfg, clock=Clock.for_running_loop(50.0))
+    await unit.start()
+    server = AxeOSServer(unit)
+    try:
+        port = await server.start(HOST, 0)
+        info = (await _get(f"http://{HOST}:{port}", "/api/system/info")).json()
+    finally:
+        await server.stop()
+        await unit.stop()
+    assert unit.miner.job is None
+    expected = [k for k in INFO_V2_15 if k not in INFO_V2_15_FAULTS | INFO_V2_15_BLOCK]
+    assert list(info) == expected, set(info) ^ set(expected)
+    assert _types_ok(info, INFO_V2_15) == []
+    assert info["poolConnectionInfo"] == "" and info["workReceived"] == 0
+
+
+# How a release answers a path it has no handler for (http_server.c at each tag): v2.1.8 sends
+# every unhandled GET to its file server, which redirects (302 "/"), and answers other methods
+# 405 (the "/*" GET handler matches the URI); v2.15.0 answers any method on /api/* with
+# 404 {"error": "unknown route"}.
+NOT_SERVED = {"lucky-2.1.8": {"GET": 302, "POST": 405}, "axeos-2.15": {"GET": 404, "POST": 404}}
 
 
 async def test_optional_endpoints_exist_only_in_their_release(axeos_gen):
@@ -143,10 +192,92 @@ async def test_optional_endpoints_exist_only_in_their_release(axeos_gen):
             if r.status_code == 200 and field in r.json():
                 served.add(name)
             else:
-                assert r.status_code == 404
+                assert r.status_code == NOT_SERVED[firmware][method], (name, r.status_code)
         if "resume" in served:
             await client.post(base + "/api/system/resume")
+        unknown = await client.get(base + "/api/nope", follow_redirects=False)
+        swarm = await client.get(base + "/api/swarm/info")
     assert served == OPTIONAL_ENDPOINTS[firmware]
+    if firmware == "lucky-2.1.8":
+        assert unknown.status_code == 302 and unknown.headers["location"] == "/"
+        assert swarm.status_code == 200 and swarm.json() == []        # v2.1.8's swarm list
+    else:
+        assert (unknown.status_code, unknown.json()) == (404, {"error": "unknown route"})
+        assert swarm.status_code == 404                                # gone by v2.15.0
+
+
+async def test_restart_reply_per_release(axeos_gen):
+    firmware, unit, base = axeos_gen
+    async with httpx.AsyncClient() as client:
+        r = await client.post(base + "/api/system/restart")
+    assert r.status_code == 200
+    if firmware == "lucky-2.1.8":                 # httpd_resp_send of a plain string
+        assert r.text == "System will restart shortly."
+    else:                                         # v2.15.0: a JSON message
+        assert r.json() == {"message": "System will restart shortly."}
+    await wait_for(lambda: unit.reading().booting)
+    await wait_for(lambda: not unit.reading().booting, timeout=30)
+
+
+async def test_axeos_2_15_asic_and_statistics_shapes():
+    ctx, unit, server, base = await _axeos("axeos-2.15")
+    try:
+        async with httpx.AsyncClient() as client:
+            asic = (await client.get(base + "/api/system/asic")).json()
+            off = (await client.get(base + "/api/system/statistics")).json()
+            assert (await client.patch(base + "/api/system", json={"statsFrequency": 1})).status_code == 200
+            for _ in range(3):
+                await client.get(base + "/api/system/info")
+                await asyncio.sleep(0.1)
+            stats = (await client.get(base + "/api/system/statistics")).json()
+            some = (await client.get(base + "/api/system/statistics",
+                                     params={"columns": "power,asicTemp,bogus"})).json()
+    finally:
+        await server.stop()
+        await ctx.__aexit__(None, None, None)
+    assert list(asic) == list(ASIC_V2_15) and _types_ok(asic, ASIC_V2_15) == []
+    # statsFrequency 0 (the NVS default) keeps no history; the labels are there all the same
+    assert off["labels"] == STATS_LABELS_V2_15 and off["statistics"] == []
+    assert list(stats) == ["currentTimestamp", "labels", "statistics"]
+    assert stats["labels"] == STATS_LABELS_V2_15 and len(stats["statistics"]) >= 1
+    assert all(len(row) == len(STATS_LABELS_V2_15) and all(isinstance(v, (int, float)) for v in row)
+               for row in stats["statistics"])
+    assert some["labels"] == ["asicTemp", "power", "timestamp"]   # SRC_* order, not the query's
+    assert len(some["statistics"][0]) == 3
+
+
+async def test_axeos_2_15_pool_items_replace_their_slot():
+    """update_pool_nvs: a PATCHed item replaces its slot (fields left out take their defaults),
+    "*****" keeps the stored password; an item without URL, port or user is refused."""
+    ctx, unit, server, base = await _axeos("axeos-2.15")
+    try:
+        async with httpx.AsyncClient() as client:
+            first = (await client.get(base + "/api/system/info")).json()["pools"][0]
+            for bad in ({"id": 1, "stratumURL": "127.0.0.1", "stratumPort": 3999},
+                        {"id": 1, "stratumURL": "", "stratumPort": 3999, "stratumUser": "u"},
+                        {"id": 8, "stratumURL": "h", "stratumPort": 3999, "stratumUser": "u"},
+                        {"id": 1, "stratumURL": "h", "stratumPort": 3999, "stratumUser": "u",
+                         "stratumProtocol": "SV3"}):
+                r = await client.patch(base + "/api/system", json={"pools": [bad]})
+                assert (r.status_code, r.text) == (400, "Wrong API input"), bad
+            keep = {k: v for k, v in first.items()}                  # as read: "*****" password
+            r = await client.patch(base + "/api/system", json={"pools": [
+                keep, {"id": 1, "stratumURL": "backup.lan", "stratumPort": 3334,
+                       "stratumUser": "lv06.backup"}]})
+            assert r.status_code == 200 and r.content == b""
+            info = (await client.get(base + "/api/system/info")).json()
+            ignored = await client.patch(base + "/api/system", json={"stratumURL": "x.lan",
+                                                                     "fanspeed": 101})
+    finally:
+        await server.stop()
+        await ctx.__aexit__(None, None, None)
+    assert unit.settings()["pool_password"] == "x"          # the stored one, kept by "*****"
+    assert [p["id"] for p in info["pools"]] == [0, 1]
+    assert info["pools"][0]["stratumSuggestedDifficulty"] == 1000      # sent back as read
+    assert info["pools"][1]["stratumSuggestedDifficulty"] == 0         # left out: default
+    assert (info["fallbackStratumURL"], info["fallbackStratumPort"]) == ("backup.lan", 3334)
+    # top-level stratum keys and fanspeed are no v2.15 settings: ignored, not refused
+    assert ignored.status_code == 200 and unit.settings()["pool_url"].split("://")[1].startswith(HOST)
 
 
 async def test_patch_status_codes_per_release(axeos_gen):
@@ -169,7 +300,8 @@ async def test_patch_status_codes_per_release(axeos_gen):
                 "pools": [{"stratumURL": "127.0.0.1", "stratumPort": 3999}]})
             assert (no_id.status_code, no_id.text) == (400, "Wrong API input")
             with_id = await client.patch(base + "/api/system", json={
-                "pools": [{"id": 0, "stratumURL": "127.0.0.1", "stratumPort": 3999}]})
+                "pools": [{"id": 0, "stratumURL": "127.0.0.1", "stratumPort": 3999,
+                           "stratumUser": "lv06.sim"}]})
             assert with_id.status_code == 200
             assert unit.settings()["pool_url"] == "stratum+tcp://127.0.0.1:3999"
 

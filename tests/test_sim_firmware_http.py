@@ -160,6 +160,8 @@ async def test_axeos_asic_statistics_and_unknown_routes(axeos):
         asic = (await client.get(base + "/api/system/asic")).json()
         assert asic["frequencyOptions"] == [400, 425, 450, 475, 485, 500, 525, 550, 575]
         assert asic["defaultFrequency"] == 485 and asic["defaultVoltage"] == 1200
+        await client.patch(base + "/api/system", json={"statsFrequency": 1})  # 0: no history
+        await client.get(base + "/api/system/info")
         stats = (await client.get(base + "/api/system/statistics")).json()
         assert len(stats["labels"]) == len(stats["statistics"][0])
         unknown = await client.get(base + "/api/nope")
@@ -176,15 +178,17 @@ async def test_axeos_patch_validation_and_live_frequency(axeos):
         assert ok.status_code == 200 and ok.content == b""
         await wait_for(lambda: abs(unit.reading().frequency_mhz - 525) < 1)
         assert unit.settings()["core_voltage_mv"] == 1250
-        for body in ({"frequency": "fast"}, {"temptarget": 90}, {"fanspeed": 101},
-                     {"stratumPort": 70000}, {"hostname": ""}, {"frequency": 5000}):
+        for body in ({"frequency": "fast"}, {"temptarget": 90}, {"manualFanSpeed": 101},
+                     {"rotation": 45}, {"hostname": ""}, {"frequency": 5000},
+                     {"pools": [{"id": 0, "stratumURL": "h", "stratumPort": 70000,
+                                 "stratumUser": "u"}]}):
             r = await client.patch(base + "/api/system", json=body)
             assert (r.status_code, r.text) == (400, "Wrong API input"), body
         r = await client.patch(base + "/api/system", content=b"{not json")
         assert (r.status_code, r.text) == (400, "Invalid JSON")
         assert unit.settings()["frequency_mhz"] == 525          # nothing half-applied
-        pool = await client.patch(base + "/api/system", json={"stratumURL": "127.0.0.1", "stratumPort": 3777,
-                                                              "stratumUser": "lv.b"})
+        pool = await client.patch(base + "/api/system", json={"pools": [{
+            "id": 0, "stratumURL": "127.0.0.1", "stratumPort": 3777, "stratumUser": "lv.b"}]})
         assert pool.status_code == 200
         assert unit.settings()["pool_url"] == "stratum+tcp://127.0.0.1:3777"
 
@@ -203,7 +207,7 @@ async def test_axeos_rejects_public_origin_and_pauses(axeos):
         assert (await client.post(base + "/api/system/resume")).json() == {"message": "Mining resumed"}
         assert not unit.reading().paused
         r = await client.post(base + "/api/system/restart")
-        assert r.text == "System will restart shortly."
+        assert r.json() == {"message": "System will restart shortly."}
         await wait_for(lambda: unit.reading().booting)
         with pytest.raises(httpx.HTTPError):                # the ESP32 is rebooting
             await client.get(base + "/api/system/info")

@@ -41,12 +41,13 @@ import ipaddress
 import json
 import logging
 import math
-import time
+import struct
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from asic_reservoir.simulator.firmware.apiformat import suffix_string
+from asic_reservoir.simulator.firmware.coinbase import CoinbaseFacts, decode as decode_coinbase
 from asic_reservoir.simulator.firmware.webserver import FirmwareWebServer
 from asic_reservoir.simulator.physics import SettingsError
 from asic_reservoir.simulator.profiles import profile
@@ -74,23 +75,25 @@ INDEX_HTML = """<!doctype html>
 </html>
 """
 
-# (rest_name, type, min, max) as in ESP-Miner's nvs_config table (v2.12); "str" bounds are lengths.
+# (rest_name, type, min, max) as in ESP-Miner's nvs_config.c settings table at v2.15.0 (every
+# key with a rest_name except ``pools``, which is checked item by item); "str" bounds are lengths.
+# Top-level stratum keys and ``fanspeed``/``flipscreen`` are no settings there: ignored.
 _SETTINGS: dict[str, tuple[str, float, float]] = {
     "ssid": ("str", 1, 32), "wifiPass": ("str", 0, 63), "hostname": ("str", 1, 32),
-    "stratumURL": ("str", 0, 128), "stratumPort": ("u16", 0, 65535),
-    "stratumUser": ("str", 0, 128), "stratumPassword": ("str", 0, 128),
-    "stratumSuggestedDifficulty": ("u16", 0, 65535),
-    "stratumExtranonceSubscribe": ("bool", 0, 1),
-    "fallbackStratumURL": ("str", 0, 128), "fallbackStratumPort": ("u16", 0, 65535),
-    "fallbackStratumUser": ("str", 0, 128), "fallbackStratumPassword": ("str", 0, 128),
+    "primaryPoolIndex": ("u16", 0, 7), "secondaryPoolIndex": ("u16", 0, 7),
+    "useFallbackStratum": ("bool", 0, 1),
     "frequency": ("float", 1, 65535), "coreVoltage": ("u16", 1, 65535),
-    "overclockEnabled": ("bool", 0, 1), "flipscreen": ("bool", 0, 1),
-    "invertscreen": ("bool", 0, 1), "autofanspeed": ("bool", 0, 1),
-    "fanspeed": ("u16", 0, 100), "manualFanSpeed": ("u16", 0, 100),
+    "overclockEnabled": ("bool", 0, 1), "display": ("str", 0, 4000),
+    "rotation": ("u16", 0, 270), "invertscreen": ("bool", 0, 1),
+    "displayOffset": ("u16", 0, 255), "displayTimeout": ("i32", -1, 65535),
+    "autofanspeed": ("bool", 0, 1), "manualFanSpeed": ("u16", 0, 100),
     "minFanSpeed": ("u16", 0, 99), "temptarget": ("u16", 35, 66),
-    "overheat_mode": ("bool", 0, 0), "statsFrequency": ("u16", 0, 65535),
-    "rotation": ("u16", 0, 270), "displayTimeout": ("i32", -1, 65535),
+    "overheat_mode": ("bool", 0, 0), "useCustomWWW": ("bool", 0, 1),
+    "statsFrequency": ("u16", 0, 65535),
 }
+DISPLAYS = ("NONE", "SSD1306 (128x32)", "SSD1309 (128x64)", "SH1107 (64x128)",
+            "SH1107 (128x128)")        # main/display.h display_configs (the default second)
+MAX_POOLS = 8                          # main/global_state.h
 
 
 def is_private(ip: str) -> bool:
@@ -115,7 +118,8 @@ def origin_ip(origin: str) -> str:
 
 
 def check_settings(body: dict) -> list[str]:
-    """Validation as check_settings_and_update: one message per bad key (empty = valid)."""
+    """Validation as v2.15.0's check_settings_and_update: one message per bad key (empty =
+    valid). Numbers are checked on cJSON's ``valueint`` (truncated), floats on the double."""
     errors = []
     for key, (kind, lo, hi) in _SETTINGS.items():
         if key not in body:
@@ -126,6 +130,8 @@ def check_settings(body: dict) -> list[str]:
                 errors.append(f"Invalid type for '{key}', expected string")
             elif not lo <= len(v) <= hi:
                 errors.append(f"Value '{v}' for '{key}' is out of length ({lo:.0f}-{hi:.0f})")
+            elif key == "display" and v not in DISPLAYS:
+                errors.append(f"Invalid display config: '{v}'")
         elif kind == "bool":
             if not isinstance(v, (bool, int, float)):
                 errors.append(f"Invalid type for '{key}', expected bool")
@@ -136,7 +142,43 @@ def check_settings(body: dict) -> list[str]:
                 errors.append(f"Invalid type for '{key}', expected number")
             elif not math.isfinite(v) or not lo <= (v if kind == "float" else int(v)) <= hi:
                 errors.append(f"Value '{v}' for '{key}' is out of range")
+            elif key == "rotation" and int(v) not in (0, 90, 180, 270):
+                errors.append(f"Invalid display rotation: '{int(v)}'")
     return errors
+
+
+def _string_ok(item: dict, key: str, limit: int) -> bool:
+    return key not in item or (isinstance(item[key], str) and len(item[key]) <= limit)
+
+
+def _number_in(item: dict, key: str, lo: float, hi: float) -> bool:
+    v = item.get(key)
+    return key not in item or (isinstance(v, (int, float)) and not isinstance(v, bool)
+                               and lo <= v <= hi)
+
+
+def _bool_or_number(item: dict, key: str) -> bool:
+    return key not in item or isinstance(item[key], (bool, int, float))
+
+
+def pool_item_valid(item: Any) -> bool:
+    """v2.15.0's validate_pool_json: URL, port and user required, the rest type-checked."""
+    if not isinstance(item, dict):
+        return False
+    url, user = item.get("stratumURL"), item.get("stratumUser")
+    port = item.get("stratumPort")
+    return (isinstance(url, str) and url != "" and isinstance(user, str) and user != ""
+            and isinstance(port, (int, float)) and not isinstance(port, bool)
+            and item.get("stratumProtocol", "SV1") in ("SV1", "SV2")
+            and _string_ok(item, "stratumURL", 255) and _number_in(item, "stratumPort", 1, 65535)
+            and _string_ok(item, "stratumUser", 255) and _string_ok(item, "stratumPassword", 255)
+            and _number_in(item, "stratumSuggestedDifficulty", 0, 1e18)
+            and _bool_or_number(item, "stratumExtranonceSubscribe")
+            and _number_in(item, "stratumTLS", 0, 2) and _string_ok(item, "stratumCert", 3000)
+            and _bool_or_number(item, "stratumDecodeCoinbase")
+            and item.get("stratumV2ChannelType", "extended") in ("extended", "standard")
+            and _string_ok(item, "stratumV2AuthorityPubkey", 128)
+            and _bool_or_number(item, "stratumV2RequireAuth"))
 
 
 class AxeOSServer(FirmwareWebServer):
@@ -148,15 +190,9 @@ class AxeOSServer(FirmwareWebServer):
         self.profile = profile(unit.reading().model)
         self.release: AxeOSRelease = RELEASES[unit.generation.name](self)
         self.hostname = hostname
-        self._stored: dict[str, Any] = {
-            "stratumSuggestedDifficulty": 1000, "stratumExtranonceSubscribe": 0,
-            "fallbackStratumURL": "", "fallbackStratumPort": 3333, "fallbackStratumUser": "",
-            "flipscreen": 1, "invertscreen": 0, "overclockEnabled": 0, "statsFrequency": 0,
-            "minFanSpeed": 25, "rotation": 0, "displayTimeout": -1,
-        }
+        self.host = "127.0.0.1"              # the address a client reached (ipv4 in info)
         self._clients: set[web.WebSocketResponse] = set()
         self._queues: dict[web.WebSocketResponse, asyncio.Queue] = {}
-        self._stats: list[list[float]] = []
         self._listening = False
         self.app = web.Application(middlewares=[self._network_middleware])
         r = self.app.router
@@ -167,9 +203,13 @@ class AxeOSServer(FirmwareWebServer):
         r.add_post("/api/system/restart", self._restart)
         r.add_get("/api/ws", self._ws)
         self.release.add_routes(r)
-        r.add_route("OPTIONS", "/{tail:.*}", self._options)
-        r.add_route("*", "/api/{tail:.*}", self._api_unknown)
+        r.add_route("OPTIONS", "/{tail:.*}", self.release.options)
+        r.add_route("*", "/api/{tail:.*}", self.release.unknown_api)
         r.add_get("/{tail:.*}", self._redirect)
+
+    async def start(self, host: str = "127.0.0.1", port: int = 80) -> int:
+        self.host = host
+        return await super().start(host, port)
 
     async def stop(self) -> None:
         if self._listening:
@@ -188,7 +228,7 @@ class AxeOSServer(FirmwareWebServer):
         peer = request.remote or ""
         origin = request.headers.get("Origin")
         source = origin_ip(origin) if origin is not None else peer
-        if not (is_private(peer) and is_private(source)):
+        if self.release.network_check and not (is_private(peer) and is_private(source)):
             return web.Response(status=401, text="Unauthorized", content_type="text/html")
         response = await handler(request)
         response.headers.setdefault("Access-Control-Allow-Origin", "*")
@@ -202,42 +242,18 @@ class AxeOSServer(FirmwareWebServer):
         return web.Response(status=302, text="Redirect to the captive portal",
                             headers={"Location": "/"})
 
-    async def _api_unknown(self, request: web.Request) -> web.Response:
-        return web.json_response({"error": "unknown route"}, status=404)
-
-    async def _options(self, request: web.Request) -> web.Response:
-        return web.Response(headers={"Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
-                                     "Access-Control-Allow-Headers": "Content-Type"})
-
-    def _info_dict(self) -> dict[str, Any]:
-        return self.release.info()
-
     async def _info(self, request: web.Request) -> web.Response:
-        return web.json_response(self._info_dict())
+        return web.json_response(self.release.info())
 
     async def _asic(self, request: web.Request) -> web.Response:
         p = self.profile
         return web.json_response({
             "ASICModel": p.chip_model, "deviceModel": p.name, "swarmColor": "purple",
-            "asicCount": p.n_chains * p.chips_per_chain, "hashDomains": 4,
+            "asicCount": p.n_chains * p.chips_per_chain, "hashDomains": HASH_DOMAINS,
             "defaultFrequency": int(p.freq_default_mhz),
             "frequencyOptions": [int(f) for f in p.freq_options_mhz],
             "defaultVoltage": int(p.voltage_default_mv),
             "voltageOptions": [int(v) for v in p.voltage_options_mv],
-        })
-
-    async def _statistics(self, request: web.Request) -> web.Response:
-        info = self._info_dict()
-        now_ms = int(time.monotonic() * 1000)
-        row = [info["hashRate"], info["temp"], info["vrTemp"], info["power"], info["voltage"],
-               info["current"], info["coreVoltageActual"], info["fanspeed"], info["fanrpm"],
-               info["freeHeap"], now_ms]
-        self._stats = (self._stats + [row])[-720:]
-        return web.json_response({
-            "currentTimestamp": now_ms,
-            "labels": ["hashrate", "asicTemp", "vrTemp", "power", "voltage", "current",
-                       "coreVoltageActual", "fanspeed", "fanrpm", "freeHeap", "timestamp"],
-            "statistics": self._stats,
         })
 
     async def _patch(self, request: web.Request) -> web.Response:
@@ -248,7 +264,7 @@ class AxeOSServer(FirmwareWebServer):
             body = None
         return await self.release.patch(body)
 
-    def unit_changes(self, body: dict) -> dict[str, Any]:
+    def unit_changes(self, body: dict, fan_key: str) -> dict[str, Any]:
         """A PATCH body's top-level keys -> the unit's canonical settings."""
         changes: dict[str, Any] = {}
         if "frequency" in body:
@@ -257,20 +273,17 @@ class AxeOSServer(FirmwareWebServer):
             changes["core_voltage_mv"] = float(body["coreVoltage"])
         if "autofanspeed" in body:
             changes["fan_auto"] = bool(body["autofanspeed"])
-        for key in ("fanspeed", "manualFanSpeed"):
-            if key in body:
-                changes["fan_pct"] = float(body[key])
+        if fan_key in body:
+            changes["fan_pct"] = float(body[fan_key])
         if "temptarget" in body:
             changes["temp_target_c"] = float(body["temptarget"])
-        changes.update(self.pool_changes(body))
         return changes
 
     def pool_changes(self, pool: dict) -> dict[str, Any]:
         """``stratumURL/Port/User/Password`` (top level or one pool item) -> pool settings."""
         changes: dict[str, Any] = {}
         if "stratumURL" in pool or "stratumPort" in pool:
-            s = self.unit.settings()
-            host, port = _split_pool_url(str(s.get("pool_url", "")))
+            host, port = self.pool_address()
             host = pool.get("stratumURL", host)
             port = int(pool.get("stratumPort", port))
             changes["pool_url"] = f"stratum+tcp://{host}:{port}"
@@ -280,31 +293,9 @@ class AxeOSServer(FirmwareWebServer):
             changes["pool_password"] = pool["stratumPassword"]
         return changes
 
-    def common_info(self, r: Any) -> dict[str, Any]:
-        """The fields every release reports, from the unit's state (``r``: its reading)."""
-        s = self.unit.settings()
-        host, port = _split_pool_url(str(s.get("pool_url", "")))
-        return {
-            "power": round(r.power_w, 3), "voltage": round(r.input_voltage_mv, 3),
-            "current": round(r.current_ma, 3), "temp": round(r.chip_temp_c, 3),
-            "hashRate": round(r.hashrate_ghs, 3),
-            "freeHeap": 174200,
-            "coreVoltage": int(round(float(s.get("core_voltage_mv", r.core_voltage_mv)))),
-            "coreVoltageActual": int(round(r.core_voltage_actual_mv)),
-            "frequency": int(round(float(s.get("frequency_mhz", r.frequency_mhz)))),
-            "ssid": "lab", "hostname": self.hostname, "wifiStatus": "Connected!",
-            "sharesAccepted": int(r.accepted), "sharesRejected": int(r.rejected),
-            "uptimeSeconds": int(max(r.uptime_s, 0)), "ASICModel": self.profile.chip_model,
-            "stratumURL": host, "stratumPort": port, "stratumUser": str(s.get("pool_user", "")),
-            "version": self.unit.generation.version, "boardVersion": "0.11",
-            "runningPartition": "ota_0", "invertscreen": self._stored["invertscreen"],
-            "autofanspeed": 1 if s.get("fan_auto", r.fan_auto) else 0,
-        }
-
-    def store(self, body: dict) -> None:
-        for key in self._stored:
-            if key in body:
-                self._stored[key] = body[key]
+    def pool_address(self) -> tuple[str, int]:
+        """The stored pool as AxeOS keeps it: host and port apart."""
+        return _split_pool_url(str(self.unit.settings().get("pool_url", "")))
 
     async def _restart(self, request: web.Request) -> web.Response:
         log.info("Restarting System because of API Request")
@@ -313,8 +304,9 @@ class AxeOSServer(FirmwareWebServer):
             await asyncio.sleep(RESTART_DELAY_S)
             await self.unit.restart()
 
+        self.release.restarted()
         self._spawn(later())
-        return web.Response(text="System will restart shortly.", content_type="text/plain")
+        return self.release.restart_reply()
 
     async def _pause(self, request: web.Request) -> web.Response:
         self.unit.pause()
@@ -381,9 +373,11 @@ class AxeOSServer(FirmwareWebServer):
 
 
 class AxeOSRelease:
-    """The release-specific part of the API: extra routes, the info fields, PATCH."""
+    """The release-specific part of the API: extra routes, the info fields, PATCH, and how
+    the server answers what it does not serve."""
 
     single_log_client = False     # /api/ws streams to the newest client only
+    network_check = True          # 401 unless the client and its Origin are private
 
     def __init__(self, server: AxeOSServer) -> None:
         self.server = server
@@ -397,47 +391,123 @@ class AxeOSRelease:
     async def patch(self, body: Any) -> web.Response:
         raise NotImplementedError
 
+    def restarted(self) -> None:
+        """The API asked for a restart (reset reason, counters that survive it)."""
+
+    def restart_reply(self) -> web.Response:
+        raise NotImplementedError
+
+    async def options(self, request: web.Request) -> web.Response:
+        raise NotImplementedError
+
+    async def unknown_api(self, request: web.Request) -> web.Response:
+        raise NotImplementedError
+
+
+_CORS = {"Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
+         "Access-Control-Allow-Headers": "Content-Type"}
+
+
+def _method_not_allowed() -> web.Response:
+    """esp_http_server's answer when a URI has a handler, but not for this method."""
+    return web.Response(status=405, text="Request method for this URI is not handled by server",
+                        content_type="text/html")
+
 
 class LuckyFork218(AxeOSRelease):
-    """Lucky's stock fork, as upstream v2.1.8 (http_server.c at that tag).
+    """Lucky's stock fork, as upstream v2.1.8 (``http_server.c`` at that tag).
 
     ``frequency``, ``coreVoltage`` and ``fanspeed`` are the values stored in NVS (the power
     task loads clock, voltage and fan mode once at start); the fan rpm is ``fanSpeedRpm``.
     PATCH copies known keys to NVS without any check and always answers 200: a value the
     chip cannot take is dropped here (it would not run either), and the read-back shows it.
     ``/api/ws`` remembers one socket (``static int fd``): a new client takes the log stream
-    over and the previous one, still connected, receives nothing more.
+    over and the previous one, still connected, receives nothing more. v2.1.8 has no
+    private-network check, no JSON 404 for ``/api``: every GET it has no handler for goes to
+    the file server, which redirects (302) what it cannot find; any other method on such a
+    path is ``405``. It serves ``/api/swarm/info`` and ``PATCH /api/swarm`` (the swarm list
+    as the web UI stored it, ``[]`` by default); OPTIONS only on ``/api/system`` and
+    ``/api/swarm``.
     """
 
     single_log_client = True
+    network_check = False
+
+    def __init__(self, server: AxeOSServer) -> None:
+        super().__init__(server)
+        self.nvs: dict[str, Any] = {"flipscreen": 1, "invertscreen": 0, "invertfanpolarity": 1}
+        self.swarm = "[]"
+
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        router.add_get("/api/swarm/info", self._swarm)
+        router.add_patch("/api/swarm", self._set_swarm)
+
+    async def _swarm(self, request: web.Request) -> web.Response:
+        return web.Response(text=self.swarm, content_type="application/json", headers=_CORS)
+
+    async def _set_swarm(self, request: web.Request) -> web.Response:
+        self.swarm = (await request.read()).decode("utf-8", errors="replace")
+        return web.Response(status=200, body=b"", headers=_CORS)
 
     def info(self) -> dict[str, Any]:
         srv = self.server
         r = srv.unit.reading()
+        s = srv.unit.settings()
+        host, port = srv.pool_address()
         fan_rpm = r.fans[0][0] if r.fans else 0.0
-        info = srv.common_info(r)
-        info.update({"fanSpeedRpm": int(round(fan_rpm)),
-                     "fanspeed": int(round(float(srv.unit.settings().get("fan_pct", 100)))),
-                     # cgminer-style suffix strings, and Lucky's model field
-                     "bestDiff": suffix_string(r.best_share),
-                     "bestSessionDiff": suffix_string(r.best_share),
-                     "minerModel": srv.profile.name, "flipscreen": srv._stored["flipscreen"],
-                     "invertfanpolarity": 1})
-        return info
+        # http_server.c GET_system_info at v2.1.8, in its order; Lucky adds minerModel
+        return {
+            "power": round(r.power_w, 3), "voltage": round(r.input_voltage_mv, 3),
+            "current": round(r.current_ma, 3), "fanSpeedRpm": int(round(fan_rpm)),
+            "temp": round(r.chip_temp_c, 3), "hashRate": round(r.hashrate_ghs, 3),
+            # cgminer-style suffix strings
+            "bestDiff": suffix_string(r.best_share), "bestSessionDiff": suffix_string(r.best_share),
+            "freeHeap": 174200,
+            "coreVoltage": int(round(float(s.get("core_voltage_mv", r.core_voltage_mv)))),
+            "coreVoltageActual": int(round(r.core_voltage_actual_mv)),
+            "frequency": int(round(float(s.get("frequency_mhz", r.frequency_mhz)))),
+            "ssid": "lab", "hostname": srv.hostname, "wifiStatus": "Connected!",
+            "sharesAccepted": int(r.accepted), "sharesRejected": int(r.rejected),
+            "uptimeSeconds": int(max(r.uptime_s, 0)), "ASICModel": srv.profile.chip_model,
+            "stratumURL": host, "stratumPort": port, "stratumUser": str(s.get("pool_user", "")),
+            "version": srv.unit.generation.version, "boardVersion": "0.11",
+            "runningPartition": "ota_0", "flipscreen": self.nvs["flipscreen"],
+            "invertscreen": self.nvs["invertscreen"],
+            "invertfanpolarity": self.nvs["invertfanpolarity"],
+            "autofanspeed": 1 if s.get("fan_auto", r.fan_auto) else 0,
+            "fanspeed": int(round(float(s.get("fan_pct", 100)))),
+            "minerModel": srv.profile.name,
+        }
 
     async def patch(self, body: Any) -> web.Response:
         if isinstance(body, dict):
             for field, value in _known(body, _V218_KEYS).items():
                 try:
-                    changes = self.server.unit_changes({field: value})
+                    changes = {**self.server.unit_changes({field: value}, "fanspeed"),
+                               **self.server.pool_changes({field: value})}
                     if changes:
                         self.server.unit.apply(**changes)
                 except (SettingsError, TypeError, ValueError) as exc:
                     # the firmware would store cJSON's valueint (0) for a string: a unit that
                     # cannot hash; the simulator keeps the old value and the read-back shows it
                     log.info("LV06 %s: %s not stored: %s", self.__class__.__name__, field, exc)
-            self.server.store(body)
-        return web.Response(status=200, body=b"")
+            for key in self.nvs:
+                if key in body:
+                    self.nvs[key] = body[key]
+        return web.Response(status=200, body=b"", headers=_CORS)
+
+    def restart_reply(self) -> web.Response:
+        return web.Response(text="System will restart shortly.", content_type="text/html")
+
+    async def options(self, request: web.Request) -> web.Response:
+        if request.path in ("/api/system", "/api/swarm"):
+            return web.Response(headers=_CORS)
+        return _method_not_allowed()
+
+    async def unknown_api(self, request: web.Request) -> web.Response:
+        if request.method in ("GET", "HEAD"):
+            return await self.server._redirect(request)
+        return _method_not_allowed()
 
 
 _V218_KEYS = ("stratumURL", "stratumUser", "stratumPassword", "stratumPort", "ssid", "wifiPass",
@@ -449,96 +519,353 @@ def _known(body: dict, keys: tuple[str, ...]) -> dict:
     return {k: v for k, v in body.items() if k in keys}
 
 
-class AxeOS215(AxeOSRelease):
-    """Current AxeOS (v2.15): asic/statistics/pause endpoints, validated PATCH, pools list with
-    ids (an item without a numeric ``id`` -> 400), running clock in ``actualFrequency`` and
-    ``expectedHashrate``.
+# A pool slot as v2.15.0's parse_pool_config_json fills an empty one (system.c): slot 0 takes
+# the build's CONFIG_STRATUM_* values instead (here the unit's pool).
+_POOL_DEFAULTS: dict[str, Any] = {
+    "stratumProtocol": "SV1", "stratumURL": "", "stratumPort": 3333, "stratumUser": "",
+    "stratumPassword": "x", "stratumSuggestedDifficulty": 0, "stratumExtranonceSubscribe": False,
+    "stratumTLS": 0, "stratumCert": "", "stratumDecodeCoinbase": True,
+    "stratumV2ChannelType": "extended", "stratumV2AuthorityPubkey": "",
+    "stratumV2RequireAuth": False,
+}
+# GET info pool items, in system_api_json.c's order (the password always masked)
+_POOL_ITEM_KEYS = ("stratumProtocol", "stratumURL", "stratumPort", "stratumUser",
+                   "stratumPassword", "stratumSuggestedDifficulty", "stratumExtranonceSubscribe",
+                   "stratumTLS", "stratumCert", "stratumDecodeCoinbase", "stratumV2ChannelType",
+                   "stratumV2AuthorityPubkey", "stratumV2RequireAuth")
+_LEGACY_POOL_KEYS = ("URL", "Port", "User", "SuggestedDifficulty", "ExtranonceSubscribe", "TLS",
+                     "Cert", "DecodeCoinbase", "Protocol", "V2AuthorityPubkey", "V2ChannelType")
+STATS_LABELS = ("hashrate", "hashrate_1m", "hashrate_10m", "hashrate_1h", "errorPercentage",
+                "asicTemp", "asicTemp2", "vrTemp", "asicVoltage", "voltage", "power", "current",
+                "fanSpeed", "fanRpm", "fan2Rpm", "wifiRssi", "freeHeap", "responseTime")
+STATS_LIMIT = 720                      # MAX_STATISTICS_COUNT (statistics_task.h)
+HASH_DOMAINS = 4                       # BM1366 hash domains (asic endpoint)
+IDF_VERSION = "v6.0.2"                 # the ESP-IDF v2.15.0's release workflow builds with
+# ESP32 figures the simulator cannot measure (estimates: an ESP32-S3 with 8 MB PSRAM running
+# AxeOS, as the AxeOS UI's own mock reply shows them)
+_HEAP = {"freeHeap": 200504, "freeHeapInternal": 90112, "freeHeapSpiram": 7_900_000,
+         "minFreeHeap": 180000, "maxAllocHeap": 45056}
+_CPU_USAGE = 12.5
+_WIFI_RSSI = -50
 
-    ``/api/system/info`` serves a subset of v2.15.0's fields (``system_api_json.c``): those
-    the drivers or pyasic read, plus the identity, WiFi and pool fields a client shows; the
-    WiFi-detail, heap, block, display and hash-monitor fields are left out. ``pools`` lists
-    only slots with a URL (as the release does) and masks the password as ``*****``.
+
+def _cjson_number(value: Any) -> Any:
+    """cJSON prints a whole double without a fraction ("%1.15g"): so does this reply."""
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _cjson_number(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_cjson_number(v) for v in value]
+    return value
+
+
+def _float(value: float) -> float:
+    """cJSON_AddFloatToObject (cjson_utils.c): the float32 value rounded to 7 decimals."""
+    return round(float(struct.unpack("f", struct.pack("f", float(value)))[0]), 7)
+
+
+class AxeOS215(AxeOSRelease):
+    """Current AxeOS (ESP-Miner v2.15.0): asic/statistics/pause endpoints, validated PATCH,
+    pools as slots with ids, running clock in ``actualFrequency``.
+
+    ``/api/system/info`` serves exactly v2.15.0's fields, in its order and with its JSON
+    types (``system_api_json.c`` ``system_api_get_full_json`` plus ``fullHostname`` /
+    ``mdnsHostname`` from ``http_server.c``), with the release's conditions: the block fields
+    once a job's coinbase told the firmware a height, ``power_fault`` / ``hardware_fault``
+    never (the simulated unit has no regulator or chip-count fault). Values come from the
+    simulated unit; what it cannot know (heap, CPU, WiFi signal) is a fixed estimate.
+    PATCH follows ``check_settings_and_update``: the v2.15.0 settings table (top-level
+    stratum keys and ``fanspeed`` are ignored there), then ``pools`` items, each replacing
+    its whole slot (``update_pool_nvs``: a field left out takes its default, the password
+    ``"*****"`` keeps the stored one, no password stores ``"x"``).
     """
 
-    MAX_POOLS = 2
+    def __init__(self, server: AxeOSServer) -> None:
+        super().__init__(server)
+        self.nvs: dict[str, Any] = {
+            "primaryPoolIndex": 0, "secondaryPoolIndex": 1, "useFallbackStratum": 0,
+            "useCustomWWW": 0, "overclockEnabled": 0, "display": "SSD1306 (128x32)",
+            "rotation": 0, "invertscreen": 0, "displayOffset": 0, "displayTimeout": -1,
+            "minFanSpeed": 25, "statsFrequency": 0, "ssid": "lab", "wifiPass": "",
+        }
+        first = dict(_POOL_DEFAULTS, stratumSuggestedDifficulty=1000)
+        self.pools: list[dict[str, Any]] = [first] + [dict(_POOL_DEFAULTS) for _ in range(MAX_POOLS - 1)]
+        self.reset_reason = "Reset due to power-on event"
+        self._samples: list[tuple[float, float]] = []       # (unit time s, hash rate GH/s)
+        self._rows: list[list[float]] = []
+        self._last_uptime = 0.0
+        self._carried_uptime = 0.0                           # noinit: survives soft resets
+        self._carried_hashes = 0.0
+        self._last_hashes = 0.0
 
+    # ------------------------------------------------------------------ routes
     def add_routes(self, router: web.UrlDispatcher) -> None:
         srv = self.server
         router.add_get("/api/system/asic", srv._asic)
-        router.add_get("/api/system/statistics", srv._statistics)
+        router.add_get("/api/system/statistics", self._statistics)
         router.add_post("/api/system/pause", srv._pause)
         router.add_post("/api/system/resume", srv._resume)
 
+    def restarted(self) -> None:
+        self.reset_reason = "Software reset via esp_restart"
+
+    def restart_reply(self) -> web.Response:
+        return web.json_response({"message": "System will restart shortly."})
+
+    async def options(self, request: web.Request) -> web.Response:
+        if request.path.startswith("/api/"):
+            return web.Response(headers=_CORS)
+        return _method_not_allowed()
+
+    async def unknown_api(self, request: web.Request) -> web.Response:
+        return web.json_response({"error": "unknown route"}, status=404)
+
+    # ------------------------------------------------------------ unit state
+    def _observe(self, r: Any) -> None:
+        """Track what the firmware accumulates between requests: restarts (uptime going
+        back), the noinit totals that survive them, the hash-rate history."""
+        if r.uptime_s < self._last_uptime:
+            self._carried_uptime += self._last_uptime
+            self._carried_hashes += self._last_hashes
+            self._samples.clear()
+            self._rows.clear()
+            if self.reset_reason == "Reset due to power-on event":
+                self.reset_reason = "Software reset via esp_restart"
+        self._last_uptime = r.uptime_s
+        self._last_hashes = r.hashrate_avg_ghs * 1e9 * max(r.uptime_s, 0.0)
+        if r.hashrate_ghs > 0:
+            self._samples.append((r.time_s, r.hashrate_ghs))
+            self._samples = [s for s in self._samples if s[0] >= r.time_s - 3600.0]
+        every = self.nvs["statsFrequency"]
+        now_ms = int(max(r.uptime_s, 0.0) * 1000)
+        if every and (not self._rows or now_ms - self._rows[-1][-1] >= every * 1000):
+            self._rows = (self._rows + [self._stats_row(r, now_ms)])[-STATS_LIMIT:]
+
+    def _average(self, now: float, window_s: float, current: float) -> float:
+        window = [rate for t, rate in self._samples if t >= now - window_s]
+        return sum(window) / len(window) if window else current
+
+    def _rates(self, r: Any) -> tuple[float, float, float, float]:
+        """hashRate, 1 m, 10 m, 1 h: the simulated rate is already a 60 s window of chip
+        results; the longer ones average what this API sampled (hashrate_monitor_task keeps
+        1 m blocks of its 5 s polls: same windows, coarser sampling)."""
+        rate = r.hashrate_ghs
+        return (rate, rate, self._average(r.time_s, 600.0, rate),
+                self._average(r.time_s, 3600.0, rate))
+
+    def _error_percentage(self, r: Any) -> float:
+        """hashrate_monitor_task: error hash rate / total x 100; here hardware errors per
+        result (accepted + rejected + errors), an estimate from the unit's counters."""
+        results = r.accepted + r.rejected + r.hw_errors
+        return 100.0 * r.hw_errors / results if results else 0.0
+
+    def _stats_row(self, r: Any, now_ms: int) -> list[float]:
+        rate, r1m, r10m, r1h = self._rates(r)
+        fan_rpm, fan_pct = (r.fans[0] if r.fans else (0.0, 0.0))
+        return [_float(rate), _float(r1m), _float(r10m), _float(r1h),
+                _float(self._error_percentage(r)), _float(r.chip_temp_c), -1,
+                _float(r.vr_temp_c), int(round(r.core_voltage_actual_mv)),
+                _float(r.input_voltage_mv), _float(r.power_w), _float(r.current_ma),
+                _float(fan_pct), int(round(fan_rpm)), 0, _WIFI_RSSI, _HEAP["freeHeap"], 0.0,
+                now_ms]
+
+    async def _statistics(self, request: web.Request) -> web.Response:
+        r = self.server.unit.reading()
+        self._observe(r)
+        asked = [c for c in request.query.get("columns", "").split(",") if c in STATS_LABELS]
+        chosen = [i for i, label in enumerate(STATS_LABELS) if not asked or label in asked]
+        return web.json_response(_cjson_number({
+            "currentTimestamp": int(max(r.uptime_s, 0.0) * 1000),
+            "labels": [STATS_LABELS[i] for i in chosen] + ["timestamp"],
+            "statistics": [[row[i] for i in chosen] + [row[-1]] for row in self._rows],
+        }))
+
+    # ------------------------------------------------------------------ info
+    def _pool_slot(self, index: int) -> dict[str, Any]:
+        """A slot's stored configuration; the primary's address is the unit's pool."""
+        slot = dict(self.pools[index])
+        if index == self.nvs["primaryPoolIndex"]:
+            host, port = self.server.pool_address()
+            user = str(self.server.unit.settings().get("pool_user", ""))
+            slot.update(stratumURL=host, stratumPort=port, stratumUser=user)
+        return slot
+
+    def _coinbase(self, pool: dict[str, Any]) -> CoinbaseFacts | None:
+        miner = self.server.unit.miner
+        job = miner.job
+        if job is None or job.algorithm != "sha256d":
+            return None
+        return decode_coinbase(job.coinb1, job.coinb2, job.version, job.nbits,
+                               len(miner.extranonce1) + miner.extranonce2_size,
+                               pool["stratumUser"], bool(pool["stratumDecodeCoinbase"]))
+
     def info(self) -> dict[str, Any]:
         srv = self.server
-        r = srv.unit.reading()
-        s = srv.unit.settings()
-        p = srv.profile
+        unit, p = srv.unit, srv.profile
+        r = unit.reading()
+        s = unit.settings()
+        self._observe(r)
+        rate, r1m, r10m, r1h = self._rates(r)
         fan_rpm, fan_pct = (r.fans[0] if r.fans else (0.0, 0.0))
         chips = p.n_chains * p.chips_per_chain
-        stored = srv._stored
-        info = srv.common_info(r)
+        primary = self._pool_slot(self.nvs["primaryPoolIndex"])
+        fallback = self._pool_slot(self.nvs["secondaryPoolIndex"])
+        coinbase = self._coinbase(primary)
+        total_hashes = self._carried_hashes + self._last_hashes
+        info: dict[str, Any] = {
+            "power": _float(r.power_w), "voltage": _float(r.input_voltage_mv),
+            "current": _float(r.current_ma), "temp": _float(r.chip_temp_c),
+            "temp2": -1,                       # Thermal_get_chip_temp2: no second sensor
+            "vrTemp": _float(r.vr_temp_c), "coreVoltageActual": _float(r.core_voltage_actual_mv),
+            "actualFrequency": _float(r.frequency_mhz),
+            "expectedHashrate": _float(r.frequency_mhz * p.hashes_per_clock * chips / 1000.0),
+            "fanspeed": _float(fan_pct), "fanrpm": int(round(fan_rpm)), "fan2rpm": 0,
+            "hashRate": _float(rate), "hashRate_1m": _float(r1m), "hashRate_10m": _float(r10m),
+            "hashRate_1h": _float(r1h), "errorPercentage": _float(self._error_percentage(r)),
+            "sharesAccepted": int(r.accepted), "sharesRejected": int(r.rejected),
+            "sharesPending": 0, "bestDiff": int(r.best_share), "bestSessionDiff": int(r.best_share),
+            "poolDifficulty": int(r.pool_difficulty), "responseTime": 0.0,
+            "responseShareBatch": 0, "processTime": 0.0,
+            "workReceived": 1 if unit.miner.job is not None else 0,
+            "blockFound": 0, "showNewBlock": False,
+        }
+        if coinbase is not None and coinbase.block_height > 0:
+            info.update({
+                "blockHeight": coinbase.block_height, "scriptsig": coinbase.scriptsig,
+                "networkDifficulty": coinbase.network_difficulty,
+                "coinbaseValueTotalSatoshis": coinbase.total_value_sat,
+                "coinbaseValueUserSatoshis": coinbase.user_value_sat,
+            })
+        info.update(_HEAP)
         info.update({
-            "vrTemp": round(r.vr_temp_c, 3), "maxPower": 25, "nominalVoltage": 5,
-            "actualFrequency": round(r.frequency_mhz, 1),
-            "expectedHashrate": round(r.frequency_mhz * p.hashes_per_clock * chips / 1000.0, 3),
-            "isUsingFallbackStratum": 0, "macAddr": r.mac,
-            "bestDiff": round(r.best_share), "bestSessionDiff": round(r.best_share),
-            "smallCoreCount": int(p.hashes_per_clock), "idfVersion": "v5.1.2",
-            "fallbackStratumURL": stored["fallbackStratumURL"],
-            "fallbackStratumPort": stored["fallbackStratumPort"],
-            "fallbackStratumUser": stored["fallbackStratumUser"],
-            "stratumSuggestedDifficulty": stored["stratumSuggestedDifficulty"],
-            "poolDifficulty": int(r.pool_difficulty), "overheat_mode": int(srv.unit.overheat_mode),
-            "miningPaused": bool(r.paused),
-            "fanspeed": int(round(fan_pct)), "manualFanSpeed": int(round(float(s.get("fan_pct", 100)))),
-            "minFanSpeed": stored["minFanSpeed"],
-            "temptarget": int(round(float(s.get("temp_target_c", r.temp_target_c)))),
-            "fanrpm": int(round(fan_rpm)),
-            # the simulated hashRate is already a 60 s window (profile hashrate_window_s)
-            "hashRate_1m": round(r.hashrate_ghs, 3),
-            "rotation": stored["rotation"], "displayTimeout": stored["displayTimeout"],
-            "overclockEnabled": stored["overclockEnabled"], "statsFrequency": stored["statsFrequency"],
+            "uptimeSeconds": int(max(r.uptime_s, 0)),
+            "totalUptimeSeconds": int(self._carried_uptime + max(r.uptime_s, 0)),
+            "totalHashes": int(total_hashes),
+            "totalLog2Work": math.log2(total_hashes) if total_hashes >= 1 else 0.0,
+            "cpuUsage": _CPU_USAGE, "miningPaused": bool(r.paused),
+            "overheat_mode": int(unit.overheat_mode), "wifiStatus": "Connected!",
+            "wifiRSSI": _WIFI_RSSI,
+            # power_fault / hardware_fault: only when set; the simulated unit has neither
+            "version": unit.generation.version, "axeOSVersion": unit.generation.version,
+            "idfVersion": IDF_VERSION, "boardVersion": "0.11", "maxPower": 25,
+            "nominalVoltage": 5, "smallCoreCount": int(p.hashes_per_clock),
+            "ASICModel": p.chip_model, "isPSRAMAvailable": 1, "resetReason": self.reset_reason,
+            "runningPartition": "ota_0", "macAddr": r.mac, "hostname": srv.hostname,
+            "ssid": self.nvs["ssid"], "ipv4": srv.host, "ipv6": "", "apEnabled": 0,
+            "poolConnectionInfo": "IPv4" if r.pool_connected else "",
+            "isUsingFallbackStratum": 0,
+            "primaryPoolIndex": self.nvs["primaryPoolIndex"],
+            "secondaryPoolIndex": self.nvs["secondaryPoolIndex"],
+            "useFallbackStratum": int(bool(self.nvs["useFallbackStratum"])),
+            "pools": [{"id": i, **{k: ("*****" if k == "stratumPassword" else slot[k])
+                                   for k in _POOL_ITEM_KEYS}}
+                      for i, slot in enumerate(self._pool_slot(i) for i in range(MAX_POOLS))
+                      if slot["stratumURL"]],
         })
-        slots = [(info["stratumURL"], info["stratumPort"], info["stratumUser"]),
-                 (stored["fallbackStratumURL"], stored["fallbackStratumPort"],
-                  stored["fallbackStratumUser"])]
-        info["pools"] = [
-            {"id": i, "stratumURL": url, "stratumPort": port, "stratumUser": user,
-             "stratumPassword": "*****",
-             "stratumSuggestedDifficulty": stored["stratumSuggestedDifficulty"]}
-            for i, (url, port, user) in enumerate(slots) if url]
-        return info
+        for prefix, slot in (("stratum", primary), ("fallbackStratum", fallback)):
+            for key in _LEGACY_POOL_KEYS:
+                info[prefix + key] = slot["stratum" + key]
+        info.update({
+            "useCustomWWW": int(bool(self.nvs["useCustomWWW"])),
+            "overclockEnabled": int(bool(self.nvs["overclockEnabled"])),
+            "display": self.nvs["display"], "rotation": self.nvs["rotation"],
+            "invertscreen": int(bool(self.nvs["invertscreen"])),
+            "displayTimeout": self.nvs["displayTimeout"],
+            "autofanspeed": 1 if s.get("fan_auto", r.fan_auto) else 0,
+            "manualFanSpeed": int(round(float(s.get("fan_pct", 100)))),
+            "minFanSpeed": self.nvs["minFanSpeed"],
+            "temptarget": int(round(float(s.get("temp_target_c", r.temp_target_c)))),
+            "coreVoltage": int(round(float(s.get("core_voltage_mv", r.core_voltage_mv)))),
+            "frequency": _float(float(s.get("frequency_mhz", r.frequency_mhz))),
+            "statsFrequency": self.nvs["statsFrequency"], "statsLimit": STATS_LIMIT,
+            # hashrate_monitor_task: per chip, per hash domain (not modelled: equal shares)
+            "hashrateMonitor": {"asics": [
+                {"total": _float(rate / chips), "errorCount": int(r.hw_errors / chips),
+                 "domains": [_float(rate / chips / HASH_DOMAINS)] * HASH_DOMAINS}
+                for _ in range(chips)]},
+            "partitions": [
+                {"label": "factory", "isCurrent": False, "isFactory": True, "version": None,
+                 "compileDate": None, "compileTime": None, "usagePercent": None},
+                {"label": "ota_0", "isCurrent": True, "isFactory": False,
+                 "version": unit.generation.version, "compileDate": "Aug 20 2026",
+                 "compileTime": "22:19:13", "usagePercent": 41},
+                {"label": "ota_1", "isCurrent": False, "isFactory": False, "version": None,
+                 "compileDate": None, "compileTime": None, "usagePercent": None}],
+            "sharesRejectedReasons": self._rejected_reasons(r),
+        })
+        if coinbase is not None and coinbase.block_height > 0:
+            info["blockSignals"] = list(coinbase.signals)
+            info["coinbaseOutputs"] = [{"value": v, "address": a} for v, a in coinbase.outputs]
+        info["fullHostname"] = f"{srv.hostname}.local"
+        info["mdnsHostname"] = srv.hostname
+        return _cjson_number(info)
 
+    @staticmethod
+    def _rejected_reasons(r: Any) -> list[dict[str, Any]]:
+        """The pool's reject messages with counts; the unit knows only which were stale (the
+        pool's code 21, "Job not found") and how many others there were."""
+        reasons = [("Job not found", r.stale), ("Rejected", r.rejected - r.stale)]
+        return [{"message": m, "count": int(n)} for m, n in reasons if n > 0]
+
+    # ----------------------------------------------------------------- PATCH
     async def patch(self, body: Any) -> web.Response:
         if not isinstance(body, dict):
             return web.Response(status=400, text="Invalid JSON", content_type="text/html")
         pools = body.get("pools")
         if check_settings(body) or not self._pools_valid(pools):
             return web.Response(status=400, text="Wrong API input", content_type="text/html")
-        changes = self.server.unit_changes(body)
-        for item in pools or []:
-            if item["id"] == 0:
-                changes.update(self.server.pool_changes(item))
+        srv = self.server
+        changes = srv.unit_changes(body, "manualFanSpeed")
+        primary_before = self.nvs["primaryPoolIndex"]
+        for key in self.nvs:
+            if key in body:
+                self.nvs[key] = int(body[key]) if isinstance(body[key], (bool, float)) else body[key]
+        slots = {int(item["id"]): self._slot_from(item, int(item["id"])) for item in pools or []}
+        for index, slot in slots.items():
+            self.pools[index] = slot
+        primary = self.nvs["primaryPoolIndex"]
+        if primary in slots or primary != primary_before:
+            slot = self.pools[primary]
+            if slot["stratumURL"]:
+                changes.update(srv.pool_changes({k: slot[k] for k in (
+                    "stratumURL", "stratumPort", "stratumUser", "stratumPassword")}))
         try:
             if changes:
-                self.server.unit.apply(**changes)
+                srv.unit.apply(**changes)
         except SettingsError as exc:
             log.info("LV06 PATCH refused: %s", exc)
             return web.Response(status=400, text="Wrong API input", content_type="text/html")
         if "overheat_mode" in body:         # only 0 passes the check: the user clears the flag
-            self.server.unit.overheat_mode = False
-        self.server.store(body)
-        return web.Response(status=200, body=b"")
+            srv.unit.overheat_mode = False
+        hostname = body.get("hostname")
+        if isinstance(hostname, str) and hostname.removesuffix(".local") != srv.hostname:
+            srv.hostname = hostname.removesuffix(".local")
+            return web.json_response({"status": "success", "redirect": {
+                "url": f"http://{srv.hostname}.local", "delay": 2000,
+                "message": "Hostname updated. Redirecting to new address..."}})
+        return web.Response(status=200, body=b"", headers=_CORS)
+
+    def _slot_from(self, item: dict[str, Any], index: int) -> dict[str, Any]:
+        """update_pool_nvs: the item over the defaults; "*****" keeps the stored password."""
+        slot = {k: item.get(k, default) for k, default in _POOL_DEFAULTS.items()}
+        password = item.get("stratumPassword")
+        if password == "*****":
+            slot["stratumPassword"] = self.pools[index]["stratumPassword"]
+        elif not isinstance(password, str):
+            slot["stratumPassword"] = "x"
+        for key in ("stratumExtranonceSubscribe", "stratumDecodeCoinbase", "stratumV2RequireAuth"):
+            slot[key] = bool(slot[key])
+        return slot
 
     def _pools_valid(self, pools: Any) -> bool:
         if pools is None:
             return True
         if not isinstance(pools, list):
             return False
-        return all(isinstance(item, dict) and isinstance(item.get("id"), int)
-                   and not isinstance(item.get("id"), bool) and 0 <= item["id"] < self.MAX_POOLS
-                   for item in pools)
+        return all(isinstance(item, dict) and isinstance(item.get("id"), (int, float))
+                   and not isinstance(item.get("id"), bool) and 0 <= int(item["id"]) < MAX_POOLS
+                   and pool_item_valid(item) for item in pools)
 
 
 RELEASES: dict[str, type[AxeOSRelease]] = {"lucky-2.1.8": LuckyFork218, "axeos-2.15": AxeOS215}
