@@ -17,7 +17,7 @@ import pytest
 
 from asic_reservoir.simulator.firmware.antminer_web import AntminerWebServer
 from asic_reservoir.simulator.firmware.axeos import AxeOSServer
-from tests.sim_firmware_support import HOST, running_unit, wait_for
+from tests.sim_firmware_support import HOST, rpc_json, running_unit, wait_for
 from tests.support import free_port
 
 NUM, STR, BOOL = (int, float), (str,), (bool,)
@@ -381,3 +381,63 @@ async def test_log_stream_clients_per_release(axeos_gen):
             assert (await first.receive(timeout=10)).type == aiohttp.WSMsgType.TEXT
         await first.close()
         await second.close()
+
+
+# ------------------------------------------------------- S9 bmminer RPC (port 4028)
+
+# Field names per reply object, in order, as bmminer prints them for the S9 (bitmain-c5 build):
+# api.c summary(), ascstatus(), poolstatus(), minerconfig(), apiversion()/minerstats() and
+# driver-btm-c5.c bitmain_api_stats() at bitmaintech/bmminer-mix commit 729f03e; "MHS 5s" is
+# "MHS %ds" of the default log interval; no "No Device" (USE_USBUTILS is not defined for a
+# bitmain-c5-only build, configure.ac).
+_CHAINS, _S9_SLOTS = range(1, 17), (6, 7, 8)
+S9_RPC_FIELDS = {
+    "summary": ["Elapsed", "GHS 5s", "GHS av", "Found Blocks", "Getworks", "Accepted", "Rejected",
+                "Hardware Errors", "Utility", "Discarded", "Stale", "Get Failures", "Local Work",
+                "Remote Failures", "Network Blocks", "Total MH", "Work Utility",
+                "Difficulty Accepted", "Difficulty Rejected", "Difficulty Stale", "Best Share",
+                "Device Hardware%", "Device Rejected%", "Pool Rejected%", "Pool Stale%",
+                "Last getwork"],
+    "devs": ["ASC", "Name", "ID", "Enabled", "Status", "Temperature", "MHS av", "MHS 5s",
+             "Accepted", "Rejected", "Hardware Errors", "Utility", "Last Share Pool",
+             "Last Share Time", "Total MH", "Diff1 Work", "Difficulty Accepted",
+             "Difficulty Rejected", "Last Share Difficulty", "Last Valid Work",
+             "Device Hardware%", "Device Rejected%", "Device Elapsed"],
+    "pools": ["POOL", "URL", "Status", "Priority", "Quota", "Long Poll", "Getworks", "Accepted",
+              "Rejected", "Discarded", "Stale", "Get Failures", "Remote Failures", "User",
+              "Last Share Time", "Diff", "Diff1 Shares", "Proxy Type", "Proxy",
+              "Difficulty Accepted", "Difficulty Rejected", "Difficulty Stale",
+              "Last Share Difficulty", "Has Stratum", "Stratum Active", "Stratum URL", "Has GBT",
+              "Best Share", "Pool Rejected%", "Pool Stale%"],
+    "config": ["ASC Count", "PGA Count", "Pool Count", "Strategy", "Log Interval", "Device Code",
+               "OS", "Failover-Only", "ScanTime", "Queue", "Expiry", "Hotplug"],
+    "version": ["BMMiner", "API", "Miner", "CompileTime", "Type"],
+}
+S9_STATS_HEAD = ["BMMiner", "Miner", "CompileTime", "Type"]
+S9_STATS_DEVICE = (
+    ["STATS", "ID", "Elapsed", "Calls", "Wait", "Max", "Min", "GHS 5s", "GHS av", "miner_count",
+     "frequency", "fan_num"] + [f"fan{i}" for i in range(1, 9)] + ["temp_num"]
+    + [f"temp{i}" for i in _CHAINS] + [f"temp2_{i}" for i in _CHAINS]
+    + [f"temp3_{i}" for i in _CHAINS] + [f"freq_avg{i}" for i in _CHAINS]
+    + ["total_rateideal", "total_freqavg", "total_acn", "total_rate"]
+    + [f"chain_rateideal{i}" for i in _CHAINS]
+    + ["temp_max", "Device Hardware%", "no_matching_work"]
+    + [f"chain_acn{i}" for i in _CHAINS] + [f"chain_acs{i}" for i in _CHAINS]
+    + [f"chain_hw{i}" for i in _CHAINS] + [f"chain_rate{i}" for i in _CHAINS]
+    + [f"chain_xtime{i}" for i in _S9_SLOTS] + [f"chain_offside_{i}" for i in _S9_SLOTS]
+    + [f"chain_opencore_{i}" for i in _S9_SLOTS] + ["miner_version"])
+
+
+async def test_s9_rpc_replies_carry_bmminers_fields_in_order():
+    async with running_unit("s9", rpc_port=0) as unit:
+        port = unit.rpc_port
+        replies = {cmd: await rpc_json(port, cmd) for cmd in (*S9_RPC_FIELDS, "stats")}
+    for cmd, fields in S9_RPC_FIELDS.items():
+        section = next(k for k in replies[cmd] if k not in ("STATUS", "id"))
+        for obj in replies[cmd][section]:
+            assert list(obj) == fields, (cmd, set(obj) ^ set(fields))
+    head, device = replies["stats"]["STATS"]
+    assert list(head) == S9_STATS_HEAD
+    assert list(device) == S9_STATS_DEVICE, set(device) ^ set(S9_STATS_DEVICE)
+    pool = replies["pools"]["POOLS"][0]
+    assert pool["Stratum URL"] == HOST        # extract_sockaddr: the host, without the port

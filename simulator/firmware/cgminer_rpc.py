@@ -424,7 +424,9 @@ class CgminerRpcServer:
                 ("Diff1 Work", int(diff1)), ("Difficulty Accepted", Fixed(diff1, "%.8f")),
                 ("Difficulty Rejected", Fixed(0.0, "%.8f")),
                 ("Last Share Difficulty", Fixed(float(r.pool_difficulty), "%.8f")),
-                ("No Device", False), ("Last Valid Work", int(time.time())),
+                # no "No Device": it is printed only under USE_USBUTILS, which a bitmain-c5
+                # build does not define (configure.ac: no USB driver enabled)
+                ("Last Valid Work", int(time.time())),
                 ("Device Hardware%", Fixed(hwp * 100, "%.4f")),
                 ("Device Rejected%", Fixed(0.0, "%.4f")), ("Device Elapsed", elapsed),
             ]
@@ -522,6 +524,9 @@ class CgminerRpcServer:
                   for n in slots]
         items += [(f"chain_xtime{n}", _xtime(chains[n].status)) for n in sorted(chains)]
         items += [(f"chain_offside_{n}", "0") for n in sorted(chains)]
+        # isChainAllCoresOpened (clement-bitmain.c): "1" once every core of the chain opened
+        items += [(f"chain_opencore_{n}", "1" if set(chains[n].status) <= {"o"} else "0")
+                  for n in sorted(chains)]
         items += [("miner_version", S9_MINER_VERSION)]
         return items
 
@@ -646,7 +651,12 @@ def _since(last: float | None, now: float) -> str:
 
 
 def _host_of(url: str) -> str:
-    return url.split("://", 1)[-1]
+    """cgminer's extract_sockaddr (util.c): the address without scheme, port or [] (the
+    port goes to ``stratum_port``), which ``pools`` prints as "Stratum URL"."""
+    rest = url.split("//", 1)[-1]
+    if rest.startswith("[") and "]" in rest:
+        return rest[1:rest.index("]")]
+    return rest.split(":", 1)[0]
 
 
 def _split_escaped(param: str) -> list[str]:
