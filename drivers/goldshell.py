@@ -214,6 +214,14 @@ class GoldshellClient(HttpClient):
             return self.parse_json(body, command) if body.strip() else None
         raise AuthError("token refused after re-login", unit=self.unit, command=command)
 
+    async def get_raw(self, path: str) -> tuple[int, str, dict[str, str]]:
+        """One logged-in GET as the unit answers it, unchecked (a capture records it)."""
+        if self.token is None:
+            await self.login()
+        await self.bucket.acquire()
+        return await self.send("GET", path, command=f"GET {path}", allow_redirects=False,
+                               headers={"Authorization": f"Bearer {self.token}"})
+
     async def read(self, path: str, command: str, *, auth: bool = True) -> Any:
         return await retry_read(lambda: self.call("GET", path, command, auth=auth),
                                 attempts=self.attempts)

@@ -66,18 +66,21 @@ class HttpClient:
                    json_body: Any = None, params: dict[str, str] | None = None,
                    headers: dict[str, str] | None = None,
                    form: dict[str, str] | list[tuple[str, str]] | None = None,
-                   timeout: float | None = None) -> tuple[int, str, dict[str, str]]:
+                   timeout: float | None = None,
+                   allow_redirects: bool = True) -> tuple[int, str, dict[str, str]]:
         """One HTTP request -> (status, body text, headers); transport failures are typed.
 
         ``timeout`` overrides the client's for one request (a firmware operation known to
-        be slow, such as the S9's config CGI); ``form`` fields keep their order.
+        be slow, such as the S9's config CGI); ``form`` fields keep their order;
+        ``allow_redirects=False`` returns a redirect itself (a capture records it).
         """
         command = command or f"{method} {path}"
         limit = self.timeout if timeout is None else timeout
         try:
             async with self.session().request(method, self.base_url + path, json=json_body,
                                               data=form, params=params, headers=headers,
-                                              timeout=aiohttp.ClientTimeout(total=limit)) as resp:
+                                              timeout=aiohttp.ClientTimeout(total=limit),
+                                              allow_redirects=allow_redirects) as resp:
                 body = await resp.content.read(MAX_BODY_BYTES + 1)
                 if len(body) > MAX_BODY_BYTES:
                     raise MalformedReply(f"body exceeds {MAX_BODY_BYTES} bytes", unit=self.unit,

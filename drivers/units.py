@@ -134,6 +134,10 @@ class Unit(ABC):
     # where each setting is read back: (configuration, running value)
     setting_source: str = "settings"
     effect_source: str = "telemetry"
+    # what a capture records (drivers/capture.py): read-only GETs and RPC report commands
+    capture_paths: tuple[str, ...] = ()
+    capture_commands: tuple[str, ...] = ()
+    rpc: CgminerRPC | None = None
 
     def __init__(self, address: UnitAddress, *, timeout: float = 5.0, attempts: int = 3) -> None:
         self.address = address
@@ -150,6 +154,11 @@ class Unit(ABC):
 
     @abstractmethod
     async def identify(self) -> Identity: ...
+
+    @abstractmethod
+    async def get_raw(self, path: str) -> tuple[int, str, dict[str, str]]:
+        """One GET on the web API as the unit answers it: (status, body, headers), no checks,
+        no redirect followed."""
 
     @abstractmethod
     async def telemetry(self) -> Telemetry: ...
@@ -495,6 +504,9 @@ class S9Unit(Unit):
     setting_source = "get_miner_conf"
     effect_source = "RPC stats/pools"
     write_probe_refusal = "every set_miner_conf.cgi write restarts bmminer"
+    capture_paths = ("/cgi-bin/get_system_info.cgi", "/cgi-bin/get_miner_conf.cgi",
+                     "/cgi-bin/minerStatus.cgi")
+    capture_commands = ("version", "config", "summary", "devs", "pools", "stats", "devdetails")
 
     def __init__(self, address: UnitAddress, **kwargs: Any) -> None:
         super().__init__(address, **kwargs)
@@ -507,6 +519,9 @@ class S9Unit(Unit):
 
     async def close(self) -> None:
         await self.web.close()
+
+    async def get_raw(self, path: str) -> tuple[int, str, dict[str, str]]:
+        return await self.web.send("GET", path, allow_redirects=False)
 
     async def identify(self) -> Identity:
         version = await self.rpc.version()
@@ -599,6 +614,10 @@ class LV06Unit(Unit):
     write_deadline_s = 30.0  # the power task ramps a new clock within seconds
     setting_source = "system/info"
     effect_source = "actualFrequency/expectedHashrate"
+    # what each ESP-Miner release may serve, and an unknown /api path: its answer (404 JSON,
+    # or a 302 to the web UI) tells which release a fork follows
+    capture_paths = ("/", "/api/system/info", "/api/system/asic", "/api/system/statistics",
+                     "/api/swarm/info", "/api/system/scoreboard", "/api/system/no-such-route")
 
     def __init__(self, address: UnitAddress, **kwargs: Any) -> None:
         super().__init__(address, **kwargs)
@@ -608,6 +627,9 @@ class LV06Unit(Unit):
 
     async def close(self) -> None:
         await self.api.close()
+
+    async def get_raw(self, path: str) -> tuple[int, str, dict[str, str]]:
+        return await self.api.send("GET", path, allow_redirects=False)
 
     async def identify(self) -> Identity:
         info = await self.api.system_info()
@@ -765,6 +787,8 @@ class LBBoxUnit(Unit):
     setting_source = "mcb/setting"
     effect_source = "RPC devs/pools"
     write_probe_refusal = "a settings PUT restarts the fan daemon (fan spike for minutes)"
+    capture_paths = ("/", "/mcb/status", "/mcb/setting", "/mcb/pools")
+    capture_commands = ("version", "summary", "devs", "pools", "stats", "devdetails")
 
     def __init__(self, address: UnitAddress, **kwargs: Any) -> None:
         super().__init__(address, **kwargs)
@@ -782,6 +806,9 @@ class LBBoxUnit(Unit):
 
     async def close(self) -> None:
         await self.api.close()
+
+    async def get_raw(self, path: str) -> tuple[int, str, dict[str, str]]:
+        return await self.api.get_raw(path)
 
     async def status(self) -> dict[str, Any]:
         if self._status is None:

@@ -645,6 +645,48 @@ async def test_probe_json_prints_what_was_learned_and_the_write_probe(lab, firmw
     assert sim.settings() == before and not sim.reading().pending_restart
 
 
+# what each generation answers where a capture asks something it does not serve
+CAPTURE_UNKNOWN_ROUTE = {"lucky-2.1.8": 302, "axeos-2.15": 404}
+
+
+@in_lab_loop
+@pytest.mark.parametrize("firmware", ALL_GENERATIONS)
+async def test_probe_capture_records_raw_replies_and_writes_nothing(lab, firmware, tmp_path, capsys):
+    await settle(lab)
+    sim = lab.generations[firmware]
+    before = sim.settings()
+    path = tmp_path / "capture.json"
+    parser = argparse.ArgumentParser()
+    cli.probe_arguments(parser)
+    args = parser.parse_args([sim.url, "--capture", str(path), "--timeout", "15"])
+    assert await asyncio.to_thread(cli.probe_main, args) == 0
+    assert str(path) in capsys.readouterr().out
+    doc = json.loads(path.read_text())
+    unit_cls = {"s9": S9Unit, "lv06": LV06Unit, "lbbox": LBBoxUnit}[sim.profile.model]
+    assert doc["model"] == sim.profile.model and doc["identity"]["model"] == sim.profile.model
+    assert list(doc["http"]) == list(unit_cls.capture_paths)
+    assert list(doc["rpc"]) == list(unit_cls.capture_commands)
+    if sim.profile.model == "lv06":
+        info = doc["http"]["/api/system/info"]
+        assert info["status"] == 200 and json.loads(info["body"])["ASICModel"] == "BM1366"
+        unknown = doc["http"]["/api/system/no-such-route"]
+        assert unknown["status"] == CAPTURE_UNKNOWN_ROUTE[firmware]   # the redirect itself
+        served = doc["http"]["/api/system/asic"]["status"] == 200
+        assert served == (firmware == "axeos-2.15")
+    elif sim.profile.model == "s9":
+        conf = doc["http"]["/cgi-bin/get_miner_conf.cgi"]
+        assert conf["status"] == 200 and "pools" in json.loads(conf["body"])
+        stats = doc["rpc"]["stats"]["reply"]
+        assert "}{" in stats and stats.endswith("\x00")      # raw: quirk and NUL kept
+        assert '"Code":45' in doc["rpc"]["devdetails"]["reply"]   # stock access: denied, recorded
+    else:
+        setting = doc["http"]["/mcb/setting"]
+        assert setting["status"] == 200 and "powerplans" in json.loads(setting["body"])
+        assert "MHS 20s" in doc["rpc"]["devs"]["reply"]
+    assert sim.settings() == before and not sim.reading().pending_restart   # read only
+    assert main(["probe", sim.url, "--capture", str(path), "--try-writes"]) == 2
+
+
 def test_probe_cli_error_exit(capsys):
     parser = argparse.ArgumentParser()
     cli.probe_arguments(parser)

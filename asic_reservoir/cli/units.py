@@ -12,11 +12,13 @@ import ipaddress
 import json
 import sys
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
 from asic_reservoir.progress import progress_bar
+from asic_reservoir.drivers.capture import capture, write_capture
 from asic_reservoir.drivers.errors import UnitError
 from asic_reservoir.drivers.units import HTTP_PORT, RPC_PORT, Identity, identify_ports, open_unit
 
@@ -48,12 +50,23 @@ def probe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--try-writes", action="store_true",
                         help="write the current frequency back and verify it (only where "
                              "that is harmless: not on the S9 or the LB-Box)")
+    parser.add_argument("--capture", type=Path, metavar="FILE",
+                        help="record the raw reply of every read-only GET endpoint and RPC "
+                             "report command of the unit in FILE (JSON); reads only")
 
 
 async def _probe(args: argparse.Namespace) -> dict[str, Any]:
     url = args.target if "://" in args.target else \
         f"auto://{args.target}?rpc={args.rpc_port}&http={args.http_port}"
     unit = await open_unit(url, timeout=args.timeout)
+    if getattr(args, "capture", None) is not None:
+        try:
+            ident = await unit.identify()
+            document = {**await capture(unit), "identity": asdict(ident)}
+        finally:
+            await unit.close()
+        write_capture(document, args.capture)
+        return document
     try:
         ident = await unit.identify()
         reading = await unit.telemetry()
@@ -103,12 +116,31 @@ def _print_probe(result: dict[str, Any]) -> None:
           f"{' (frequency needs restart)' if caps['frequency_needs_restart'] else ''}")
 
 
+def _print_capture(result: dict[str, Any], path: Path) -> None:
+    http = [f"{p} {r.get('status', 'error')}" for p, r in result["http"].items()]
+    rpc = [f"{c} {'error' if 'error' in r else 'ok'}" for c, r in result["rpc"].items()]
+    print(f"{result['url']} ({result['model']}): {len(http)} HTTP and {len(rpc)} RPC replies "
+          f"written to {path}")
+    for line in http + rpc:
+        print(f"  {line}")
+
+
 def probe_main(args: argparse.Namespace) -> int:
+    if getattr(args, "capture", None) is not None and args.try_writes:
+        print("asic-reservoir probe: --capture only reads; it does not combine with --try-writes",
+              file=sys.stderr)
+        return 2
     try:
         result = asyncio.run(_probe(args))
-    except (UnitError, ValueError) as exc:
+    except (UnitError, ValueError, OSError) as exc:
         print(f"asic-reservoir probe: {exc}", file=sys.stderr)
         return 1
+    if getattr(args, "capture", None) is not None:
+        if args.json:
+            print(json.dumps({"url": result["url"], "capture": str(args.capture)}))
+        else:
+            _print_capture(result, args.capture)
+        return 0
     if args.json:
         print(json.dumps(result, indent=2, default=str))
     else:
