@@ -1,38 +1,26 @@
 """Lucky Miner LV06 HTTP API on port 80: the AxeOS/ESP-Miner web server as Lucky ships it.
 
-The LV06 runs a closed clone of ESP-Miner (BM1366).  Behaviour follows
-ESP-Miner's ``main/http_server/http_server.c`` with the Lucky changes; what differs
-between releases lives in one small class per firmware generation (:data:`RELEASES`):
-:class:`LuckyFork218` (the stock fork, upstream v2.1.8 behaviour: info with
-``fanSpeedRpm`` and the *stored* ``frequency``, PATCH stores without validation and
-answers 200, no asic/statistics/pause endpoints) and :class:`AxeOS215` (current
-AxeOS: the list below). Common to both:
+The LV06 runs a closed clone of ESP-Miner (BM1366). What differs between releases lives in
+one small class per firmware generation (:data:`RELEASES`), each serving exactly the
+endpoints, fields and status codes of its upstream release (tables and sources:
+firmware_notes/lucky-miner-lv06.md; checked by tests/test_firmware_conformance.py):
 
-* every route first checks the client: the peer address and, when present, the
-  ``Origin`` header (``http://<ipv4>...``) must be private (10/8, 172.16/12,
-  192.168/16), else ``401 Unauthorized``.  Loopback is accepted too -- a
-  deliberate deviation, because the simulator only ever listens on 127.0.0.0/8;
-* ``GET /api/system/info`` with the Lucky fields: ``minerModel`` ``"LV06"`` and
-  ``bestDiff``/``bestSessionDiff`` as cgminer ``suffix_string`` text (``"4.29G"``)
-  as older firmware prints them (newer upstream prints numbers);
-* ``GET /api/system/asic`` (BM1366 frequency/voltage options),
-  ``GET /api/system/statistics`` (label/row table, upstream >= 2.10);
-* ``PATCH /api/system``: body must be JSON (``400 Invalid JSON``); every known
-  key is type- and range-checked before anything is stored
-  (``400 Wrong API input``); unknown keys are ignored; success is ``200`` with an
-  empty body.  Frequency, core voltage and fan settings apply live (recent
-  firmware), pool settings at the next restart;
-* ``POST /api/system/restart`` answers ``System will restart shortly.`` and
-  restarts ~1 s later; ``POST /api/system/pause`` / ``resume`` (upstream 2.15)
-  answer ``{"message": "Mining paused"}`` / ``... resumed``;
-* ``/api/ws`` streams the firmware's ESP_LOG lines (``asic_result`` etc.) as
-  websocket text frames, at most 10 clients (``429`` beyond); a reboot closes
-  the streams and, while the unit boots, the web server drops connections;
-* unknown ``/api/*`` routes answer ``404 {"error":"unknown route"}``; other
-  unknown paths redirect (302) to ``/``;
-* the index page carries "Lucky miner" -- the string identification tools key
-  on.  It does *not* carry "AxeOS": tools test for "AxeOS" first and would
-  classify the unit as a Bitaxe.
+* :class:`LuckyFork218` -- the stock fork as upstream v2.1.8 (plus Lucky's ``minerModel``):
+  info with ``fanSpeedRpm``, suffix-string ``bestDiff`` and the *stored* ``frequency``;
+  PATCH stores without validation and answers 200; swarm endpoints; no network check;
+  what it has no handler for is a 302 to ``/`` (GET) or 405;
+* :class:`AxeOS215` -- ESP-Miner v2.15.0: the full info object in the release's order,
+  asic/statistics/pause/resume, validated PATCH with pool slots, JSON restart reply,
+  ``404 {"error":"unknown route"}`` for any other ``/api/*``, and the private-network
+  check (peer and ``Origin`` must be 10/8, 172.16/12 or 192.168/16; loopback is accepted
+  too -- a deliberate deviation, because the simulator only ever listens on 127.0.0.0/8).
+
+Common to both: ``POST /api/system/restart`` restarts ~1 s after answering; ``/api/ws``
+streams the firmware's ESP_LOG lines as websocket text frames (at most 10 clients, ``429``
+beyond); a reboot closes the streams and, while the unit boots, the web server drops
+connections; unknown non-API paths redirect (302) to ``/``; the index page carries "Lucky
+miner" -- the string identification tools key on, and not "AxeOS" (tools test for "AxeOS"
+first and would classify the unit as a Bitaxe).
 """
 from __future__ import annotations
 
