@@ -7,7 +7,9 @@ runs twice in the same process: in virtual time (the loop jumps to the next even
 figure is simulated seconds per wall second, CPU-bound) and in wall-clock mode at
 ``--speed`` :data:`WALL_SPEED` (the reference: at most the speed, less when the host cannot
 keep pace, which the tick pace shows). On a shared host the wall figures follow the share of
-a core the process gets; simulated seconds per CPU second are printed too.
+a core the process gets; simulated seconds per CPU second are printed too. The virtual run
+is repeated with a loop iteration per tick (``run_virtual(..., run_ahead=False)``, what
+the units did before their ticks ran ahead of the loop), the reference of that saving.
 
 Also the cost of one 0.1 s physics tick per model (step plus the miner's budget), as a
 multiple of one numpy ufunc call on the S9's 189 chips measured in the same run: a tick's
@@ -111,7 +113,9 @@ def tick_costs(n: int) -> dict[str, float]:
 
 
 def run() -> list[Figure]:
-    virtual = run_virtual(_run(Clock.virtual(), 300.0 if quick() else 3000.0))
+    sim_s = 300.0 if quick() else 3000.0
+    virtual = run_virtual(_run(Clock.virtual(), sim_s))
+    per_tick = run_virtual(_run(Clock.virtual(), sim_s), run_ahead=False)
     wall = asyncio.run(_run(Clock(WALL_SPEED), WALL_SPEED * (3.0 if quick() else 10.0)))
     figures = [
         Figure("3 units, virtual time: simulated s per wall s", virtual["sim_per_wall"], "x",
@@ -119,6 +123,7 @@ def run() -> list[Figure]:
                note=f"{virtual['sim']:.0f} simulated s in {virtual['wall']:.1f} s wall, "
                     f"CPU {virtual['cpu_share']:.2f} core"),
         Figure("3 units, virtual time: simulated s per CPU s", virtual["sim_per_cpu"], "x",
+               "a loop iteration per tick", per_tick["sim_per_cpu"],
                note="what two free cores give per process"),
         Figure("wall-clock mode: ticks done / ticks due", wall["pace"], "ratio", "on schedule", 1.0,
                note=f"CPU {wall['cpu_share']:.2f} core"),

@@ -54,6 +54,7 @@ from asic_reservoir.simulator.miner import (
 )
 from asic_reservoir.simulator.physics import SettingsError, UnitPhysics, UnitReading
 from asic_reservoir.simulator.profiles import MODELS, Profile, profile
+from asic_reservoir.simulator.ticker import Ticker
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +215,7 @@ class SimulatedUnit:
         self._results_rng = np.random.default_rng(
             None if config.noise_seed is None else [config.noise_seed, RESULTS_STREAM])
         self._chip_results = np.zeros(p.n_chips)
-        self._tick_handle: asyncio.TimerHandle | None = None
+        self._ticking = False
         self._ticks = _TickGrid(0.0)
         self._restart_lock = asyncio.Lock()
         self._hold_until = -math.inf          # LB-Box re-tune pause (clock seconds)
@@ -261,12 +262,13 @@ class SimulatedUnit:
             await self.stop()
             raise
         self._ticks = _TickGrid(self.clock.now())
-        self._schedule_tick()
+        self._ticking = True
+        Ticker.of(asyncio.get_running_loop()).add(self, self._next_tick_at())
 
     async def stop(self) -> None:
-        handle, self._tick_handle = self._tick_handle, None
-        if handle is not None:
-            handle.cancel()
+        if self._ticking:
+            self._ticking = False
+            Ticker.of(asyncio.get_running_loop()).remove(self)
         for server in reversed(self._servers):
             with contextlib.suppress(Exception):
                 await server.stop()
@@ -308,18 +310,20 @@ class SimulatedUnit:
         """Simulated seconds per physics tick."""
         return self.config.tick_s
 
-    def _schedule_tick(self) -> None:
-        """A timer callback at the next grid point: cheaper than a task that sleeps (one
-        wake-up per tick is most of what the event loop does for a unit)."""
+    def _next_tick_at(self) -> float:
+        """Loop time of the next grid point (as ``call_later`` would compute it)."""
         wait = self.clock.wall_seconds(self._ticks.due(self.tick_s) - self.clock.now())
-        self._tick_handle = asyncio.get_running_loop().call_later(max(wait, 0.0), self._on_tick)
+        return asyncio.get_running_loop().time() + max(wait, 0.0)
 
-    def _on_tick(self) -> None:
-        """Tick on the simulated-time grid; a late wake-up catches up tick by tick.
+    def on_timer(self) -> float | None:
+        """Tick on the simulated-time grid; a late wake-up catches up tick by tick. Returns
+        the loop time of the next tick for the loop's :class:`Ticker` (None once stopped).
 
         Catching up keeps every physics step at ``tick_s`` (a host too slow for the
         requested speed falls behind wall time instead of coarsening the physics).
         """
+        if not self._ticking:
+            return None
         tick, grid = self.tick_s, self._ticks
         now = self.clock.now()
         for _ in range(MAX_CATCH_UP_TICKS):         # then let the event loop breathe
@@ -332,8 +336,7 @@ class SimulatedUnit:
             except Exception:                       # a bug in one tick must not kill the unit
                 log.exception("%s: tick failed", self.config.worker)
             grid.advance(due)
-        if self._tick_handle is not None:           # not stopped meanwhile
-            self._schedule_tick()
+        return self._next_tick_at() if self._ticking else None
 
     def _tick(self, dt: float, now: float) -> None:
         """One physics tick of ``dt`` simulated seconds ending at clock time ``now``."""

@@ -54,3 +54,13 @@ def test_same_seeds_give_a_bit_identical_run_file(tmp_path: Path) -> None:
     for table in a:                       # a readable diff first, then the bytes
         assert a[table] == b[table], table
     assert hashlib.sha256(first.read_bytes()).digest() == hashlib.sha256(second.read_bytes()).digest()
+
+
+def test_ticks_run_ahead_record_what_a_timer_per_tick_records(tmp_path: Path) -> None:
+    """The units' ticks run ahead of the loop only where it would have jumped straight to
+    them: the run file is the one recorded with a loop iteration per tick."""
+    reference, ahead = tmp_path / "reference.db", tmp_path / "ahead.db"
+    run_virtual(_record(reference), run_ahead=False)
+    run_virtual(_record(ahead), run_ahead=True)
+    assert hashlib.sha256(reference.read_bytes()).digest() == \
+        hashlib.sha256(ahead.read_bytes()).digest()
