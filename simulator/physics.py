@@ -276,6 +276,10 @@ class UnitPhysics:
         self._lat_next = p.g_lateral * self._has_next[:-1]    # segment i <- segment i+1
         self._g_lat_total = p.g_lateral * self._n_lateral
         self._lateral = n > 1 and p.g_lateral > 0
+        # One chip on a regulated rail (LV06): the tick's arithmetic in Python floats, where
+        # a numpy call on a one-element array costs ten times its work (same formulas, same
+        # order of operations; the pinned trajectories hold to rounding).
+        self._one_chip = n == 1 and not p.voltage_domains
         self._fan_full_rpm = p.fan_max_rpm * var.fan_rpm_factor
         self._sensed_idx = np.array([np.flatnonzero((self._chain_of == c) & self._sensed)
                                      for c in range(p.n_chains)])    # (chains, sensed per chain)
@@ -410,6 +414,11 @@ class UnitPhysics:
     def _error_fraction(self, v: np.ndarray | float, t_die: np.ndarray) -> np.ndarray:
         p = self.profile
         fmax_ref = self._derived()[2]
+        if self._one_chip and isinstance(v, float) and t_die.ndim == 1:
+            fmax = float(fmax_ref[0]) * (1.0 - p.timing_temp_coeff * (float(t_die[0]) - p.t_ref_c))
+            x = (float(self.freq_mhz[0]) - fmax) / (p.hw_error_width * fmax)
+            x = min(max(x, -60.0), 60.0)
+            return np.array([p.hw_error_floor + (1.0 - p.hw_error_floor) / (math.exp(-x) + 1.0)])
         if fmax_ref is not None and isinstance(v, float):
             fmax = fmax_ref * self._thermal_factor(t_die)
         else:
@@ -456,6 +465,8 @@ class UnitPhysics:
         """(power, voltage, own slope dP_i/dT_i) at ``t_die``; a regulated rail's voltage is a
         scalar here (:meth:`electrical` broadcasts it)."""
         p = self.profile
+        if self._one_chip and t_die.ndim == 1:
+            return self._electrical_one(float(t_die[0]))
         g_dyn, g_leak = self.conductances(t_die)
         g = g_dyn + g_leak
         if not p.voltage_domains:
@@ -481,6 +492,18 @@ class UnitPhysics:
             return zero, v, zero
         g *= v2
         return g, v, slope
+
+    def _electrical_one(self, t_die: float) -> tuple[np.ndarray, float, np.ndarray]:
+        """:meth:`_electrical` of one regulated chip, in floats."""
+        p = self.profile
+        g_leak = math.exp(min((t_die - p.t_ref_c) * self._inv_efold, MAX_EXPONENT))
+        g_leak *= float(self._g_leak_ref[0])
+        v = self.voltage_mv / 1000.0
+        v2 = v * v
+        if not self.powered:
+            return np.zeros(1), v, np.zeros(1)
+        g = float(self._derived()[0][0]) + g_leak
+        return np.array([g * v2]), v, np.array([g_leak * (v2 * self._inv_efold)])
 
     def electrical(self, t_die: np.ndarray | None = None
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -608,12 +631,20 @@ class UnitPhysics:
         period = self.profile.control_period_s
         floor = self.hashes_per_floor_nonce
         valid_nonces = error_nonces = None
+        one_valid = one_error = 0.0
         left = dt
         while left > 1e-12:
             h = min(left, max(period - self._since_control, 1e-9))
             power, v, slope, err = self._now()
             rates = self._derived()[1]
             scale = h / floor
+            if self._one_chip:
+                e, r = float(err[0]), float(rates[0])
+                one_valid += (1.0 - e) * r * scale
+                one_error += r * e * scale
+                self._substep(h, (power, slope))
+                left -= h
+                continue
             good = (1.0 - err) * rates
             good *= scale
             bad = rates * err
@@ -625,6 +656,9 @@ class UnitPhysics:
                 error_nonces += bad
             self._substep(h, (power, slope))
             left -= h
+        if self._one_chip:
+            self._count_one(dt, one_valid, one_error)
+            return
         if valid_nonces is None:
             valid_nonces = error_nonces = np.zeros(self.profile.n_chips)
         self._count(dt, valid_nonces, error_nonces)
@@ -670,6 +704,8 @@ class UnitPhysics:
         stable and the steady state is exact. (In-place arithmetic: a tick is a few dozen
         numpy calls, whose overhead, not the chip count, is its cost.)
         """
+        if self._one_chip:
+            return self._thermal_one(h, flow, float(power[0]), float(slope[0]), float(t_die0[0]))
         p = self.profile
         g_a = self.sink_air_conductance(flow)
         sink_eq = g_a * self.air_temps_c(power, flow, self.ambient_c)
@@ -695,6 +731,24 @@ class UnitPhysics:
         die *= np.exp(g_eff, out=g_eff)
         die += die_eq
         return sink, die
+
+    def _thermal_one(self, h: float, flow: float, power: float, slope: float, t_die0: float
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_thermal` of one chip (no neighbours), in floats."""
+        p = self.profile
+        g_full, g_still = 1.0 / p.r_sink_air_full, 1.0 / p.r_sink_air_still
+        g_a = g_still + (g_full - g_still) * min(max(flow, 0.0), 1.2) ** FLOW_EXPONENT
+        g_a /= float(self.variation.r_thermal[0])
+        air = 0.5 * power / self.air_heat_capacity(flow) + self.ambient_c
+        g_tot = g_a + float(self._g_lat_total[0])
+        sink_eq = (g_a * air + power) / g_tot
+        sink = (float(self.t_sink[0]) - sink_eq) * math.exp(g_tot * (-h / p.c_sink)) + sink_eq
+        g_ds = float(self._g_ds[0])
+        g_eff = g_ds - slope
+        safe = g_eff if abs(g_eff) > 1e-12 else 1e-12
+        die_eq = (g_ds * sink + power - slope * t_die0) / safe
+        die = (t_die0 - die_eq) * math.exp(min(g_eff * (-h / p.c_die), MAX_EXPONENT)) + die_eq
+        return np.array([sink]), np.array([die])
 
     def sensors(self) -> Sensors:
         """One firmware read: hottest sensed chip and board sensor per chain, VR, tachometers."""
@@ -730,6 +784,14 @@ class UnitPhysics:
         self._hw_pending += int(err_chain.sum())
         if self.sample_nonces:
             self._record(dt, _poisson(self._noise, valid).astype(float))
+
+    def _count_one(self, dt: float, valid: float, errors: float) -> None:
+        """:meth:`_count` of one chip: the same draws, as scalars."""
+        n = int(self._noise.poisson(errors))
+        self.hw_errors_chain[0] += n
+        self._hw_pending += n
+        if self.sample_nonces:
+            self._record(dt, np.array([float(self._noise.poisson(valid))]))
 
     def _per_chain(self, per_chip: np.ndarray) -> np.ndarray:
         """Sums over each chain's chips (chains are contiguous in chip order)."""
