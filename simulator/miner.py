@@ -321,6 +321,7 @@ class StratumMiner:
     def _report(self, results: list[ChipResult]) -> list[FoundShare]:
         job = self._engine.job
         found = []
+        now = self.clock.now() if results else None     # one tick's results: one instant
         for result in results:
             achieved = share_difficulty(result.digest, self.difficulty_factor)
             pool_grade = (hash_to_int(result.digest) <= self._pool_target
@@ -331,7 +332,7 @@ class StratumMiner:
                 self.dropped += 1
             share = FoundShare(result.chip, result.nonce, result.ntime, result.version,
                                result.extranonce2.hex(), achieved, self._job_difficulty,
-                               submitted, job.job_id, self.clock.now())
+                               submitted, job.job_id, now)
             if submitted:
                 self._submits[submit_id] = share
             self.best_share = max(self.best_share, achieved)

@@ -310,6 +310,7 @@ class UnitPhysics:
         self._fan_law.reset(start_pwm)
         self.fan_pwm = np.full(p.n_fans, start_pwm)
         self.fan_rpm = self.fan_target_rpm(self.fan_pwm)
+        self._fan_target = (self.fan_pwm.tobytes(), self.fan_rpm.copy())
         self.control_temp_c = self.ambient_c
         self._since_control = 0.0
         self.reset_counters()
@@ -555,7 +556,7 @@ class UnitPhysics:
 
     def chip_power_w(self, t_die: np.ndarray | None = None) -> np.ndarray:
         """Power of every chip at die temperatures ``t_die`` (default: the present ones)."""
-        return self.electrical(t_die)[0]
+        return self._now()[0] if t_die is None else self.electrical(t_die)[0]
 
     def fan_target_rpm(self, pwm: np.ndarray | float) -> np.ndarray:
         """Speed each fan settles at for ``pwm`` %: from its floor at 0 % duty to full."""
@@ -571,8 +572,8 @@ class UnitPhysics:
                       flow: float | None = None) -> float:
         """Power at the unit's input (S9: wall incl. PSU; LV06/LB-Box: DC jack)."""
         p = self.profile
-        chips = float(np.add.reduce(self.chip_power_w() if chip_power is None else chip_power,
-                                    axis=None))
+        chip_power = self.chip_power_w() if chip_power is None else chip_power
+        chips = float(chip_power[0]) if self._one_chip else float(np.add.reduce(chip_power, axis=None))
         flow = self.flow_fraction() if flow is None else flow
         overhead = p.overhead_power_w * (0.4 + 0.6 * (flow / NOMINAL_FLOW) ** 3)
         return (chips + overhead) / p.psu_efficiency
@@ -674,7 +675,10 @@ class UnitPhysics:
             if not self.powered:                # the protection may just have cut the power
                 power, _, slope, _ = self._now()
                 state = (power, slope)
-        target_rpm = self.fan_target_rpm(self.fan_pwm)
+        pwm = self.fan_pwm.tobytes()                # set in place; changes at control steps
+        if pwm != self._fan_target[0]:
+            self._fan_target = (pwm, self.fan_target_rpm(self.fan_pwm))
+        target_rpm = self._fan_target[1]
         self.fan_rpm = target_rpm + (self.fan_rpm - target_rpm) * math.exp(-h / p.fan_tau_s)
         flow = self.flow_fraction()
         power, slope = state
@@ -805,7 +809,7 @@ class UnitPhysics:
     def _record(self, dt: float, per_chip: np.ndarray) -> None:
         if not (self.powered and self.hashing):
             return
-        per_chain = self._per_chain(per_chip)
+        per_chain = per_chip.copy() if self._one_chip else self._per_chain(per_chip)
         self._window.add(self.time_s, dt, per_chain)
         self._nonces_total += per_chain
         self._hashing_time_s += dt
@@ -854,20 +858,23 @@ class UnitPhysics:
 
     def chain_readings(self) -> list[ChainReading]:
         p = self.profile
+        k = p.chips_per_chain
         chips = self.chip_temps_c()
         boards = self.board_temps_c()
         rates = self.chain_rates_hs()
         ideal = np.bincount(self._chain_of, weights=self.ideal_rates_hs(), minlength=p.n_chains)
-        err = self.chip_error_fraction()
+        err = self.chip_error_fraction().tolist()
         out = []
-        for c in range(p.n_chains):
-            sel = self._chain_of == c
-            status = "".join("x" if (e > 0.5 or not self.powered) else "o" for e in err[sel])
+        for c in range(p.n_chains):                # chains are contiguous in chip order
+            chain = slice(c * k, (c + 1) * k)
+            temps = chips[chain]
+            status = "x" * k if not self.powered else "".join(
+                "x" if e > 0.5 else "o" for e in err[chain])
             out.append(ChainReading(
-                index=c, chips=int(sel.sum()), chip_temps_c=[float(t) for t in chips[sel]],
+                index=c, chips=k, chip_temps_c=temps.tolist(),
                 board_temp_c=float(boards[c]),
-                chip_temp_c=float(chips[sel & self._sensed].max()),
-                freq_mhz=float(self.freq_mhz[sel].mean()), rate_ghs=float(rates[c]) / 1e9,
+                chip_temp_c=float(temps[self._sensed[chain]].max()),
+                freq_mhz=float(self.freq_mhz[chain].mean()), rate_ghs=float(rates[c]) / 1e9,
                 rate_ideal_ghs=float(ideal[c]) / 1e9, hw_errors=int(self.hw_errors_chain[c]),
                 status=status))
         return out
