@@ -301,6 +301,7 @@ async def test_goldshell_power_plan_and_pools_apply_live(gold):
         assert (await client.put(base + "/mcb/restart", headers=h)).status_code == 200
 
 
+@pytest.mark.virtual_time
 async def test_goldshell_opt_in_reliability_quirks():
     async with running_unit("lbbox") as unit:
         server = GoldshellWebServer(unit, quirks=True, crash_down_s=0.5, token_race_p=1.0)
