@@ -6,6 +6,8 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 
+from tests.support import wait_until
+
 HOST = "127.0.0.1"
 
 
@@ -66,16 +68,7 @@ async def running_unit(model: str, seed: int = 7, speed: float = 50.0, host: str
         await pool.set_difficulty(REAL_DIFFICULTY[model] * unit.difficulty_scale)
         await unit.start()
         try:
-            await wait_for(lambda: unit.reading().hashrate_ghs > 0, timeout=20)
+            await wait_until(lambda: unit.reading().hashrate_ghs > 0, timeout=20)
             yield unit
         finally:
             await unit.stop()
-
-
-async def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(interval)
-

@@ -1,10 +1,12 @@
-"""Helpers shared by the test modules: waiting on a condition, free ports, virtual time with
-a wall-clock watchdog."""
+"""Helpers shared by the test modules: waiting on a condition, the command line in a
+subprocess, free ports, virtual time with a wall-clock watchdog."""
 
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
+import sys
 import threading
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -23,15 +25,51 @@ READOUT_SPLIT = Split(washout=50, train=1000, validation=500, test=800)
 
 
 async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0,
-                     interval: float = 0.05) -> None:
+                     interval: float = 0.05, *, task: asyncio.Task | None = None,
+                     proc: asyncio.subprocess.Process | None = None) -> None:
     """Poll ``predicate`` until it holds; ``timeout`` in loop seconds (simulated seconds on a
-    virtual-time loop), then fail."""
+    virtual-time loop), then fail. Fail at once, with its error, if ``task`` (or the process
+    ``proc``) that should bring the condition about ends first."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while not predicate():
+        if task is not None and task.done():
+            task.result()
+            raise AssertionError("the task ended before the condition")
+        if proc is not None and proc.returncode is not None:
+            raise AssertionError(f"process exited {proc.returncode}: "
+                                 f"{(await proc.stderr.read()).decode()}")
         if loop.time() > deadline:
             raise AssertionError(f"condition not reached in {timeout:g} s")
         await asyncio.sleep(interval)
+
+
+def _take_ctrl_c() -> None:
+    """In the child before exec: SIGINT back to its default, so that Python turns it into
+    KeyboardInterrupt. A suite started with ``&`` from a non-interactive shell runs with
+    SIGINT ignored, the child inherits that, and a Ctrl-C test's signal would do nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+async def start_cli(*args: str) -> asyncio.subprocess.Process:
+    """``python -m asic_reservoir ARGS`` in a subprocess, stdout and stderr piped."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "asic_reservoir", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        preexec_fn=_take_ctrl_c)
+
+
+async def finish(proc: asyncio.subprocess.Process, timeout: float = 180) -> tuple[str, str]:
+    """Wait (``timeout`` wall seconds at most) for a started command: its stdout, stderr."""
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    return out.decode(), err.decode()
+
+
+async def run_cli(*args: str, timeout: float = 180) -> tuple[int, str, str]:
+    """Run ``python -m asic_reservoir ARGS`` to the end: exit code, stdout, stderr."""
+    proc = await start_cli(*args)
+    out, err = await finish(proc, timeout)
+    return proc.returncode, out, err
 
 
 def free_port() -> int:

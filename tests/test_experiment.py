@@ -20,7 +20,7 @@ from asic_reservoir.analysis.states import StatesError, states
 from asic_reservoir.drivers.stratum import Pool, PoolConfig
 from asic_reservoir.simulator import UnitConfig, start_units
 from asic_reservoir.simulator.firmware.generations import DEMO_FIRMWARE
-from tests.support import free_port, recorded_steps
+from tests.support import free_port, recorded_steps, wait_until
 
 pytestmark = pytest.mark.virtual_time
 SEEDS = {"s9": 11, "lv06": 12, "lbbox": 13}
@@ -136,7 +136,7 @@ async def test_unit_sent_elsewhere_is_marked_and_pointed_back_by_the_toolkit(tmp
             task = asyncio.create_task(run_experiment(
                 [units[0].url], "difficulty", path, steps=steps, step_seconds=5.0,
                 **_kwargs(units, clock, pool)))
-            await _until(lambda: recorded_steps(path) >= 8, task)
+            await wait_until(lambda: recorded_steps(path) >= 8, 600, 1.0, task=task)
             # Someone points the unit at another pool in its web UI and it reboots: it stays
             # away until the toolkit's own rejoin (every 10 absent steps) sends it back.
             units[0].apply(pool_url="stratum+tcp://127.0.0.1:9")
@@ -155,17 +155,6 @@ async def test_unit_sent_elsewhere_is_marked_and_pointed_back_by_the_toolkit(tmp
     assert first >= away - 1 and statuses[first:first + 10] == ["marked"] * 10
     assert sum("not connected to the pool" in m[2] for m in marks) >= 9
     assert statuses.count("marked") == len(marks) < steps - away
-
-
-async def _until(predicate, task: asyncio.Task, timeout: float = 600.0) -> None:
-    """Wait for ``predicate`` (simulated seconds); re-raise the task's error if it ends first."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if task.done():
-            task.result()
-            raise AssertionError("the experiment ended before the condition")
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(1.0)
 
 
 async def test_unreachable_unit_and_channel_refusal(tmp_path):

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
-import sys
 
 import numpy as np
 
@@ -12,16 +10,10 @@ from asic_reservoir.drivers.clock import Clock
 from asic_reservoir.experiment.record import narma_inputs
 from asic_reservoir.experiment.runs import RunReader
 from asic_reservoir.simulator import UnitConfig, start_units
-from tests.support import free_port, recorded_steps
+from tests.support import finish, free_port, recorded_steps, run_cli, start_cli, wait_until
 
 SPEED = 20.0
 STEPS = 60
-
-
-async def _cli(*args: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "asic_reservoir", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
 
 
 async def test_sigkill_then_resume_loses_no_step(tmp_path):
@@ -32,15 +24,12 @@ async def test_sigkill_then_resume_loses_no_step(tmp_path):
                         speed=SPEED, rpc_port=0, http_port=0)
     common = ["--speed", str(SPEED), "--pool-port", str(port), "--lbry-port", "0", "--quiet"]
     async with start_units([config], clock=Clock(SPEED)) as (unit,):
-        first = await _cli("run", "narma10", "--unit", unit.url, "--channel", "difficulty",
-                           "--steps", str(STEPS), "--step-seconds", "2", "--seed", "5",
-                           "--difficulty-scale", repr(unit.difficulty_scale), "--out",
-                           str(path), *common)
-        for _ in range(600):                      # until a few steps are on disk
-            await asyncio.sleep(0.1)
-            if recorded_steps(path) >= 12 or first.returncode is not None:
-                break
-        assert first.returncode is None, (await first.stderr.read()).decode()
+        first = await start_cli("run", "narma10", "--unit", unit.url, "--channel",
+                                "difficulty", "--steps", str(STEPS), "--step-seconds", "2",
+                                "--seed", "5", "--difficulty-scale", repr(unit.difficulty_scale),
+                                "--out", str(path), *common)
+        # until a few steps are on disk (fails with its stderr if the run exits first)
+        await wait_until(lambda: recorded_steps(path) >= 12, 120, proc=first)
         first.send_signal(signal.SIGKILL)
         await first.wait()
         assert first.returncode == -signal.SIGKILL
@@ -49,10 +38,10 @@ async def test_sigkill_then_resume_loses_no_step(tmp_path):
         with RunReader(path) as r:                # the killed file is intact and consistent
             assert [s[0] for s in r.steps(0)] == list(range(killed_at))
 
-        second = await _cli("run", "narma10", "--resume", "--out", str(path), *common)
-        out, err = await asyncio.wait_for(second.communicate(), 120)
-        assert second.returncode == 0, err.decode()
-        assert f"{STEPS - killed_at} steps written" in out.decode()
+        second = await start_cli("run", "narma10", "--resume", "--out", str(path), *common)
+        out, err = await finish(second, 120)
+        assert second.returncode == 0, err
+        assert f"{STEPS - killed_at} steps written" in out
 
     with RunReader(path) as r:
         steps = r.steps(0)
@@ -76,10 +65,8 @@ async def test_sigkill_then_resume_loses_no_step(tmp_path):
 async def test_resume_of_a_finished_or_foreign_file(tmp_path):
     bad = tmp_path / "bad.db"
     bad.write_bytes(b"not a database at all" * 10)
-    proc = await _cli("run", "narma10", "--resume", "--out", str(bad), "--pool-port", "0",
-                      "--lbry-port", "0", "--quiet")
-    _out, err = await proc.communicate()
-    assert proc.returncode == 1 and b"not a run file" in err
-    proc = await _cli("run", "narma10", "--out", str(tmp_path / "x.db"), "--quiet")
-    _out, err = await proc.communicate()
-    assert proc.returncode == 2 and b"--unit" in err
+    code, _out, err = await run_cli("run", "narma10", "--resume", "--out", str(bad),
+                                    "--pool-port", "0", "--lbry-port", "0", "--quiet")
+    assert code == 1 and "not a run file" in err
+    code, _out, err = await run_cli("run", "narma10", "--out", str(tmp_path / "x.db"), "--quiet")
+    assert code == 2 and "--unit" in err

@@ -8,8 +8,7 @@ import asyncio
 import contextlib
 import signal
 import sqlite3
-import sys
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,7 +19,7 @@ from asic_reservoir.drivers.stratum import Pool, PoolConfig
 from asic_reservoir.experiment.loop import ExperimentError, connect_unit
 from asic_reservoir.experiment.runs import RunReader
 from asic_reservoir.simulator import SimulatedUnit, UnitConfig, start_units
-from tests.support import free_port, recorded_steps
+from tests.support import finish, free_port, recorded_steps, start_cli, wait_until
 
 SPEED = 20.0
 NOWHERE = "stratum+tcp://127.0.0.1:9"     # the units' own pool: nothing listens there
@@ -33,37 +32,6 @@ def lv06(seed: int, *, http_port: int = 0, ambient_c: float = 25.0,
                       worker=f"home.{seed}", speed=SPEED, rpc_port=None, http_port=http_port,
                       ambient_c=ambient_c, noise_seed=seed,
                       firmware="axeos-2.15")   # live clock, fan and pause
-
-
-def _take_ctrl_c() -> None:
-    """In the child before exec: SIGINT back to its default, so that Python turns it into
-    KeyboardInterrupt. A suite started with ``&`` from a non-interactive shell runs with
-    SIGINT ignored, the child inherits that, and the Ctrl-C tests' signal would do nothing."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-async def _cli(*args: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "asic_reservoir", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        preexec_fn=_take_ctrl_c)
-
-
-async def _finish(proc: asyncio.subprocess.Process, timeout: float = 180) -> tuple[str, str]:
-    out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    return out.decode(), err.decode()
-
-
-async def _until(predicate: Callable[[], bool], proc: asyncio.subprocess.Process | None = None,
-                 timeout: float = 120.0) -> None:
-    """Wait for ``predicate``; fail early (with its stderr) if ``proc`` exits first."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if proc is not None and proc.returncode is not None:
-            raise AssertionError(f"process exited {proc.returncode}: "
-                                 f"{(await proc.stderr.read()).decode()}")
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
 
 
 def _restored(unit: SimulatedUnit, before: dict[str, Any]) -> dict[str, tuple]:
@@ -100,27 +68,28 @@ async def test_ctrl_c_restores_every_unit_and_leaves_a_resumable_file(tmp_path):
     steps = 40
     async with start_units([lv06(41), lv06(42)], clock=Clock(SPEED)) as units:
         before = [u.settings() for u in units]
-        proc = await _cli(*_run_args(units, path, channel="frequency+fan", steps=steps))
-        await _until(lambda: recorded_steps(path) >= 6, proc)
+        proc = await start_cli(*_run_args(units, path, channel="frequency+fan", steps=steps))
+        await wait_until(lambda: recorded_steps(path) >= 6, 120, proc=proc)
         # mid-run the units mine for the toolkit's pool at the channel's settings
         assert all(_restored(u, b) for u, b in zip(units, before))
         proc.send_signal(signal.SIGINT)
-        out, err = await _finish(proc, 60)
+        out, err = await finish(proc, 60)
         assert proc.returncode == 130, err
         assert "interrupted" in err and "Traceback" not in err
         for unit, b in zip(units, before):   # written back before the process exited
             assert _restored(unit, b) == {}
             # the home pool runs again after the reboot the toolkit asked for (~1 s later)
-            await _until(lambda: unit.reading().pool_url == NOWHERE and not unit.booting,
-                         timeout=30)
+            await wait_until(lambda: unit.reading().pool_url == NOWHERE and not unit.booting,
+                             timeout=30)
             r = unit.reading()
             assert r.frequency_mhz == b["frequency_mhz"] and r.fan_auto
         done = _check_file(path)
         assert 6 <= done < steps
 
-        proc = await _cli("run", "narma10", "--resume", "--out", str(path), "--speed", str(SPEED),
-                          "--pool-port", str(free_port()), "--lbry-port", "0", "--quiet")
-        out, err = await _finish(proc)
+        proc = await start_cli("run", "narma10", "--resume", "--out", str(path), "--speed",
+                               str(SPEED), "--pool-port", str(free_port()), "--lbry-port", "0",
+                               "--quiet")
+        out, err = await finish(proc)
         assert proc.returncode == 0, err
         assert f"{steps - done} steps written" in out
         assert all(_restored(u, b) == {} for u, b in zip(units, before))
@@ -131,8 +100,8 @@ async def test_ctrl_c_restores_every_unit_and_leaves_a_resumable_file(tmp_path):
 
     # Resuming the finished file does nothing and says so: it does not even need the units,
     # which are gone now.
-    proc = await _cli("run", "narma10", "--resume", "--out", str(path), "--quiet")
-    out, err = await _finish(proc, 60)
+    proc = await start_cli("run", "narma10", "--resume", "--out", str(path), "--quiet")
+    out, err = await finish(proc, 60)
     assert proc.returncode == 0, err
     assert "already complete" in out and "nothing to do" in out
     with RunReader(path) as r:
@@ -148,9 +117,9 @@ async def test_over_temperature_stops_restores_and_resumes_when_cool(tmp_path):
     async with start_units([lv06(12, http_port=port, ambient_c=40.0)],
                            clock=Clock(SPEED)) as (unit,):
         before = unit.settings()
-        proc = await _cli(*_run_args([unit], path, channel="fan:lo_pct=20:hi_pct=40",
-                                     steps=steps))
-        out, err = await _finish(proc)
+        proc = await start_cli(*_run_args([unit], path, channel="fan:lo_pct=20:hi_pct=40",
+                                          steps=steps))
+        out, err = await finish(proc)
         assert proc.returncode == 1, (out, err)
         assert "stopping:" in err and "chip temperature" in err and ">= limit 70 C" in err
         assert _restored(unit, before) == {}      # fan back on auto, pool back home
@@ -165,10 +134,10 @@ async def test_over_temperature_stops_restores_and_resumes_when_cool(tmp_path):
     async with start_units([lv06(12, http_port=port, ambient_c=25.0)],
                            clock=Clock(SPEED)) as (unit,):
         before = unit.settings()
-        proc = await _cli("run", "narma10", "--resume", "--out", str(path), "--speed",
-                          str(SPEED), "--pool-port", str(free_port()), "--lbry-port", "0",
-                          "--quiet")
-        out, err = await _finish(proc)
+        proc = await start_cli("run", "narma10", "--resume", "--out", str(path), "--speed",
+                               str(SPEED), "--pool-port", str(free_port()), "--lbry-port", "0",
+                               "--quiet")
+        out, err = await finish(proc)
         assert proc.returncode == 0, err
         assert f"{steps - done} steps written" in out
         assert _restored(unit, before) == {}
@@ -191,11 +160,11 @@ async def test_unit_unreachable_at_exit_fails_the_run_with_its_error(tmp_path):
     async with start_units([lv06(51, pool_url=home), lv06(52, pool_url=home)],
                            clock=Clock(SPEED)) as units:
         before = [u.settings() for u in units]
-        proc = await _cli(*_run_args(units, path, channel="frequency+fan", steps=steps,
-                                     port=port))
-        await _until(lambda: recorded_steps(path) >= 4, proc)
+        proc = await start_cli(*_run_args(units, path, channel="frequency+fan", steps=steps,
+                                          port=port))
+        await wait_until(lambda: recorded_steps(path) >= 4, 120, proc=proc)
         await _unplug(units[1])
-        out, err = await _finish(proc)
+        out, err = await finish(proc)
         # nothing else went wrong: the restore failure is the error, with the unit named
         assert proc.returncode == 1, (out, err)
         assert "asic-reservoir run:" in err and f"127.0.0.1:{units[1].http_port}" in err
@@ -215,12 +184,13 @@ async def test_ctrl_c_with_a_unit_unreachable_keeps_the_interrupt(tmp_path):
     async with start_units([lv06(61, pool_url=home), lv06(62, pool_url=home)],
                            clock=Clock(SPEED)) as units:
         before = [u.settings() for u in units]
-        proc = await _cli(*_run_args(units, path, channel="frequency+fan", steps=200, port=port))
-        await _until(lambda: recorded_steps(path) >= 4, proc)
+        proc = await start_cli(*_run_args(units, path, channel="frequency+fan", steps=200,
+                                          port=port))
+        await wait_until(lambda: recorded_steps(path) >= 4, 120, proc=proc)
         await _unplug(units[1])
-        await _until(lambda: recorded_steps(path) >= 6, proc)
+        await wait_until(lambda: recorded_steps(path) >= 6, 120, proc=proc)
         proc.send_signal(signal.SIGINT)
-        out, err = await _finish(proc, 60)
+        out, err = await finish(proc, 60)
         # the interrupt is what the user sees; the restore failure is logged beside it
         assert proc.returncode == 130, err
         assert "interrupted" in err and "restoring settings after an error failed" in err
@@ -232,8 +202,9 @@ async def test_multi_run_file_killed_at_a_run_boundary_resumes_the_next_run(tmp_
     path = tmp_path / "two.db"
     steps = 12
     async with start_units([lv06(71)], clock=Clock(SPEED)) as (unit,):
-        proc = await _cli(*_run_args([unit], path, channel="difficulty", steps=steps, runs=2))
-        out, err = await _finish(proc)
+        proc = await start_cli(*_run_args([unit], path, channel="difficulty", steps=steps,
+                                          runs=2))
+        out, err = await finish(proc)
         assert proc.returncode == 0, err
         with RunReader(path) as r:
             run1_first = r.steps(1)
@@ -244,10 +215,10 @@ async def test_multi_run_file_killed_at_a_run_boundary_resumes_the_next_run(tmp_
                 db.execute(f"DELETE FROM {table} WHERE run = 1")
         assert _check_file(path, 0) == steps and _check_file(path, 1) == 0
 
-        proc = await _cli("run", "narma10", "--resume", "--out", str(path), "--speed",
-                          str(SPEED), "--pool-port", str(free_port()), "--lbry-port", "0",
-                          "--quiet")
-        out, err = await _finish(proc)
+        proc = await start_cli("run", "narma10", "--resume", "--out", str(path), "--speed",
+                               str(SPEED), "--pool-port", str(free_port()), "--lbry-port", "0",
+                               "--quiet")
+        out, err = await finish(proc)
         assert proc.returncode == 0, err
         assert f"{steps} steps written" in out
     assert _check_file(path, 0) == steps and _check_file(path, 1) == steps

@@ -17,8 +17,8 @@ import pytest
 
 from asic_reservoir.simulator.firmware.antminer_web import AntminerWebServer
 from asic_reservoir.simulator.firmware.axeos import AxeOSServer
-from tests.sim_firmware_support import HOST, rpc_json, running_unit, wait_for
-from tests.support import free_port
+from tests.sim_firmware_support import HOST, rpc_json, running_unit
+from tests.support import free_port, wait_until
 
 NUM, STR, BOOL = (int, float), (str,), (bool,)
 
@@ -132,7 +132,7 @@ async def test_info_fields_and_types_match_the_release(axeos_gen):
         assert _types_ok(info, INFO_V2_1_8) == []
         assert info["frequency"] == unit.settings()["frequency_mhz"]   # the stored value
     else:
-        await wait_for(lambda: unit.miner.job is not None)     # a notify came: height known
+        await wait_until(lambda: unit.miner.job is not None)     # a notify came: height known
         info = (await _get(base, "/api/system/info")).json()
         expected = [k for k in INFO_V2_15 if k not in INFO_V2_15_FAULTS]
         assert list(info) == expected, set(info) ^ set(expected)      # exactly, in order
@@ -215,8 +215,8 @@ async def test_restart_reply_per_release(axeos_gen):
         assert r.text == "System will restart shortly."
     else:                                         # v2.15.0: a JSON message
         assert r.json() == {"message": "System will restart shortly."}
-    await wait_for(lambda: unit.reading().booting)
-    await wait_for(lambda: not unit.reading().booting, timeout=30)
+    await wait_until(lambda: unit.reading().booting)
+    await wait_until(lambda: not unit.reading().booting, timeout=30)
 
 
 async def test_axeos_2_15_asic_and_statistics_shapes():
@@ -353,7 +353,7 @@ async def test_s9_reboot_cgi_prints_no_headers(s9_cgi):
     raw = await asyncio.wait_for(reader.read(), 10)
     writer.close()
     assert raw == b"Reboot\n"                       # no status line, no headers
-    await wait_for(lambda: unit.reading().booting)
+    await wait_until(lambda: unit.reading().booting)
 
 
 async def test_log_stream_clients_per_release(axeos_gen):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import sys
 
 import pytest
 
@@ -16,6 +15,7 @@ from asic_reservoir.drivers.stratum import Pool, PoolConfig
 from asic_reservoir.simulator import UnitConfig, start_units
 from asic_reservoir.simulator.profiles import PROFILES
 from asic_reservoir.simulator.unit import auto_hash_scale
+from tests.support import run_cli
 
 SPEED = 100.0
 CHALLENGE = puf.Challenge(version="test", phases=((0.25, 5), (0.5, 5), (0.0, 5)),
@@ -96,43 +96,78 @@ async def test_back_to_back_reads_of_a_unit_that_restarts_for_its_pool(tmp_path)
 
 
 async def cli(*args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "asic_reservoir", "puf", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
-    return proc.returncode, out.decode(), err.decode()
+    return await run_cli("puf", *args, timeout=180)
 
 
-async def test_cli_enrolls_identifies_and_verifies_units_named_by_url(tmp_path):
+async def test_cli_fingerprints_units_it_simulates_itself(tmp_path):
+    """sim:MODEL:SEED units are simulated by the command in its own virtual-time loop, with
+    their noise fixed by --seed: the reads, and so every verdict below, are the same on an
+    idle or a loaded host."""
+    common = ["--store", str(tmp_path / "sim.db"), "--steps-per-phase", "6", "--json"]
+    names = ("alpha", "beta", "gamma")
+    units = [f"sim:lv06:{seed}" for seed in (21, 22, 23)]
+    for name, unit in zip(names, units):   # two reads each: the metric learns each unit's noise
+        code, out, err = await cli("enroll", "--unit", unit, "--name", name, *common)
+        assert code == 0, err
+        report = json.loads(out)
+        assert (report["enrolled"], report["model"], report["reads"]) == (name, "lv06", 2)
+    code, out, err = await cli("identify", "--unit", units[1], *common)
+    assert code == 0, err
+    ranked = json.loads(out)["candidates"]
+    assert ranked[0]["name"] == "beta" and {c["name"] for c in ranked} == set(names), ranked
+    assert ranked[0]["distance"] < ranked[1]["distance"] < ranked[2]["distance"]
+    code, again, err = await cli("identify", "--unit", units[1], *common)
+    assert code == 0 and again == out                        # deterministic, digit for digit
+    code, out, err = await cli("identify", "--unit", units[1], "--seed", "1", *common)
+    assert code == 0 and out != again                        # another seed: another read...
+    assert json.loads(out)["candidates"][0]["name"] == "beta"   # ...of the same unit
+    code, out, err = await cli("verify", "--unit", units[1], "--name", "beta", *common)
+    verdict = json.loads(out)
+    assert code == 0 and verdict["accepted"] and verdict["distance"] <= verdict["threshold"], err
+    farthest = ranked[-1]["name"]
+    code, out, err = await cli("verify", "--unit", units[1], "--name", farthest, *common)
+    verdict = json.loads(out)
+    assert code == 1 and not verdict["accepted"], (verdict, err)
+    assert verdict["distance"] > verdict["threshold"]
+    code, out, err = await cli("verify", "--unit", units[1], "--name", "delta", *common)
+    assert code == 2 and "not enrolled" in err
+    code, out, err = await cli("identify", "--unit", "sim:lv6:22", *common)
+    assert code == 2 and "sim:MODEL:SEED" in err and "'sim:lv6:22'" in err
+
+
+async def test_cli_reads_units_named_by_url_in_another_process(tmp_path):
+    """The same commands against units served by another process over real sockets, read in
+    wall time x100. How close a read comes to its enrollment depends on how promptly this
+    host runs both processes, so only what holds on any host is asserted here: the exit code
+    follows the verdict, identification ranks every enrolled unit, the errors are clear (the
+    verdicts themselves are tested deterministically above)."""
     store = str(tmp_path / "cli.db")
     nowhere = "stratum+tcp://127.0.0.1:9"  # nothing listens: the units idle until pointed
-    # fixed noise seeds: the sensor noise and share sampling repeat from run to run
     configs = [dataclasses.replace(lv06(seed, nowhere, f"cli.{seed}"), noise_seed=seed)
-               for seed in (21, 22, 23)]
+               for seed in (21, 22)]
     async with start_units(configs, clock=Clock(SPEED)) as units:
         common = ["--store", store, "--speed", str(SPEED), "--steps-per-phase", "6",
                   "--difficulty-scale", str(units[0].difficulty_scale), "--json"]
-        names = ("alpha", "beta", "gamma")
-        for name, unit in zip(names, units):   # two reads each: the metric learns each unit's noise
+        names = ("alpha", "beta")
+        for name, unit in zip(names, units):
             code, out, err = await cli("enroll", "--unit", unit.url, "--name", name, *common)
             assert code == 0, err
             report = json.loads(out)
             assert (report["enrolled"], report["model"], report["reads"]) == (name, "lv06", 2)
+            assert report["features"] > 10
         code, out, err = await cli("identify", "--unit", units[1].url, *common)
         assert code == 0, err
         ranked = json.loads(out)["candidates"]
-        assert ranked[0]["name"] == "beta" and sorted(c["name"] for c in ranked) == sorted(names)
-        assert ranked[0]["distance"] < ranked[1]["distance"] / 3, ranked
+        assert sorted(c["name"] for c in ranked) == sorted(names)
+        assert [c["distance"] for c in ranked] == sorted(c["distance"] for c in ranked)
         code, out, err = await cli("verify", "--unit", units[1].url, "--name", "beta", *common)
         verdict = json.loads(out)
-        assert code == 0 and verdict["accepted"] and verdict["distance"] <= verdict["threshold"], err
-        farthest = ranked[-1]["name"]
-        code, out, err = await cli("verify", "--unit", units[1].url, "--name", farthest, *common)
-        verdict = json.loads(out)
-        assert code == 1 and not verdict["accepted"], (verdict, err)
-        assert verdict["distance"] > verdict["threshold"]
+        assert verdict["name"] == "beta" and code == (0 if verdict["accepted"] else 1), err
+        assert verdict["accepted"] == (verdict["distance"] <= verdict["threshold"])
         code, out, err = await cli("verify", "--unit", units[1].url, "--name", "delta", *common)
         assert code == 2 and "not enrolled" in err
+        for unit in units:                 # every read put the unit's own pool back
+            assert unit.settings()["pool_url"] == nowhere
     code, out, err = await cli("identify", "--unit", "lv06://127.0.0.1:9", *common)
     assert code == 2 and "127.0.0.1:9" in err
 

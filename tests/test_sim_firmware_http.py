@@ -14,7 +14,8 @@ from asic_reservoir.simulator.firmware.antminer_web import (SET_CONF_REPLY_S, An
                                                           parse_digest_header, positional_fields)
 from asic_reservoir.simulator.firmware.axeos import AxeOSServer
 from asic_reservoir.simulator.firmware.goldshell_web import GoldshellWebServer, encrypt_password
-from tests.sim_firmware_support import HOST, running_unit, wait_for
+from tests.sim_firmware_support import HOST, running_unit
+from tests.support import wait_until
 
 
 async def _serve(server_cls, model, firmware=None):
@@ -99,7 +100,7 @@ async def test_s9_set_miner_conf_applies_pool_and_frequency_through_restart(s9_w
         r = await client.post(base + "/cgi-bin/set_miner_conf.cgi", data=dict(S9_FORM))
         assert (r.status_code, r.text) == (200, "ok")
         assert unit.clock.now() - sent >= SET_CONF_REPLY_S      # the script sleeps before "ok"
-        await wait_for(lambda: abs(unit.reading().frequency_mhz - 600) < 1, timeout=20)
+        await wait_until(lambda: abs(unit.reading().frequency_mhz - 600) < 1, timeout=20)
         s = unit.settings()
         assert (s["pool_url"], s["pool_user"], s["pool_password"]) == ("stratum+tcp://127.0.0.1:3456", "rig.s9", "pw")
         conf = json.loads((await client.get(base + "/cgi-bin/get_miner_conf.cgi")).text)
@@ -116,7 +117,7 @@ async def test_s9_set_miner_conf_assigns_fields_by_position(s9_web):
     async with httpx.AsyncClient(auth=httpx.DigestAuth("root", "root"), timeout=30) as client:
         r = await client.post(base + "/cgi-bin/set_miner_conf.cgi", data=dict(shifted))
         assert (r.status_code, r.text) == (200, "ok")             # the script never complains
-        await wait_for(lambda: not unit.reading().booting and unit.reading().uptime_s > 0, timeout=20)
+        await wait_until(lambda: not unit.reading().booting and unit.reading().uptime_s > 0, timeout=20)
         conf = json.loads((await client.get(base + "/cgi-bin/get_miner_conf.cgi")).text)
         assert conf["bitmain-freq"] == ""                         # position 13 got nothing
         assert unit.reading().frequency_mhz == pytest.approx(650, abs=1)   # bmminer's default
@@ -176,7 +177,7 @@ async def test_axeos_patch_validation_and_live_frequency(axeos):
         ok = await client.patch(base + "/api/system", json={"frequency": 525, "coreVoltage": 1250,
                                                             "ignoredKey": "x"})
         assert ok.status_code == 200 and ok.content == b""
-        await wait_for(lambda: abs(unit.reading().frequency_mhz - 525) < 1)
+        await wait_until(lambda: abs(unit.reading().frequency_mhz - 525) < 1)
         assert unit.settings()["core_voltage_mv"] == 1250
         for body in ({"frequency": "fast"}, {"temptarget": 90}, {"manualFanSpeed": 101},
                      {"rotation": 45}, {"hostname": ""}, {"frequency": 5000},
@@ -208,10 +209,10 @@ async def test_axeos_rejects_public_origin_and_pauses(axeos):
         assert not unit.reading().paused
         r = await client.post(base + "/api/system/restart")
         assert r.json() == {"message": "System will restart shortly."}
-        await wait_for(lambda: unit.reading().booting)
+        await wait_until(lambda: unit.reading().booting)
         with pytest.raises(httpx.HTTPError):                # the ESP32 is rebooting
             await client.get(base + "/api/system/info")
-        await wait_for(lambda: not unit.reading().booting)
+        await wait_until(lambda: not unit.reading().booting)
         assert (await client.get(base + "/api/system/info")).status_code == 200
 
 
@@ -233,7 +234,7 @@ async def test_axeos_websocket_streams_log_lines_until_a_reboot():
                         closed = await ws.receive(timeout=10)
                     assert closed.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
                                            aiohttp.WSMsgType.ERROR)
-                await wait_for(lambda: not unit.reading().booting)
+                await wait_until(lambda: not unit.reading().booting)
         finally:
             await server.stop()
     assert all(line.endswith("\n") for line in lines)
@@ -277,14 +278,14 @@ async def test_goldshell_power_plan_and_pools_apply_live(gold):
         setting["temp_target"] = 99                         # clamped to temp_targets
         r = await client.put(base + "/mcb/setting", headers=h, json=setting)
         assert r.status_code == 200 and r.json()["manual"] is True
-        await wait_for(lambda: abs(unit.reading().frequency_mhz - 900) < 1, timeout=20)
+        await wait_until(lambda: abs(unit.reading().frequency_mhz - 900) < 1, timeout=20)
         assert unit.settings()["temp_target_c"] == 75
         r = await client.put(base + "/mcb/setting", headers=h, json={**setting, "manual": False, "select": 3})
         assert r.status_code == 200 and r.json()["select"] == 3
         assert unit.reading().paused                        # the 0 MHz plan: asleep
         r = await client.put(base + "/mcb/setting", headers=h, json={**setting, "manual": False, "select": 0})
         assert r.status_code == 200 and not unit.reading().paused
-        await wait_for(lambda: abs(unit.reading().frequency_mhz - 1000) < 1, timeout=20)
+        await wait_until(lambda: abs(unit.reading().frequency_mhz - 1000) < 1, timeout=20)
         for bad in ({"select": 1}, {"select": 99}, {"manual": True, "manualPowerplan": "fast"},
                     {"manual": True, "manualPowerplan": "960 MHz 0.75 V 70 RPM 70 RPM"}):
             assert (await client.put(base + "/mcb/setting", headers=h, json=bad)).status_code == 400
@@ -370,9 +371,9 @@ async def test_s9_reboot_cgi_takes_the_web_ui_down_until_boot_ends(s9_web):
     async with httpx.AsyncClient(auth=httpx.DigestAuth("root", "root")) as client:
         with pytest.raises(httpx.RemoteProtocolError):        # "Reboot" without any headers
             await client.get(base + "/cgi-bin/reboot.cgi")
-        await wait_for(lambda: unit.reading().booting)
+        await wait_until(lambda: unit.reading().booting)
         with pytest.raises(httpx.HTTPError):
             await client.get(base + "/cgi-bin/get_system_info.cgi")
-        await wait_for(lambda: not unit.reading().booting, timeout=20)
+        await wait_until(lambda: not unit.reading().booting, timeout=20)
         info = await client.get(base + "/cgi-bin/get_system_info.cgi")
         assert info.status_code == 200 and info.json()["minertype"] == "Antminer S9"

@@ -18,8 +18,8 @@ from tests.sim_firmware_support import (
     rpc_json,
     rpc_raw,
     running_unit,
-    wait_for,
 )
+from tests.support import wait_until
 
 
 @pytest.fixture
@@ -168,7 +168,7 @@ async def test_addpool_and_switchpool_reach_the_unit_at_restart(s9):
 async def test_rpc_is_down_while_the_unit_boots(s9):
     unit, port = s9
     restart = asyncio.ensure_future(unit.restart())
-    await wait_for(lambda: unit.reading().booting)
+    await wait_until(lambda: unit.reading().booting)
     try:
         reply = await rpc_raw(port, b'{"command":"summary"}')
     except ConnectionResetError:

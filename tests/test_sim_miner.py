@@ -19,6 +19,7 @@ from asic_reservoir.drivers.stratum.work import (BIP320_MASK, LBRY_DIFFICULTY_FA
                                  share_difficulty, version_bits_allowed)
 from asic_reservoir.simulator.hashing import HashingEngine
 from asic_reservoir.simulator.miner import FoundShare, MinerError, StratumMiner, parse_pool_url
+from tests.support import wait_until
 
 HOST = "127.0.0.1"
 
@@ -154,14 +155,6 @@ class RecordingPool:
         return True, ""
 
 
-async def wait_for(predicate, timeout: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
-
-
 async def mine_until(miner: StratumMiner, n_submitted: int, budget: int = 2000,
                      timeout: float = 8.0) -> list[FoundShare]:
     """Drive mine() like a tick loop until ``n_submitted`` shares went out."""
@@ -189,7 +182,7 @@ async def test_esp_miner_handshake_and_xor_version_shares():
     miner = new_miner(pool, "esp-miner", n_chips=1, extranonce_subscribe=True)
     await miner.start()
     try:
-        await wait_for(lambda: miner.connected and miner.job is not None)
+        await wait_until(lambda: miner.connected and miner.job is not None)
         first = [line for _, line in pool.lines[:3]]
         assert first == [
             '{"id": 1, "method": "mining.configure", "params": [["version-rolling"], '
@@ -197,12 +190,12 @@ async def test_esp_miner_handshake_and_xor_version_shares():
             '{"id": 2, "method": "mining.subscribe", "params": ["bitaxe/BM1366/v2.4.1"]}',
             '{"id": 3, "method": "mining.authorize", "params": ["w.1", "x"]}',
         ]
-        await wait_for(lambda: len(pool.lines) >= 5)
+        await wait_until(lambda: len(pool.lines) >= 5)
         assert [(m["method"], m["params"]) for m in pool.messages()[3:5]] == [
             ("mining.suggest_difficulty", [1000]), ("mining.extranonce.subscribe", [])]
         assert miner.version_mask == BIP320_MASK
         found = await mine_until(miner, 40, budget=3000)
-        await wait_for(lambda: miner.accepted + miner.rejected >= 40)
+        await wait_until(lambda: miner.accepted + miner.rejected >= 40)
         submits = [m["params"] for m in pool.messages() if m["method"] == "mining.submit"]
         assert all(len(p) == 6 for p in submits)
         bits = {int(p[5], 16) for p in submits}
@@ -221,15 +214,15 @@ async def test_bmminer_subscribes_waits_then_authorizes_and_submits_five_params(
     miner = new_miner(pool, "bmminer", n_chips=189)
     await miner.start()
     try:
-        await wait_for(lambda: len(pool.lines) >= 1)
+        await wait_until(lambda: len(pool.lines) >= 1)
         await asyncio.sleep(0.1)                 # subscribe reply still delayed
         assert len(pool.lines) == 1
-        await wait_for(lambda: miner.connected and miner.job is not None)
+        await wait_until(lambda: miner.connected and miner.job is not None)
         assert pool.lines[0][1] == ('{"id": 0, "method": "mining.subscribe", '
                                     '"params": ["bmminer/2.0.0"]}')
         assert pool.lines[1][1] == '{"id": 1, "method": "mining.authorize", "params": ["w.1", "x"]}'
         found = await mine_until(miner, 30, budget=40)
-        await wait_for(lambda: miner.accepted >= 30)
+        await wait_until(lambda: miner.accepted >= 30)
         submit = next(line for _, line in pool.lines if "mining.submit" in line)
         assert submit.startswith('{"params": ["w.1", "j1", "') and '"method": "mining.submit"}' in submit
         assert {m["method"] for m in pool.messages()[2:]} == {"mining.submit"}
@@ -249,12 +242,12 @@ async def test_goldshell_lbry_compact_messages_and_valid_shares():
     miner = new_miner(pool, "goldshell", n_chips=2)
     await miner.start()
     try:
-        await wait_for(lambda: miner.connected and miner.job is not None)
+        await wait_until(lambda: miner.connected and miner.job is not None)
         assert miner.job.algorithm == "lbry" and miner.job.claimtrie is not None
         assert pool.lines[0][1] == ('{"method":"mining.subscribe","id":0,'
                                     '"params":["cgminer/4.9.2"]}')
         await mine_until(miner, 15, budget=500)
-        await wait_for(lambda: miner.accepted >= 15)
+        await wait_until(lambda: miner.accepted >= 15)
         assert pool.rejected == [] and miner.rejected == 0
         submit = next(line for _, line in pool.lines if "mining.submit" in line)
         assert submit.startswith('{"method":"mining.submit","id":')
@@ -271,19 +264,19 @@ async def test_difficulty_applies_from_next_job_and_clean_jobs_switch():
     miner = new_miner(pool, "bmminer", n_chips=2)
     await miner.start()
     try:
-        await wait_for(lambda: miner.job is not None and miner.connected)
+        await wait_until(lambda: miner.job is not None and miner.connected)
         await pool.set_difficulty(4e-6)
-        await wait_for(lambda: miner.next_difficulty == 4e-6)
+        await wait_until(lambda: miner.next_difficulty == 4e-6)
         assert miner.difficulty == 1e-6
         before = await mine_until(miner, 5)
         assert {s.pool_difficulty for s in before if s.submitted} == {1e-6}
         job = await pool.push_job(clean=True)
-        await wait_for(lambda: miner.job is not None and miner.job.job_id == job.job_id)
+        await wait_until(lambda: miner.job is not None and miner.job.job_id == job.job_id)
         assert miner.difficulty == 4e-6
         after = await mine_until(miner, 5)
         assert all(s.job_id == job.job_id and s.pool_difficulty == 4e-6 for s in after)
         assert all(s.difficulty >= 4e-6 for s in after if s.submitted)
-        await wait_for(lambda: miner.accepted >= 10)
+        await wait_until(lambda: miner.accepted >= 10)
         assert pool.rejected == []
     finally:
         await miner.stop()
@@ -298,14 +291,14 @@ async def test_chip_floor_reports_results_below_pool_difficulty():
                       on_share=seen.append)
     await miner.start()
     try:
-        await wait_for(lambda: miner.job is not None and miner.connected)
+        await wait_until(lambda: miner.job is not None and miner.connected)
         found = await mine_until(miner, 10, budget=5000)
         assert seen == found
         assert all(s.difficulty >= 5e-7 for s in found)
         assert any(not s.submitted for s in found)
         assert all(s.submitted == (s.difficulty >= 5e-6) for s in found)
         assert miner.best_share == max(s.difficulty for s in found)
-        await wait_for(lambda: miner.accepted >= 10)
+        await wait_until(lambda: miner.accepted >= 10)
         assert pool.rejected == [] and miner.difficulty_accepted == pytest.approx(
             5e-6 * miner.accepted)
     finally:
@@ -322,20 +315,20 @@ async def test_client_reconnect_moves_to_other_port_and_esp_miner_stays():
     await bm.start()
     await esp.start()
     try:
-        await wait_for(lambda: bm.connected and esp.connected)
+        await wait_until(lambda: bm.connected and esp.connected)
         bm_session = next(i for i, _ in enumerate(first.writers)
                           if any(m.get("params") == ["bmminer/2.0.0"] for m in first.messages(i)))
         # cgminer only follows a reconnect within the same "domain" (host from its first dot)
         await first.send({"id": None, "method": "client.reconnect",
                           "params": ["127.0.0.2", second.port, 0]}, bm_session)
         await first.send({"id": None, "method": "mining.ping", "params": []}, bm_session)
-        await wait_for(lambda: any(m.get("result") == "pong" for m in first.messages(bm_session)))
+        await wait_until(lambda: any(m.get("result") == "pong" for m in first.messages(bm_session)))
         assert bm.connected and bm.connections == 1 and bm.pool_url == first.url
         for session in range(2):
             await first.send({"id": None, "method": "client.reconnect",
                               "params": [HOST, second.port, 0]}, session)
-        await wait_for(lambda: bm.pool_url == second.url and bm.connected)
-        await wait_for(lambda: esp.connections == 2 and esp.connected)
+        await wait_until(lambda: bm.pool_url == second.url and bm.connected)
+        await wait_until(lambda: esp.connections == 2 and esp.connected)
         assert esp.pool_url == first.url
         assert len(second.writers) == 1 and len(first.writers) == 3
     finally:
@@ -351,11 +344,11 @@ async def test_client_reconnect_wait_parameter_delays_the_reconnection():
     miner = new_miner(pool, "esp-miner")            # speed 20: 16 s wait = 0.8 s wall
     await miner.start()
     try:
-        await wait_for(lambda: miner.connected)
+        await wait_until(lambda: miner.connected)
         await pool.send({"id": None, "method": "client.reconnect", "params": ["", 0, 16]})
-        await wait_for(lambda: not miner.connected)
+        await wait_until(lambda: not miner.connected)
         left = asyncio.get_running_loop().time()
-        await wait_for(lambda: miner.connected, timeout=3.0)
+        await wait_until(lambda: miner.connected, timeout=3.0)
         assert asyncio.get_running_loop().time() - left >= 0.75
         assert miner.connections == 2 and miner.pool_url == pool.url
     finally:
@@ -369,9 +362,9 @@ async def test_pool_restart_reconnects_with_backoff_and_drops_shares_meanwhile()
     miner = new_miner(pool, "esp-miner", backoff_base_s=2.0, backoff_cap_s=8.0)
     await miner.start()
     try:
-        await wait_for(lambda: miner.connected and miner.job is not None)
+        await wait_until(lambda: miner.connected and miner.job is not None)
         await pool.stop()
-        await wait_for(lambda: not miner.connected)
+        await wait_until(lambda: not miner.connected)
         found = []
         while not any(s for s in found if not s.submitted):
             found += miner.mine([3000] * miner.n_chips)   # chips keep hashing the old job
@@ -379,9 +372,9 @@ async def test_pool_restart_reconnects_with_backoff_and_drops_shares_meanwhile()
         await asyncio.sleep(0.5)                          # a few refused attempts
         pool = RecordingPool(difficulty=1e-6, port=port)
         await pool.start()
-        await wait_for(lambda: miner.connected and miner.job is not None, timeout=3.0)
+        await wait_until(lambda: miner.connected and miner.job is not None, timeout=3.0)
         await mine_until(miner, 3)
-        await wait_for(lambda: len(pool.accepted) >= 3)
+        await wait_until(lambda: len(pool.accepted) >= 3)
         assert pool.rejected == []
     finally:
         await miner.stop()
@@ -394,7 +387,7 @@ async def test_garbage_from_pool_is_survived():
     miner = new_miner(pool, "bmminer")
     await miner.start()
     try:
-        await wait_for(lambda: miner.connected and miner.job is not None)
+        await wait_until(lambda: miner.connected and miner.job is not None)
         job = miner.job
         for junk in (b"not json at all\n", b"[1, 2, 3]\n", b"\xff\xfe\x00garbage\n",
                      b'{"id": null, "method": "mining.notify", "params": ["x", "zz"]}\n',
@@ -406,11 +399,11 @@ async def test_garbage_from_pool_is_survived():
                      b"\n"):
             await pool.send(junk)
         await pool.send({"id": 7, "method": "mining.ping", "params": []})
-        await wait_for(lambda: any(m.get("result") == "pong" for m in pool.messages()))
+        await wait_until(lambda: any(m.get("result") == "pong" for m in pool.messages()))
         assert miner.connected and miner.job is job and miner.garbage_lines == 7
         assert miner.next_difficulty == 1e-6
         await mine_until(miner, 3)
-        await wait_for(lambda: miner.accepted >= 3)
+        await wait_until(lambda: miner.accepted >= 3)
         assert pool.rejected == [] and miner.connections == 1
     finally:
         await miner.stop()
@@ -434,7 +427,7 @@ async def test_refused_authorization_backs_off_exponentially_up_to_the_cap():
         miner._sleep = recording_sleep
         await miner.start()
     try:
-        await wait_for(lambda: len(growing.connect_times) >= 5 and len(waits[1]) >= 5,
+        await wait_until(lambda: len(growing.connect_times) >= 5 and len(waits[1]) >= 5,
                        timeout=30.0)
         assert not miners[0].connected
         # the schedule, in experiment seconds: base x 2^(n-1), capped, jittered by 0.5..1
@@ -459,17 +452,17 @@ async def test_set_extranonce_and_stale_rejections_are_counted():
     miner = new_miner(pool, "esp-miner")
     await miner.start()
     try:
-        await wait_for(lambda: miner.connected and miner.job is not None)
+        await wait_until(lambda: miner.connected and miner.job is not None)
         pool.extranonce1.append(bytes.fromhex("00112233"))
         await pool.send({"id": None, "method": "mining.set_extranonce",
                          "params": ["00112233", 4]})
-        await wait_for(lambda: miner.extranonce1 == bytes.fromhex("00112233"))
+        await wait_until(lambda: miner.extranonce1 == bytes.fromhex("00112233"))
         await mine_until(miner, 3)
-        await wait_for(lambda: miner.accepted >= 3)
+        await wait_until(lambda: miner.accepted >= 3)
         assert pool.rejected == []
         pool.jobs.clear()                          # the pool forgets the job: shares go stale
         await mine_until(miner, 2)
-        await wait_for(lambda: miner.stale >= 2)
+        await wait_until(lambda: miner.stale >= 2)
         assert miner.rejected == miner.stale
     finally:
         await miner.stop()
@@ -483,9 +476,9 @@ async def test_set_pool_switches_and_paused_miner_hashes_nothing():
     miner = new_miner(first, "bmminer")
     await miner.start()
     try:
-        await wait_for(lambda: miner.connected)
+        await wait_until(lambda: miner.connected)
         await miner.set_pool(second.url, "other.worker", "pw")
-        await wait_for(lambda: miner.connected and miner.pool_url == second.url
+        await wait_until(lambda: miner.connected and miner.pool_url == second.url
                        and miner.job is not None)
         assert second.messages()[1]["params"] == ["other.worker", "pw"]
         miner.paused = True

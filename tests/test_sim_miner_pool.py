@@ -12,6 +12,7 @@ from asic_reservoir.drivers.clock import Clock
 from asic_reservoir.drivers.stratum.work import chip_of_nonce
 from asic_reservoir.drivers.stratum import JobTemplate, Pool, PoolConfig
 from asic_reservoir.simulator.miner import FoundShare, StratumMiner
+from tests.support import wait_until
 
 BUDGET = 4000     # hashes per engine call, split over the chips
 
@@ -21,14 +22,6 @@ def new_miner(url: str, flavor: str, worker: str, n_chips: int, **kw) -> Stratum
     kw.setdefault("clock", Clock(speed=20.0))
     return StratumMiner(flavor=flavor, algorithm=algorithm, url=url, worker=worker,
                         password="x", n_chips=n_chips, **kw)
-
-
-async def wait_for(predicate, timeout: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
 
 
 async def mine_shares(miner: StratumMiner, n: int, timeout: float = 20.0) -> list[FoundShare]:
@@ -69,7 +62,7 @@ async def test_thousands_of_shares_from_every_dialect_with_zero_rejections():
         try:
             for miner in miners:
                 await pool.wait_for_session(worker=miner.worker, timeout=5)
-                await wait_for(lambda: miner.job is not None and miner.connected)
+                await wait_until(lambda: miner.job is not None and miner.connected)
             found = {m.worker: await mine_shares(m, 2000) for m in miners}
             for miner in miners:
                 assert miner.accepted >= 2000 and miner.rejected == 0, miner.worker
@@ -100,18 +93,18 @@ async def test_difficulty_change_applies_from_next_job_and_clean_jobs():
         await miner.start()
         try:
             await pool.wait_for_session(worker="s9.sim", timeout=5)
-            await wait_for(lambda: miner.job is not None)
+            await wait_until(lambda: miner.job is not None)
             first_job = miner.job.job_id
             await mine_shares(miner, 5)
             await pool.set_difficulty(4e-6)      # set_difficulty, then a new clean job
-            await wait_for(lambda: miner.job.job_id != first_job)
+            await wait_until(lambda: miner.job.job_id != first_job)
             assert miner.difficulty == 4e-6
             n = miner.accepted
             found = await mine_shares(miner, 5)
             submitted = [s for s in found if s.submitted]
             assert all(s.pool_difficulty == 4e-6 and s.difficulty >= 4e-6 for s in submitted)
             job_id = await pool.push_job(JobTemplate(), clean=True)
-            await wait_for(lambda: miner.job.job_id == job_id)
+            await wait_until(lambda: miner.job.job_id == job_id)
             found = await mine_shares(miner, 5)
             assert {s.job_id for s in found if s.submitted} == {job_id}
             assert miner.rejected == 0
@@ -138,16 +131,16 @@ async def test_client_reconnect_and_pool_restart_with_backoff():
             await other.wait_for_session(worker="s9.sim", timeout=5)
             assert bm.pool_url == other.url
             await first.reconnect(worker="lv06.sim")
-            await wait_for(lambda: esp.connections == 2 and esp.connected)
+            await wait_until(lambda: esp.connections == 2 and esp.connected)
             assert esp.pool_url == first.url
             await first.stop()                              # pool goes away ...
-            await wait_for(lambda: not esp.connected)
+            await wait_until(lambda: not esp.connected)
             await asyncio.sleep(0.3)
             restarted = Pool(PoolConfig(port=port, difficulty=1e-6, refresh_s=None))
             await restarted.start()                         # ... and comes back
             try:
                 await restarted.wait_for_session(worker="lv06.sim", timeout=5)
-                await wait_for(lambda: esp.job is not None and esp.connected)
+                await wait_until(lambda: esp.job is not None and esp.connected)
                 await mine_shares(esp, 5)
                 assert restarted.totals()["accepted"] >= 5 and esp.rejected == 0
                 assert esp.connections >= 3

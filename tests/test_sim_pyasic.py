@@ -37,7 +37,8 @@ from pyasic.errors import APIError
 from pyasic.miners.goldshell import GoldshellKDBoxPro
 from pyasic.miners.luckyminer import LuckyMinerLV07
 
-from tests.sim_firmware_support import running_unit, wait_for
+from tests.sim_firmware_support import running_unit
+from tests.support import wait_until
 
 
 @contextlib.asynccontextmanager
@@ -89,7 +90,7 @@ async def test_pyasic_recognises_the_lv06_as_a_lucky_miner(subnet):
         assert any("Partially supported miner found: LV06" in w for w in warned)
         # ESP-Miner's hashrate averages ~0.4 floor nonces/s over 60 s: wait for a full window
         # (~24 nonces, +-20 %); then 0.2x..2x the ideal rate is > 4 sigma either way, 0 fails
-        await wait_for(lambda: unit.reading().uptime_s >= 65, timeout=30)
+        await wait_until(lambda: unit.reading().uptime_s >= 65, timeout=30)
         data = await miner.get_data()
         ideal = unit.reading().hashrate_ideal_ghs * 1e9
         assert data.hashrate is not None and 0.2 * ideal < float(data.hashrate) < 2.0 * ideal

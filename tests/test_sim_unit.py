@@ -6,6 +6,8 @@ units in a subprocess on the wall clock."""
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 
 import numpy as np
 import pytest
@@ -16,22 +18,18 @@ from asic_reservoir.drivers.events import NonceEvent, ShareResultEvent, Temperat
 from asic_reservoir.drivers.stratum import Pool, PoolConfig
 from asic_reservoir.simulator import SettingsError, SimulatedUnit, UnitConfig, auto_hash_scale, start_units
 from asic_reservoir.simulator.unit import HASHES_PER_CHIP_RESULT, auto_budget
+from tests import support
+from tests.support import run_cli
 
 SPEED = 50.0
+# generous: on a virtual-time loop these are simulated seconds, elsewhere a watchdog
+wait_until = functools.partial(support.wait_until, timeout=600.0)
 
 
 def config(model: str, pool_url: str = "stratum+tcp://127.0.0.1:9", **kw) -> UnitConfig:
     kw.setdefault("speed", SPEED)
     return UnitConfig(model=model, seed=kw.pop("seed", 3), pool_url=pool_url, rpc_port=None,
                       http_port=None, **kw)
-
-
-async def wait_until(predicate, timeout: float = 600.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
 
 
 async def sim_time_passes(unit: SimulatedUnit, seconds: float) -> None:
@@ -380,21 +378,16 @@ def test_cli_configs_loopback_only_and_lbry_default() -> None:
 
 
 async def test_cli_runs_units_against_a_pool_and_prints_totals() -> None:
-    import json
-    import sys
-
     pool = Pool(PoolConfig(port=0, lbry_port=0, difficulty=1e-9))
     await pool.start()
     try:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "asic_reservoir", "sim", "--pool", pool.url, "--lbry-pool", pool.lbry_url,
-            "--speed", "20", "--rpc-port", "0", "--http-port", "0", "--duration", "3", "--json",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+        code, out, err = await run_cli("sim", "--pool", pool.url, "--lbry-pool", pool.lbry_url,
+                                       "--speed", "20", "--rpc-port", "0", "--http-port", "0",
+                                       "--duration", "3", "--json", timeout=60)
     finally:
         await pool.stop()
-    assert proc.returncode == 0, err.decode()
-    first, last = (json.loads(line) for line in out.decode().splitlines() if line.strip())
+    assert code == 0, err
+    first, last = (json.loads(line) for line in out.splitlines() if line.strip())
     assert [u["model"] for u in first["units"]] == ["s9", "lv06", "lbbox"]
     assert first["units"][0]["url"].startswith("s9://127.0.0.2:")
     assert all(u["difficulty_scale"] > 0 for u in first["units"])

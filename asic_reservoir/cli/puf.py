@@ -13,12 +13,16 @@ from pathlib import Path
 from asic_reservoir.drivers.clock import Clock, run_virtual
 from asic_reservoir.drivers.stratum import Pool, PoolConfig
 from asic_reservoir.experiment.loop import ExperimentError
-from asic_reservoir.puf.fleet import FleetOptions, evaluate_simulated_fleet, evaluate_units
+from asic_reservoir.puf.fleet import (FleetOptions, evaluate_simulated_fleet, evaluate_units,
+                                     parse_simulated_unit, read_simulated_unit)
 from asic_reservoir.puf.identify import (Challenge, PufError, Response, enroll, identify,
                                          read_response, verify)
 from asic_reservoir.puf.store import EnrollmentStore, StoreError
 
 DEFAULT_STORE = "puf-enrollments.db"
+ACTIONS = ("enroll", "identify", "verify")   # on sim: units each draws its own reads
+UNIT_HELP = ("unit URL (lv06://host, s9://host, ...), or sim:MODEL:SEED for a unit this "
+             "command simulates itself in virtual time (e.g. sim:lv06:21)")
 
 
 def puf_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,20 +40,23 @@ def puf_arguments(parser: argparse.ArgumentParser) -> None:
         p.add_argument("--lbry-port", type=int, default=0, help="LBRY pool port (0: any)")
         p.add_argument("--steps-per-phase", type=int, default=6,
                        help="challenge steps per phase (default 6; must match enrollment)")
+        p.add_argument("--seed", type=int, default=0,
+                       help="sim: units: seed of the reads' sensor noise and ambient (enroll, "
+                            "identify and verify never share a read; change it for another)")
         p.add_argument("--json", action="store_true", help="JSON output")
 
     p = sub.add_parser("enroll", help="read a unit and store its reference response")
-    p.add_argument("--unit", required=True, metavar="URL")
+    p.add_argument("--unit", required=True, metavar="URL", help=UNIT_HELP)
     p.add_argument("--name", required=True)
     p.add_argument("--reads", type=int, default=2,
                    help="challenge reads to enroll (default 2: lets identification weigh each "
                         "feature by how much the unit varies from read to read)")
     unit_options(p)
     p = sub.add_parser("identify", help="rank enrolled units by distance to a fresh read")
-    p.add_argument("--unit", required=True, metavar="URL")
+    p.add_argument("--unit", required=True, metavar="URL", help=UNIT_HELP)
     unit_options(p)
     p = sub.add_parser("verify", help="accept or reject a unit's claimed name")
-    p.add_argument("--unit", required=True, metavar="URL")
+    p.add_argument("--unit", required=True, metavar="URL", help=UNIT_HELP)
     p.add_argument("--name", required=True)
     p.add_argument("--far", type=float, default=0.01, help="target false-accept rate (0.01)")
     unit_options(p)
@@ -76,15 +83,28 @@ def puf_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="JSON output")
 
 
-async def _read_cli(args: argparse.Namespace, reads: int = 1) -> list[Response]:
+def _read(args: argparse.Namespace, reads: int) -> list[Response]:
+    """Challenge reads of ``--unit``: a unit simulated here in virtual time, or one on the
+    network read in wall time (times ``--speed``)."""
+    challenge = Challenge().shortened(args.steps_per_phase)
+    unit = parse_simulated_unit(args.unit)
+    if unit is not None:
+        return run_virtual(read_simulated_unit(unit, challenge, reads, seed=args.seed,
+                                               stream=ACTIONS.index(args.action),
+                                               progress=not args.json))
+    return asyncio.run(_read_url(args, challenge, reads))
+
+
+async def _read_url(args: argparse.Namespace, challenge: Challenge,
+                    reads: int) -> list[Response]:
     clock = Clock(args.speed)
     pool = Pool(PoolConfig(host=args.pool_host, port=args.pool_port, lbry_port=args.lbry_port),
                 clock=clock)
     await pool.start()
     try:
         with tempfile.TemporaryDirectory(prefix="asic-reservoir-puf-") as tmp:
-            return [await read_response(args.unit, Challenge().shortened(args.steps_per_phase),
-                                        pool, clock, Path(tmp) / f"challenge{i}.db",
+            return [await read_response(args.unit, challenge, pool, clock,
+                                        Path(tmp) / f"challenge{i}.db",
                                         name=getattr(args, "name", None) or "unit",
                                         difficulty_scale=args.difficulty_scale,
                                         progress=not args.json)
@@ -103,7 +123,7 @@ def puf_main(args: argparse.Namespace) -> int:
             return _evaluate_main(args)
         if args.action == "enroll" and args.reads < 1:
             raise PufError("--reads must be >= 1")
-        responses = asyncio.run(_read_cli(args, args.reads if args.action == "enroll" else 1))
+        responses = _read(args, args.reads if args.action == "enroll" else 1)
         response = responses[0]
         with EnrollmentStore(args.store) as store:
             if args.action == "enroll":

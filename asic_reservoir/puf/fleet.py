@@ -1,5 +1,7 @@
 """PUF metrics on a fleet: simulated units started in-process (a power cycle per read,
-ambient shifted between reads, all in virtual time) or units named by URL, read in rounds.
+ambient shifted between reads, all in virtual time) or units named by URL, read in rounds;
+and reads of single simulated units named ``sim:MODEL:SEED`` (fingerprinting scripts in CI:
+no units in another process, no wall clock, the same reads every time).
 """
 
 from __future__ import annotations
@@ -49,30 +51,43 @@ def fleet_seeds(fleet_seed: int, devices: int) -> list[int]:
     return [1000 + fleet_seed * MAX_FLEET + i for i in range(devices)]
 
 
-def _noise_seed(fleet_seed: int, read: int, unit_seed: int) -> int:
-    """Sensor-noise seed of one read of one unit: fixed by ``--seed``, different per read."""
-    return int(np.random.SeedSequence([fleet_seed, read, unit_seed]).generate_state(1)[0])
+def _noise_seed(fleet_seed: int, read: int, unit_seed: int, *stream: int) -> int:
+    """Sensor-noise seed of one read of one unit: fixed by ``--seed``, different per read
+    (and per ``stream``: the ``puf`` actions on ``sim:`` units never share a read)."""
+    return int(np.random.SeedSequence([fleet_seed, read, unit_seed, *stream])
+               .generate_state(1)[0])
 
 
-async def _read_simulated(opts: FleetOptions, seeds: Sequence[int], ambients: Sequence[float],
-                          pool: Any, clock: Clock, workdir: Path, read: int,
+@dataclass(frozen=True)
+class _Read:
+    """One challenge read of simulated units: who, at which ambient, with which noise."""
+
+    model: str
+    seeds: Sequence[int]
+    ambients: Sequence[float]
+    noise_seeds: Sequence[int]
+    challenge: Challenge
+    ambient_drift_c: float          # drift during the read
+    hash_budget: float | None
+
+
+async def _read_simulated(spec: _Read, pool: Any, clock: Clock, workdir: Path,
                           tag: str) -> list[Response]:
     """One challenge read of freshly started simulated units (a power cycle per read)."""
-    scale = auto_hash_scale(PROFILES[opts.model], opts.hash_budget)
-    configs = [UnitConfig(model=opts.model, seed=s, host="127.0.0.1",
-                          pool_url=pool.lbry_url if opts.model == "lbbox" else pool.url,
+    scale = auto_hash_scale(PROFILES[spec.model], spec.hash_budget)
+    configs = [UnitConfig(model=spec.model, seed=s, host="127.0.0.1",
+                          pool_url=pool.lbry_url if spec.model == "lbbox" else pool.url,
                           worker=f"puf.{tag}.{i}", hash_scale=scale,
                           rpc_port=0, http_port=0, ambient_c=a,
-                          ambient_drift_c=opts.ambient_drift_c / 10,
-                          noise_seed=_noise_seed(opts.seed, read, s),
-                          firmware=DEMO_FIRMWARE.get(opts.model))
-               for i, (s, a) in enumerate(zip(seeds, ambients))]
+                          ambient_drift_c=spec.ambient_drift_c,
+                          noise_seed=n, firmware=DEMO_FIRMWARE.get(spec.model))
+               for i, (s, a, n) in enumerate(zip(spec.seeds, spec.ambients, spec.noise_seeds))]
     async with start_units(configs, clock=clock) as units:
-        jobs = [read_response(u.url, opts.challenge, pool, clock, workdir / f"{tag}-{i}.db",
-                              name=f"d{seeds[i]}", worker=u.config.worker,
+        jobs = [read_response(u.url, spec.challenge, pool, clock, workdir / f"{tag}-{i}.db",
+                              name=f"d{s}", worker=u.config.worker,
                               difficulty_scale=u.difficulty_scale,
-                              simulated={"profile": opts.model, "seed": seeds[i]})
-                for i, u in enumerate(units)]
+                              simulated={"profile": spec.model, "seed": s})
+                for i, (s, u) in enumerate(zip(spec.seeds, units))]
         return list(await asyncio.gather(*jobs))
 
 
@@ -127,9 +142,12 @@ async def evaluate_simulated_fleet(opts: FleetOptions, progress: bool = True) ->
                 rounds.append([])
                 for lo in range(0, opts.devices, opts.concurrency):
                     idx = list(range(lo, min(lo + opts.concurrency, opts.devices)))
-                    rounds[-1] += await _read_simulated(
-                        opts, [seeds[i] for i in idx], [float(ambients[i]) for i in idx], pool,
-                        clock, Path(tmp), read, f"r{read}b{lo}")
+                    spec = _Read(opts.model, [seeds[i] for i in idx],
+                                 [float(ambients[i]) for i in idx],
+                                 [_noise_seed(opts.seed, read, seeds[i]) for i in idx],
+                                 opts.challenge, opts.ambient_drift_c / 10, opts.hash_budget)
+                    rounds[-1] += await _read_simulated(spec, pool, clock, Path(tmp),
+                                                        f"r{read}b{lo}")
                     bar.update(len(idx))
     finally:
         bar.close()
@@ -174,3 +192,64 @@ async def evaluate_units(urls: Sequence[str], challenge: Challenge, *, reads: in
     return {"fleet": list(urls), "model": models[0], "reads": reads,
             "challenge_steps": challenge.steps, "challenge_version": challenge.version,
             "enroll_reads": enroll_reads, **_fleet_metrics(rounds, enroll_reads, seed, verify_far)}
+
+
+# ----------------------------------------------------------------- one unit named sim:MODEL:SEED
+
+SIM_PREFIX = "sim:"
+
+
+@dataclass(frozen=True)
+class SimulatedUnit:
+    """A unit the toolkit simulates itself, named ``sim:MODEL:SEED`` (``sim:lv06:21``): the
+    identity seed fixes its process variation as in a simulated fleet."""
+
+    model: str
+    seed: int
+
+    @property
+    def url(self) -> str:
+        return f"{SIM_PREFIX}{self.model}:{self.seed}"
+
+
+def parse_simulated_unit(url: str) -> SimulatedUnit | None:
+    """``sim:MODEL:SEED`` -> :class:`SimulatedUnit`; None for any other URL (a unit on the
+    network); a clear :class:`PufError` for a malformed ``sim:`` name."""
+    if not url.startswith(SIM_PREFIX):
+        return None
+    model, _, seed = url[len(SIM_PREFIX):].partition(":")
+    if model not in PROFILES or not seed.isdigit():
+        raise PufError(f"a simulated unit is sim:MODEL:SEED with MODEL one of "
+                       f"{', '.join(sorted(PROFILES))} and SEED >= 0, got {url!r}")
+    return SimulatedUnit(model, int(seed))
+
+
+async def read_simulated_unit(unit: SimulatedUnit, challenge: Challenge, reads: int, *,
+                              seed: int = 0, stream: int = 0, ambient_drift_c: float = 3.0,
+                              hash_budget: float | None = None,
+                              progress: bool = False) -> list[Response]:
+    """``reads`` challenge reads of ``unit``, each a power cycle at ambient 25 +-
+    ``ambient_drift_c`` C, with sensor noise and ambient fixed by (``seed``, ``stream``, read):
+    the same arguments give the same responses. Runs in virtual time: await it under
+    :func:`~asic_reservoir.drivers.clock.run_virtual`."""
+    if reads < 1:
+        raise PufError("a read needs reads >= 1")
+    clock = Clock.virtual()
+    pool = Pool(PoolConfig(host="127.0.0.1", port=0, lbry_port=0, seed=seed), clock=clock)
+    await pool.start()
+    bar = progress_bar(reads, "puf reads", enabled=progress, unit="read")
+    responses: list[Response] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="asic-reservoir-puf-") as tmp:
+            for read in range(reads):
+                noise = _noise_seed(seed, read, unit.seed, stream)
+                draw = np.random.default_rng(_noise_seed(seed, read, unit.seed, stream, 1))
+                ambient = 25.0 + draw.uniform(-ambient_drift_c, ambient_drift_c)
+                spec = _Read(unit.model, [unit.seed], [float(ambient)], [noise], challenge,
+                             ambient_drift_c / 10, hash_budget)
+                responses += await _read_simulated(spec, pool, clock, Path(tmp), f"r{read}")
+                bar.update(1)
+    finally:
+        bar.close()
+        await pool.stop()
+    return responses

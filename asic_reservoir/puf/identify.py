@@ -9,8 +9,8 @@ cancel ambient temperature and pool latency.
 
 Identification ranks enrolled units by scaled distance; verification accepts when the
 distance is below the threshold that gives the chosen false-accept rate on the enrolled
-population's impostor distances. Fleet evaluation and the ``puf`` command live in
-:mod:`asic_reservoir.cli.puf`.
+population's impostor distances. Fleet evaluation and reads of simulated units live in
+:mod:`asic_reservoir.puf.fleet`, the ``puf`` command in :mod:`asic_reservoir.cli.puf`.
 """
 
 from __future__ import annotations
