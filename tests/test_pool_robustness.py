@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from stratum_client import StratumTestClient
 
+from asic_reservoir.drivers.clock import Clock
 from asic_reservoir.drivers.stratum import OTHER, Pool, PoolConfig
 
 DIFF = 2.0 ** -20
@@ -159,8 +160,12 @@ async def test_message_flood_is_capped_per_session():
         await good.close()
 
 
+@pytest.mark.virtual_time
 async def test_idle_and_handshake_timeouts_close_connections():
-    async with Pool(pool_config(idle_timeout_s=0.4, handshake_timeout_s=0.3)) as p:
+    # virtual time: the 0.3 s and 0.4 s timeouts are measured on the loop's clock, so a
+    # loaded host cannot stretch them past the bounds below
+    async with Pool(pool_config(idle_timeout_s=0.4, handshake_timeout_s=0.3),
+                    clock=Clock.virtual()) as p:
         reader, writer = await raw_connection(p.port)     # never says anything
         c = await StratumTestClient(HOST, p.port).connect()
         await c.handshake(worker="talker")                 # handshakes, then goes quiet
