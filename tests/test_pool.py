@@ -30,6 +30,7 @@ from asic_reservoir.drivers.stratum import (
     PoolConfig,
     ShareEvent,
 )
+from tests.support import wait_until
 
 DIFF = 2.0 ** -20   # ~4,000 hashes per share
 HOST = "127.0.0.1"
@@ -49,15 +50,6 @@ async def client(pool: Pool, flavor: str = "bmminer", worker: str = "w1", algori
     c = await StratumTestClient(HOST, port, algorithm=algorithm, flavor=flavor).connect()
     await c.handshake(worker=worker, **kw)
     return c
-
-
-async def eventually(condition, timeout: float = 3.0) -> None:
-    """Wait for a condition that depends on messages still in flight."""
-    for _ in range(int(timeout / 0.01)):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    assert condition()
 
 
 def error_code(reply: dict) -> int | None:
@@ -417,7 +409,7 @@ async def test_suggest_difficulty_honored_only_when_configured(pool):
     async with Pool(cfg) as p:
         c = await client(p, "esp-miner", worker="esp", suggest=DIFF * 4)
         try:
-            await eventually(lambda: c.difficulty == DIFF * 4 and c.job.difficulty == DIFF * 4)
+            await wait_until(lambda: c.difficulty == DIFF * 4 and c.job.difficulty == DIFF * 4)
             info = await p.wait_for_session(worker="esp")
             assert info.difficulty == DIFF * 4
         finally:
@@ -440,14 +432,14 @@ async def test_set_extranonce_version_mask_reconnect_and_ping(pool):
         # a share for the pre-change job (cleaned) is stale
         assert error_code(await c.submit(c.solve(old_job))) == JOB_NOT_FOUND
         assert await pool.set_version_mask(0x00FF0000, session=info) == 1
-        await eventually(lambda: c.version_mask == 0x00FF0000)
+        await wait_until(lambda: c.version_mask == 0x00FF0000)
         assert c.version_mask == 0x00FF0000 and info.version_mask == 0x00FF0000
         share = c.solve(roll=0x1F000000)   # bits outside the new mask are cut by the client...
         share.version_bits = 0x1F000000    # ...so forge them back in
         assert error_code(await c.submit(share)) == OTHER
         assert 0 < await pool.ping(info, timeout=2) < 2
         assert await pool.reconnect(info, host="127.0.0.1", port=1, wait_s=5) == 1
-        await eventually(lambda: c.notifications[-1]["method"] == "client.reconnect")
+        await wait_until(lambda: c.notifications[-1]["method"] == "client.reconnect")
         assert c.notifications[-1] == {"id": None, "method": "client.reconnect",
                                        "params": ["127.0.0.1", 1, 5]}
     finally:
@@ -481,7 +473,7 @@ async def test_sessions_come_and_go_without_disturbing_others(pool):
             for t in transient:
                 await t.close()
             assert (await steady.submit(steady.solve()))["result"] is True
-        await eventually(lambda: len(pool.sessions) == 1)
+        await wait_until(lambda: len(pool.sessions) == 1)
         assert list(i.worker for i in pool.sessions.values()) == ["steady"]
         assert pool.totals()["sessions_total"] == 13
     finally:
@@ -576,7 +568,7 @@ async def test_algorithm_scoped_push_and_difficulty(pool):
         await lbry.next_job()
         assert lbry.job.job.claimtrie == bytes.fromhex("cd" * 32) and sha.job.job.job_id == sha_job
         await pool.set_difficulty(DIFF * 2, algorithm="lbry")
-        await eventually(lambda: lbry.job.difficulty == DIFF * 2)
+        await wait_until(lambda: lbry.job.difficulty == DIFF * 2)
         assert sha.difficulty == DIFF and pool.difficulty("lbry") == DIFF * 2 == lbry.difficulty
         assert pool.difficulty("sha256d") == DIFF and lbry.job.job.job_id != lbry_job
         assert (await lbry.submit(lbry.solve()))["result"] is True
@@ -624,7 +616,7 @@ async def test_session_limit_refuses_extra_connections_only():
         writer.close()
         assert (await a.submit(a.solve()))["result"] is True
         await b.close()
-        await eventually(lambda: len(p.sessions) == 1)
+        await wait_until(lambda: len(p.sessions) == 1)
         c = await client(p, worker="c")                              # a freed slot is usable
         assert (await c.submit(c.solve()))["result"] is True
         await a.close()
@@ -635,11 +627,11 @@ async def test_show_message_and_disconnect(pool):
     c = await client(pool, worker="m")
     try:
         assert await pool.show_message("hello", worker="m") == 1
-        await eventually(lambda: c.notifications[-1]["method"] == "client.show_message")
+        await wait_until(lambda: c.notifications[-1]["method"] == "client.show_message")
         assert c.notifications[-1]["params"] == ["hello"]
         assert await pool.disconnect(worker="m") == 1
         await asyncio.wait_for(c.closed.wait(), 5)
-        await eventually(lambda: pool.sessions == {})
+        await wait_until(lambda: pool.sessions == {})
     finally:
         await c.close()
 
