@@ -306,6 +306,50 @@ async def test_patch_status_codes_per_release(axeos_gen):
             assert unit.settings()["pool_url"] == "stratum+tcp://127.0.0.1:3999"
 
 
+async def test_axeos_2_15_pool_slot_identify_and_dismiss_endpoints():
+    """PUT/DELETE /api/system/pools/N, identify and blockFound/dismiss as v2.15.0's
+    http_server.c answers them (status codes and messages)."""
+    ctx, unit, server, base = await _axeos("axeos-2.15")
+    item = {"stratumURL": "backup.lan", "stratumPort": 3334, "stratumUser": "lv06.b"}
+    try:
+        async with httpx.AsyncClient() as client:
+            put, get = client.put, client.get
+            answers = [
+                await put(base + "/api/system/pools/8", json=item),
+                await put(base + "/api/system/pools/2", content=b""),
+                await put(base + "/api/system/pools/2", content=b"{oops"),
+                await put(base + "/api/system/pools/2", json={"stratumURL": "x"}),
+                await client.delete(base + "/api/system/pools/1"),      # the fallback slot
+                await client.delete(base + "/api/system/pools/0"),      # the primary
+            ]
+            ok = await put(base + "/api/system/pools/2", json=item)
+            listed = [p["id"] for p in (await get(base + "/api/system/info")).json()["pools"]]
+            cleared = await client.delete(base + "/api/system/pools/2")
+            after = [p["id"] for p in (await get(base + "/api/system/info")).json()["pools"]]
+            primary = await put(base + "/api/system/pools/0", json={**item, "stratumURL": HOST})
+            hi = await client.post(base + "/api/system/identify")
+            bye = await client.post(base + "/api/system/identify")
+            dismiss = await client.post(base + "/api/system/blockFound/dismiss")
+            not_json = await client.patch(base + "/api/system", json=[1, 2])
+    finally:
+        await server.stop()
+        await ctx.__aexit__(None, None, None)
+    assert [(r.status_code, r.text) for r in answers] == [
+        (400, "Invalid pool index"), (400, "Invalid request length"), (400, "Invalid JSON"),
+        (400, "Invalid pool configuration payload"),
+        (400, "Cannot delete a pool that is currently selected as primary or fallback"),
+        (400, "Cannot delete a pool that is currently selected as primary or fallback")]
+    assert ok.json() == {"message": "Pool updated successfully"} and listed == [0, 2]
+    assert cleared.json() == {"message": "Pool cleared successfully"} and after == [0]
+    assert primary.status_code == 200
+    assert unit.settings()["pool_url"] == f"stratum+tcp://{HOST}:3334"      # the primary slot
+    assert hi.json() == {"message": 'The device says "Hi!" for 30 seconds.'}
+    assert bye.json() == {"message": 'The device no longer says "Hi!".'}
+    assert dismiss.json() == {"blockFound": 0, "showNewBlock": False,
+                              "message": "Block found notification dismissed"}
+    assert (not_json.status_code, not_json.content) == (200, b"")   # JSON, but no object
+
+
 # ------------------------------------------------------------- S9 stock CGI
 
 @pytest.fixture

@@ -29,6 +29,7 @@ import ipaddress
 import json
 import logging
 import math
+import re
 import struct
 from typing import Any
 
@@ -42,6 +43,7 @@ from asic_reservoir.simulator.profiles import profile
 
 log = logging.getLogger(__name__)
 
+NOT_JSON = object()            # a PATCH body cJSON_Parse cannot read
 MAX_WEBSOCKET_CLIENTS = 10
 RESTART_DELAY_S = 1.0
 LOG_QUEUE_LIMIT = 1000
@@ -249,7 +251,7 @@ class AxeOSServer(FirmwareWebServer):
         try:
             body = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
-            body = None
+            body = NOT_JSON
         return await self.release.patch(body)
 
     def unit_changes(self, body: dict, fan_key: str) -> dict[str, Any]:
@@ -394,6 +396,11 @@ class AxeOSRelease:
 
 _CORS = {"Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
          "Access-Control-Allow-Headers": "Content-Type"}
+
+
+def _bad_request(message: str) -> web.Response:
+    """httpd_resp_send_err(req, HTTPD_400_BAD_REQUEST, message)."""
+    return web.Response(status=400, text=message, content_type="text/html")
 
 
 def _method_not_allowed() -> web.Response:
@@ -586,6 +593,7 @@ class AxeOS215(AxeOSRelease):
         self._carried_uptime = 0.0                           # noinit: survives soft resets
         self._carried_hashes = 0.0
         self._last_hashes = 0.0
+        self._identify_until = 0.0
 
     # ------------------------------------------------------------------ routes
     def add_routes(self, router: web.UrlDispatcher) -> None:
@@ -594,9 +602,73 @@ class AxeOS215(AxeOSRelease):
         router.add_get("/api/system/statistics", self._statistics)
         router.add_post("/api/system/pause", srv._pause)
         router.add_post("/api/system/resume", srv._resume)
+        router.add_post("/api/system/identify", self._identify)
+        router.add_post("/api/system/blockFound/dismiss", self._dismiss_block)
+        router.add_put("/api/system/pools/{tail:.*}", self._put_pool)
+        router.add_delete("/api/system/pools/{tail:.*}", self._delete_pool)
 
     def restarted(self) -> None:
         self.reset_reason = "Software reset via esp_restart"
+
+    async def _identify(self, request: web.Request) -> web.Response:
+        """POST_identify: toggles 30 s of "Hi!" on the display."""
+        now = self.server.unit.clock.now()
+        if now < self._identify_until:
+            self._identify_until = 0.0
+            return web.json_response({"message": 'The device no longer says "Hi!".'})
+        self._identify_until = now + 30.0
+        return web.json_response({"message": 'The device says "Hi!" for 30 seconds.'})
+
+    async def _dismiss_block(self, request: web.Request) -> web.Response:
+        return web.json_response({"blockFound": 0, "showNewBlock": False,
+                                  "message": "Block found notification dismissed"})
+
+    @staticmethod
+    def _pool_index(request: web.Request) -> int | None:
+        """The slot after the last "/", read as C's atoi does (no digits: 0); None when
+        outside the 8 slots."""
+        digits = re.match(r"\s*([+-]?\d*)", request.path.rsplit("/", 1)[-1]).group(1)
+        index = int(digits) if digits.strip("+-") else 0
+        return index if 0 <= index < MAX_POOLS else None
+
+    async def _put_pool(self, request: web.Request) -> web.Response:
+        """PUT_system_pool: one slot replaced (update_pool_nvs), the primary's pool applied."""
+        index = self._pool_index(request)
+        if index is None:
+            return _bad_request("Invalid pool index")
+        raw = await request.read()
+        if not raw:
+            return _bad_request("Invalid request length")
+        try:
+            item = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            return _bad_request("Invalid JSON")
+        if not pool_item_valid(item):
+            return _bad_request("Invalid pool configuration payload")
+        self.pools[index] = self._slot_from(item, index)
+        if index == self.nvs["primaryPoolIndex"]:
+            try:
+                self.server.unit.apply(**self._primary_pool_changes())
+            except SettingsError as exc:
+                log.info("LV06 pool PUT refused: %s", exc)
+                return _bad_request("Invalid pool configuration payload")
+        return web.json_response({"message": "Pool updated successfully"}, headers=_CORS)
+
+    async def _delete_pool(self, request: web.Request) -> web.Response:
+        """DELETE_system_pool: clears a slot that is neither primary nor fallback."""
+        index = self._pool_index(request)
+        if index is None:
+            return _bad_request("Invalid pool index")
+        if index in (self.nvs["primaryPoolIndex"], self.nvs["secondaryPoolIndex"]):
+            return _bad_request("Cannot delete a pool that is currently selected as primary "
+                                "or fallback")
+        self.pools[index] = dict(_POOL_DEFAULTS)
+        return web.json_response({"message": "Pool cleared successfully"}, headers=_CORS)
+
+    def _primary_pool_changes(self) -> dict[str, Any]:
+        slot = self.pools[self.nvs["primaryPoolIndex"]]
+        return self.server.pool_changes({k: slot[k] for k in (
+            "stratumURL", "stratumPort", "stratumUser", "stratumPassword")})
 
     def restart_reply(self) -> web.Response:
         return web.json_response({"message": "System will restart shortly."})
@@ -798,11 +870,13 @@ class AxeOS215(AxeOSRelease):
 
     # ----------------------------------------------------------------- PATCH
     async def patch(self, body: Any) -> web.Response:
-        if not isinstance(body, dict):
-            return web.Response(status=400, text="Invalid JSON", content_type="text/html")
+        if body is NOT_JSON:
+            return _bad_request("Invalid JSON")
+        if not isinstance(body, dict):          # valid JSON, but no object: nothing to store
+            return web.Response(status=200, body=b"", headers=_CORS)
         pools = body.get("pools")
         if check_settings(body) or not self._pools_valid(pools):
-            return web.Response(status=400, text="Wrong API input", content_type="text/html")
+            return _bad_request("Wrong API input")
         srv = self.server
         changes = srv.unit_changes(body, "manualFanSpeed")
         primary_before = self.nvs["primaryPoolIndex"]
@@ -813,17 +887,14 @@ class AxeOS215(AxeOSRelease):
         for index, slot in slots.items():
             self.pools[index] = slot
         primary = self.nvs["primaryPoolIndex"]
-        if primary in slots or primary != primary_before:
-            slot = self.pools[primary]
-            if slot["stratumURL"]:
-                changes.update(srv.pool_changes({k: slot[k] for k in (
-                    "stratumURL", "stratumPort", "stratumUser", "stratumPassword")}))
+        if (primary in slots or primary != primary_before) and self.pools[primary]["stratumURL"]:
+            changes.update(self._primary_pool_changes())
         try:
             if changes:
                 srv.unit.apply(**changes)
         except SettingsError as exc:
             log.info("LV06 PATCH refused: %s", exc)
-            return web.Response(status=400, text="Wrong API input", content_type="text/html")
+            return _bad_request("Wrong API input")
         if "overheat_mode" in body:         # only 0 passes the check: the user clears the flag
             srv.unit.overheat_mode = False
         hostname = body.get("hostname")
