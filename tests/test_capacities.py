@@ -12,7 +12,7 @@ from asic_reservoir.analysis.readout import Split, input_delays
 from asic_reservoir.analysis.report import CapacitySummary, Entry, Report, dumps
 from asic_reservoir.analysis.readout import summarize
 from asic_reservoir.analysis.tasks import capacity_profile, narma
-from asic_reservoir.analysis.runfiles import analyze_files
+from asic_reservoir.analysis.runfiles import AnalysisOptions, analyze_files
 from asic_reservoir.experiment.record import narma_inputs
 from asic_reservoir.experiment.runs import (RunMeta, RunWriter, SlotRow, StepRecord,
                                             TelemetryRow, UnitMeta)
@@ -78,6 +78,11 @@ def test_capacities_of_known_filters_and_units_scored_together(tmp_path):
     data = json.loads(dumps(report))
     cap = data["units"]["late"]["hand"]["capacities"]["hardware"]
     assert cap["memory_capacity"]["runs"] == 2 and len(cap["memory_per_delay"]) == 21
+    # points of a scan are not one reservoir: without the joint entry, the others unchanged
+    alone = analyze_files([path], AnalysisOptions(joint=False, capacities=False))
+    assert {e.unit for e in alone.entries} == {"slow", "late"}
+    assert {e.unit: e.readouts["hardware"].mean for e in alone.entries} == pytest.approx(
+        {u: by_unit[u].readouts["hardware"].mean for u in ("slow", "late")})
     assert set(cap["ipc_by_degree"]) == {"1", "2"}
     assert data["capacities"]["ESN-100"]["memory_capacity"]["mean"] > 5
     pngs = sorted(p.name for p in (tmp_path / "plots").glob("*capacity_vs_delay.png"))

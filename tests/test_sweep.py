@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from asic_reservoir.cli.sweep import SweepError, grid
+from asic_reservoir.experiment.runs import RunReader
 
 
 def test_grid_is_the_full_product_and_refuses_bad_specs() -> None:
@@ -45,3 +46,46 @@ def test_sweep_runs_on_a_local_dask_cluster_and_reports(tmp_path: Path) -> None:
     for entry in chans.values():
         assert entry["runs"] == 2                              # the two seeds' runs together
     assert "ridge 10 delays" in report["baselines"]
+
+
+def test_grid_scans_the_closed_loop_over_gains_and_thetas() -> None:
+    tasks = grid(["lv06"], ["frequency"], slots=[4], gains=[0.0, 0.3], thetas=[0.25, 1.0])
+    assert len(tasks) == 4 and len({t.name for t in tasks}) == 4
+    assert len({t.label for t in tasks}) == 4           # the report keeps the points apart
+    by = {(t.theta, t.gain): t for t in tasks}
+    assert by[(1.0, 0.3)].step == 4.0 and by[(0.25, 0.0)].step == 1.0
+    assert by[(1.0, 0.3)].loop.gain == 0.3 and by[(0.25, 0.0)].loop.gain == 0.0
+    assert grid(["lv06"], ["frequency"])[0].loop is None         # no gain: open loop
+    with pytest.raises(SweepError, match="actuator must be a unit setting"):
+        grid(["lv06"], ["difficulty"], gains=[0.5])
+    with pytest.raises(SweepError, match="theta must be a positive"):
+        grid(["lv06"], ["frequency"], gains=[0.5], thetas=[0.0])
+
+
+def test_sweep_scans_gain_and_theta_of_a_closed_loop_on_dask(tmp_path: Path) -> None:
+    pytest.importorskip("dask.distributed")
+    out = tmp_path / "runs"
+    proc = subprocess.run(
+        [sys.executable, "-m", "asic_reservoir", "sweep", "--units", "lv06",
+         "--channels", "frequency", "--slots", "2", "--gains", "0,0.5", "--thetas", "1.5",
+         "--steps", "80", "--workers", "2", "--out", str(out), "--json"],
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    files = sorted(out.glob("*.db"))
+    assert len(files) == 2
+    loops = []
+    for f in files:
+        with RunReader(f) as reader:
+            assert reader.meta.step_seconds == pytest.approx(3.0)      # slots x theta
+            assert reader.meta.slots == 2
+            loops.append(reader.meta.channel["delay_loop"]["gain"])
+        with sqlite3.connect(f) as conn:
+            fed = [v for (v,) in conn.execute(
+                "SELECT value FROM commands WHERE command = 'feedback'")]
+        assert len(fed) == 2 * 80                     # one fed-back response per slot
+        assert max(fed) > min(fed)                    # the measured response moved
+    assert sorted(loops) == [0.0, 0.5]
+    chans = json.loads(proc.stdout)["units"]["lv06"]
+    assert set(chans) == {"frequency theta=1.5s gain=0 x2 slots",
+                          "frequency theta=1.5s gain=0.5 x2 slots"}
+    assert "all 2" not in json.loads(proc.stdout)["units"]       # scan points stay apart

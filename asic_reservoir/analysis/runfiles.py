@@ -44,6 +44,10 @@ class AnalysisOptions:
     features: Sequence[str] | None = None
     """Hardware features kept (name prefixes after the slot qualifier, e.g. ``tel.chip_temp_c``);
     None keeps every feature. Controls and baselines do not depend on it."""
+    joint: bool = True
+    """Also score every unit x channel of one input series together as one reservoir. Off
+    when the files are points of a scan (say feedback gains) rather than units of one
+    reservoir: their states side by side mean nothing."""
 
 
 def analyze_files(paths: Sequence[str | Path], options: AnalysisOptions | None = None,
@@ -148,7 +152,8 @@ def analyze_files(paths: Sequence[str | Path], options: AnalysisOptions | None =
                           + "".join(f"; {n}" for n in dict.fromkeys(notes)))
     entries = _attach_constant_input_controls(entries)
     _attach_consistency(entries, consistencies, notes)
-    entries.extend(_joint_entries(joint, opt, notes))
+    if opt.joint:
+        entries.extend(_joint_entries(joint, opt, notes))
     rows = list(series.values())
     baselines = run_baselines([(u, y) for u, y, _, _ in rows], [sp for _, _, sp, _ in rows],
                               valid=[ok for _, _, _, ok in rows], esn_sizes=opt.esn_sizes,

@@ -20,7 +20,7 @@ from asic_reservoir.analysis.runfiles import AnalysisOptions, analyze_files
 from asic_reservoir.analysis.states import StatesError
 from asic_reservoir.drivers.clock import Clock
 from asic_reservoir.drivers.errors import UnitError
-from asic_reservoir.experiment.channels import ChannelError, DelayLoop
+from asic_reservoir.experiment.channels import LOOP_MASK_LEVELS, ChannelError, DelayLoop
 from asic_reservoir.experiment.loop import ExperimentError
 from asic_reservoir.experiment.record import CONTROL_RECORDINGS, run_experiment
 from asic_reservoir.experiment.runs import RunFileError, export_csv
@@ -52,7 +52,8 @@ def run_arguments(parser: argparse.ArgumentParser) -> None:
     loop = parser.add_argument_group(
         "closed-loop delay reservoir (Appeltant et al. 2011)",
         "feed each unit's measured response back into the channel: slot value = clip(bias + "
-        "gain r(t - tau) + scale m_k (x - 1/2)), tau = (slots + 1) x theta")
+        "gain r + scale m_k (x - 1/2)), where r is the response polled in the middle of the "
+        "slot slots + 1 slots earlier, i.e. read (slots + 1/2) x theta before the command")
     loop.add_argument("--gain", type=float,
                       help="feedback gain: closes the loop (0 = the open-loop channel)")
     loop.add_argument("--theta", type=float,
@@ -119,9 +120,6 @@ def run_main(args: argparse.Namespace) -> int:
           + (f", {summary.feedback_missing} slots without a delayed response"
              if loop is not None else ""))
     return 0
-
-
-LOOP_MASK_LEVELS = 4   # a closed loop's default mask: {-1, -1/3, 1/3, 1}
 
 
 def loop_options(args: argparse.Namespace) -> tuple[DelayLoop | None, int, float]:

@@ -1,9 +1,11 @@
 """`asic-reservoir sweep`: a grid of simulated NARMA-10 experiments as independent Dask tasks.
 
-The grid is units x channels x encodings x slots x seeds. Each task starts its own pool and
-one simulated unit on loopback in virtual time (its own event loop, limited by the CPU only),
-records one run file, and returns its path; the run files are then scored together into one
-report. Dask is optional (``pip install 'asic-reservoir[dask]'``): a local cluster by default,
+The grid is units x channels x encodings x slots x seeds, and for a closed-loop delay
+reservoir (``asic-reservoir run --gain``) x feedback gains x node durations theta. Each task
+starts its own pool and one simulated unit on loopback in virtual time (its own event loop,
+limited by the CPU only), records one run file, and returns its path; the run files are then
+scored together into one report (a scan's points each on their own). Dask is optional
+(``pip install 'asic-reservoir[dask]'``): a local cluster by default,
 ``--scheduler ADDR`` for an existing one (whose workers must share the output directory).
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import logging
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -21,10 +24,11 @@ from typing import Any, Sequence
 from asic_reservoir.analysis.readout import ReadoutError
 from asic_reservoir.analysis.report import dumps
 from asic_reservoir.analysis.states import StatesError
-from asic_reservoir.analysis.runfiles import analyze_files
-from asic_reservoir.experiment.simulated import (DEMO_STEP_SECONDS, DEMO_WARMUP_SECONDS,
-                                                 SimulatedRecording, record_simulated)
-from asic_reservoir.experiment.channels import ChannelError, parse_channels
+from asic_reservoir.analysis.runfiles import AnalysisOptions, analyze_files
+from asic_reservoir.experiment.simulated import (DEMO_STEP_SECONDS, SimulatedRecording,
+                                                 record_simulated, warmup_seconds)
+from asic_reservoir.experiment.channels import (LOOP_MASK_LEVELS, ChannelError, DelayLoop,
+                                                parse_channels)
 from asic_reservoir.experiment.loop import ExperimentError
 from asic_reservoir.experiment.runs import RunFileError
 from asic_reservoir.simulator.profiles import MODELS
@@ -40,7 +44,9 @@ class SweepError(RuntimeError):
 
 @dataclass(frozen=True)
 class SweepTask:
-    """One grid point: a simulated unit driven through one channel encoding."""
+    """One grid point: a simulated unit driven through one channel encoding; with a
+    ``gain``, a closed-loop delay reservoir on it (chip temperature fed back, the 4-level
+    mask ``run --gain`` uses); with a ``theta``, steps of ``slots x theta`` seconds."""
 
     model: str
     channel: str
@@ -49,26 +55,52 @@ class SweepTask:
     seed: int = 0
     steps: int = 300
     runs: int = 1
+    gain: float | None = None    # None: open loop
+    theta: float | None = None   # None: steps of step_seconds
     step_seconds: float = DEMO_STEP_SECONDS
-    warmup_seconds: float = DEMO_WARMUP_SECONDS
+    warmup_seconds: float | None = None     # None: simulated.warmup_seconds of the step
 
     @property
     def spec(self) -> str:
         return f"{self.channel}:{self.encoding}" if self.encoding else self.channel
 
     @property
+    def loop(self) -> DelayLoop | None:
+        return DelayLoop(gain=self.gain) if self.gain is not None else None
+
+    @property
+    def step(self) -> float:
+        return self.slots * self.theta if self.theta is not None else self.step_seconds
+
+    @property
+    def label(self) -> str:
+        """The channel as the report shows it (theta and gain set points of a scan apart)."""
+        return self.spec + "".join(
+            f" {key}={value:g}{unit}" for key, value, unit in
+            (("theta", self.theta, "s"), ("gain", self.gain, "")) if value is not None)
+
+    @property
     def name(self) -> str:
         safe = self.spec.replace("+", "-").replace(":", "_").replace("=", "").replace(",", "_")
-        return f"{self.model}_{safe}_s{self.slots}_seed{self.seed}"
+        loop = "".join(f"_{key}{value:g}" for key, value in (("t", self.theta), ("g", self.gain))
+                       if value is not None)
+        return f"{self.model}_{safe}_s{self.slots}{loop}_seed{self.seed}"
 
 
 def grid(models: Sequence[str], channels: Sequence[str], encodings: Sequence[str] = ("",),
-         slots: Sequence[int] = (1,), seeds: Sequence[int] = (0,), **size: Any) -> list[SweepTask]:
+         slots: Sequence[int] = (1,), seeds: Sequence[int] = (0,),
+         gains: Sequence[float | None] = (None,), thetas: Sequence[float | None] = (None,),
+         **size: Any) -> list[SweepTask]:
     """Every combination, checked before anything runs.
 
     An encoding a channel does not take is skipped for that channel (``invert=1`` applies to
-    ``fan`` but not to ``difficulty``); a channel that takes none of them fails the sweep.
+    ``fan`` but not to ``difficulty``); a channel that takes none of them fails the sweep, and
+    so does a gain on a channel that cannot close the loop (the pool difficulty) or a theta
+    that is not a positive duration.
     """
+    for theta in thetas:
+        if theta is not None and not (math.isfinite(theta) and theta > 0):
+            raise SweepError(f"theta must be a positive number of seconds, got {theta}")
     for model in models:
         if model not in MODELS:
             raise SweepError(f"unknown model {model!r}; choose from {', '.join(MODELS)}")
@@ -87,8 +119,17 @@ def grid(models: Sequence[str], channels: Sequence[str], encodings: Sequence[str
             raise SweepError("; ".join(errors))
         for err in errors:
             log.info("sweep: skipped %s", err)
-    tasks = [SweepTask(model, channel, enc, int(n), int(seed), **size)
-             for model, (channel, enc), n, seed in itertools.product(models, valid, slots, seeds)]
+    for (channel, enc), gain in itertools.product(valid, gains):
+        if gain is None:
+            continue
+        task = SweepTask("lv06", channel, enc, gain=gain)
+        try:
+            parse_channels(task.spec, loop=task.loop)
+        except ChannelError as exc:
+            raise SweepError(f"{task.spec} with gain {gain:g}: {exc}") from None
+    tasks = [SweepTask(model, channel, enc, int(n), int(seed), gain=gain, theta=theta, **size)
+             for model, (channel, enc), n, seed, gain, theta
+             in itertools.product(models, valid, slots, seeds, gains, thetas)]
     if not tasks:
         raise SweepError("empty grid")
     return tasks
@@ -96,10 +137,14 @@ def grid(models: Sequence[str], channels: Sequence[str], encodings: Sequence[str
 
 def record(task: SweepTask, outdir: str) -> str:
     """Run one task in virtual time; returns its run file (the Dask task function)."""
+    loop = task.loop
     return record_simulated(SimulatedRecording(
         task.model, task.spec, str(Path(outdir) / f"{task.name}.db"), task.steps,
         runs=task.runs, slots=task.slots, seed=task.seed, noise_seed=task.seed,
-        step_seconds=task.step_seconds, warmup_seconds=task.warmup_seconds))
+        step_seconds=task.step,
+        warmup_seconds=(task.warmup_seconds if task.warmup_seconds is not None
+                        else warmup_seconds(task.step)),
+        loop=loop, mask_levels=LOOP_MASK_LEVELS if loop is not None else 2))
 
 
 def _dask_client(scheduler: str | None, workers: int | None) -> tuple[Any, Any]:
@@ -144,6 +189,13 @@ def sweep_arguments(parser: argparse.ArgumentParser) -> None:
                                                         "(e.g. 'invert=1;' tries both)")
     parser.add_argument("--slots", default="1", help="virtual-node slot counts, comma-separated")
     parser.add_argument("--seeds", default="0", help="seeds, comma-separated")
+    parser.add_argument("--gains", default="",
+                        help="closed-loop feedback gains, comma-separated (as run --gain: the "
+                             "chip temperature fed back on a 4-level mask; 0 = the same timing "
+                             "and mask open loop; default: no loop)")
+    parser.add_argument("--thetas", default="",
+                        help="virtual-node durations in seconds, comma-separated (a step is "
+                             "slots x theta; default: 5 s steps)")
     parser.add_argument("--steps", type=int, default=300, help="steps per run (300)")
     parser.add_argument("--runs", type=int, default=1, help="runs per task (1)")
     parser.add_argument("--out", required=True, help="directory for the run files")
@@ -158,10 +210,14 @@ def sweep_main(args: argparse.Namespace) -> int:
         encodings = [e.strip() for e in args.encodings.split(";")] if args.encodings else [""]
         tasks = grid(_csv(args.units), _csv(args.channels), encodings,
                      [int(x) for x in _csv(args.slots)], [int(x) for x in _csv(args.seeds)],
+                     [float(x) for x in _csv(args.gains)] or [None],
+                     [float(x) for x in _csv(args.thetas)] or [None],
                      steps=args.steps, runs=args.runs)
         start = time.monotonic()
         done = run_sweep(tasks, args.out, scheduler=args.scheduler, workers=args.workers)
-        report = analyze_files([p for p, _ in done], labels={p: t.spec for p, t in done})
+        scan = any(t.gain is not None or t.theta is not None for t in tasks)
+        report = analyze_files([p for p, _ in done], AnalysisOptions(joint=not scan),
+                               labels={p: t.label for p, t in done})
     except (SweepError, ValueError, ExperimentError, RunFileError, StatesError, ReadoutError,
             OSError) as exc:
         print(f"asic-reservoir sweep: {exc}", file=sys.stderr)

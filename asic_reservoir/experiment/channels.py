@@ -24,10 +24,13 @@ value stays in the input range and the unit's inertia couples neighbouring slots
 comes from a seed and is recorded in the run file.
 
 Closed loop (:class:`DelayLoop`, Appeltant et al. 2011; Paquot et al. 2012): the slot value
-also carries the unit's own measured response from ``slots + 1`` slots earlier,
-``a_k = clip(bias + gain r(t - tau) + scale m_k (x - 1/2), 0, 1)``, ``v_k = lo + (hi - lo) a_k``
-with ``tau = (N + 1) theta``: the extra slot shifts each virtual node onto its neighbour
-of the previous step, which couples the nodes without relying on the unit's inertia.
+also carries the unit's own measured response from ``slots + 1`` slots earlier: for loop
+slot ``g``, ``a = clip(bias + gain r_{g-N-1} + scale m_k (x - 1/2), 0, 1)``,
+``v_k = lo + (hi - lo) a``, where ``r_{g-N-1}`` is the response polled in the middle of slot
+``g - N - 1``. The delay line is ``N + 1`` slots, so the reading is ``(N + 1/2) theta`` old
+when slot ``g``'s command is sent: the extra slot shifts each virtual node onto its
+neighbour of the previous step, which couples the nodes without relying on the unit's
+inertia.
 Clipping to [0, 1] keeps every command inside the channel's range, which lies inside the
 unit's safety envelope. With ``gain = 0`` (and the default bias and scale) it is the
 open-loop slot value above.
@@ -329,7 +332,8 @@ class DelayLoop:
             raise ChannelError(f"delay loop: need r_hi > r_lo, got [{self.r_lo}, {self.r_hi}]")
 
     def delay_slots(self, slots: int) -> int:
-        """tau in slots: N + 1."""
+        """The delay line in slots, N + 1 (the reading is taken mid-slot, so it is
+        (N + 1/2) theta old when fed back)."""
         return slots + 1
 
     def describe(self) -> dict[str, Any]:
@@ -337,6 +341,7 @@ class DelayLoop:
 
 
 OPEN_LOOP = DelayLoop(gain=0.0)
+LOOP_MASK_LEVELS = 4   # a closed loop's default mask: {-1, -1/3, 1/3, 1}
 
 
 @dataclass

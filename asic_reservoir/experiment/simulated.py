@@ -25,6 +25,7 @@ DEMO_SEEDS = {"s9": 11, "lv06": 12, "lbbox": 13}
 DEMO_AMBIENT_C = {"s9": 25.0, "lv06": 25.0, "lbbox": 25.0}
 DEMO_STEP_SECONDS = 5.0
 DEMO_WARMUP_SECONDS = 300.0
+WARMUP_STEPS = 8        # the least warm-up in steps (see warmup_seconds)
 PUBLISHED = "difficulty"
 # The best configuration the toolkit found per model (benchmarks/bench_narma.py). Only the
 # LV06 changes settings live: the stock S9 applies fan/frequency by restarting bmminer,
@@ -74,6 +75,13 @@ def demo_plan(best: dict[str, str] | None = None) -> list[DemoJob]:
     plan += [DemoJob(model, "best", spec) for model, spec in best.items()]
     model, spec = next(iter(best.items()))
     return plan + [DemoJob(model, "repeat", spec, "repeated-input")]
+
+
+def warmup_seconds(step_seconds: float) -> float:
+    """A simulated recording's warm-up: :data:`DEMO_WARMUP_SECONDS`, or ``WARMUP_STEPS``
+    steps when steps are longer (a closed loop's warm-up reads its response once a step and
+    calibrates the range on the second half, so minute-long steps need more of them)."""
+    return max(DEMO_WARMUP_SECONDS, WARMUP_STEPS * step_seconds)
 
 
 @dataclass(frozen=True)
@@ -140,7 +148,8 @@ def run_demo(size: DemoSize, workdir: Path, progress: bool = True,
         job.model, job.channel, str(workdir / f"{job.model}-{job.label}.db"), size.steps,
         runs=max(size.runs, 2) if job.control == "repeated-input" else size.runs, seed=seed,
         noise_seed=zlib.crc32(f"{seed}/{job.model}/{job.label}".encode()), control=job.control,
-        slots=job.slots, step_seconds=job.step_seconds, loop=job.loop,
+        slots=job.slots, step_seconds=job.step_seconds,
+        warmup_seconds=warmup_seconds(job.step_seconds), loop=job.loop,
         mask_levels=job.mask_levels, progress=progress and i == 0)
         for i, job in enumerate(plan)]
     workers = max(1, min(len(plan), processes or os.cpu_count() or 1))
