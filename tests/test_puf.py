@@ -139,8 +139,8 @@ async def test_cli_reads_units_named_by_url_in_another_process(tmp_path):
     """The same commands against units served by another process over real sockets, read in
     wall time x100. How close a read comes to its enrollment depends on how promptly this
     host runs both processes, so only what holds on any host is asserted here: the exit code
-    follows the verdict, identification ranks every enrolled unit, the errors are clear (the
-    verdicts themselves are tested deterministically above)."""
+    follows the verdict, identification ranks every enrolled unit, an unreachable unit is a
+    clear error (the verdicts themselves are tested deterministically above)."""
     store = str(tmp_path / "cli.db")
     nowhere = "stratum+tcp://127.0.0.1:9"  # nothing listens: the units idle until pointed
     configs = [dataclasses.replace(lv06(seed, nowhere, f"cli.{seed}"), noise_seed=seed)
@@ -164,8 +164,6 @@ async def test_cli_reads_units_named_by_url_in_another_process(tmp_path):
         verdict = json.loads(out)
         assert verdict["name"] == "beta" and code == (0 if verdict["accepted"] else 1), err
         assert verdict["accepted"] == (verdict["distance"] <= verdict["threshold"])
-        code, out, err = await cli("verify", "--unit", units[1].url, "--name", "delta", *common)
-        assert code == 2 and "not enrolled" in err
         for unit in units:                 # every read put the unit's own pool back
             assert unit.settings()["pool_url"] == nowhere
     code, out, err = await cli("identify", "--unit", "lv06://127.0.0.1:9", *common)
