@@ -68,14 +68,17 @@ async def lab():
     entries += [(m, fw, h, f"{fw}.lab") for fw, (m, h) in EXTRA.items()]
     configs = [UnitConfig(model=m, seed=i + 1, host=h, firmware=fw,
                           pool_url=pool.lbry_url if m == "lbbox" else pool.url,
-                          worker=worker, rpc_port=0, http_port=0,
+                          worker=worker, rpc_port=0, http_port=0, noise_seed=100 + i,
                           serial=(worker == "lv06.lab"))
                for i, (m, fw, h, worker) in enumerate(entries)]
     try:
         async with start_units(configs, clock=clock) as units:
             for u in units:
                 await pool.wait_for_session(worker=u.config.worker, timeout=10)
-            await wait_until(lambda: all(u.reading().hashrate_avg_ghs > 0 for u in units))
+            # a scaled-down LV06 reports ~0.4 chip results per simulated second (Poisson):
+            # its first one can take longer than 10 s; simulated time is cheap here
+            await wait_until(lambda: all(u.reading().hashrate_avg_ghs > 0 for u in units),
+                             timeout=120)
             yield Lab(pool, {u.config.model: u for u in units[:len(HOSTS)]}, clock,
                       {u.generation.name: u for u in units})
     finally:
