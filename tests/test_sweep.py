@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from asic_reservoir.cli.sweep import SweepError, grid
+from asic_reservoir.experiment.sweep import SweepError, grid
 from asic_reservoir.experiment.runs import RunReader
 
 
