@@ -26,17 +26,21 @@ def test_grid_is_the_full_product_and_refuses_bad_specs() -> None:
         grid(["lv06"], ["nonsense"])
 
 
-def test_sweep_runs_on_a_local_dask_cluster_and_reports(tmp_path: Path) -> None:
+def _sweep(out: Path, *args: str) -> tuple[dict, list[Path]]:
+    """Run ``asic-reservoir sweep`` of the LV06 on a 2-worker local Dask cluster; its JSON
+    report and the run files it wrote."""
     pytest.importorskip("dask.distributed")
-    out = tmp_path / "runs"
     proc = subprocess.run(
-        [sys.executable, "-m", "asic_reservoir", "sweep", "--units", "lv06",
-         "--channels", "difficulty,fan", "--seeds", "0,1", "--steps", "100", "--workers", "2",
-         "--out", str(out), "--json"],
+        [sys.executable, "-m", "asic_reservoir", "sweep", "--units", "lv06", *args,
+         "--workers", "2", "--out", str(out), "--json"],
         capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads(proc.stdout)
-    files = sorted(out.glob("*.db"))
+    return json.loads(proc.stdout), sorted(out.glob("*.db"))
+
+
+def test_sweep_runs_on_a_local_dask_cluster_and_reports(tmp_path: Path) -> None:
+    report, files = _sweep(tmp_path / "runs", "--channels", "difficulty,fan", "--seeds", "0,1",
+                           "--steps", "100")
     assert len(files) == 4                                     # 1 unit x 2 channels x 2 seeds
     for f in files:
         with sqlite3.connect(f) as conn:
@@ -63,15 +67,8 @@ def test_grid_scans_the_closed_loop_over_gains_and_thetas() -> None:
 
 
 def test_sweep_scans_gain_and_theta_of_a_closed_loop_on_dask(tmp_path: Path) -> None:
-    pytest.importorskip("dask.distributed")
-    out = tmp_path / "runs"
-    proc = subprocess.run(
-        [sys.executable, "-m", "asic_reservoir", "sweep", "--units", "lv06",
-         "--channels", "frequency", "--slots", "2", "--gains", "0,0.5", "--thetas", "1.5",
-         "--steps", "80", "--workers", "2", "--out", str(out), "--json"],
-        capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    files = sorted(out.glob("*.db"))
+    report, files = _sweep(tmp_path / "runs", "--channels", "frequency", "--slots", "2",
+                           "--gains", "0,0.5", "--thetas", "1.5", "--steps", "80")
     assert len(files) == 2
     loops = []
     for f in files:
@@ -85,7 +82,7 @@ def test_sweep_scans_gain_and_theta_of_a_closed_loop_on_dask(tmp_path: Path) -> 
         assert len(fed) == 2 * 80                     # one fed-back response per slot
         assert max(fed) > min(fed)                    # the measured response moved
     assert sorted(loops) == [0.0, 0.5]
-    chans = json.loads(proc.stdout)["units"]["lv06"]
+    chans = report["units"]["lv06"]
     assert set(chans) == {"frequency theta=1.5s gain=0 x2 slots",
                           "frequency theta=1.5s gain=0.5 x2 slots"}
-    assert "all 2" not in json.loads(proc.stdout)["units"]       # scan points stay apart
+    assert "all 2" not in report["units"]       # scan points stay apart
