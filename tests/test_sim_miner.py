@@ -208,6 +208,7 @@ async def test_esp_miner_handshake_and_xor_version_shares():
         await pool.stop()
 
 
+@pytest.mark.virtual_time   # the 0.1 s look falls inside the 0.2 s delay however loaded the host
 async def test_bmminer_subscribes_waits_then_authorizes_and_submits_five_params():
     pool = RecordingPool(difficulty=2e-6, delay_subscribe=0.2)
     await pool.start()
