@@ -6,17 +6,13 @@ import argparse
 import asyncio
 import json
 import sys
-import tempfile
 from dataclasses import asdict
-from pathlib import Path
 
-from asic_reservoir.drivers.clock import Clock, run_virtual
-from asic_reservoir.drivers.stratum import Pool, PoolConfig
+from asic_reservoir.drivers.clock import run_virtual
 from asic_reservoir.experiment.loop import ExperimentError
 from asic_reservoir.puf.fleet import (FleetOptions, evaluate_simulated_fleet, evaluate_units,
-                                     parse_simulated_unit, read_simulated_unit)
-from asic_reservoir.puf.identify import (Challenge, PufError, Response, enroll, identify,
-                                         read_response, verify)
+                                      parse_simulated_unit, read_simulated_unit, read_unit)
+from asic_reservoir.puf.identify import Challenge, PufError, Response, enroll, identify, verify
 from asic_reservoir.puf.store import EnrollmentStore, StoreError
 
 DEFAULT_STORE = "puf-enrollments.db"
@@ -92,25 +88,11 @@ def _read(args: argparse.Namespace, reads: int) -> list[Response]:
         return run_virtual(read_simulated_unit(unit, challenge, reads, seed=args.seed,
                                                stream=ACTIONS.index(args.action),
                                                progress=not args.json))
-    return asyncio.run(_read_url(args, challenge, reads))
-
-
-async def _read_url(args: argparse.Namespace, challenge: Challenge,
-                    reads: int) -> list[Response]:
-    clock = Clock(args.speed)
-    pool = Pool(PoolConfig(host=args.pool_host, port=args.pool_port, lbry_port=args.lbry_port),
-                clock=clock)
-    await pool.start()
-    try:
-        with tempfile.TemporaryDirectory(prefix="asic-reservoir-puf-") as tmp:
-            return [await read_response(args.unit, challenge, pool, clock,
-                                        Path(tmp) / f"challenge{i}.db",
-                                        name=getattr(args, "name", None) or "unit",
-                                        difficulty_scale=args.difficulty_scale,
-                                        progress=not args.json)
-                    for i in range(reads)]
-    finally:
-        await pool.stop()
+    return asyncio.run(read_unit(args.unit, challenge, reads,
+                                 name=getattr(args, "name", None) or "unit", speed=args.speed,
+                                 difficulty_scale=args.difficulty_scale,
+                                 pool_host=args.pool_host, pool_port=args.pool_port,
+                                 lbry_port=args.lbry_port, progress=not args.json))
 
 
 def _print(args: argparse.Namespace, data: dict, lines: list[str]) -> None:

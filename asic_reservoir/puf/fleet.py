@@ -1,16 +1,18 @@
 """PUF metrics on a fleet: simulated units started in-process (a power cycle per read,
 ambient shifted between reads, all in virtual time) or units named by URL, read in rounds;
-and reads of single simulated units named ``sim:MODEL:SEED`` (fingerprinting scripts in CI:
-no units in another process, no wall clock, the same reads every time).
+and the reads of one unit for enroll/identify/verify: a unit named by URL, or one the toolkit
+simulates itself, named ``sim:MODEL:SEED`` (fingerprinting scripts in CI: no units in another
+process, no wall clock, the same reads every time).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, AsyncIterator, Sequence
 
 import numpy as np
 
@@ -69,6 +71,20 @@ class _Read:
     challenge: Challenge
     ambient_drift_c: float          # drift during the read
     hash_budget: float | None
+
+
+@contextlib.asynccontextmanager
+async def _reading(pool: Pool, reads: int, progress: bool) -> AsyncIterator[tuple[Path, Any]]:
+    """The pool started, a scratch directory for the reads' run files and a progress bar over
+    ``reads`` reads; all closed however the reads end."""
+    await pool.start()
+    bar = progress_bar(reads, "puf reads", enabled=progress, unit="read")
+    try:
+        with tempfile.TemporaryDirectory(prefix="asic-reservoir-puf-") as tmp:
+            yield Path(tmp), bar
+    finally:
+        bar.close()
+        await pool.stop()
 
 
 async def _read_simulated(spec: _Read, pool: Any, clock: Clock, workdir: Path,
@@ -130,28 +146,22 @@ async def evaluate_simulated_fleet(opts: FleetOptions, progress: bool = True) ->
     # seeded pool (extranonces, jobs) + seeded units + virtual time: the same --seed gives
     # the same result
     pool = Pool(PoolConfig(host="127.0.0.1", port=0, lbry_port=0, seed=opts.seed), clock=clock)
-    await pool.start()
     total_reads = opts.enroll_reads + opts.reads
-    bar = progress_bar(opts.devices * total_reads, "puf reads", enabled=progress, unit="read")
     rounds: list[list[Response]] = []
-    try:
-        with tempfile.TemporaryDirectory(prefix="asic-reservoir-puf-") as tmp:
-            for read in range(total_reads):
-                ambients = 25.0 + rng.uniform(-opts.ambient_drift_c, opts.ambient_drift_c,
-                                              opts.devices)
-                rounds.append([])
-                for lo in range(0, opts.devices, opts.concurrency):
-                    idx = list(range(lo, min(lo + opts.concurrency, opts.devices)))
-                    spec = _Read(opts.model, [seeds[i] for i in idx],
-                                 [float(ambients[i]) for i in idx],
-                                 [_noise_seed(opts.seed, read, seeds[i]) for i in idx],
-                                 opts.challenge, opts.ambient_drift_c / 10, opts.hash_budget)
-                    rounds[-1] += await _read_simulated(spec, pool, clock, Path(tmp),
-                                                        f"r{read}b{lo}")
-                    bar.update(len(idx))
-    finally:
-        bar.close()
-        await pool.stop()
+    async with _reading(pool, opts.devices * total_reads, progress) as (workdir, bar):
+        for read in range(total_reads):
+            ambients = 25.0 + rng.uniform(-opts.ambient_drift_c, opts.ambient_drift_c,
+                                          opts.devices)
+            rounds.append([])
+            for lo in range(0, opts.devices, opts.concurrency):
+                idx = list(range(lo, min(lo + opts.concurrency, opts.devices)))
+                spec = _Read(opts.model, [seeds[i] for i in idx],
+                             [float(ambients[i]) for i in idx],
+                             [_noise_seed(opts.seed, read, seeds[i]) for i in idx],
+                             opts.challenge, opts.ambient_drift_c / 10, opts.hash_budget)
+                rounds[-1] += await _read_simulated(spec, pool, clock, workdir,
+                                                    f"r{read}b{lo}")
+                bar.update(len(idx))
     return {"fleet": f"sim:{opts.devices}", "model": opts.model, "reads": opts.reads,
             "ambient_drift_c": opts.ambient_drift_c, "challenge_steps": opts.challenge.steps,
             "challenge_version": opts.challenge.version, "enroll_reads": opts.enroll_reads,
@@ -171,27 +181,36 @@ async def evaluate_units(urls: Sequence[str], challenge: Challenge, *, reads: in
         raise PufError("a fleet needs at least two units")
     clock = Clock.for_running_loop(speed)
     pool = Pool(PoolConfig(host=pool_host, port=pool_port, lbry_port=lbry_port), clock=clock)
-    await pool.start()
     total = enroll_reads + reads
-    bar = progress_bar(len(urls) * total, "puf reads", enabled=progress, unit="read")
     rounds: list[list[Response]] = []
-    try:
-        with tempfile.TemporaryDirectory(prefix="asic-reservoir-puf-") as tmp:
-            for read in range(total):
-                rounds.append(list(await asyncio.gather(*[
-                    read_response(url, challenge, pool, clock, Path(tmp) / f"r{read}-{i}.db",
-                                  name=f"u{i}", difficulty_scale=difficulty_scale)
-                    for i, url in enumerate(urls)])))
-                bar.update(len(urls))
-    finally:
-        bar.close()
-        await pool.stop()
+    async with _reading(pool, len(urls) * total, progress) as (workdir, bar):
+        for read in range(total):
+            rounds.append(list(await asyncio.gather(*[
+                read_response(url, challenge, pool, clock, workdir / f"r{read}-{i}.db",
+                              name=f"u{i}", difficulty_scale=difficulty_scale)
+                for i, url in enumerate(urls)])))
+            bar.update(len(urls))
     models = sorted({r.model for r in rounds[0]})
     if len(models) > 1:
         raise PufError(f"a fleet must be one model, got {models}")
     return {"fleet": list(urls), "model": models[0], "reads": reads,
             "challenge_steps": challenge.steps, "challenge_version": challenge.version,
             "enroll_reads": enroll_reads, **_fleet_metrics(rounds, enroll_reads, seed, verify_far)}
+
+
+async def read_unit(url: str, challenge: Challenge, reads: int, *, name: str = "unit",
+                    speed: float = 1.0, difficulty_scale: float = 1.0,
+                    pool_host: str = "127.0.0.1", pool_port: int = 0, lbry_port: int = 0,
+                    progress: bool = False) -> list[Response]:
+    """``reads`` challenge reads of the unit at ``url`` (on the network, or simulated in
+    another process) on a pool of its own, in wall time times ``speed``."""
+    clock = Clock(speed)
+    pool = Pool(PoolConfig(host=pool_host, port=pool_port, lbry_port=lbry_port), clock=clock)
+    async with _reading(pool, reads, False) as (workdir, _):
+        return [await read_response(url, challenge, pool, clock, workdir / f"challenge{i}.db",
+                                    name=name, difficulty_scale=difficulty_scale,
+                                    progress=progress)
+                for i in range(reads)]
 
 
 # ----------------------------------------------------------------- one unit named sim:MODEL:SEED
@@ -236,20 +255,14 @@ async def read_simulated_unit(unit: SimulatedUnit, challenge: Challenge, reads: 
         raise PufError("a read needs reads >= 1")
     clock = Clock.virtual()
     pool = Pool(PoolConfig(host="127.0.0.1", port=0, lbry_port=0, seed=seed), clock=clock)
-    await pool.start()
-    bar = progress_bar(reads, "puf reads", enabled=progress, unit="read")
     responses: list[Response] = []
-    try:
-        with tempfile.TemporaryDirectory(prefix="asic-reservoir-puf-") as tmp:
-            for read in range(reads):
-                noise = _noise_seed(seed, read, unit.seed, stream)
-                draw = np.random.default_rng(_noise_seed(seed, read, unit.seed, stream, 1))
-                ambient = 25.0 + draw.uniform(-ambient_drift_c, ambient_drift_c)
-                spec = _Read(unit.model, [unit.seed], [float(ambient)], [noise], challenge,
-                             ambient_drift_c / 10, hash_budget)
-                responses += await _read_simulated(spec, pool, clock, Path(tmp), f"r{read}")
-                bar.update(1)
-    finally:
-        bar.close()
-        await pool.stop()
+    async with _reading(pool, reads, progress) as (workdir, bar):
+        for read in range(reads):
+            noise = _noise_seed(seed, read, unit.seed, stream)
+            draw = np.random.default_rng(_noise_seed(seed, read, unit.seed, stream, 1))
+            ambient = 25.0 + draw.uniform(-ambient_drift_c, ambient_drift_c)
+            spec = _Read(unit.model, [unit.seed], [float(ambient)], [noise], challenge,
+                         ambient_drift_c / 10, hash_budget)
+            responses += await _read_simulated(spec, pool, clock, workdir, f"r{read}")
+            bar.update(1)
     return responses
