@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import sqlite3
+import threading
 
 import pytest
 
@@ -55,6 +56,42 @@ def test_round_trip_and_resume_point(tmp_path):
         tel = list(r.telemetry(0, "s9"))
         assert tel[3][3] == {"chip_temp_c": 63.0, "power_w": None}   # NaN stored as missing
         assert r.count("slots") == 12 and r.count("commands", run=0) == 5
+
+
+def test_a_closed_run_is_one_file_even_after_reads(tmp_path):
+    path = tmp_path / "run.db"
+    with RunWriter.create(path, _meta()) as w:
+        w.write_step(_step(0, 0))
+    with RunReader(path) as r:
+        assert r.steps(0)[0][0] == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.db"]
+
+
+def test_closing_while_a_reader_follows_keeps_wal_and_loses_nothing(tmp_path):
+    path = tmp_path / "run.db"
+    written, close, closed = threading.Event(), threading.Event(), threading.Event()
+
+    def write() -> None:                   # SQLite connections stay in their own thread
+        w = RunWriter.create(path, _meta())
+        w.write_step(_step(0, 0))
+        written.set()
+        close.wait()
+        w.close()
+        closed.set()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    assert written.wait(10.0)
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    con.execute("BEGIN")
+    con.execute("SELECT count(*) FROM steps").fetchone()         # holds a read snapshot
+    close.set()
+    assert closed.wait(10.0)               # closing must not wait for the reader
+    con.close()
+    writer.join()
+    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    with RunReader(path) as r:
+        assert [row[0] for row in r.steps(0)] == [0]
 
 
 def test_finished_run_has_no_next_step(tmp_path):
@@ -152,10 +189,6 @@ def _checkpointed(tmp_path, n_steps: int = 40):
     with RunWriter.create(path, _meta(steps=n_steps, runs_=1)) as w:
         for s in range(n_steps):
             w.write_step(_step(0, s))
-    con = sqlite3.connect(path)             # fold the WAL into the main file
-    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    con.execute("PRAGMA journal_mode = DELETE")
-    con.close()
     return path
 
 

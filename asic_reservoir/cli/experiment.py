@@ -215,12 +215,9 @@ def demo_main(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="asic-reservoir-demo-") as tmp:
         workdir = Path(args.keep) if args.keep else Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
-        for old in workdir.glob("*-published.db*"):
-            old.unlink()
-        for old in workdir.glob("*-best.db*"):
-            old.unlink()
-        for old in workdir.glob("*-repeat.db*"):
-            old.unlink()
+        for pattern in ("*-published.db*", "*-best.db*", "*-repeat.db*"):
+            for old in workdir.glob(pattern):
+                old.unlink()
         start = time.monotonic()
         try:
             outputs = run_demo(size, workdir, progress=not args.quiet)

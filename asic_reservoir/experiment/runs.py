@@ -409,6 +409,13 @@ class RunWriter:
         return _Txn(self._conn)
 
     def close(self) -> None:
+        """Close the file as one self-contained file: WAL mode (so that readers can follow a
+        run while it is written) ends here, or read-only readers would later leave ``-wal`` and
+        ``-shm`` files beside it. A reader still open keeps WAL mode; nothing is lost either way."""
+        try:
+            self._conn.execute("PRAGMA journal_mode = DELETE")
+        except sqlite3.OperationalError as exc:
+            log.debug("%s: stays in WAL mode (%s)", self.path, exc)
         self._conn.close()
 
     def __enter__(self) -> "RunWriter":
