@@ -23,11 +23,14 @@ in flight in an executor; here the jump also waits for executor jobs, the clock 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import selectors
+import signal
+import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Coroutine, TypeVar
+from typing import Any, Awaitable, Callable, Coroutine, Iterator, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -238,11 +241,22 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
 
 def run_virtual(main: Coroutine[Any, Any, T] | Awaitable[T], run_ahead: bool = True) -> T:
-    """``asyncio.run`` on a fresh :class:`VirtualTimeLoop` (use with :meth:`Clock.virtual`)."""
+    """``asyncio.run`` on a fresh :class:`VirtualTimeLoop` (use with :meth:`Clock.virtual`).
+
+    Ctrl-C as in ``asyncio.run``: the first SIGINT cancels ``main`` (its ``finally`` blocks
+    and context managers run, e.g. units' settings are restored) and then raises
+    ``KeyboardInterrupt``; a second one raises at once."""
     loop = VirtualTimeLoop(run_ahead)
     try:
         asyncio.set_event_loop(loop)
-        return loop.run_until_complete(main)
+        task = asyncio.ensure_future(main, loop=loop)
+        with _sigint_cancels(task, loop) as interrupted:
+            try:
+                return loop.run_until_complete(task)
+            except asyncio.CancelledError:
+                if interrupted:
+                    raise KeyboardInterrupt() from None
+                raise
     finally:
         try:
             _cancel_all(loop)
@@ -251,6 +265,30 @@ def run_virtual(main: Coroutine[Any, Any, T] | Awaitable[T], run_ahead: bool = T
         finally:
             asyncio.set_event_loop(None)
             loop.close()
+
+
+@contextlib.contextmanager
+def _sigint_cancels(task: asyncio.Future, loop: asyncio.AbstractEventLoop) -> Iterator[list[int]]:
+    """While the block runs, SIGINT cancels ``task`` (the list it yields gets an entry per
+    signal); only in the main thread and only where SIGINT still raises KeyboardInterrupt."""
+    interrupted: list[int] = []
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield interrupted
+        return
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        interrupted.append(signum)
+        if len(interrupted) > 1 or task.done():
+            raise KeyboardInterrupt()
+        task.cancel()
+        loop.call_soon_threadsafe(lambda: None)     # wake the loop if it waits
+
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import signal
 import sqlite3
 from typing import Any
@@ -13,13 +14,14 @@ from typing import Any
 import numpy as np
 import pytest
 
+from asic_reservoir.cli.main import main
 from asic_reservoir.experiment.record import narma_inputs, run_experiment
 from asic_reservoir.drivers.clock import Clock
 from asic_reservoir.drivers.stratum import Pool, PoolConfig
 from asic_reservoir.experiment.loop import ExperimentError, connect_unit
 from asic_reservoir.experiment.runs import RunReader
 from asic_reservoir.simulator import SimulatedUnit, UnitConfig, start_units
-from tests.support import finish, free_port, recorded_steps, start_cli, wait_until
+from tests.support import finish, free_port, recorded_steps, run_cli, start_cli, wait_until
 
 SPEED = 20.0
 NOWHERE = "stratum+tcp://127.0.0.1:9"     # the units' own pool: nothing listens there
@@ -63,43 +65,51 @@ def _run_args(units, path, *, channel: str, steps: int, runs: int = 1,
     return args
 
 
-async def test_ctrl_c_restores_every_unit_and_leaves_a_resumable_file(tmp_path):
-    path = tmp_path / "run.db"
-    steps = 40
-    async with start_units([lv06(41), lv06(42)], clock=Clock(SPEED)) as units:
-        before = [u.settings() for u in units]
-        proc = await start_cli(*_run_args(units, path, channel="frequency+fan", steps=steps))
-        await wait_until(lambda: recorded_steps(path) >= 6, 120, proc=proc)
-        # mid-run the units mine for the toolkit's pool at the channel's settings
-        assert all(_restored(u, b) for u, b in zip(units, before))
-        proc.send_signal(signal.SIGINT)
-        out, err = await finish(proc, 60)
-        assert proc.returncode == 130, err
-        assert "interrupted" in err and "Traceback" not in err
-        for unit, b in zip(units, before):   # written back before the process exited
-            assert _restored(unit, b) == {}
-            # the home pool runs again after the reboot the toolkit asked for (~1 s later)
-            await wait_until(lambda: unit.reading().pool_url == NOWHERE and not unit.booting,
-                             timeout=30)
-            r = unit.reading()
-            assert r.frequency_mhz == b["frequency_mhz"] and r.fan_auto
-        done = _check_file(path)
-        assert 6 <= done < steps
+def _sim_args(path, *units: str, channel: str, steps: int, runs: int = 1) -> list[str]:
+    """``run`` on ``sim:`` units: the command simulates them itself, in virtual time."""
+    args = ["-v", "run", "narma10", "--channel", channel, "--steps", str(steps), "--runs",
+            str(runs), "--step-seconds", "5", "--seed", "3", "--out", str(path), "--quiet"]
+    for unit in units:
+        args += ["--unit", unit]
+    return args
 
-        proc = await start_cli("run", "narma10", "--resume", "--out", str(path), "--speed",
-                               str(SPEED), "--pool-port", str(free_port()), "--lbry-port", "0",
-                               "--quiet")
-        out, err = await finish(proc)
-        assert proc.returncode == 0, err
-        assert f"{steps - done} steps written" in out
-        assert all(_restored(u, b) == {} for u, b in zip(units, before))
+
+def _restores_logged(err: str, units: int) -> None:
+    """Each unit's driver wrote its settings back and read them back (``-v`` log): no
+    failed or skipped restore."""
+    assert len(re.findall(r"unit lv06://127\.0\.0\.1:\d+: restoring \[", err)) == units, err
+    assert "restore did not take" not in err and "restoring settings" not in err, err
+    assert "safe mode" not in err, err
+
+
+async def test_ctrl_c_exits_130_after_restoring_and_leaves_a_resumable_file(tmp_path):
+    # A real SIGINT to the command; its units are sim: units it simulates itself in virtual
+    # time (the units it restores end with it: the restored values themselves are checked
+    # on units that outlive the run in test_cancelled_run_restores_every_unit_...).
+    path = tmp_path / "run.db"
+    steps = 100                      # ~13 ms of CPU per step: the signal lands mid-run
+    proc = await start_cli(*_sim_args(path, "sim:lv06:41", "sim:lv06:42",
+                                      channel="frequency+fan", steps=steps))
+    await wait_until(lambda: recorded_steps(path) >= 6, 120, interval=0.01, proc=proc)
+    proc.send_signal(signal.SIGINT)
+    out, err = await finish(proc, 60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    _restores_logged(err, 2)         # written back before the process exited
+    done = _check_file(path)
+    assert 6 <= done < steps
+
+    proc = await start_cli("run", "narma10", "--resume", "--out", str(path), "--quiet")
+    out, err = await finish(proc)
+    assert proc.returncode == 0, err
+    assert f"{steps - done} steps written" in out
     assert _check_file(path) == steps
     with RunReader(path) as r:
         np.testing.assert_array_equal([s[1] for s in r.steps(0)], narma_inputs(3, steps)(0))
         assert [x["at"] for x in r.meta.extra["resumed"]] == [[0, done]]
+        assert r.meta.extra["sim_units"] == ["sim:lv06:41", "sim:lv06:42"]
 
-    # Resuming the finished file does nothing and says so: it does not even need the units,
-    # which are gone now.
+    # Resuming the finished file does nothing and says so.
     proc = await start_cli("run", "narma10", "--resume", "--out", str(path), "--quiet")
     out, err = await finish(proc, 60)
     assert proc.returncode == 0, err
@@ -108,40 +118,124 @@ async def test_ctrl_c_restores_every_unit_and_leaves_a_resumable_file(tmp_path):
         assert r.count("steps") == steps and len(r.meta.extra["resumed"]) == 1
 
 
-async def test_over_temperature_stops_restores_and_resumes_when_cool(tmp_path):
-    # A warm room (40 C) and an experiment that holds the LV06's fan at 20-40 %: the chip
-    # crosses the toolkit's limit (ESP-Miner's 75 C throttle less a 5 C margin) in ~2 min.
-    path = tmp_path / "hot.db"
-    port = free_port()
-    steps = 60
-    async with start_units([lv06(12, http_port=port, ambient_c=40.0)],
-                           clock=Clock(SPEED)) as (unit,):
-        before = unit.settings()
-        proc = await start_cli(*_run_args([unit], path, channel="fan:lo_pct=20:hi_pct=40",
-                                          steps=steps))
-        out, err = await finish(proc)
-        assert proc.returncode == 1, (out, err)
-        assert "stopping:" in err and "chip temperature" in err and ">= limit 70 C" in err
-        assert _restored(unit, before) == {}      # fan back on auto, pool back home
-        assert not unit.overheated                # stopped before the firmware had to
+def test_run_refuses_sim_units_it_cannot_simulate(tmp_path, capsys):
+    out = tmp_path / "x.db"
+    assert main(["run", "narma10", "--unit", "sim:lv6:1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "sim:MODEL:SEED" in err and "'sim:lv6:1'" in err
+    assert main(["run", "narma10", "--unit", "sim:lv06:1", "--unit", "lv06://127.0.0.1:9",
+                 "--out", str(out)]) == 2
+    assert "cannot share a run with units named by URL" in capsys.readouterr().err
+    assert main(["run", "narma10", "--unit", "lv06://127.0.0.1:9", "--ambient", "30",
+                 "--out", str(out)]) == 2
+    assert "--ambient sets the room of sim: units" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def _lv06_virtual(seed: int, *, ambient_c: float = 25.0) -> UnitConfig:
+    return UnitConfig(model="lv06", seed=seed, host="127.0.0.1", pool_url=NOWHERE,
+                      worker=f"home.{seed}", rpc_port=None, http_port=0, ambient_c=ambient_c,
+                      noise_seed=seed, firmware="axeos-2.15")
+
+
+@pytest.mark.virtual_time
+async def test_cancelled_run_restores_every_unit_and_resumes(tmp_path):
+    # Ctrl-C cancels the command's main task (asyncio.run and run_virtual alike): the same
+    # cancellation here, on units that outlive the run, so the values themselves are checked.
+    path = tmp_path / "run.db"
+    steps = 40
+    clock = Clock.virtual()
+    async with start_units([_lv06_virtual(41), _lv06_virtual(42)], clock=clock) as units:
+        before = [u.settings() for u in units]
+        task = asyncio.create_task(run_experiment(
+            [u.url for u in units], "frequency+fan", path, steps=steps, seed=3, clock=clock,
+            progress=False, difficulty_scales=[units[0].difficulty_scale]))
+        await wait_until(lambda: recorded_steps(path) >= 6, 600, interval=1.0, task=task)
+        # mid-run the units mine for the toolkit's pool at the channel's settings
+        assert all(_restored(u, b) for u, b in zip(units, before))
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        for unit, b in zip(units, before):   # written back before the run returned
+            assert _restored(unit, b) == {}
+            # the home pool runs again after the reboot the toolkit asked for
+            await wait_until(lambda: unit.reading().pool_url == NOWHERE and not unit.booting,
+                             timeout=30)
+            r = unit.reading()
+            assert r.frequency_mhz == b["frequency_mhz"] and r.fan_auto
+        done = _check_file(path)
+        assert 6 <= done < steps
+        summary = await run_experiment([], "frequency+fan", path, steps=steps, resume=True,
+                                       clock=clock, progress=False)
+        assert summary.steps_written == steps - done
+        assert all(_restored(u, b) == {} for u, b in zip(units, before))
+    assert _check_file(path) == steps
+    with RunReader(path) as r:
+        np.testing.assert_array_equal([s[1] for s in r.steps(0)], narma_inputs(3, steps)(0))
+        assert [x["at"] for x in r.meta.extra["resumed"]] == [[0, done]]
+
+
+# A warm room (40 C) and an experiment that holds the LV06's fan at 20-40 %: the chip crosses
+# the toolkit's limit (ESP-Miner's 75 C throttle less a 5 C margin) in ~2 min.
+HOT_CHANNEL = "fan:lo_pct=20:hi_pct=40"
+HOT_STEPS = 60
+
+
+def _stopped_hot(path) -> int:
+    """The file of a run stopped by the temperature limit: valid, partial, and its hottest
+    filed reading below the limit (the stopping reading is not filed as a step)."""
     done = _check_file(path)
-    assert 0 < done < steps
+    assert 0 < done < HOT_STEPS
     with RunReader(path) as r:
         hottest = max(t[3]["chip_temp_c"] for t in r.telemetry(0, "lv06"))
-        assert 60 < hottest < 70                  # the stopping reading is not filed as a step
+    assert 60 < hottest < 70
+    return done
 
-    # The room cools down; the same unit (same address) finishes the run.
-    async with start_units([lv06(12, http_port=port, ambient_c=25.0)],
-                           clock=Clock(SPEED)) as (unit,):
+
+async def test_over_temperature_stops_the_command_and_it_resumes_when_cool(tmp_path):
+    path = tmp_path / "hot.db"
+    proc = await start_cli(*_sim_args(path, "sim:lv06:12", channel=HOT_CHANNEL,
+                                      steps=HOT_STEPS), "--ambient", "40")
+    out, err = await finish(proc)
+    assert proc.returncode == 1, (out, err)
+    assert "stopping:" in err and "chip temperature" in err and ">= limit 70 C" in err
+    assert "Traceback" not in err
+    _restores_logged(err, 1)                  # fan back on auto, not over a safe mode
+    done = _stopped_hot(path)
+
+    # The room cools down; the same unit finishes the run.
+    proc = await start_cli("run", "narma10", "--resume", "--out", str(path), "--ambient", "25",
+                           "--quiet")
+    out, err = await finish(proc)
+    assert proc.returncode == 0, err
+    assert f"{HOT_STEPS - done} steps written" in out
+    assert _check_file(path) == HOT_STEPS
+
+
+@pytest.mark.virtual_time
+async def test_over_temperature_restores_the_unit_before_its_firmware_must_act(tmp_path):
+    path = tmp_path / "hot.db"
+    clock = Clock.virtual()
+    async with start_units([_lv06_virtual(12, ambient_c=40.0)], clock=clock) as (unit,):
         before = unit.settings()
-        proc = await start_cli("run", "narma10", "--resume", "--out", str(path), "--speed",
-                               str(SPEED), "--pool-port", str(free_port()), "--lbry-port", "0",
-                               "--quiet")
-        out, err = await finish(proc)
-        assert proc.returncode == 0, err
-        assert f"{steps - done} steps written" in out
+        with pytest.raises(ExperimentError, match=r"stopping:.*chip temperature.*>= limit 70 C"):
+            await run_experiment([unit.url], HOT_CHANNEL, path, steps=HOT_STEPS, seed=3,
+                                 clock=clock, progress=False,
+                                 difficulty_scales=[unit.difficulty_scale])
+        assert _restored(unit, before) == {}      # fan back on auto, pool back home
+        assert not unit.overheated                # stopped before the firmware had to
+    done = _stopped_hot(path)
+    with pytest.raises(ExperimentError, match="has 1 units.*got 2 addresses"):
+        await run_experiment(["lv06://127.0.0.1:9"] * 2, HOT_CHANNEL, path, steps=HOT_STEPS,
+                             resume=True, clock=clock, progress=False)
+    # the room cools; the unit (a new address now) finishes the run
+    async with start_units([_lv06_virtual(12)], clock=clock) as (unit,):
+        before = unit.settings()
+        summary = await run_experiment([unit.url], HOT_CHANNEL, path, steps=HOT_STEPS,
+                                       resume=True, clock=clock, progress=False)
+        assert summary.steps_written == HOT_STEPS - done
         assert _restored(unit, before) == {}
-    assert _check_file(path) == steps
+    assert _check_file(path) == HOT_STEPS
 
 
 async def _unplug(unit: SimulatedUnit) -> None:
@@ -198,29 +292,27 @@ async def test_ctrl_c_with_a_unit_unreachable_keeps_the_interrupt(tmp_path):
     assert 6 <= _check_file(path) < 200
 
 
-async def test_multi_run_file_killed_at_a_run_boundary_resumes_the_next_run(tmp_path):
+async def test_multi_run_file_killed_at_a_run_boundary_resumes_the_next_run(tmp_path, capsys):
     path = tmp_path / "two.db"
     steps = 12
-    async with start_units([lv06(71)], clock=Clock(SPEED)) as (unit,):
-        proc = await start_cli(*_run_args([unit], path, channel="difficulty", steps=steps,
-                                          runs=2))
-        out, err = await finish(proc)
-        assert proc.returncode == 0, err
-        with RunReader(path) as r:
-            run1_first = r.steps(1)
-        # A kill at the boundary leaves run 0 whole and nothing of run 1 (one transaction
-        # per step): cut the file back to exactly that.
-        with sqlite3.connect(path) as db:
-            for table in ("steps", "slots", "commands", "shares", "telemetry", "marks"):
-                db.execute(f"DELETE FROM {table} WHERE run = 1")
-        assert _check_file(path, 0) == steps and _check_file(path, 1) == 0
+    code, out, err = await run_cli(*_sim_args(path, "sim:lv06:71", channel="difficulty",
+                                              steps=steps, runs=2))
+    assert code == 0, err
+    with RunReader(path) as r:
+        run1_first = r.steps(1)
+    # A kill at the boundary leaves run 0 whole and nothing of run 1 (one transaction
+    # per step): cut the file back to exactly that.
+    with sqlite3.connect(path) as db:
+        for table in ("steps", "slots", "commands", "shares", "telemetry", "marks"):
+            db.execute(f"DELETE FROM {table} WHERE run = 1")
+    assert _check_file(path, 0) == steps and _check_file(path, 1) == 0
 
-        proc = await start_cli("run", "narma10", "--resume", "--out", str(path), "--speed",
-                               str(SPEED), "--pool-port", str(free_port()), "--lbry-port", "0",
-                               "--quiet")
-        out, err = await finish(proc)
-        assert proc.returncode == 0, err
-        assert f"{steps} steps written" in out
+    # the file names its sim: units; naming them again is refused before anything runs
+    assert main(["run", "narma10", "--resume", "--unit", "sim:lv06:71", "--out", str(path)]) == 2
+    assert "leave out --unit" in capsys.readouterr().err
+    code, out, err = await run_cli("run", "narma10", "--resume", "--out", str(path), "--quiet")
+    assert code == 0, err
+    assert f"{steps} steps written" in out
     assert _check_file(path, 0) == steps and _check_file(path, 1) == steps
     with RunReader(path) as r:
         # run 1 gets run 1's own input series, as in the uninterrupted file

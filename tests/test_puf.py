@@ -146,7 +146,7 @@ async def test_cli_reads_units_named_by_url_in_another_process(tmp_path):
     configs = [dataclasses.replace(lv06(seed, nowhere, f"cli.{seed}"), noise_seed=seed)
                for seed in (21, 22)]
     async with start_units(configs, clock=Clock(SPEED)) as units:
-        common = ["--store", store, "--speed", str(SPEED), "--steps-per-phase", "6",
+        common = ["--store", store, "--speed", str(SPEED), "--steps-per-phase", "2",
                   "--difficulty-scale", str(units[0].difficulty_scale), "--json"]
         names = ("alpha", "beta")
         for name, unit in zip(names, units):

@@ -18,14 +18,15 @@ from asic_reservoir.analysis.readout import ReadoutError
 from asic_reservoir.analysis.report import PlotsUnavailable, _pyplot, dumps
 from asic_reservoir.analysis.runfiles import AnalysisOptions, analyze_files
 from asic_reservoir.analysis.states import StatesError
-from asic_reservoir.drivers.clock import Clock
+from asic_reservoir.drivers.clock import Clock, run_virtual
 from asic_reservoir.drivers.errors import UnitError
 from asic_reservoir.experiment.channels import LOOP_MASK_LEVELS, ChannelError, DelayLoop
 from asic_reservoir.experiment.loop import ExperimentError
 from asic_reservoir.experiment.record import CONTROL_RECORDINGS, run_experiment
 from asic_reservoir.experiment.runs import RunFileError, export_csv
 from asic_reservoir.experiment.simulated import (DEMO_STEP_SECONDS, REPORT_SEED, TUNING_SEED,
-                                                 DemoSize, run_demo)
+                                                 DemoSize, run_demo, run_simulated, sim_units_of)
+from asic_reservoir.simulator.names import SimUnitName, parse_sim_unit
 
 
 TASKS = ("narma10",)
@@ -36,8 +37,11 @@ TASKS = ("narma10",)
 def run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("task", choices=TASKS, help="reservoir task")
     parser.add_argument("--unit", action="append", metavar="URL",
-                        help="unit URL (s9://HOST, lv06://HOST, lbbox://HOST, auto://HOST); "
-                             "repeat; not needed with --resume (the run file names them)")
+                        help="unit URL (s9://HOST, lv06://HOST, lbbox://HOST, auto://HOST), or "
+                             "sim:MODEL:SEED for a unit this command simulates itself in virtual "
+                             "time (e.g. sim:lv06:21; all units of a run, then); repeat; not "
+                             "needed with --resume (the run file names them; give URLs to "
+                             "resume on units that moved to new addresses)")
     parser.add_argument("--channel", default="difficulty",
                         help="input channel(s): difficulty, difficulty-log, frequency, fan, duty, "
                              "work, combined with + (options after ':', e.g. fan:lo_pct=40)")
@@ -83,7 +87,11 @@ def run_arguments(parser: argparse.ArgumentParser) -> None:
                              "hash_scale); once for all units or once per unit")
     parser.add_argument("--speed", type=float, default=1.0,
                         help="experiment clock speed (only for simulated units started with "
-                             "the same --speed)")
+                             "the same --speed; sim: units run in virtual time)")
+    parser.add_argument("--ambient", type=float, metavar="C",
+                        help="sim: units: room temperature in degC (default 25; with --resume, "
+                             "the room they resume in). They start mining on the run's own "
+                             "pool (any free port), with sensor noise fixed by --seed")
     parser.add_argument("--pool-host", default="127.0.0.1", help="address the pool listens on")
     parser.add_argument("--pool-port", type=int, default=3333, help="SHA-256d pool port")
     parser.add_argument("--lbry-port", type=int, default=3334, help="LBRY pool port")
@@ -96,18 +104,24 @@ def run_main(args: argparse.Namespace) -> int:
         return 2
     try:
         loop, levels, step_seconds = loop_options(args)
+        sims = sim_units(args)
     except (ChannelError, ValueError) as exc:
         print(f"asic-reservoir run: {exc}", file=sys.stderr)
         return 2
+    options = dict(steps=args.steps, runs=args.runs, slots=args.slots, seed=args.seed,
+                   step_seconds=step_seconds, loop=loop, mask_levels=levels,
+                   warmup_seconds=args.warmup, resume=args.resume, progress=not args.quiet,
+                   control=args.control)
     try:
-        summary = asyncio.run(run_experiment(
-            args.unit or [], args.channel, args.out, steps=args.steps, runs=args.runs,
-            slots=args.slots, seed=args.seed, step_seconds=step_seconds,
-            loop=loop, mask_levels=levels,
-            warmup_seconds=args.warmup, difficulty_scales=args.difficulty_scale or [1.0],
-            resume=args.resume, clock=Clock(args.speed), pool_host=args.pool_host,
-            pool_port=args.pool_port, lbry_port=args.lbry_port, progress=not args.quiet,
-            control=args.control))
+        if sims is not None:
+            summary = run_virtual(run_simulated(sims, args.channel, args.out,
+                                                ambient_c=args.ambient or 25.0, **options))
+        else:
+            summary = asyncio.run(run_experiment(
+                args.unit or [], args.channel, args.out,
+                difficulty_scales=args.difficulty_scale or [1.0], clock=Clock(args.speed),
+                pool_host=args.pool_host, pool_port=args.pool_port, lbry_port=args.lbry_port,
+                **options))
     except (ExperimentError, ChannelError, RunFileError, UnitError, ValueError, OSError) as exc:
         print(f"asic-reservoir run: {exc}", file=sys.stderr)
         return 1
@@ -120,6 +134,25 @@ def run_main(args: argparse.Namespace) -> int:
           + (f", {summary.feedback_missing} slots without a delayed response"
              if loop is not None else ""))
     return 0
+
+
+def sim_units(args: argparse.Namespace) -> list[SimUnitName] | None:
+    """The ``sim:`` units of a run (from ``--unit``, or on ``--resume`` from the run file);
+    None when the run is on units named by URL."""
+    named = [parse_sim_unit(url) for url in args.unit or []]
+    if any(named) and not all(named):
+        raise ValueError("sim: units run in virtual time in this process: they cannot share "
+                         "a run with units named by URL")
+    if args.resume and (any(named) or (not named and sim_units_of(args.out))):
+        if named:
+            raise ValueError("a run of sim: units resumes on the units its file names: "
+                             "leave out --unit")
+        return []                      # run_simulated takes them from the file
+    if any(named):
+        return [n for n in named if n is not None]
+    if args.ambient is not None:
+        raise ValueError("--ambient sets the room of sim: units; this run has none")
+    return None
 
 
 def loop_options(args: argparse.Namespace) -> tuple[DelayLoop | None, int, float]:

@@ -11,9 +11,10 @@ from dataclasses import asdict
 from asic_reservoir.drivers.clock import run_virtual
 from asic_reservoir.experiment.loop import ExperimentError
 from asic_reservoir.puf.fleet import (FleetOptions, evaluate_simulated_fleet, evaluate_units,
-                                      parse_simulated_unit, read_simulated_unit, read_unit)
+                                      read_simulated_unit, read_unit)
 from asic_reservoir.puf.identify import Challenge, PufError, Response, enroll, identify, verify
 from asic_reservoir.puf.store import EnrollmentStore, StoreError
+from asic_reservoir.simulator.names import parse_sim_unit
 
 DEFAULT_STORE = "puf-enrollments.db"
 ACTIONS = ("enroll", "identify", "verify")   # on sim: units each draws its own reads
@@ -83,7 +84,7 @@ def _read(args: argparse.Namespace, reads: int) -> list[Response]:
     """Challenge reads of ``--unit``: a unit simulated here in virtual time, or one on the
     network read in wall time (times ``--speed``)."""
     challenge = Challenge().shortened(args.steps_per_phase)
-    unit = parse_simulated_unit(args.unit)
+    unit = parse_sim_unit(args.unit)
     if unit is not None:
         return run_virtual(read_simulated_unit(unit, challenge, reads, seed=args.seed,
                                                stream=ACTIONS.index(args.action),

@@ -63,11 +63,16 @@ async def run_experiment(urls: Sequence[str], channel: str, out: str | Path, *, 
                          simulated: Sequence[dict] | None = None,
                          names: Sequence[str] | None = None,
                          workers: Sequence[str] | None = None, control: str | None = None,
-                         loop: DelayLoop | None = None, mask_levels: int = 2):
+                         loop: DelayLoop | None = None, mask_levels: int = 2,
+                         extra: dict[str, Any] | None = None):
     """Record a NARMA-10 run file; starts a pool unless one is given.
 
+    On ``resume`` the run file names the units; ``urls``, if given, are their addresses now
+    (one per unit, in the file's order: units simulated afresh listen on new ports).
+
     ``control`` records a control instead (see :func:`narma_inputs`); ``loop`` makes the
-    channel a closed-loop delay reservoir; ``mask_levels`` sets the mask's values.
+    channel a closed-loop delay reservoir; ``mask_levels`` sets the mask's values; ``extra``
+    joins the new file's metadata.
     """
     if control not in (None, *CONTROL_RECORDINGS):
         raise ExperimentError(f"unknown control {control!r}; recorded controls are "
@@ -93,7 +98,7 @@ async def run_experiment(urls: Sequence[str], channel: str, out: str | Path, *, 
             if resume:
                 writer = RunWriter.resume(out)
                 meta = writer.meta
-                urls = [u.url for u in meta.units]
+                urls = _resumed_urls(meta.units, urls)
                 names = [u.name for u in meta.units]
                 workers = [u.worker for u in meta.units]
                 scales = [u.difficulty_scale for u in meta.units]
@@ -132,7 +137,8 @@ async def run_experiment(urls: Sequence[str], channel: str, out: str | Path, *, 
                                step_seconds=step_seconds,
                                difficulty_scale=float(scales[0]) if scales else 1.0,
                                extra=({"control": control} if control else {})
-                               | ({"clock": "virtual"} if clock.is_virtual else {}),
+                               | ({"clock": "virtual"} if clock.is_virtual else {})
+                               | (extra or {}),
                                created=time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                      time.gmtime(clock.unix_time())))
                 writer = RunWriter.create(out, meta)
@@ -152,6 +158,16 @@ async def run_experiment(urls: Sequence[str], channel: str, out: str | Path, *, 
             writer.close()
         if own_pool:
             await pool.stop()
+
+
+def _resumed_urls(units: Sequence[Any], urls: Sequence[str]) -> list[str]:
+    """The addresses a resumed run connects to: the file's, or ``urls`` in their place."""
+    if not urls:
+        return [u.url for u in units]
+    if len(urls) != len(units):
+        raise ExperimentError(f"the run file has {len(units)} units "
+                              f"({', '.join(u.name for u in units)}); got {len(urls)} addresses")
+    return list(urls)
 
 
 def _unit_names(urls: Sequence[str]) -> list[str]:

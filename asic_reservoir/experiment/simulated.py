@@ -1,5 +1,6 @@
-"""Experiments on simulated units in virtual time, one configuration per process:
-the demo's plan, and the recording that the demo and the sweep tasks share.
+"""Experiments on simulated units in virtual time: the demo's plan, the recording that the
+demo and the sweep tasks share (one configuration per process), and ``run`` on units named
+``sim:MODEL:SEED`` that the command simulates itself.
 """
 
 from __future__ import annotations
@@ -9,14 +10,19 @@ import zlib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
+
+import numpy as np
 
 from asic_reservoir.drivers.clock import Clock, run_virtual
 from asic_reservoir.drivers.stratum import Pool, PoolConfig
 from asic_reservoir.experiment.channels import DelayLoop
+from asic_reservoir.experiment.loop import ExperimentError, ExperimentSummary
 from asic_reservoir.experiment.record import run_experiment
+from asic_reservoir.experiment.runs import RunFileError, RunReader
 from asic_reservoir.simulator import UnitConfig, start_units
 from asic_reservoir.simulator.firmware.generations import DEMO_FIRMWARE
+from asic_reservoir.simulator.names import SimUnitName, parse_sim_unit
 
 
 DEMO_MODELS = ("s9", "lv06", "lbbox")
@@ -159,3 +165,64 @@ def run_demo(size: DemoSize, workdir: Path, progress: bool = True,
     return [(Path(rec.path), job.channel) for rec, job in zip(recordings, plan)]
 
 
+
+
+# ------------------------------------------------------------ run on units named sim:MODEL:SEED
+
+SIM_UNITS_KEY = "sim_units"
+"""Run-file metadata: the ``sim:`` names of the units, so that a resume simulates them again."""
+
+
+def sim_units_of(path: str | Path) -> list[SimUnitName]:
+    """The ``sim:`` units a run file was recorded on (empty: units named by URL)."""
+    try:
+        with RunReader(path, check=False) as reader:
+            names = reader.meta.extra.get(SIM_UNITS_KEY, [])
+    except RunFileError:
+        return []            # the resume itself reports what is wrong with the file
+    return [name for name in map(parse_sim_unit, names) if name is not None]
+
+
+async def run_simulated(units: Sequence[SimUnitName], channel: str, out: str | Path, *,
+                        ambient_c: float = 25.0, resume: bool = False, seed: int = 0,
+                        **experiment: Any) -> ExperimentSummary:
+    """:func:`run_experiment` on ``units`` simulated in this process, on their own seeded pool,
+    in virtual time (await it under :func:`~asic_reservoir.drivers.clock.run_virtual`):
+    the units, the pool and the drivers still talk through loopback sockets.
+
+    Each unit powers up mining on the pool in a room at ``ambient_c``; its sensor noise is
+    fixed by ``seed``, its place and how often the file was resumed, so the same arguments
+    give the same run file. On ``resume`` the file names the units (and their input seed)
+    and they are simulated afresh (a power cycle), on new ports, at today's ``ambient_c``.
+    """
+    if resume:
+        units = sim_units_of(out)
+        if not units:
+            raise ExperimentError(f"{out}: not a run of sim: units (or no run file)")
+        with RunReader(out, check=False) as reader:
+            seed = reader.meta.seed
+            session = 1 + len(reader.meta.extra.get("resumed", []))
+    else:
+        if not units:
+            raise ExperimentError("name at least one sim:MODEL:SEED unit")
+        session = 0
+    clock = Clock.virtual()
+    pool = Pool(PoolConfig(host="127.0.0.1", port=0, lbry_port=0, seed=seed), clock=clock)
+    await pool.start()
+    try:
+        configs = [UnitConfig(model=u.model, seed=u.seed, host="127.0.0.1", rpc_port=0,
+                              http_port=0, worker=f"sim.{u.model}.{u.seed}.{i}",
+                              pool_url=pool.lbry_url if u.model == "lbbox" else pool.url,
+                              ambient_c=ambient_c, firmware=DEMO_FIRMWARE.get(u.model),
+                              noise_seed=int(np.random.SeedSequence(
+                                  [seed, i, u.seed, session]).generate_state(1)[0]))
+                   for i, u in enumerate(units)]
+        async with start_units(configs, clock=clock) as started:
+            return await run_experiment(
+                [u.url for u in started], channel, out, resume=resume, seed=seed, pool=pool,
+                clock=clock, workers=[c.worker for c in configs],
+                difficulty_scales=[u.difficulty_scale for u in started],
+                simulated=[{"profile": u.model, "seed": u.seed} for u in units],
+                extra={SIM_UNITS_KEY: [u.url for u in units]}, **experiment)
+    finally:
+        await pool.stop()

@@ -23,6 +23,7 @@ from asic_reservoir.puf.identify import Challenge, PufError, Response, read_resp
 from asic_reservoir.puf.metrics import evaluate_fleet
 from asic_reservoir.simulator import UnitConfig, start_units
 from asic_reservoir.simulator.firmware.generations import DEMO_FIRMWARE
+from asic_reservoir.simulator.names import SimUnitName
 from asic_reservoir.simulator.profiles import PROFILES
 from asic_reservoir.simulator.unit import auto_hash_scale
 
@@ -215,35 +216,7 @@ async def read_unit(url: str, challenge: Challenge, reads: int, *, name: str = "
 
 # ----------------------------------------------------------------- one unit named sim:MODEL:SEED
 
-SIM_PREFIX = "sim:"
-
-
-@dataclass(frozen=True)
-class SimulatedUnit:
-    """A unit the toolkit simulates itself, named ``sim:MODEL:SEED`` (``sim:lv06:21``): the
-    identity seed fixes its process variation as in a simulated fleet."""
-
-    model: str
-    seed: int
-
-    @property
-    def url(self) -> str:
-        return f"{SIM_PREFIX}{self.model}:{self.seed}"
-
-
-def parse_simulated_unit(url: str) -> SimulatedUnit | None:
-    """``sim:MODEL:SEED`` -> :class:`SimulatedUnit`; None for any other URL (a unit on the
-    network); a clear :class:`PufError` for a malformed ``sim:`` name."""
-    if not url.startswith(SIM_PREFIX):
-        return None
-    model, _, seed = url[len(SIM_PREFIX):].partition(":")
-    if model not in PROFILES or not seed.isdigit():
-        raise PufError(f"a simulated unit is sim:MODEL:SEED with MODEL one of "
-                       f"{', '.join(sorted(PROFILES))} and SEED >= 0, got {url!r}")
-    return SimulatedUnit(model, int(seed))
-
-
-async def read_simulated_unit(unit: SimulatedUnit, challenge: Challenge, reads: int, *,
+async def read_simulated_unit(unit: SimUnitName, challenge: Challenge, reads: int, *,
                               seed: int = 0, stream: int = 0, ambient_drift_c: float = 3.0,
                               hash_budget: float | None = None,
                               progress: bool = False) -> list[Response]:
