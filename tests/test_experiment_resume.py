@@ -10,7 +10,7 @@ from asic_reservoir.drivers.clock import Clock
 from asic_reservoir.experiment.record import narma_inputs
 from asic_reservoir.experiment.runs import RunReader
 from asic_reservoir.simulator import UnitConfig, start_units
-from tests.support import finish, free_port, recorded_steps, run_cli, start_cli, wait_until
+from tests.support import finish, free_port, main_here, recorded_steps, start_cli, wait_until
 
 SPEED = 20.0
 STEPS = 60
@@ -62,11 +62,12 @@ async def test_sigkill_then_resume_loses_no_step(tmp_path):
             assert orphan[0][0] == 0, table
 
 
-async def test_resume_of_a_finished_or_foreign_file(tmp_path):
+def test_resume_of_a_finished_or_foreign_file(tmp_path, capsys):
     bad = tmp_path / "bad.db"
     bad.write_bytes(b"not a database at all" * 10)
-    code, _out, err = await run_cli("run", "narma10", "--resume", "--out", str(bad),
-                                    "--pool-port", "0", "--lbry-port", "0", "--quiet")
+    code, _out, err = main_here(capsys, "run", "narma10", "--resume", "--out", str(bad),
+                                "--pool-port", "0", "--lbry-port", "0", "--quiet")
     assert code == 1 and "not a run file" in err
-    code, _out, err = await run_cli("run", "narma10", "--out", str(tmp_path / "x.db"), "--quiet")
+    code, _out, err = main_here(capsys, "run", "narma10", "--out", str(tmp_path / "x.db"),
+                                "--quiet")
     assert code == 2 and "--unit" in err

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import signal
 import sqlite3
@@ -14,14 +15,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from asic_reservoir.cli.main import main
 from asic_reservoir.experiment.record import narma_inputs, run_experiment
 from asic_reservoir.drivers.clock import Clock
 from asic_reservoir.drivers.stratum import Pool, PoolConfig
 from asic_reservoir.experiment.loop import ExperimentError, connect_unit
 from asic_reservoir.experiment.runs import RunReader
 from asic_reservoir.simulator import SimulatedUnit, UnitConfig, start_units
-from tests.support import finish, free_port, recorded_steps, run_cli, start_cli, wait_until
+from tests.support import finish, free_port, main_here, recorded_steps, start_cli, wait_until
 
 SPEED = 20.0
 NOWHERE = "stratum+tcp://127.0.0.1:9"     # the units' own pool: nothing listens there
@@ -82,26 +82,37 @@ def _restores_logged(err: str, units: int) -> None:
     assert "safe mode" not in err, err
 
 
-async def test_ctrl_c_exits_130_after_restoring_and_leaves_a_resumable_file(tmp_path):
-    # A real SIGINT to the command; its units are sim: units it simulates itself in virtual
-    # time (the units it restores end with it: the restored values themselves are checked
-    # on units that outlive the run in test_cancelled_run_restores_every_unit_...).
-    path = tmp_path / "run.db"
-    steps = 100                      # ~13 ms of CPU per step: the signal lands mid-run
-    proc = await start_cli(*_sim_args(path, "sim:lv06:41", "sim:lv06:42",
-                                      channel="frequency+fan", steps=steps))
-    await wait_until(lambda: recorded_steps(path) >= 6, 120, interval=0.01, proc=proc)
+async def _interrupt(args: list[str], path, after_steps: int) -> tuple[int, str, str]:
+    """Start the command, send it SIGINT once ``after_steps`` steps are on file: exit code,
+    stdout, stderr."""
+    proc = await start_cli(*args)
+    await wait_until(lambda: recorded_steps(path) >= after_steps, 120, interval=0.01,
+                     proc=proc)
     proc.send_signal(signal.SIGINT)
     out, err = await finish(proc, 60)
-    assert proc.returncode == 130, err
+    return proc.returncode, out, err
+
+
+def test_ctrl_c_exits_130_after_restoring_and_leaves_a_resumable_file(tmp_path, capsys):
+    # A real SIGINT to the command in a process of its own; its units are sim: units it
+    # simulates itself in virtual time (the units it restores end with it: the restored
+    # values themselves are checked on units that outlive the run in
+    # test_cancelled_run_restores_every_unit_and_resumes). The resumes need no second
+    # process: the command's main runs here.
+    path = tmp_path / "run.db"
+    steps = 100                      # ~13 ms of CPU per step: the signal lands mid-run
+    code, out, err = asyncio.run(_interrupt(
+        _sim_args(path, "sim:lv06:41", "sim:lv06:42", channel="frequency+fan", steps=steps),
+        path, 6))
+    assert code == 130, err
     assert "interrupted" in err and "Traceback" not in err
     _restores_logged(err, 2)         # written back before the process exited
     done = _check_file(path)
     assert 6 <= done < steps
 
-    proc = await start_cli("run", "narma10", "--resume", "--out", str(path), "--quiet")
-    out, err = await finish(proc)
-    assert proc.returncode == 0, err
+    code, out, err = main_here(capsys, "run", "narma10", "--resume", "--out", str(path),
+                               "--quiet")
+    assert code == 0, err
     assert f"{steps - done} steps written" in out
     assert _check_file(path) == steps
     with RunReader(path) as r:
@@ -110,26 +121,25 @@ async def test_ctrl_c_exits_130_after_restoring_and_leaves_a_resumable_file(tmp_
         assert r.meta.extra["sim_units"] == ["sim:lv06:41", "sim:lv06:42"]
 
     # Resuming the finished file does nothing and says so.
-    proc = await start_cli("run", "narma10", "--resume", "--out", str(path), "--quiet")
-    out, err = await finish(proc, 60)
-    assert proc.returncode == 0, err
+    code, out, err = main_here(capsys, "run", "narma10", "--resume", "--out", str(path),
+                               "--quiet")
+    assert code == 0, err
     assert "already complete" in out and "nothing to do" in out
     with RunReader(path) as r:
         assert r.count("steps") == steps and len(r.meta.extra["resumed"]) == 1
 
 
 def test_run_refuses_sim_units_it_cannot_simulate(tmp_path, capsys):
-    out = tmp_path / "x.db"
-    assert main(["run", "narma10", "--unit", "sim:lv6:1", "--out", str(out)]) == 2
-    err = capsys.readouterr().err
-    assert "sim:MODEL:SEED" in err and "'sim:lv6:1'" in err
-    assert main(["run", "narma10", "--unit", "sim:lv06:1", "--unit", "lv06://127.0.0.1:9",
-                 "--out", str(out)]) == 2
-    assert "cannot share a run with units named by URL" in capsys.readouterr().err
-    assert main(["run", "narma10", "--unit", "lv06://127.0.0.1:9", "--ambient", "30",
-                 "--out", str(out)]) == 2
-    assert "--ambient sets the room of sim: units" in capsys.readouterr().err
-    assert not out.exists()
+    out = str(tmp_path / "x.db")
+    code, _, err = main_here(capsys, "run", "narma10", "--unit", "sim:lv6:1", "--out", out)
+    assert code == 2 and "sim:MODEL:SEED" in err and "'sim:lv6:1'" in err
+    code, _, err = main_here(capsys, "run", "narma10", "--unit", "sim:lv06:1", "--unit",
+                             "lv06://127.0.0.1:9", "--out", out)
+    assert code == 2 and "cannot share a run with units named by URL" in err
+    code, _, err = main_here(capsys, "run", "narma10", "--unit", "lv06://127.0.0.1:9",
+                             "--ambient", "30", "--out", out)
+    assert code == 2 and "--ambient sets the room of sim: units" in err
+    assert not (tmp_path / "x.db").exists()
 
 
 def _lv06_virtual(seed: int, *, ambient_c: float = 25.0) -> UnitConfig:
@@ -192,22 +202,22 @@ def _stopped_hot(path) -> int:
     return done
 
 
-async def test_over_temperature_stops_the_command_and_it_resumes_when_cool(tmp_path):
+def test_over_temperature_stops_the_command_and_it_resumes_when_cool(tmp_path, capsys, caplog):
+    # sim: units need no second process: the command's main runs here
+    caplog.set_level(logging.INFO, logger="asic_reservoir.drivers.units")
     path = tmp_path / "hot.db"
-    proc = await start_cli(*_sim_args(path, "sim:lv06:12", channel=HOT_CHANNEL,
-                                      steps=HOT_STEPS), "--ambient", "40")
-    out, err = await finish(proc)
-    assert proc.returncode == 1, (out, err)
+    code, out, err = main_here(capsys, *_sim_args(path, "sim:lv06:12", channel=HOT_CHANNEL,
+                                                  steps=HOT_STEPS), "--ambient", "40")
+    assert code == 1, (out, err)
     assert "stopping:" in err and "chip temperature" in err and ">= limit 70 C" in err
     assert "Traceback" not in err
-    _restores_logged(err, 1)                  # fan back on auto, not over a safe mode
+    _restores_logged(caplog.text, 1)          # fan back on auto, not over a safe mode
     done = _stopped_hot(path)
 
     # The room cools down; the same unit finishes the run.
-    proc = await start_cli("run", "narma10", "--resume", "--out", str(path), "--ambient", "25",
-                           "--quiet")
-    out, err = await finish(proc)
-    assert proc.returncode == 0, err
+    code, out, err = main_here(capsys, "run", "narma10", "--resume", "--out", str(path),
+                               "--ambient", "25", "--quiet")
+    assert code == 0, err
     assert f"{HOT_STEPS - done} steps written" in out
     assert _check_file(path) == HOT_STEPS
 
@@ -292,11 +302,11 @@ async def test_ctrl_c_with_a_unit_unreachable_keeps_the_interrupt(tmp_path):
     assert 6 <= _check_file(path) < 200
 
 
-async def test_multi_run_file_killed_at_a_run_boundary_resumes_the_next_run(tmp_path, capsys):
+def test_multi_run_file_killed_at_a_run_boundary_resumes_the_next_run(tmp_path, capsys):
     path = tmp_path / "two.db"
     steps = 12
-    code, out, err = await run_cli(*_sim_args(path, "sim:lv06:71", channel="difficulty",
-                                              steps=steps, runs=2))
+    code, out, err = main_here(capsys, *_sim_args(path, "sim:lv06:71", channel="difficulty",
+                                                  steps=steps, runs=2))
     assert code == 0, err
     with RunReader(path) as r:
         run1_first = r.steps(1)
@@ -308,9 +318,11 @@ async def test_multi_run_file_killed_at_a_run_boundary_resumes_the_next_run(tmp_
     assert _check_file(path, 0) == steps and _check_file(path, 1) == 0
 
     # the file names its sim: units; naming them again is refused before anything runs
-    assert main(["run", "narma10", "--resume", "--unit", "sim:lv06:71", "--out", str(path)]) == 2
-    assert "leave out --unit" in capsys.readouterr().err
-    code, out, err = await run_cli("run", "narma10", "--resume", "--out", str(path), "--quiet")
+    code, out, err = main_here(capsys, "run", "narma10", "--resume", "--unit", "sim:lv06:71",
+                               "--out", str(path))
+    assert code == 2 and "leave out --unit" in err
+    code, out, err = main_here(capsys, "run", "narma10", "--resume", "--out", str(path),
+                               "--quiet")
     assert code == 0, err
     assert f"{steps} steps written" in out
     assert _check_file(path, 0) == steps and _check_file(path, 1) == steps

@@ -15,7 +15,7 @@ from asic_reservoir.drivers.stratum import Pool, PoolConfig
 from asic_reservoir.simulator import UnitConfig, start_units
 from asic_reservoir.simulator.profiles import PROFILES
 from asic_reservoir.simulator.unit import auto_hash_scale
-from tests.support import run_cli
+from tests.support import main_here, run_cli
 
 SPEED = 100.0
 CHALLENGE = puf.Challenge(version="test", phases=((0.25, 5), (0.5, 5), (0.0, 5)),
@@ -99,39 +99,43 @@ async def cli(*args: str) -> tuple[int, str, str]:
     return await run_cli("puf", *args, timeout=180)
 
 
-async def test_cli_fingerprints_units_it_simulates_itself(tmp_path):
+def test_cli_fingerprints_units_it_simulates_itself(tmp_path, capsys):
     """sim:MODEL:SEED units are simulated by the command in its own virtual-time loop, with
     their noise fixed by --seed: the reads, and so every verdict below, are the same on an
-    idle or a loaded host."""
+    idle or a loaded host. They need no second process: the command's ``main`` runs here,
+    except for one identify in a process of its own, which must print the same digits."""
     common = ["--store", str(tmp_path / "sim.db"), "--steps-per-phase", "6", "--json"]
+
+    def cli(*args: str) -> tuple[int, str, str]:
+        return main_here(capsys, "puf", *args)
     names = ("alpha", "beta", "gamma")
     units = [f"sim:lv06:{seed}" for seed in (21, 22, 23)]
     for name, unit in zip(names, units):   # two reads each: the metric learns each unit's noise
-        code, out, err = await cli("enroll", "--unit", unit, "--name", name, *common)
+        code, out, err = cli("enroll", "--unit", unit, "--name", name, *common)
         assert code == 0, err
         report = json.loads(out)
         assert (report["enrolled"], report["model"], report["reads"]) == (name, "lv06", 2)
-    code, out, err = await cli("identify", "--unit", units[1], *common)
+    code, out, err = cli("identify", "--unit", units[1], *common)
     assert code == 0, err
     ranked = json.loads(out)["candidates"]
     assert ranked[0]["name"] == "beta" and {c["name"] for c in ranked} == set(names), ranked
     assert ranked[0]["distance"] < ranked[1]["distance"] < ranked[2]["distance"]
-    code, again, err = await cli("identify", "--unit", units[1], *common)
+    code, again, err = asyncio.run(run_cli("puf", "identify", "--unit", units[1], *common))
     assert code == 0 and again == out                        # deterministic, digit for digit
-    code, out, err = await cli("identify", "--unit", units[1], "--seed", "1", *common)
+    code, out, err = cli("identify", "--unit", units[1], "--seed", "1", *common)
     assert code == 0 and out != again                        # another seed: another read...
     assert json.loads(out)["candidates"][0]["name"] == "beta"   # ...of the same unit
-    code, out, err = await cli("verify", "--unit", units[1], "--name", "beta", *common)
+    code, out, err = cli("verify", "--unit", units[1], "--name", "beta", *common)
     verdict = json.loads(out)
     assert code == 0 and verdict["accepted"] and verdict["distance"] <= verdict["threshold"], err
     farthest = ranked[-1]["name"]
-    code, out, err = await cli("verify", "--unit", units[1], "--name", farthest, *common)
+    code, out, err = cli("verify", "--unit", units[1], "--name", farthest, *common)
     verdict = json.loads(out)
     assert code == 1 and not verdict["accepted"], (verdict, err)
     assert verdict["distance"] > verdict["threshold"]
-    code, out, err = await cli("verify", "--unit", units[1], "--name", "delta", *common)
+    code, out, err = cli("verify", "--unit", units[1], "--name", "delta", *common)
     assert code == 2 and "not enrolled" in err
-    code, out, err = await cli("identify", "--unit", "sim:lv6:22", *common)
+    code, out, err = cli("identify", "--unit", "sim:lv6:22", *common)
     assert code == 2 and "sim:MODEL:SEED" in err and "'sim:lv6:22'" in err
 
 
@@ -187,16 +191,17 @@ async def test_evaluate_units_named_by_url(tmp_path):
         await evaluate_units([units[0].url], CHALLENGE)
 
 
-async def test_cli_evaluates_a_simulated_fleet_deterministically(tmp_path):
+def test_cli_evaluates_a_simulated_fleet_deterministically(capsys):
     # units, their sensor noise and the pool are seeded from --seed and the fleet runs in
-    # virtual time: two runs print the same result, digit for digit. Seed 0 draws a time
-    # constant (on the 2.5 s telemetry grid) that repeats exactly across each unit's two
-    # enrollment reads: the metric's resolution floor keeps it from dominating.
+    # virtual time: two runs (one in a process of its own, one through the command's main
+    # here) print the same result, digit for digit. Seed 0 draws a time constant (on the
+    # 2.5 s telemetry grid) that repeats exactly across each unit's two enrollment reads:
+    # the metric's resolution floor keeps it from dominating.
     args = ("evaluate", "--fleet", "sim:3", "--reads", "1", "--steps-per-phase", "6",
             "--seed", "0", "--json")
-    code, out, err = await cli(*args)
+    code, out, err = asyncio.run(run_cli("puf", *args))
     assert code == 0, err
-    code, again, err = await cli(*args)
+    code, again, err = main_here(capsys, "puf", *args)
     assert code == 0, err
     assert again == out
     result = json.loads(out)
@@ -205,7 +210,7 @@ async def test_cli_evaluates_a_simulated_fleet_deterministically(tmp_path):
     assert m["devices"] == 3 and m["reads"] == 3 and result["features"] > 10
     assert m["rank1_accuracy"]["value"] >= 2 / 3          # chance is 1/3
     assert m["genuine_mean"] < m["impostor_mean"] / 2      # a unit is nearer itself than others
-    code, out, err = await cli("evaluate", "--fleet", "sim:1")
+    code, out, err = main_here(capsys, "puf", "evaluate", "--fleet", "sim:1")
     assert code == 2 and "sim:N with N >= 2" in err
 
 

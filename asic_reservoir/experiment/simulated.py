@@ -19,7 +19,7 @@ from asic_reservoir.drivers.stratum import Pool, PoolConfig
 from asic_reservoir.experiment.channels import DelayLoop
 from asic_reservoir.experiment.loop import ExperimentError, ExperimentSummary
 from asic_reservoir.experiment.record import run_experiment
-from asic_reservoir.experiment.runs import RunFileError, RunReader
+from asic_reservoir.experiment.runs import RunFileError, RunReader, RunWriter
 from asic_reservoir.simulator import UnitConfig, start_units
 from asic_reservoir.simulator.firmware.generations import DEMO_FIRMWARE
 from asic_reservoir.simulator.names import SimUnitName, parse_sim_unit
@@ -199,9 +199,11 @@ async def run_simulated(units: Sequence[SimUnitName], channel: str, out: str | P
         units = sim_units_of(out)
         if not units:
             raise ExperimentError(f"{out}: not a run of sim: units (or no run file)")
-        with RunReader(out, check=False) as reader:
-            seed = reader.meta.seed
-            session = 1 + len(reader.meta.extra.get("resumed", []))
+        with RunWriter.resume(out) as finished:
+            if finished.next_step() is None:   # nothing to run: no unit needs to start
+                return await run_experiment([], channel, out, resume=True, **experiment)
+            seed = finished.meta.seed
+            session = 1 + len(finished.meta.extra.get("resumed", []))
     else:
         if not units:
             raise ExperimentError("name at least one sim:MODEL:SEED unit")
