@@ -9,10 +9,15 @@ reading (N + 1/2) theta old). Gain 0 is the open-loop channel with the same mask
 theta is scanned against the LV06's physical time constants (from its simulator profile,
 ``analysis.baselines.unit_time_constants``, cited in ``simulator/profiles.py``): the die
 (floored at 2.5 physics ticks), the fan and ``THETA_MID_S`` on the full gain grid; the
-regulator (20 s: a point is 1.4 simulated days) open loop and at ``SLOW_GAIN``, the heatsink
-(71.5 s: 5 simulated days, ~500 s of CPU) at ``SLOW_GAIN`` only, for the machine's budget
-(a point costs ~1.1 ms of CPU per simulated second of 0.1 s physics ticks and ~3.6 ms per
-slot).
+regulator (20 s: a point is 1.4 simulated days) and the heatsink (71.5 s: 5 simulated
+days, ~300 s of CPU) open loop and at ``SLOW_GAIN``, for the machine's budget (a point
+costs ~0.6 ms of CPU per simulated second of 0.1 s physics ticks and ~3.6 ms per slot).
+
+The response range is calibrated in each point's warm-up on mid-slot readings of the
+loop's own slots with the feedback off; the table gives each point's share of commands
+clipped at the channel's range (a loop that mostly clips carries no input). The figure of
+memory capacity and degree-2 IPC against theta per gain is written to ``FIGURE`` (or
+``BENCH_DELAY_PLOT``; needs matplotlib).
 
 Pre-registration: the mask levels, the response field, the node features the readout reads,
 the bias, the input scale and the gain grid were chosen on input series of ``TUNING_SEED``
@@ -33,7 +38,8 @@ from pathlib import Path
 from benchmarks import Figure, quick
 
 from asic_reservoir.analysis.baselines import HARDWARE_INPUT, INPUT_ONLY, unit_time_constants
-from asic_reservoir.analysis.report import Report, gains, strongest_memory_control
+from asic_reservoir.analysis.report import (Entry, PlotsUnavailable, Report, gains,
+                                            plot_capacity_vs_theta, strongest_memory_control)
 from asic_reservoir.analysis.runfiles import AnalysisOptions, analyze_files
 from asic_reservoir.experiment.simulated import (REPORT_SEED, TUNING_SEED, DemoJob, DemoSize,
                                                  run_demo)
@@ -49,8 +55,8 @@ MIN_THETA_S = 0.25    # 2.5 physics ticks of 0.1 s
 THETA_MID_S = 3.0     # a few fan constants, a fraction of the regulator's
 GAINS = tuple(float(g) for g in os.environ.get("BENCH_DELAY_GAINS", "0,0.3,0.6,0.9").split(","))
 # The slow time scales cost 5-20x a fan-scale point: one closed loop each, at the gain
-# grid's point nearest the tuning pass's capacity peak (~0.5, see above), and the open loop
-# at the regulator's.
+# grid's point nearest the tuning pass's capacity peak (~0.5, see above), beside the open
+# loop at the same theta.
 SLOW_GAIN = 0.6
 STEPS, RUNS = 300, 5
 # The readout reads the node states as Appeltant et al. do: the fed-back response (and the
@@ -58,18 +64,19 @@ STEPS, RUNS = 300, 5
 # share statistics included) over the nodes is more than ~125 training rows support
 # (chosen on the tuning seed: lower NRMSE at the shortest theta, equal at the next).
 NODE_FEATURES = ("tel.chip_temp_c", "tel.power_w")
+FIGURE = Path(__file__).parent / "figures" / "delay_capacity_vs_theta.png"
 
 
 def points(slow: bool = True) -> list[tuple[float, float]]:
     """The scanned (theta, gain) points, theta in seconds from the profile's constants:
-    die, fan and ``THETA_MID_S`` on every gain; with ``slow`` the regulator at 0 and
-    ``SLOW_GAIN``, the heatsink at ``SLOW_GAIN``."""
+    die, fan and ``THETA_MID_S`` on every gain; with ``slow`` the regulator and the
+    heatsink at 0 and ``SLOW_GAIN``."""
     taus = unit_time_constants(PROFILES[MODEL])
     fast = {round(max(MIN_THETA_S, taus["die"]), 3), round(taus["fan"], 3), THETA_MID_S}
     out = [(t, g) for t in fast for g in GAINS]
     if slow:
-        out += [(round(taus["regulator"], 3), 0.0), (round(taus["regulator"], 3), SLOW_GAIN),
-                (round(taus["heatsink"], 3), SLOW_GAIN)]
+        out += [(round(taus[k], 3), g) for k in ("regulator", "heatsink")
+                for g in (0.0, SLOW_GAIN)]
     return sorted(out)
 
 
@@ -86,11 +93,10 @@ def job(theta: float, gain: float) -> DemoJob:
 
 
 def record(size: DemoSize, seed: int, tmp: Path) -> list[tuple[Path, str]]:
-    """Every (theta, gain) point, each in its own process and virtual time: the longest
-    first (it sets the wall time), then the rest shortest first; run files and labels."""
-    pts = points(slow=not quick())
-    longest = max(pts)
-    jobs = [job(theta, gain) for theta, gain in [longest] + [p for p in pts if p != longest]]
+    """Every (theta, gain) point, each in its own process and virtual time, longest theta
+    first (the slow points set the wall time; the progress bar follows the first); run
+    files and labels."""
+    jobs = [job(theta, gain) for theta, gain in sorted(points(slow=not quick()), reverse=True)]
     for j in jobs:                        # a kept directory may hold an earlier pass
         for old in tmp.glob(f"{j.model}-{j.label}.db*"):
             old.unlink()
@@ -106,18 +112,23 @@ def analyze(outputs: list[tuple[Path, str]], features=NODE_FEATURES) -> Report:
                          labels={str(p): lab for p, lab in outputs})
 
 
+def scanned(report: Report) -> list[tuple[float, float, Entry]]:
+    """The report's scan points as (theta, gain, entry), sorted."""
+    found = sorted((float(e.channel.split("theta=")[1].split("s ")[0]),
+                    float(e.channel.split("gain=")[1].split(" ")[0]), i)
+                   for i, e in enumerate(report.entries)
+                   if e.channel.startswith("delay loop") and HARDWARE_INPUT in e.readouts)
+    return [(theta, gain, report.entries[i]) for theta, gain, i in found]
+
+
 def table(report: Report) -> str:
-    """The scan as a markdown table: NRMSE, gains with intervals, capacities."""
+    """The scan as a markdown table: NRMSE, gains with intervals, capacities, clipping."""
     taus = unit_time_constants(PROFILES[MODEL])
     head = ("| theta (s) | theta / die, fan tau | gain | hardware + input | input only | strongest "
-            "memory control | gain over it (95 %) | memory capacity | IPC 1 | IPC 2 |")
-    lines = [head, "|" + "---|" * 10]
-    points = sorted((float(e.channel.split("theta=")[1].split("s ")[0]),
-                     float(e.channel.split("gain=")[1].split(" ")[0]), i)
-                    for i, e in enumerate(report.entries)
-                    if e.channel.startswith("delay loop") and HARDWARE_INPUT in e.readouts)
-    for theta, gain, i in points:
-        e = report.entries[i]
+            "memory control | gain over it (95 %) | memory capacity | IPC 1 | IPC 2 | "
+            "commands clipped |")
+    lines = [head, "|" + "---|" * 11]
+    for theta, gain, e in scanned(report):
         strongest = strongest_memory_control(e)
         over = next((g for g in gains(e) if g.control == strongest), None)
         cap = e.capacities.get("hardware")
@@ -128,9 +139,33 @@ def table(report: Report) -> str:
                  f"{over.comparison.interval()}: {over.comparison.verdict}" if over else "-",
                  cap.memory.cell(2) if cap else "-",
                  cap.ipc[1].cell(2) if cap and 1 in cap.ipc else "-",
-                 cap.ipc[2].cell(2) if cap and 2 in cap.ipc else "-"]
+                 cap.ipc[2].cell(2) if cap and 2 in cap.ipc else "-",
+                 clipped(e)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def clipped(e: Entry) -> str:
+    """The point's share of commands clipped, mean ± std over runs (percent)."""
+    c = e.saturation.clipped if e.saturation is not None else None
+    if c is None:
+        return "-"
+    return f"{100 * c.mean:.1f} ± {100 * c.std:.1f} %" if c.n > 1 else f"{100 * c.mean:.1f} %"
+
+
+def plot(report: Report, path: Path, seed: int) -> Path:
+    """Memory capacity and IPC degree 2 against theta, one line per gain (PNG)."""
+    curves: dict[str, list] = {}
+    for theta, gain, e in scanned(report):
+        cap = e.capacities.get("hardware")
+        if cap is not None and 2 in cap.ipc:
+            name = "open loop (gain 0)" if gain == 0 else f"gain {gain:g}"
+            curves.setdefault(name, []).append((theta, cap.memory, cap.ipc[2]))
+    taus = unit_time_constants(PROFILES[MODEL])
+    return plot_capacity_vs_theta(
+        curves, path, references={k: taus[k] for k in ("die", "fan", "regulator", "heatsink")},
+        title=f"simulated {MODEL}: {ACTUATOR} driven, {RESPONSE} fed back, N = {N_NODES} "
+              f"(input seed {seed}; mean ± std over runs)")
 
 
 def run() -> list[Figure]:
@@ -148,6 +183,12 @@ def run() -> list[Figure]:
           f"x {size.runs} runs:")
     print(report.table())
     print(table(report))
+    figure = os.environ.get("BENCH_DELAY_PLOT") or (None if tune else FIGURE)
+    if figure:
+        try:
+            print(f"figure: {plot(report, Path(figure), seed)}")
+        except PlotsUnavailable as exc:
+            print(f"figure not drawn: {exc}")
     figures = []
     for e in report.entries:
         hw = e.readouts.get(HARDWARE_INPUT)
@@ -158,7 +199,7 @@ def run() -> list[Figure]:
         figures.append(Figure(
             f"{e.channel} NRMSE", hw.mean, "NRMSE", strongest or INPUT_ONLY,
             e.controls[strongest or INPUT_ONLY].mean,
-            f"MC {cap.memory.mean:.2f}" if cap else ""))
+            f"MC {cap.memory.mean:.2f}, clipped {clipped(e)}" if cap else ""))
     for name in ("ridge 20 delays", "ESN-100"):
         b = report.baselines[name]
         figures.append(Figure(name, b.mean, "NRMSE", note=f"± {b.std:.3f} ({b.n} runs)"))

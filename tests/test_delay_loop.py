@@ -9,6 +9,7 @@ import asyncio
 import numpy as np
 import pytest
 
+from asic_reservoir.analysis.actuation import saturation
 from asic_reservoir.analysis.states import StatesError, states
 from asic_reservoir.analysis.runfiles import AnalysisOptions, analyze_files
 from asic_reservoir.cli.experiment import loop_options, run_arguments
@@ -155,14 +156,21 @@ async def test_command_depends_on_the_response_exactly_tau_earlier(tmp_path):
             np.round(sorted(LEVELS4), 9))
         freq, fed, temp, u = _by_slot(r, n)
         effects = r.effects(0, "lv06")
+        sat = saturation(r, 0, "lv06")
     assert lo < hi and len(freq) == len(fed) == 14 * n and len(temp) == 14 * n
     norm = {g: (t - lo) / (hi - lo) - 0.5 for g, t in temp.items()}
     tau = n + 1
+    clipped = 0
     for g in range(14 * n):
         want = norm[g - tau] if g >= tau else 0.0
         assert fed[g] == pytest.approx(want, abs=1e-12)
-        a = min(1.0, max(0.0, 0.5 + gain * want + mask[g % n] * (u[g // n] / 0.5 - 0.5)))
+        drive = 0.5 + gain * want + mask[g % n] * (u[g // n] / 0.5 - 0.5)
+        clipped += not 0 <= drive <= 1
+        a = min(1.0, max(0.0, drive))
         assert freq[g] == pytest.approx(round(400.0 + a * 175.0, 3), abs=1e-9)
+    # the analysis rebuilds the same drives from the run file and counts the clipped ones
+    assert sat.slots == 14 * n and sat.clipped == clipped
+    assert sat.outside == sum(abs(fed[g]) > 0.5 for g in range(14 * n))
     # the fed-back values follow tau = N + 1 slots exactly, not a slot more or less
     g = np.arange(tau + 1, 14 * n - 1)
     for other in (tau - 1, tau + 1):
@@ -181,6 +189,8 @@ async def test_gain_zero_records_the_open_loop_commands(tmp_path):
         fb, none, _, _ = _by_slot(b, 3)
         assert a.meta.mask == b.meta.mask
     assert fa == fb and len(fa) == 24 and not none and len(fed) == 24
+    with RunReader(closed) as a, RunReader(open_) as b:
+        assert saturation(a, 0, "lv06").clipped == 0 and saturation(b, 0, "lv06") is None
 
 
 @pytest.mark.virtual_time
@@ -251,9 +261,36 @@ async def test_analysis_reads_only_the_node_features_asked_for(tmp_path):
     entry = next(e for e in report.entries if e.unit == "lv06")
     assert entry.readouts["hardware"].n == 1
     with RunReader(path) as r:
+        sat = saturation(r, 0, "lv06")
+    assert entry.saturation.clipped.values == (sat.clipped_fraction,)     # a user sees it
+    assert f"{100 * sat.clipped_fraction:.1f} % (1) of commands clipped" in report.table()
+    assert report.to_json()["units"]["lv06"][entry.channel]["saturation"] == {
+        "clipped_fraction": [sat.clipped_fraction], "outside_fraction": [sat.outside_fraction]}
+    with RunReader(path) as r:
         full = states(r, 0, ["lv06"])
     kept = full.select(("tel.chip_temp_c",))
     assert 0 < len(kept.names) < len(full.names)
     assert all(n.split("/", 2)[-1].startswith("tel.chip_temp_c") for n in kept.names)
     with pytest.raises(StatesError, match="not scored"):
         analyze_files([path], AnalysisOptions(features=("no-such-feature",), **opts))
+
+
+@pytest.mark.virtual_time
+async def test_slow_loop_calibrates_where_it_reads(tmp_path):
+    """At theta = 71.5 s (the LV06's heatsink constant) the firmware's fan loop pulls the
+    chip back to its target within a step: calibrated on readings at a step's end, the
+    range (59.6-60.2 C here) missed every mid-slot reading the loop fed back and 90 % of
+    the commands clipped. Calibrated at the loop's own poll point (with the feedback off:
+    the loop then spreads the response somewhat wider), about a quarter clip."""
+    n, theta, gain, steps = 4, 71.5, 0.6, 12
+    path, summary = await _record(tmp_path, "slow", DelayLoop(gain=gain), slots=n, theta=theta,
+                                  steps=steps, warmup=8 * n * theta)
+    assert summary.steps_written == steps and summary.marked == 0
+    with RunReader(path) as r:
+        lo, hi = r.meta.extra["delay_loop_range"]["lv06"]
+        _, fed, temp, _ = _by_slot(r, n)
+        sat = saturation(r, 0, "lv06")
+    temps = np.array(list(temp.values()))
+    assert sat.slots == steps * n and len(fed) == steps * n
+    assert ((temps >= lo) & (temps <= hi)).mean() >= 0.3, (lo, hi, temps)   # was 0 %
+    assert sat.outside_fraction <= 0.6 and sat.clipped_fraction <= 0.5, sat      # were 90 %

@@ -9,7 +9,8 @@ import pytest
 
 from asic_reservoir.analysis.readout import Split, evaluate, summarize, summarize_scores
 from asic_reservoir.analysis.report import (Entry, PlotsUnavailable, Report, dumps, gains,
-                                   plot_features, plot_nrmse_vs_slots, plot_prediction)
+                                   plot_capacity_vs_theta, plot_features, plot_nrmse_vs_slots,
+                                   plot_prediction)
 
 
 def _report() -> Report:
@@ -118,6 +119,10 @@ def test_plots_need_matplotlib_or_write_pngs(tmp_path):
         "slots.png": lambda p: plot_nrmse_vs_slots(
             [1, 4, 16], [summarize([0.9, 0.91]), summarize([0.7, 0.72]), summarize([0.5])], p,
             baselines={"ESN-100": summarize([0.21, 0.22])}),
+        "theta.png": lambda p: plot_capacity_vs_theta(
+            {"gain 0.3": [(0.25, summarize([2.6, 2.7]), summarize([0.0, 0.1])),
+                          (3.0, summarize([3.5, 3.6]), summarize([0.0]))]}, p,
+            references={"fan": 1.0}),
     }
     try:
         import matplotlib  # noqa: F401

@@ -57,6 +57,31 @@ class CapacitySummary:
                 "memory_per_delay": [round(v, 6) for v in self.per_delay]}
 
 
+@dataclass(frozen=True)
+class LoopSaturation:
+    """A closed loop's saturation over runs (fractions of its slots, mean ± std): commands
+    clipped at the channel's range, and fed-back responses outside the range they were
+    normalised on. A loop whose commands mostly clip carries no input: its scores say
+    nothing about the time scale."""
+
+    clipped: Summary
+    outside: Summary
+
+    def sentence(self) -> str:
+        return (f"closed loop: {_percent(self.clipped)} of commands clipped at the channel's "
+                f"range, {_percent(self.outside)} of fed-back responses outside the "
+                f"calibrated range")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"clipped_fraction": list(self.clipped.values),
+                "outside_fraction": list(self.outside.values)}
+
+
+def _percent(s: Summary) -> str:
+    std = f" ± {100 * s.std:.1f}" if s.n > 1 and math.isfinite(s.std) else ""
+    return f"{100 * s.mean:.1f}{std} % ({s.n})"
+
+
 @dataclass
 class Entry:
     """Scores of one unit x channel: readouts (first is the headline) and its controls.
@@ -73,6 +98,8 @@ class Entry:
     capacities: dict[str, CapacitySummary] = field(default_factory=dict)
     consistency: Summary | None = None
     """Mean state correlation between responses to one input replayed (per run pair)."""
+    saturation: LoopSaturation | None = None
+    """A closed loop's clipped commands per run (None for an open-loop channel)."""
 
     def __post_init__(self) -> None:
         if not self.readouts:
@@ -210,6 +237,9 @@ def format_table(report: Report, show_range: bool = False) -> str:
             lines.append(f"{e.unit}/{e.channel}: consistency (same input replayed): mean state "
                          f"correlation, over (n) run pairs, {e.consistency.cell(2)}; 1 - r is "
                          f"the share of a state's variance that is noise")
+    for e in report.entries:
+        if e.saturation is not None:
+            lines.append(f"{e.unit}/{e.channel}: {e.saturation.sentence()}")
     lines.extend(_capacity_lines(report))
     notes = [e.note and f"{e.unit}/{e.channel}: {e.note}" for e in report.entries]
     lines.extend(f"note: {n}" for n in [*report.notes, *filter(None, notes)])
@@ -269,6 +299,7 @@ def report_json(report: Report, show_range: bool = False) -> dict[str, Any]:
             **({"consistency": {"mean_r": e.consistency.to_json()["nrmse_mean"],
                                 "std": e.consistency.to_json()["nrmse_std"],
                                 "run_pairs": e.consistency.n}} if e.consistency else {}),
+            **({"saturation": e.saturation.to_json()} if e.saturation else {}),
             **({"note": e.note} if e.note else {}),
         }
     split = None
@@ -369,6 +400,36 @@ def plot_capacity_vs_delay(curves: dict[str, Sequence[float]], path: str | Path,
     ax.set_ylim(-0.02, 1.02)
     ax.set_title(title)
     ax.legend(fontsize=7)
+    return _save(fig, plt, path)
+
+
+def plot_capacity_vs_theta(curves: Mapping[str, Sequence[tuple[float, Summary, Summary]]],
+                           path: str | Path, title: str = "",
+                           references: Mapping[str, float] | None = None) -> Path:
+    """Memory capacity and degree-2 IPC (mean ± std over runs) against the node duration
+    theta, one line per feedback gain (PNG, log theta): which time scales the delay
+    reservoir remembers at and whether it computes products. ``curves`` maps a label to
+    (theta, memory capacity, IPC 2) points; ``references`` marks physical time constants."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for label, points in curves.items():
+        pts = sorted(points, key=lambda p: p[0])
+        thetas = [p[0] for p in pts]
+        for ax, j in zip(axes, (1, 2)):
+            mean = [p[j].mean for p in pts]
+            std = [p[j].std if p[j].n > 1 and math.isfinite(p[j].std) else 0.0 for p in pts]
+            ax.errorbar(thetas, mean, yerr=std, marker="o", ms=4, capsize=3, label=label)
+    for ax, name in zip(axes, ("memory capacity", "IPC degree 2")):
+        ax.set_xscale("log")
+        ax.set_xlabel("theta, node duration (s)")
+        ax.set_ylabel(name)
+        for ref, t in (references or {}).items():
+            ax.axvline(t, color="grey", lw=0.6, ls=":")
+            ax.annotate(ref, (t, 1.0), xycoords=("data", "axes fraction"), fontsize=7,
+                        rotation=90, va="top", ha="right", color="grey")
+        ax.set_ylim(bottom=0.0)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
     return _save(fig, plt, path)
 
 

@@ -12,13 +12,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from asic_reservoir.analysis.actuation import actuation
+from asic_reservoir.analysis.actuation import actuation, saturation
 from asic_reservoir.analysis.baselines import (FILTER_BANK, HARDWARE, EchoStateNetwork,
                                                filter_bank_features, hardware_scores,
                                                run_baselines, time_constants_in_steps)
 from asic_reservoir.analysis.readout import ReadoutError, Split, summarize
-from asic_reservoir.analysis.report import (CapacitySummary, Entry, Report, plot_capacity_vs_delay,
-                                            plot_features, plot_nrmse_vs_slots, plot_prediction)
+from asic_reservoir.analysis.report import (CapacitySummary, Entry, LoopSaturation, Report,
+                                            plot_capacity_vs_delay, plot_features,
+                                            plot_nrmse_vs_slots, plot_prediction)
 from asic_reservoir.analysis.states import StatesError, states
 from asic_reservoir.analysis.tasks import (CapacityProfile, Consistency, TaskError,
                                            capacity_profile, consistency, narma_from_input)
@@ -67,6 +68,7 @@ def analyze_files(paths: Sequence[str | Path], options: AnalysisOptions | None =
     by_slots: dict[tuple[str, str], dict[int, Any]] = {}   # (unit, channel) -> slots -> entry
     grouped: dict[tuple[str, str], list] = {}   # (unit, channel) -> runs of every file
     grouped_caps: dict[tuple[str, str], dict[str, list[CapacityProfile]]] = {}
+    grouped_sat: dict[tuple[str, str], list] = {}     # closed loops: saturation per run
     slot_key: dict[tuple[str, str], tuple[tuple[str, str], int]] = {}
     consistencies: dict[tuple[str, str], list[Consistency]] = {}
     skipped = 0
@@ -92,7 +94,7 @@ def analyze_files(paths: Sequence[str | Path], options: AnalysisOptions | None =
                         (label, channel), []), notes, Path(path).name)
                     continue
                 taus = time_constants_in_steps(unit.profile or unit.model, meta.step_seconds)
-                per_run, profiles = [], {}
+                per_run, profiles, sats = [], {}, []
                 for run in reader.runs():
                     act = actuation(reader, run, unit.name)
                     if act.flagged():        # the input never reached the hardware
@@ -120,6 +122,9 @@ def analyze_files(paths: Sequence[str | Path], options: AnalysisOptions | None =
                         notes.append(f"{where} not scored: {exc}")
                         continue
                     per_run.append(scores)
+                    sat = saturation(reader, run, unit.name)
+                    if sat is not None and sat.slots:
+                        sats.append(sat)
                     if opt.capacities:
                         _add_capacities(profiles, {HARDWARE: sm.X,
                                                    FILTER_BANK: filter_bank_features(u, taus)},
@@ -136,6 +141,7 @@ def analyze_files(paths: Sequence[str | Path], options: AnalysisOptions | None =
                         _plots(plots, unit.name, channel, run, sm, scores)
                 if per_run:     # files of the same unit and channel (seeds, sweeps) pool runs
                     grouped.setdefault((label, channel), []).extend(per_run)
+                    grouped_sat.setdefault((label, channel), []).extend(sats)
                     caps = grouped_caps.setdefault((label, channel), {})
                     for name, found in profiles.items():
                         caps.setdefault(name, []).extend(found)
@@ -144,6 +150,11 @@ def analyze_files(paths: Sequence[str | Path], options: AnalysisOptions | None =
     for (label, channel), per_run in grouped.items():
         entries.append(Entry.from_runs(label, channel, per_run))
         entries[-1].capacities.update(_summaries(grouped_caps[(label, channel)]))
+        if grouped_sat.get((label, channel)):
+            sats = grouped_sat[(label, channel)]
+            entries[-1].saturation = LoopSaturation(
+                summarize([x.clipped_fraction for x in sats]),
+                summarize([x.outside_fraction for x in sats]))
         if (label, channel) in slot_key:
             key, n_slots = slot_key[(label, channel)]
             by_slots.setdefault(key, {})[n_slots] = entries[-1]

@@ -67,7 +67,8 @@ def run_arguments(parser: argparse.ArgumentParser) -> None:
                       help="telemetry field fed back (default chip_temp_c)")
     loop.add_argument("--response-range", metavar="LO,HI",
                       help="response values mapped to -1/2 and +1/2 (default: the range "
-                           "seen in the warm-up)")
+                           "read mid-slot in the second half of the warm-up, which runs "
+                           "the loop's slots with the feedback off)")
     loop.add_argument("--bias", type=float, default=0.5,
                       help="operating point, fraction of the channel's range (default 0.5)")
     loop.add_argument("--input-scale", type=float, default=1.0,

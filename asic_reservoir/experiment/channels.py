@@ -306,9 +306,9 @@ class DelayLoop:
     """Feed the unit's measured ``response`` back into the channel (see the module notes).
 
     The response is normalised to ``r = (reading - r_lo) / (r_hi - r_lo) - 1/2`` (about
-    [-1/2, 1/2]); ``r_lo`` and ``r_hi`` are calibrated per unit from the warm-up when not
-    given. ``gain`` is the feedback strength, ``scale`` the input scaling, ``bias`` the
-    operating point as a fraction of the channel's range.
+    [-1/2, 1/2]); ``r_lo`` and ``r_hi`` are calibrated per unit from the warm-up (mid-slot
+    readings, feedback off) when not given. ``gain`` is the feedback strength, ``scale``
+    the input scaling, ``bias`` the operating point as a fraction of the channel's range.
     """
 
     gain: float
@@ -362,14 +362,19 @@ class ChannelSet:
     def latency_s(self) -> float:
         return max(c.latency_s for c in self.channels)
 
-    def slot_value(self, u: float, k: int, feedback: float = 0.0) -> float:
-        """Slot ``k``'s value inside [lo, hi]: the masked input plus, in a closed loop,
-        ``gain`` times the normalised response ``feedback``, clipped to the range."""
+    def drive(self, u: float, k: int, feedback: float = 0.0) -> float:
+        """Slot ``k``'s drive as a fraction of the channel's range *before* clipping: the
+        masked input plus, in a closed loop, ``gain`` times the normalised response
+        ``feedback`` (outside [0, 1] the command saturates at the range's end)."""
         c = self.channels[0]
         loop = self.loop or OPEN_LOOP
         x = (u - c.lo) / (c.hi - c.lo)
-        a = loop.bias + loop.gain * feedback + loop.scale * float(self.mask[k]) * (x - 0.5)
-        return c.lo + (c.hi - c.lo) * min(1.0, max(0.0, a))
+        return loop.bias + loop.gain * feedback + loop.scale * float(self.mask[k]) * (x - 0.5)
+
+    def slot_value(self, u: float, k: int, feedback: float = 0.0) -> float:
+        """Slot ``k``'s value inside [lo, hi]: :meth:`drive` clipped to the range."""
+        c = self.channels[0]
+        return c.lo + (c.hi - c.lo) * min(1.0, max(0.0, self.drive(u, k, feedback)))
 
     def slot_values(self, u: float) -> list[float]:
         """The masked input of each slot without feedback, all inside [lo, hi]."""

@@ -9,8 +9,9 @@ its timestamp. A finished step is written to the run file in one transaction.
 
 With a closed loop (``ChannelSet.loop``) each unit's command in a slot also carries its
 own response read ``slots + 1`` slots earlier (:mod:`asic_reservoir.experiment.feedback`);
-the response is normalised on a range calibrated in the warm-up (kept in the run file, so
-a resumed run uses the same one).
+the response is normalised on a range calibrated in the warm-up, which runs the loop's
+slots with the feedback off and reads the response at the loop's own poll point (kept in
+the run file, so a resumed run uses the same one).
 
 A unit that stops answering or leaves the pool is *marked* for that step (the reason is
 recorded) and asked to rejoin; the experiment never stops for it. A unit that crosses its
@@ -417,23 +418,36 @@ class Experiment:
     async def _warmup(self, u: np.ndarray) -> None:
         """Drive the units with the first inputs until the thermal state has settled.
 
-        A closed loop's response range is read here, open loop and with the input unmasked:
-        the range then spans the channel's full swing, whatever the mask's first value."""
+        A closed loop without a given response range is calibrated here: the warm-up then
+        runs the loop's own slots with the feedback off (masked input, same slot length)
+        and reads the response at the loop's own poll point, so the range holds the
+        readings the loop will feed back (read at a step's end instead, a slow theta
+        calibrates on a chip the firmware's fan loop has pulled back to its target, and
+        the run's mid-slot readings fall outside the range)."""
         end = self.clock.now() + self.config.warmup_seconds
         loop = self.channels.loop
         listen = loop is not None and loop.r_lo is None
+        slot_len = self.config.step_seconds / self.channels.slots
         i = 0
         while self.clock.now() < end:
             x = float(u[i % len(u)])
-            v = x if listen else self.channels.slot_values(x)[0]
-            await asyncio.gather(*(self._guard(unit, unit.apply(
-                self.pool, self.channels.commands(v, unit.info), v)) for unit in self.units))
-            await self.clock.sleep(min(self.config.step_seconds, end - self.clock.now()))
             if listen:
-                await asyncio.gather(*(self._listen(unit) for unit in self.units))
+                for v in self.channels.slot_values(x):
+                    t0 = self.clock.now()
+                    await self._apply_all(v)
+                    await self.clock.sleep_until(t0 + self.config.poll_at * slot_len)
+                    await asyncio.gather(*(self._listen(unit) for unit in self.units))
+                    await self.clock.sleep_until(t0 + slot_len)
+            else:
+                await self._apply_all(self.channels.slot_values(x)[0])
+                await self.clock.sleep(min(self.config.step_seconds, end - self.clock.now()))
             i += 1
         self._drain()
         self._events.clear()
+
+    async def _apply_all(self, v: float) -> None:
+        await asyncio.gather(*(self._guard(unit, unit.apply(
+            self.pool, self.channels.commands(v, unit.info), v)) for unit in self.units))
 
     async def _listen(self, unit: UnitLink) -> None:
         assert self.channels.loop is not None

@@ -85,8 +85,9 @@ def demo_plan(best: dict[str, str] | None = None) -> list[DemoJob]:
 
 def warmup_seconds(step_seconds: float) -> float:
     """A simulated recording's warm-up: :data:`DEMO_WARMUP_SECONDS`, or ``WARMUP_STEPS``
-    steps when steps are longer (a closed loop's warm-up reads its response once a step and
-    calibrates the range on the second half, so minute-long steps need more of them)."""
+    steps when steps are longer (a closed loop's warm-up runs its slots with the feedback
+    off, reads the response mid-slot and calibrates the range on the second half, so
+    minute-long steps need enough of them)."""
     return max(DEMO_WARMUP_SECONDS, WARMUP_STEPS * step_seconds)
 
 
