@@ -68,7 +68,7 @@ class LoopSaturation:
     outside: Summary
 
     def sentence(self) -> str:
-        return (f"closed loop: {_percent(self.clipped)} of commands clipped at the channel's "
+        return (f"delay loop: {_percent(self.clipped)} of commands clipped at the channel's "
                 f"range, {_percent(self.outside)} of fed-back responses outside the "
                 f"calibrated range")
 

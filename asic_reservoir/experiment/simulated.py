@@ -142,6 +142,29 @@ async def _record_simulated(rec: SimulatedRecording) -> None:
         await pool.stop()
 
 
+def demo_recording(job: DemoJob, size: DemoSize, workdir: Path, seed: int = REPORT_SEED,
+                   progress: bool = False) -> SimulatedRecording:
+    """The recording of one planned job: its run file ``MODEL-LABEL.db`` in ``workdir``,
+    ``size`` (a repeated-input control gets at least two runs), input series of ``seed``,
+    a noise stream of its own (from seed, model and label) and its step's warm-up."""
+    return SimulatedRecording(
+        job.model, job.channel, str(Path(workdir) / f"{job.model}-{job.label}.db"), size.steps,
+        runs=max(size.runs, 2) if job.control == "repeated-input" else size.runs, seed=seed,
+        noise_seed=zlib.crc32(f"{seed}/{job.model}/{job.label}".encode()), control=job.control,
+        slots=job.slots, step_seconds=job.step_seconds,
+        warmup_seconds=warmup_seconds(job.step_seconds), loop=job.loop,
+        mask_levels=job.mask_levels, progress=progress)
+
+
+def record_all(recordings: Sequence[SimulatedRecording], processes: int | None = None) -> None:
+    """Record each in its own process (one per core unless ``processes``), in the order
+    given: put the longest first, the pool then finishes soonest."""
+    workers = max(1, min(len(recordings), processes or os.cpu_count() or 1))
+    with ProcessPoolExecutor(max_workers=workers) as executor:
+        for future in [executor.submit(record_simulated, rec) for rec in recordings]:
+            future.result()
+
+
 def run_demo(size: DemoSize, workdir: Path, progress: bool = True,
              plan: Sequence[DemoJob] | None = None, seed: int = REPORT_SEED,
              processes: int | None = None) -> list[tuple[Path, str]]:
@@ -151,21 +174,10 @@ def run_demo(size: DemoSize, workdir: Path, progress: bool = True,
     core unless ``processes``), each with its own pool and a noise stream of its own.
     ``seed`` draws the input series (:data:`REPORT_SEED` unless tuning)."""
     plan = list(plan or demo_plan())
-    recordings = [SimulatedRecording(
-        job.model, job.channel, str(workdir / f"{job.model}-{job.label}.db"), size.steps,
-        runs=max(size.runs, 2) if job.control == "repeated-input" else size.runs, seed=seed,
-        noise_seed=zlib.crc32(f"{seed}/{job.model}/{job.label}".encode()), control=job.control,
-        slots=job.slots, step_seconds=job.step_seconds,
-        warmup_seconds=warmup_seconds(job.step_seconds), loop=job.loop,
-        mask_levels=job.mask_levels, progress=progress and i == 0)
-        for i, job in enumerate(plan)]
-    workers = max(1, min(len(plan), processes or os.cpu_count() or 1))
-    with ProcessPoolExecutor(max_workers=workers) as executor:
-        for future in [executor.submit(record_simulated, rec) for rec in recordings]:
-            future.result()
+    recordings = [demo_recording(job, size, workdir, seed, progress and i == 0)
+                  for i, job in enumerate(plan)]
+    record_all(recordings, processes)
     return [(Path(rec.path), job.channel) for rec, job in zip(recordings, plan)]
-
-
 
 
 # ------------------------------------------------------------ run on units named sim:MODEL:SEED
