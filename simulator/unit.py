@@ -212,6 +212,7 @@ class SimulatedUnit:
         self.stats = TickStats()
         self._servers: list[Any] = []
         self._listeners: list[Callable[[str], None]] = []
+        self._result_listeners: list[Callable[[FoundShare], None]] = []
         self._results_rng = np.random.default_rng(
             None if config.noise_seed is None else [config.noise_seed, RESULTS_STREAM])
         self._chip_results = np.zeros(p.n_chips)
@@ -406,6 +407,8 @@ class SimulatedUnit:
 
     def _on_chip_result(self, share: FoundShare) -> None:
         self._chip_results[share.chip] += 1
+        for callback in self._result_listeners:
+            callback(share)
         if self.profile.model == "lv06" and self._listeners:
             self._emit(self._asic_result_line(share))
 
@@ -425,7 +428,15 @@ class SimulatedUnit:
     def _uptime_ms(self) -> int:
         return int(self.physics.uptime_s() * 1000)
 
-    # ------------------------------------------------------------------ log listeners
+    # ------------------------------------------------------------------ listeners
+    def add_result_listener(self, callback: Callable[[FoundShare], None]) -> None:
+        """Called with every chip result (the firmware's own bookkeeping, e.g. a scoreboard)."""
+        self._result_listeners.append(callback)
+
+    def remove_result_listener(self, callback: Callable[[FoundShare], None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._result_listeners.remove(callback)
+
     def add_log_listener(self, callback: Callable[[str], None]) -> None:
         self._listeners.append(callback)
 

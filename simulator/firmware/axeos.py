@@ -1,19 +1,24 @@
 """Lucky Miner LV06 HTTP API on port 80: the AxeOS/ESP-Miner web server as Lucky ships it.
 
 The LV06 runs a closed clone of ESP-Miner (BM1366). What differs between releases lives in
-one small class per firmware generation (:data:`RELEASES`), each serving exactly the
-endpoints, fields and status codes of its upstream release (tables and sources:
-firmware_notes/lucky-miner-lv06.md; checked by tests/test_firmware_conformance.py):
+one small class per firmware generation (:data:`RELEASES`), each registering exactly the URI
+table of its upstream release (``routes()``: method, wildcard URI, handler, in the order
+``start_rest_server`` registers them) and serving its fields and status codes (tables and
+sources: firmware_notes/lucky-miner-lv06.md; checked by tests/test_firmware_conformance.py
+and tests/test_firmware_routes.py):
 
 * :class:`LuckyFork218` -- the stock fork as upstream v2.1.8 (plus Lucky's ``minerModel``):
   info with ``fanSpeedRpm``, suffix-string ``bestDiff`` and the *stored* ``frequency``;
-  PATCH stores without validation and answers 200; swarm endpoints; no network check;
-  what it has no handler for is a 302 to ``/`` (GET) or 405;
+  PATCH stores without validation and answers 200; swarm endpoints; OTA/OTAWWW uploads
+  (``ota.py``); no network check; what it has no handler for is a 302 to ``/`` (GET: the
+  file server's) or 405;
 * :class:`AxeOS215` -- ESP-Miner v2.15.0: the full info object in the release's order,
-  asic/statistics/pause/resume, validated PATCH with pool slots, JSON restart reply,
-  ``404 {"error":"unknown route"}`` for any other ``/api/*``, and the private-network
-  check (peer and ``Origin`` must be 10/8, 172.16/12 or 192.168/16; loopback is accepted
-  too -- a deliberate deviation, because the simulator only ever listens on 127.0.0.0/8).
+  asic/statistics/pause/resume, validated PATCH with pool slots, JSON restart reply, the
+  service endpoints of ``axeos_services.py`` (scoreboard, WiFi scan, logs, boot, theme,
+  recovery page, ``/api/ws/live``) and ``ota.py``, ``404 {"error":"unknown route"}`` for
+  any other ``/api/*``, and the private-network check (peer and ``Origin`` must be 10/8,
+  172.16/12 or 192.168/16; loopback is accepted too -- a deliberate deviation, because the
+  simulator only ever listens on 127.0.0.0/8).
 
 Common to both: ``POST /api/system/restart`` restarts ~1 s after answering; ``/api/ws``
 streams the firmware's ESP_LOG lines as websocket text frames (at most 10 clients, ``429``
@@ -30,13 +35,16 @@ import json
 import logging
 import math
 import re
-import struct
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from aiohttp import WSMsgType, web
 
 from asic_reservoir.simulator.firmware.apiformat import suffix_string
+from asic_reservoir.simulator.firmware.axeos_services import AxeOSServices
 from asic_reservoir.simulator.firmware.coinbase import CoinbaseFacts, decode as decode_coinbase
+from asic_reservoir.simulator.firmware.esp_httpd import (
+    CORS_HEADERS, bad_request, cjson_float, cjson_number, httpd_path, method_not_allowed)
+from asic_reservoir.simulator.firmware.ota import UploadsV215, UploadsV218
 from asic_reservoir.simulator.firmware.webserver import FirmwareWebServer
 from asic_reservoir.simulator.physics import SettingsError
 from asic_reservoir.simulator.profiles import profile
@@ -185,23 +193,16 @@ class AxeOSServer(FirmwareWebServer):
         self._queues: dict[web.WebSocketResponse, asyncio.Queue] = {}
         self._listening = False
         self.app = web.Application(middlewares=[self._network_middleware])
-        r = self.app.router
-        r.add_get("/", self._index)
-        r.add_get("/index.html", self._index)
-        r.add_get("/api/system/info", self._info)
-        r.add_patch("/api/system", self._patch)
-        r.add_post("/api/system/restart", self._restart)
-        r.add_get("/api/ws", self._ws)
-        self.release.add_routes(r)
-        r.add_route("OPTIONS", "/{tail:.*}", self.release.options)
-        r.add_route("*", "/api/{tail:.*}", self.release.unknown_api)
-        r.add_get("/{tail:.*}", self._redirect)
+        for method, uri, handler in self.release.routes():
+            self.app.router.add_route(method, httpd_path(uri), handler)
 
     async def start(self, host: str = "127.0.0.1", port: int = 80) -> int:
         self.host = host
+        self.release.attach()
         return await super().start(host, port)
 
     async def stop(self) -> None:
+        await self.release.detach()
         if self._listening:
             self.unit.remove_log_listener(self._on_log)
             self._listening = False
@@ -220,15 +221,19 @@ class AxeOSServer(FirmwareWebServer):
         source = origin_ip(origin) if origin is not None else peer
         if self.release.network_check and not (is_private(peer) and is_private(source)):
             return web.Response(status=401, text="Unauthorized", content_type="text/html")
-        response = await handler(request)
+        try:
+            response = await handler(request)
+        except web.HTTPMethodNotAllowed:      # the URI has handlers, none for this method
+            response = method_not_allowed()
         response.headers.setdefault("Access-Control-Allow-Origin", "*")
         return response
 
     # ------------------------------------------------------------- routes
-    async def _index(self, request: web.Request) -> web.Response:
-        return web.Response(text=INDEX_HTML, content_type="text/html")
-
-    async def _redirect(self, request: web.Request) -> web.Response:
+    async def _files(self, request: web.Request) -> web.Response:
+        """The ``/*`` GET handler: the web UI's page, and for a file it does not have the
+        404 error handler's redirect to ``/`` (the captive portal's)."""
+        if request.path in ("/", "/index.html"):
+            return web.Response(text=INDEX_HTML, content_type="text/html")
         return web.Response(status=302, text="Redirect to the captive portal",
                             headers={"Location": "/"})
 
@@ -289,14 +294,17 @@ class AxeOSServer(FirmwareWebServer):
 
     async def _restart(self, request: web.Request) -> web.Response:
         log.info("Restarting System because of API Request")
+        self.restart_soon()
+        return self.release.restart_reply()
 
+    def restart_soon(self) -> None:
+        """esp_restart() a second after the reply went out (the handlers' vTaskDelay)."""
         async def later() -> None:
             await asyncio.sleep(RESTART_DELAY_S)
             await self.unit.restart()
 
         self.release.restarted()
         self._spawn(later())
-        return self.release.restart_reply()
 
     async def _pause(self, request: web.Request) -> web.Response:
         self.unit.pause()
@@ -313,9 +321,16 @@ class AxeOSServer(FirmwareWebServer):
             if q.qsize() < LOG_QUEUE_LIMIT:     # a stalled client drops lines, never blocks the unit
                 q.put_nowait(text)
 
-    async def _ws(self, request: web.Request) -> web.StreamResponse:
-        if len(self._clients) >= MAX_WEBSOCKET_CLIENTS:
+    def websocket_refusal(self) -> web.Response | None:
+        """websocket_pre_handshake: log and live clients share MAX_WEBSOCKET_CLIENTS slots."""
+        if len(self._clients) + self.release.live_client_count() >= MAX_WEBSOCKET_CLIENTS:
             return web.Response(status=429, text="Max WebSocket clients reached")
+        return None
+
+    async def _ws(self, request: web.Request) -> web.StreamResponse:
+        refused = self.websocket_refusal()
+        if refused is not None:
+            return refused
         ws = web.WebSocketResponse(heartbeat=None)
         await ws.prepare(request)
         queue: asyncio.Queue = asyncio.Queue()
@@ -362,9 +377,11 @@ class AxeOSServer(FirmwareWebServer):
 
 
 
+Route = tuple[str, str, Callable[[web.Request], Awaitable[web.StreamResponse]]]
+
+
 class AxeOSRelease:
-    """The release-specific part of the API: extra routes, the info fields, PATCH, and how
-    the server answers what it does not serve."""
+    """The release-specific part of the API: its URI table, the info fields, PATCH."""
 
     single_log_client = False     # /api/ws streams to the newest client only
     network_check = True          # 401 unless the client and its Origin are private
@@ -372,8 +389,19 @@ class AxeOSRelease:
     def __init__(self, server: AxeOSServer) -> None:
         self.server = server
 
-    def add_routes(self, router: web.UrlDispatcher) -> None:
-        """Endpoints beyond info, PATCH, restart and ws (none in the oldest releases)."""
+    def routes(self) -> list[Route]:
+        """The release's URI table: (method, firmware wildcard URI, handler), in the order
+        its ``start_rest_server`` registers them."""
+        raise NotImplementedError
+
+    def attach(self) -> None:
+        """The server starts: begin keeping what the firmware keeps from boot on."""
+
+    async def detach(self) -> None:
+        """The server stops."""
+
+    def live_client_count(self) -> int:
+        return 0
 
     def info(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -387,26 +415,11 @@ class AxeOSRelease:
     def restart_reply(self) -> web.Response:
         raise NotImplementedError
 
-    async def options(self, request: web.Request) -> web.Response:
-        raise NotImplementedError
-
-    async def unknown_api(self, request: web.Request) -> web.Response:
-        raise NotImplementedError
 
 
-_CORS = {"Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
-         "Access-Control-Allow-Headers": "Content-Type"}
-
-
-def _bad_request(message: str) -> web.Response:
-    """httpd_resp_send_err(req, HTTPD_400_BAD_REQUEST, message)."""
-    return web.Response(status=400, text=message, content_type="text/html")
-
-
-def _method_not_allowed() -> web.Response:
-    """esp_http_server's answer when a URI has a handler, but not for this method."""
-    return web.Response(status=405, text="Request method for this URI is not handled by server",
-                        content_type="text/html")
+async def _options(request: web.Request) -> web.Response:
+    """handle_options_request: the CORS headers, nothing else."""
+    return web.Response(headers=CORS_HEADERS)
 
 
 class LuckyFork218(AxeOSRelease):
@@ -433,16 +446,22 @@ class LuckyFork218(AxeOSRelease):
         self.nvs: dict[str, Any] = {"flipscreen": 1, "invertscreen": 0, "invertfanpolarity": 1}
         self.swarm = "[]"
 
-    def add_routes(self, router: web.UrlDispatcher) -> None:
-        router.add_get("/api/swarm/info", self._swarm)
-        router.add_patch("/api/swarm", self._set_swarm)
+    def routes(self) -> list[Route]:
+        srv, uploads = self.server, UploadsV218()
+        return [("GET", "/api/system/info", srv._info), ("GET", "/api/swarm/info", self._swarm),
+                ("PATCH", "/api/swarm", self._set_swarm), ("OPTIONS", "/api/swarm", _options),
+                ("POST", "/api/system/restart", srv._restart),
+                ("PATCH", "/api/system", srv._patch), ("OPTIONS", "/api/system", _options),
+                ("POST", "/api/system/OTA", uploads.ota),
+                ("POST", "/api/system/OTAWWW", uploads.www),
+                ("GET", "/api/ws", srv._ws), ("GET", "/*", srv._files)]
 
     async def _swarm(self, request: web.Request) -> web.Response:
-        return web.Response(text=self.swarm, content_type="application/json", headers=_CORS)
+        return web.Response(text=self.swarm, content_type="application/json", headers=CORS_HEADERS)
 
     async def _set_swarm(self, request: web.Request) -> web.Response:
         self.swarm = (await request.read()).decode("utf-8", errors="replace")
-        return web.Response(status=200, body=b"", headers=_CORS)
+        return web.Response(status=200, body=b"", headers=CORS_HEADERS)
 
     def info(self) -> dict[str, Any]:
         srv = self.server
@@ -489,20 +508,11 @@ class LuckyFork218(AxeOSRelease):
             for key in self.nvs:
                 if key in body:
                     self.nvs[key] = body[key]
-        return web.Response(status=200, body=b"", headers=_CORS)
+        return web.Response(status=200, body=b"", headers=CORS_HEADERS)
 
     def restart_reply(self) -> web.Response:
         return web.Response(text="System will restart shortly.", content_type="text/html")
 
-    async def options(self, request: web.Request) -> web.Response:
-        if request.path in ("/api/system", "/api/swarm"):
-            return web.Response(headers=_CORS)
-        return _method_not_allowed()
-
-    async def unknown_api(self, request: web.Request) -> web.Response:
-        if request.method in ("GET", "HEAD"):
-            return await self.server._redirect(request)
-        return _method_not_allowed()
 
 
 _V218_KEYS = ("stratumURL", "stratumUser", "stratumPassword", "stratumPort", "ssid", "wifiPass",
@@ -544,22 +554,6 @@ _CPU_USAGE = 12.5
 _WIFI_RSSI = -50
 
 
-def _cjson_number(value: Any) -> Any:
-    """cJSON prints a whole double without a fraction ("%1.15g"): so does this reply."""
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer() and abs(value) < 2**53:
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _cjson_number(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_cjson_number(v) for v in value]
-    return value
-
-
-def _float(value: float) -> float:
-    """cJSON_AddFloatToObject (cjson_utils.c): the float32 value rounded to 7 decimals."""
-    return round(float(struct.unpack("f", struct.pack("f", float(value)))[0]), 7)
-
-
 class AxeOS215(AxeOSRelease):
     """Current AxeOS (ESP-Miner v2.15.0): asic/statistics/pause endpoints, validated PATCH,
     pools as slots with ids, running clock in ``actualFrequency``.
@@ -594,18 +588,51 @@ class AxeOS215(AxeOSRelease):
         self._carried_hashes = 0.0
         self._last_hashes = 0.0
         self._identify_until = 0.0
+        # the app partitions (partitions.csv): the firmware runs from ota_0, the others hold
+        # none (estimate: a unit flashed once over the air; build date of v2.15.0)
+        self.partitions: list[dict[str, Any]] = [
+            {"label": "factory", "isCurrent": False, "isFactory": True, "version": None,
+             "compileDate": None, "compileTime": None, "usagePercent": None},
+            {"label": "ota_0", "isCurrent": True, "isFactory": False,
+             "version": server.unit.generation.version, "compileDate": "Aug 20 2026",
+             "compileTime": "22:19:13", "usagePercent": 41},
+            {"label": "ota_1", "isCurrent": False, "isFactory": False, "version": None,
+             "compileDate": None, "compileTime": None, "usagePercent": None}]
+        self.services = AxeOSServices(server, self.nvs, self.partitions, self.full_info,
+                                      _WIFI_RSSI)
+        self.uploads = UploadsV215(server.restart_soon, self.nvs)
 
     # ------------------------------------------------------------------ routes
-    def add_routes(self, router: web.UrlDispatcher) -> None:
-        srv = self.server
-        router.add_get("/api/system/asic", srv._asic)
-        router.add_get("/api/system/statistics", self._statistics)
-        router.add_post("/api/system/pause", srv._pause)
-        router.add_post("/api/system/resume", srv._resume)
-        router.add_post("/api/system/identify", self._identify)
-        router.add_post("/api/system/blockFound/dismiss", self._dismiss_block)
-        router.add_put("/api/system/pools/{tail:.*}", self._put_pool)
-        router.add_delete("/api/system/pools/{tail:.*}", self._delete_pool)
+    def routes(self) -> list[Route]:
+        srv, svc, uploads = self.server, self.services, self.uploads
+        return [
+            ("OPTIONS", "/api/*", _options), ("GET", "/recovery", svc.recovery),
+            ("GET", "/api/theme", svc.theme_get), ("POST", "/api/theme", svc.theme_post),
+            ("GET", "/api/system/info", srv._info), ("POST", "/api/system/boot", svc.boot),
+            ("GET", "/api/system/asic", srv._asic),
+            ("GET", "/api/system/statistics", self._statistics),
+            ("GET", "/api/system/scoreboard", svc.scoreboard),
+            ("GET", "/api/system/wifi/scan", svc.wifi_scan),
+            ("GET", "/api/system/logs", svc.logs),
+            ("POST", "/api/system/identify", self._identify),
+            ("POST", "/api/system/restart", srv._restart),
+            ("POST", "/api/system/pause", srv._pause), ("POST", "/api/system/resume", srv._resume),
+            ("POST", "/api/system/blockFound/dismiss", self._dismiss_block),
+            ("PATCH", "/api/system", srv._patch),
+            ("PUT", "/api/system/pools/*", self._put_pool),
+            ("DELETE", "/api/system/pools/*", self._delete_pool),
+            ("POST", "/api/system/OTA", uploads.ota), ("POST", "/api/system/OTAWWW", uploads.www),
+            ("GET", "/api/ws", srv._ws), ("GET", "/api/ws/live", svc.live),
+            ("*", "/api/*", self._unknown_api), ("GET", "/*", srv._files)]
+
+    def attach(self) -> None:
+        self.services.attach()
+
+    async def detach(self) -> None:
+        await self.services.detach()
+
+    def live_client_count(self) -> int:
+        return len(self.services.live_clients)
 
     def restarted(self) -> None:
         self.reset_reason = "Software reset via esp_restart"
@@ -635,35 +662,35 @@ class AxeOS215(AxeOSRelease):
         """PUT_system_pool: one slot replaced (update_pool_nvs), the primary's pool applied."""
         index = self._pool_index(request)
         if index is None:
-            return _bad_request("Invalid pool index")
+            return bad_request("Invalid pool index")
         raw = await request.read()
         if not raw:
-            return _bad_request("Invalid request length")
+            return bad_request("Invalid request length")
         try:
             item = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
-            return _bad_request("Invalid JSON")
+            return bad_request("Invalid JSON")
         if not pool_item_valid(item):
-            return _bad_request("Invalid pool configuration payload")
+            return bad_request("Invalid pool configuration payload")
         self.pools[index] = self._slot_from(item, index)
         if index == self.nvs["primaryPoolIndex"]:
             try:
                 self.server.unit.apply(**self._primary_pool_changes())
             except SettingsError as exc:
                 log.info("LV06 pool PUT refused: %s", exc)
-                return _bad_request("Invalid pool configuration payload")
-        return web.json_response({"message": "Pool updated successfully"}, headers=_CORS)
+                return bad_request("Invalid pool configuration payload")
+        return web.json_response({"message": "Pool updated successfully"}, headers=CORS_HEADERS)
 
     async def _delete_pool(self, request: web.Request) -> web.Response:
         """DELETE_system_pool: clears a slot that is neither primary nor fallback."""
         index = self._pool_index(request)
         if index is None:
-            return _bad_request("Invalid pool index")
+            return bad_request("Invalid pool index")
         if index in (self.nvs["primaryPoolIndex"], self.nvs["secondaryPoolIndex"]):
-            return _bad_request("Cannot delete a pool that is currently selected as primary "
+            return bad_request("Cannot delete a pool that is currently selected as primary "
                                 "or fallback")
         self.pools[index] = dict(_POOL_DEFAULTS)
-        return web.json_response({"message": "Pool cleared successfully"}, headers=_CORS)
+        return web.json_response({"message": "Pool cleared successfully"}, headers=CORS_HEADERS)
 
     def _primary_pool_changes(self) -> dict[str, Any]:
         slot = self.pools[self.nvs["primaryPoolIndex"]]
@@ -673,12 +700,8 @@ class AxeOS215(AxeOSRelease):
     def restart_reply(self) -> web.Response:
         return web.json_response({"message": "System will restart shortly."})
 
-    async def options(self, request: web.Request) -> web.Response:
-        if request.path.startswith("/api/"):
-            return web.Response(headers=_CORS)
-        return _method_not_allowed()
-
-    async def unknown_api(self, request: web.Request) -> web.Response:
+    async def _unknown_api(self, request: web.Request) -> web.Response:
+        """rest_api_common_handler: any method on an /api/* path nothing else serves."""
         return web.json_response({"error": "unknown route"}, status=404)
 
     # ------------------------------------------------------------ unit state
@@ -723,11 +746,11 @@ class AxeOS215(AxeOSRelease):
     def _stats_row(self, r: Any, now_ms: int) -> list[float]:
         rate, r1m, r10m, r1h = self._rates(r)
         fan_rpm, fan_pct = (r.fans[0] if r.fans else (0.0, 0.0))
-        return [_float(rate), _float(r1m), _float(r10m), _float(r1h),
-                _float(self._error_percentage(r)), _float(r.chip_temp_c), -1,
-                _float(r.vr_temp_c), int(round(r.core_voltage_actual_mv)),
-                _float(r.input_voltage_mv), _float(r.power_w), _float(r.current_ma),
-                _float(fan_pct), int(round(fan_rpm)), 0, _WIFI_RSSI, _HEAP["freeHeap"], 0.0,
+        return [cjson_float(rate), cjson_float(r1m), cjson_float(r10m), cjson_float(r1h),
+                cjson_float(self._error_percentage(r)), cjson_float(r.chip_temp_c), -1,
+                cjson_float(r.vr_temp_c), int(round(r.core_voltage_actual_mv)),
+                cjson_float(r.input_voltage_mv), cjson_float(r.power_w), cjson_float(r.current_ma),
+                cjson_float(fan_pct), int(round(fan_rpm)), 0, _WIFI_RSSI, _HEAP["freeHeap"], 0.0,
                 now_ms]
 
     async def _statistics(self, request: web.Request) -> web.Response:
@@ -735,7 +758,7 @@ class AxeOS215(AxeOSRelease):
         self._observe(r)
         asked = [c for c in request.query.get("columns", "").split(",") if c in STATS_LABELS]
         chosen = [i for i, label in enumerate(STATS_LABELS) if not asked or label in asked]
-        return web.json_response(_cjson_number({
+        return web.json_response(cjson_number({
             "currentTimestamp": int(max(r.uptime_s, 0.0) * 1000),
             "labels": [STATS_LABELS[i] for i in chosen] + ["timestamp"],
             "statistics": [[row[i] for i in chosen] + [row[-1]] for row in self._rows],
@@ -760,7 +783,8 @@ class AxeOS215(AxeOSRelease):
                                len(miner.extranonce1) + miner.extranonce2_size,
                                pool["stratumUser"], bool(pool["stratumDecodeCoinbase"]))
 
-    def info(self) -> dict[str, Any]:
+    def full_info(self) -> dict[str, Any]:
+        """system_api_get_full_json: what GET info and the live stream both send."""
         srv = self.server
         unit, p = srv.unit, srv.profile
         r = unit.reading()
@@ -774,15 +798,15 @@ class AxeOS215(AxeOSRelease):
         coinbase = self._coinbase(primary)
         total_hashes = self._carried_hashes + self._last_hashes
         info: dict[str, Any] = {
-            "power": _float(r.power_w), "voltage": _float(r.input_voltage_mv),
-            "current": _float(r.current_ma), "temp": _float(r.chip_temp_c),
+            "power": cjson_float(r.power_w), "voltage": cjson_float(r.input_voltage_mv),
+            "current": cjson_float(r.current_ma), "temp": cjson_float(r.chip_temp_c),
             "temp2": -1,                       # Thermal_get_chip_temp2: no second sensor
-            "vrTemp": _float(r.vr_temp_c), "coreVoltageActual": _float(r.core_voltage_actual_mv),
-            "actualFrequency": _float(r.frequency_mhz),
-            "expectedHashrate": _float(r.frequency_mhz * p.hashes_per_clock * chips / 1000.0),
-            "fanspeed": _float(fan_pct), "fanrpm": int(round(fan_rpm)), "fan2rpm": 0,
-            "hashRate": _float(rate), "hashRate_1m": _float(r1m), "hashRate_10m": _float(r10m),
-            "hashRate_1h": _float(r1h), "errorPercentage": _float(self._error_percentage(r)),
+            "vrTemp": cjson_float(r.vr_temp_c), "coreVoltageActual": cjson_float(r.core_voltage_actual_mv),
+            "actualFrequency": cjson_float(r.frequency_mhz),
+            "expectedHashrate": cjson_float(r.frequency_mhz * p.hashes_per_clock * chips / 1000.0),
+            "fanspeed": cjson_float(fan_pct), "fanrpm": int(round(fan_rpm)), "fan2rpm": 0,
+            "hashRate": cjson_float(rate), "hashRate_1m": cjson_float(r1m), "hashRate_10m": cjson_float(r10m),
+            "hashRate_1h": cjson_float(r1h), "errorPercentage": cjson_float(self._error_percentage(r)),
             "sharesAccepted": int(r.accepted), "sharesRejected": int(r.rejected),
             "sharesPending": 0, "bestDiff": int(r.best_share), "bestSessionDiff": int(r.best_share),
             "poolDifficulty": int(r.pool_difficulty), "responseTime": 0.0,
@@ -837,29 +861,27 @@ class AxeOS215(AxeOSRelease):
             "minFanSpeed": self.nvs["minFanSpeed"],
             "temptarget": int(round(float(s.get("temp_target_c", r.temp_target_c)))),
             "coreVoltage": int(round(float(s.get("core_voltage_mv", r.core_voltage_mv)))),
-            "frequency": _float(float(s.get("frequency_mhz", r.frequency_mhz))),
+            "frequency": cjson_float(float(s.get("frequency_mhz", r.frequency_mhz))),
             "statsFrequency": self.nvs["statsFrequency"], "statsLimit": STATS_LIMIT,
             # hashrate_monitor_task: per chip, per hash domain (not modelled: equal shares)
             "hashrateMonitor": {"asics": [
-                {"total": _float(rate / chips), "errorCount": int(r.hw_errors / chips),
-                 "domains": [_float(rate / chips / HASH_DOMAINS)] * HASH_DOMAINS}
+                {"total": cjson_float(rate / chips), "errorCount": int(r.hw_errors / chips),
+                 "domains": [cjson_float(rate / chips / HASH_DOMAINS)] * HASH_DOMAINS}
                 for _ in range(chips)]},
-            "partitions": [
-                {"label": "factory", "isCurrent": False, "isFactory": True, "version": None,
-                 "compileDate": None, "compileTime": None, "usagePercent": None},
-                {"label": "ota_0", "isCurrent": True, "isFactory": False,
-                 "version": unit.generation.version, "compileDate": "Aug 20 2026",
-                 "compileTime": "22:19:13", "usagePercent": 41},
-                {"label": "ota_1", "isCurrent": False, "isFactory": False, "version": None,
-                 "compileDate": None, "compileTime": None, "usagePercent": None}],
+            "partitions": [dict(part) for part in self.partitions],
             "sharesRejectedReasons": self._rejected_reasons(r),
         })
         if coinbase is not None and coinbase.block_height > 0:
             info["blockSignals"] = list(coinbase.signals)
             info["coinbaseOutputs"] = [{"value": v, "address": a} for v, a in coinbase.outputs]
-        info["fullHostname"] = f"{srv.hostname}.local"
-        info["mdnsHostname"] = srv.hostname
-        return _cjson_number(info)
+        return cjson_number(info)
+
+    def info(self) -> dict[str, Any]:
+        """GET_system_info: the full object plus the mDNS names."""
+        info = self.full_info()
+        info["fullHostname"] = f"{self.server.hostname}.local"
+        info["mdnsHostname"] = self.server.hostname
+        return info
 
     @staticmethod
     def _rejected_reasons(r: Any) -> list[dict[str, Any]]:
@@ -871,12 +893,12 @@ class AxeOS215(AxeOSRelease):
     # ----------------------------------------------------------------- PATCH
     async def patch(self, body: Any) -> web.Response:
         if body is NOT_JSON:
-            return _bad_request("Invalid JSON")
+            return bad_request("Invalid JSON")
         if not isinstance(body, dict):          # valid JSON, but no object: nothing to store
-            return web.Response(status=200, body=b"", headers=_CORS)
+            return web.Response(status=200, body=b"", headers=CORS_HEADERS)
         pools = body.get("pools")
         if check_settings(body) or not self._pools_valid(pools):
-            return _bad_request("Wrong API input")
+            return bad_request("Wrong API input")
         srv = self.server
         changes = srv.unit_changes(body, "manualFanSpeed")
         primary_before = self.nvs["primaryPoolIndex"]
@@ -894,7 +916,7 @@ class AxeOS215(AxeOSRelease):
                 srv.unit.apply(**changes)
         except SettingsError as exc:
             log.info("LV06 PATCH refused: %s", exc)
-            return _bad_request("Wrong API input")
+            return bad_request("Wrong API input")
         if "overheat_mode" in body:         # only 0 passes the check: the user clears the flag
             srv.unit.overheat_mode = False
         hostname = body.get("hostname")
@@ -903,7 +925,7 @@ class AxeOS215(AxeOSRelease):
             return web.json_response({"status": "success", "redirect": {
                 "url": f"http://{srv.hostname}.local", "delay": 2000,
                 "message": "Hostname updated. Redirecting to new address..."}})
-        return web.Response(status=200, body=b"", headers=_CORS)
+        return web.Response(status=200, body=b"", headers=CORS_HEADERS)
 
     def _slot_from(self, item: dict[str, Any], index: int) -> dict[str, Any]:
         """update_pool_nvs: the item over the defaults; "*****" keeps the stored password."""
