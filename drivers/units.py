@@ -653,7 +653,8 @@ class LV06Unit(Unit):
             learned.append("frequency/voltage/fan mode: " + (
                 "live (info reports overheat_mode/expectedHashrate: power task re-reads settings)"
                 if live else "at restart (info has neither overheat_mode nor expectedHashrate)"))
-            learned.append("pool: at restart (the stratum task reads it at start)")
+            learned.append("pool: at restart (a write only stores the slot; the stratum task "
+                           "keeps its connection and reads the pool when it reconnects)")
             self._caps = Capabilities(
                 frequency=True, voltage=True, fan=True, temp_target="temptarget" in info,
                 pause="pause" in endpoints, pool=True, pool_needs_restart=True,

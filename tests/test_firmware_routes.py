@@ -264,3 +264,33 @@ async def test_live_stream_sends_the_info_then_what_changed():
         assert "ASICModel" not in update["data"]             # unchanged fields are left out
     assert any("uptimeSeconds" in u["data"] for u in updates)
     assert refused.value.status == 429
+
+
+@pytest.mark.virtual_time
+@pytest.mark.parametrize("firmware", sorted(ROUTES))
+async def test_pool_write_waits_for_a_restart(firmware):
+    """Neither release reconnects on a pool write (update_pool_nvs / PATCH only store it;
+    the stratum task reads the pool when it connects): the running connection stays on the
+    old pool until the restart, then the unit mines on the new one."""
+    from asic_reservoir.drivers.stratum import Pool, PoolConfig
+
+    async with axeos(firmware) as (unit, server, base):
+        other = Pool(PoolConfig(host=HOST, port=0, refresh_s=None), clock=unit.clock)
+        await other.start()
+        try:
+            host, port = other.url.split("://")[1].rsplit(":", 1)
+            item = {"stratumURL": host, "stratumPort": int(port), "stratumUser": "lv06.moved"}
+            body = ({"pools": [{"id": 0, **item}]} if firmware == "axeos-2.15" else item)
+            async with httpx.AsyncClient() as client:
+                assert (await client.patch(base + "/api/system", json=body)).status_code == 200
+                accepted = unit.reading().accepted
+                await wait_until(lambda: unit.reading().accepted >= accepted + 2, timeout=600)
+                assert other.sessions == {}                # nobody came to the new pool
+                r = unit.reading()
+                assert r.pool_user == "lv06.sim" and r.pending_restart and r.pool_connected
+                await client.post(base + "/api/system/restart")
+                info = await other.wait_for_session(worker="lv06.moved", timeout=120)
+            assert info.authorized and unit.reading().pool_user == "lv06.moved"
+        finally:
+            await other.stop()
+
