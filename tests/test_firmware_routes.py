@@ -294,3 +294,56 @@ async def test_pool_write_waits_for_a_restart(firmware):
         finally:
             await other.stop()
 
+
+async def _keep_alive_get(port: int, path: str = "/api/system/info"):
+    """A raw HTTP/1.1 GET on its own connection, left open (a keep-alive session)."""
+    reader, writer = await asyncio.open_connection(HOST, port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
+    await writer.drain()
+    return reader, writer
+
+
+@pytest.mark.virtual_time
+async def test_lucky_web_server_holds_seven_connections_and_an_eighth_waits():
+    """v2.1.8 keeps HTTPD_DEFAULT_CONFIG (max_open_sockets 7, no LRU purge): with seven
+    connections open the server stops accepting; the eighth client's request waits until one
+    of the seven closes, then it is answered. There is no websocket limit of its own."""
+    async with axeos("lucky-2.1.8") as (unit, server, base):
+        url = base.replace("http://", "ws://") + "/api/ws"
+        async with aiohttp.ClientSession() as session:
+            streams = [await session.ws_connect(url) for _ in range(7)]
+            reader, writer = await _keep_alive_get(server.port)
+            with pytest.raises(asyncio.TimeoutError):           # no answer while all 7 are held
+                await asyncio.wait_for(reader.readline(), 30)
+            assert len(server.gate.waiting) == 1 and len(server.gate.open) == 7
+            await streams[0].close()
+            status = await asyncio.wait_for(reader.readline(), 30)
+            writer.close()
+            for ws in streams[1:]:
+                await ws.close()
+    assert status.startswith(b"HTTP/1.1 200")
+
+
+@pytest.mark.virtual_time
+async def test_axeos_2_15_purges_the_least_recently_used_connection():
+    """v2.15.0: max_open_sockets 20 with lru_purge_enable: a 21st connection closes the
+    session used least recently (here the first log stream, silent since its handshake)."""
+    async with axeos() as (unit, server, base):
+        url = base.replace("http://", "ws://") + "/api/ws"
+        async with aiohttp.ClientSession() as session:
+            streams = [await session.ws_connect(url) for _ in range(10)]
+            held = [await _keep_alive_get(server.port) for _ in range(10)]
+            for reader, _ in held:
+                assert (await asyncio.wait_for(reader.readline(), 30)).startswith(b"HTTP/1.1 200")
+            assert len(server.gate.open) == 20
+            async with httpx.AsyncClient() as client:
+                extra = await client.get(base + "/api/system/info")
+            first = await asyncio.wait_for(streams[0].receive(), 30)
+            while first.type == aiohttp.WSMsgType.TEXT:            # lines queued before the purge
+                first = await asyncio.wait_for(streams[0].receive(), 30)
+            for ws in streams:
+                await ws.close()
+            for _, writer in held:
+                writer.close()
+    assert extra.status_code == 200 and server.gate.purged >= 1
+    assert first.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)

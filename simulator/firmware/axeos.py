@@ -21,8 +21,10 @@ and tests/test_firmware_routes.py):
   simulator only ever listens on 127.0.0.0/8).
 
 Common to both: ``POST /api/system/restart`` restarts ~1 s after answering; ``/api/ws``
-streams the firmware's ESP_LOG lines as websocket text frames (at most 10 clients, ``429``
-beyond); a reboot closes the streams and, while the unit boots, the web server drops
+streams the firmware's ESP_LOG lines as websocket text frames; the web server holds the
+release's open-connection table (``sessions.py``: v2.1.8 seven, an eighth waits; v2.15.0
+twenty, then the least recently used is closed; v2.15.0 also refuses an eleventh websocket
+with ``429``); a reboot closes the streams and, while the unit boots, the web server drops
 connections; unknown non-API paths redirect (302) to ``/``; the index page carries "Lucky
 miner" -- the string identification tools key on, and not "AxeOS" (tools test for "AxeOS"
 first and would classify the unit as a Bitaxe).
@@ -45,6 +47,7 @@ from asic_reservoir.simulator.firmware.coinbase import CoinbaseFacts, decode as 
 from asic_reservoir.simulator.firmware.esp_httpd import (
     CORS_HEADERS, bad_request, cjson_float, cjson_number, httpd_path, method_not_allowed)
 from asic_reservoir.simulator.firmware.ota import UploadsV215, UploadsV218
+from asic_reservoir.simulator.firmware.sessions import SessionLimit
 from asic_reservoir.simulator.firmware.webserver import FirmwareWebServer
 from asic_reservoir.simulator.physics import SettingsError
 from asic_reservoir.simulator.profiles import profile
@@ -52,7 +55,6 @@ from asic_reservoir.simulator.profiles import profile
 log = logging.getLogger(__name__)
 
 NOT_JSON = object()            # a PATCH body cJSON_Parse cannot read
-MAX_WEBSOCKET_CLIENTS = 10
 RESTART_DELAY_S = 1.0
 LOG_QUEUE_LIMIT = 1000
 WS_BOOT_CHECK_S = 0.2         # how often an idle log stream notices a reboot
@@ -187,6 +189,7 @@ class AxeOSServer(FirmwareWebServer):
         self.unit = unit
         self.profile = profile(unit.reading().model)
         self.release: AxeOSRelease = RELEASES[unit.generation.name](self)
+        self.session_limit = self.release.sessions
         self.hostname = hostname
         self.host = "127.0.0.1"              # the address a client reached (ipv4 in info)
         self._clients: set[web.WebSocketResponse] = set()
@@ -322,8 +325,10 @@ class AxeOSServer(FirmwareWebServer):
                 q.put_nowait(text)
 
     def websocket_refusal(self) -> web.Response | None:
-        """websocket_pre_handshake: log and live clients share MAX_WEBSOCKET_CLIENTS slots."""
-        if len(self._clients) + self.release.live_client_count() >= MAX_WEBSOCKET_CLIENTS:
+        """websocket_pre_handshake (v2.15.0): log and live clients share the release's
+        websocket slots; 429 beyond them. Older releases have no such check."""
+        slots = self.release.max_websocket_clients
+        if slots is not None and len(self._clients) + self.release.live_client_count() >= slots:
             return web.Response(status=429, text="Max WebSocket clients reached")
         return None
 
@@ -385,6 +390,8 @@ class AxeOSRelease:
 
     single_log_client = False     # /api/ws streams to the newest client only
     network_check = True          # 401 unless the client and its Origin are private
+    sessions: SessionLimit        # the web server's open-connection table
+    max_websocket_clients: int | None = None
 
     def __init__(self, server: AxeOSServer) -> None:
         self.server = server
@@ -440,6 +447,8 @@ class LuckyFork218(AxeOSRelease):
 
     single_log_client = True
     network_check = False
+    # start_rest_server keeps HTTPD_DEFAULT_CONFIG's max_open_sockets 7, lru_purge off
+    sessions = SessionLimit(7)
 
     def __init__(self, server: AxeOSServer) -> None:
         super().__init__(server)
@@ -569,6 +578,10 @@ class AxeOS215(AxeOSRelease):
     its whole slot (``update_pool_nvs``: a field left out takes its default, the password
     ``"*****"`` keeps the stored one, no password stores ``"x"``).
     """
+
+    # start_rest_server: max_open_sockets 20, lru_purge_enable; websocket.h MAX_WEBSOCKET_CLIENTS
+    sessions = SessionLimit(20, lru_purge=True)
+    max_websocket_clients = 10
 
     def __init__(self, server: AxeOSServer) -> None:
         super().__init__(server)
