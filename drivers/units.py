@@ -617,7 +617,8 @@ class LV06Unit(Unit):
     # what each ESP-Miner release may serve, and an unknown /api path: its answer (404 JSON,
     # or a 302 to the web UI) tells which release a fork follows
     capture_paths = ("/", "/api/system/info", "/api/system/asic", "/api/system/statistics",
-                     "/api/swarm/info", "/api/system/scoreboard", "/api/system/no-such-route")
+                     "/api/swarm/info", "/api/system/scoreboard", "/api/system/logs",
+                     "/api/theme", "/api/system/no-such-route")
 
     def __init__(self, address: UnitAddress, **kwargs: Any) -> None:
         super().__init__(address, **kwargs)
