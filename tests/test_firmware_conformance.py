@@ -306,6 +306,26 @@ async def test_patch_status_codes_per_release(axeos_gen):
             assert unit.settings()["pool_url"] == "stratum+tcp://127.0.0.1:3999"
 
 
+async def test_patch_finds_keys_ignoring_case(axeos_gen):
+    """Both releases look members up with cJSON_GetObjectItem, which compares names without
+    case: "FREQUENCY" is frequency, and v2.15.0 validates it as such."""
+    firmware, unit, base = axeos_gen
+    async with httpx.AsyncClient() as client:
+        stored = await client.patch(base + "/api/system", json={"FREQUENCY": 500})
+        if firmware == "axeos-2.15":
+            refused = await client.patch(base + "/api/system", json={"TempTarget": 99})
+            pools = await client.patch(base + "/api/system", json={"Pools": [
+                {"ID": 1, "STRATUMURL": "backup.lan", "stratumport": 3334, "StratumUser": "u"}]})
+            info = (await client.get(base + "/api/system/info")).json()
+    assert stored.status_code == 200 and unit.settings()["frequency_mhz"] == 500
+    if firmware == "axeos-2.15":
+        assert unit.reading().frequency_mhz == 500                 # live, as frequency is
+        assert (refused.status_code, refused.text) == (400, "Wrong API input")
+        assert pools.status_code == 200
+        assert [(p["id"], p["stratumURL"], p["stratumPort"]) for p in info["pools"]][1:] == [
+            (1, "backup.lan", 3334)]
+
+
 async def test_axeos_2_15_pool_slot_identify_and_dismiss_endpoints():
     """PUT/DELETE /api/system/pools/N, identify and blockFound/dismiss as v2.15.0's
     http_server.c answers them (status codes and messages)."""

@@ -45,7 +45,8 @@ from asic_reservoir.simulator.firmware.apiformat import suffix_string
 from asic_reservoir.simulator.firmware.axeos_services import AxeOSServices
 from asic_reservoir.simulator.firmware.coinbase import CoinbaseFacts, decode as decode_coinbase
 from asic_reservoir.simulator.firmware.esp_httpd import (
-    CORS_HEADERS, bad_request, cjson_float, cjson_number, httpd_path, method_not_allowed)
+    CORS_HEADERS, bad_request, cjson_float, cjson_number, cjson_view, httpd_path,
+    method_not_allowed)
 from asic_reservoir.simulator.firmware.ota import UploadsV215, UploadsV218
 from asic_reservoir.simulator.firmware.sessions import SessionLimit
 from asic_reservoir.simulator.firmware.webserver import FirmwareWebServer
@@ -504,7 +505,8 @@ class LuckyFork218(AxeOSRelease):
 
     async def patch(self, body: Any) -> web.Response:
         if isinstance(body, dict):
-            for field, value in _known(body, _V218_KEYS).items():
+            body = cjson_view(body, _V218_KEYS)       # cJSON_GetObjectItem ignores case
+            for field, value in body.items():
                 try:
                     changes = {**self.server.unit_changes({field: value}, "fanspeed"),
                                **self.server.pool_changes({field: value})}
@@ -527,10 +529,6 @@ class LuckyFork218(AxeOSRelease):
 _V218_KEYS = ("stratumURL", "stratumUser", "stratumPassword", "stratumPort", "ssid", "wifiPass",
               "hostname", "coreVoltage", "frequency", "flipscreen", "invertscreen",
               "invertfanpolarity", "autofanspeed", "fanspeed")
-
-
-def _known(body: dict, keys: tuple[str, ...]) -> dict:
-    return {k: v for k, v in body.items() if k in keys}
 
 
 # A pool slot as v2.15.0's parse_pool_config_json fills an empty one (system.c): slot 0 takes
@@ -683,6 +681,7 @@ class AxeOS215(AxeOSRelease):
             item = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
             return bad_request("Invalid JSON")
+        item = cjson_view(item, _POOL_ITEM_KEYS)
         if not pool_item_valid(item):
             return bad_request("Invalid pool configuration payload")
         self.pools[index] = self._slot_from(item, index)
@@ -909,7 +908,10 @@ class AxeOS215(AxeOSRelease):
             return bad_request("Invalid JSON")
         if not isinstance(body, dict):          # valid JSON, but no object: nothing to store
             return web.Response(status=200, body=b"", headers=CORS_HEADERS)
+        body = cjson_view(body, (*_SETTINGS, "pools"))   # cJSON_GetObjectItem ignores case
         pools = body.get("pools")
+        if isinstance(pools, list):
+            pools = [cjson_view(item, ("id", *_POOL_ITEM_KEYS)) for item in pools]
         if check_settings(body) or not self._pools_valid(pools):
             return bad_request("Wrong API input")
         srv = self.server

@@ -75,3 +75,20 @@ def cjson_get(obj: Any, key: str, default: Any = None) -> Any:
             if name.lower() == wanted:
                 return value
     return default
+
+
+def cjson_view(obj: Any, names: tuple[str, ...] | list[str]) -> Any:
+    """The members a handler looks up by name with ``cJSON_GetObjectItem``, under their
+    canonical names (a body's ``"FREQUENCY"`` is the firmware's ``frequency``); anything
+    that is no object comes back unchanged."""
+    if not isinstance(obj, dict):
+        return obj
+    view = {}
+    for name in names:
+        value = cjson_get(obj, name, _ABSENT)
+        if value is not _ABSENT:
+            view[name] = value
+    return view
+
+
+_ABSENT = object()
