@@ -9,6 +9,7 @@ import sys
 
 from asic_reservoir.experiment.simulated import (DEMO_BEST, DEMO_MODELS, PUBLISHED, REPORT_SEED,
                                                  TUNING_SEED)
+from tests.support import main_here
 
 
 def test_demo_json_has_every_unit_channel_baseline_and_control(tmp_path):
@@ -51,7 +52,6 @@ def test_demo_json_has_every_unit_channel_baseline_and_control(tmp_path):
     assert REPORT_SEED != TUNING_SEED
 
 
-def test_demo_refuses_sizes_it_cannot_score():
-    proc = subprocess.run([sys.executable, "-m", "asic_reservoir", "demo", "--steps", "10"],
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2 and "--steps >= 100" in proc.stderr
+def test_demo_refuses_sizes_it_cannot_score(capsys):
+    code, _out, err = main_here(capsys, "demo", "--steps", "10")
+    assert code == 2 and "--steps >= 100" in err
