@@ -142,8 +142,8 @@ def test_run_refuses_sim_units_it_cannot_simulate(tmp_path, capsys):
     assert not (tmp_path / "x.db").exists()
 
 
-def _lv06_virtual(seed: int, *, ambient_c: float = 25.0) -> UnitConfig:
-    return UnitConfig(model="lv06", seed=seed, host="127.0.0.1", pool_url=NOWHERE,
+def _lv06_virtual(seed: int, *, ambient_c: float = 25.0, pool_url: str = NOWHERE) -> UnitConfig:
+    return UnitConfig(model="lv06", seed=seed, host="127.0.0.1", pool_url=pool_url,
                       worker=f"home.{seed}", rpc_port=None, http_port=0, ambient_c=ambient_c,
                       noise_seed=seed, firmware="axeos-2.15")
 
@@ -333,13 +333,14 @@ def test_multi_run_file_killed_at_a_run_boundary_resumes_the_next_run(tmp_path, 
         assert r.meta.extra["resumed"][0]["at"] == [1, 0]
 
 
+@pytest.mark.virtual_time
 async def test_duty_channel_pauses_inside_each_slot_and_leaves_the_unit_hashing(tmp_path):
-    clock = Clock(SPEED)
+    clock = Clock.virtual()
     pool = Pool(PoolConfig(host="127.0.0.1", port=0), clock=clock)
     await pool.start()
     seen: list[bool] = []
     try:
-        async with start_units([lv06(81, pool_url=pool.url)], clock=clock) as (unit,):
+        async with start_units([_lv06_virtual(81, pool_url=pool.url)], clock=clock) as (unit,):
             async def watch() -> None:
                 while True:
                     seen.append(unit.paused)
@@ -395,15 +396,16 @@ async def test_connect_unit_fails_clearly_when_the_port_hangs_up(tmp_path):
         await pool.stop()
 
 
+@pytest.mark.virtual_time
 async def test_connect_unit_times_out_when_the_pool_never_accepts_the_unit():
     # The pool refuses the worker name (an allowlist): the unit is pointed at it, connects,
     # is never authorised; connect_unit gives up after its session timeout and the unit's
     # own pool is restored when the stack closes.
-    clock = Clock(SPEED)
+    clock = Clock.virtual()
     pool = Pool(PoolConfig(host="127.0.0.1", port=0, workers={"someone.else"}), clock=clock)
     await pool.start()
     try:
-        async with start_units([lv06(91)], clock=clock) as (unit,):
+        async with start_units([_lv06_virtual(91)], clock=clock) as (unit,):
             before = unit.settings()
             async with contextlib.AsyncExitStack() as stack:
                 with pytest.raises(ExperimentError, match="did not connect to the pool.*2 s"):
