@@ -16,6 +16,10 @@ from asic_reservoir.drivers.errors import (AuthError, ConnectionRefused, HTTPErr
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 4 << 20
+# Connections one client opens to a unit at most. The smallest web server we talk to,
+# ESP-Miner v2.1.8 on the LV06, serves 7 sockets in all and queues the rest unanswered
+# (firmware_notes/lucky-miner-lv06.md); a browser with the unit's page open holds up to 4.
+MAX_CONNECTIONS = 3
 
 
 def connect_failure(port: int, error: OSError) -> str:
@@ -48,7 +52,7 @@ class HttpClient:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
-                connector=aiohttp.TCPConnector(limit=8), middlewares=self._middlewares)
+                connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS), middlewares=self._middlewares)
             self._own_session = True
         return self._session
 

@@ -15,6 +15,7 @@ import aiohttp
 import httpx
 import pytest
 
+from asic_reservoir.drivers.axeos import AxeOSClient
 from asic_reservoir.drivers.stratum.work import share_difficulty
 from asic_reservoir.simulator.firmware.axeos import AxeOSServer
 from asic_reservoir.simulator.firmware.esp_httpd import firmware_uri
@@ -347,3 +348,20 @@ async def test_axeos_2_15_purges_the_least_recently_used_connection():
                 writer.close()
     assert extra.status_code == 200 and server.gate.purged >= 1
     assert first.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
+
+
+@pytest.mark.virtual_time
+async def test_the_driver_leaves_room_on_the_lucky_web_server():
+    """A bench LV06 often has its web page open (a browser holds up to 4 connections to it);
+    v2.1.8 serves 7 in all, so a burst of reads from the driver must fit in the other 3 and
+    be answered at once, not wait for a browser connection to close."""
+    async with axeos("lucky-2.1.8") as (unit, server, base):
+        browser = [await _keep_alive_get(server.port) for _ in range(4)]
+        for reader, _ in browser:
+            assert (await asyncio.wait_for(reader.readline(), 30)).startswith(b"HTTP/1.1 200")
+        async with AxeOSClient(HOST, server.port, timeout=5.0, attempts=1) as client:
+            infos = await asyncio.gather(*(client.system_info() for _ in range(10)))
+        assert len(server.gate.waiting) == 0
+        for _, writer in browser:
+            writer.close()
+    assert all(info["hostname"] for info in infos)
