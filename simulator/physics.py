@@ -276,6 +276,9 @@ class UnitPhysics:
         self._lat_next = p.g_lateral * self._has_next[:-1]    # segment i <- segment i+1
         self._g_lat_total = p.g_lateral * self._n_lateral
         self._lateral = n > 1 and p.g_lateral > 0
+        self._domain_shape = ((p.n_chains, p.voltage_domains, k // p.voltage_domains)
+                              if p.voltage_domains else None)
+        self._fmax_per_g = self._f_ref * var.speed / self._g0     # f_max = this x g(v) x thermal
         # One chip on a regulated rail (LV06): the tick's arithmetic in Python floats, where
         # a numpy call on a one-element array costs ten times its work (same formulas, same
         # order of operations; the pinned trajectories hold to rounding).
@@ -369,7 +372,8 @@ class UnitPhysics:
         return np.maximum(v - self._vth, 1e-6) ** self.profile.alpha_power / v
 
     def _derived(self) -> tuple:
-        """What holds between setting changes: (g_dyn, rates, f_max at t_ref or None).
+        """What holds between setting changes: (g_dyn, rates, f_max at t_ref or None,
+        frequency / error width).
 
         f_max is fixed only on a regulated rail (series boards share their string by
         temperature); the tick reads this instead of recomputing it every substep.
@@ -388,19 +392,20 @@ class UnitPhysics:
         if not p.voltage_domains:
             v = self.voltage_mv / 1000.0
             fmax_ref = self._f_ref * self.variation.speed * (self._g(max(v, 1e-3)) / self._g0)
-        derived = (g_dyn, rates, fmax_ref)
+        derived = (g_dyn, rates, fmax_ref, self.freq_mhz / p.hw_error_width)
         self._derived_cache = (key, derived)
         return derived
 
-    def _now(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(power, voltage, slope, error fraction) at the present temperatures, computed once
-        per substep and shared by the step, the miner's budget and the readings."""
+    def _now(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(power, voltage, slope, error fraction, valid rates) at the present temperatures,
+        computed once per substep and shared by the step, the miner's budget and the readings."""
         key = (self._epoch, self.hashing, self.powered, self.voltage_mv)
         cached = self._now_cache
         if cached is not None and cached[0] == key and cached[1] is self.t_die:
             return cached[2]
         power, v, slope = self._electrical(self.t_die)
-        now = (power, v, slope, self._error_fraction(v, self.t_die))
+        err = self._error_fraction(v, self.t_die)
+        now = (power, v, slope, err, self._derived()[1] * (1.0 - err))
         self._now_cache = (key, self.t_die, now)
         return now
 
@@ -414,24 +419,36 @@ class UnitPhysics:
 
     def _error_fraction(self, v: np.ndarray | float, t_die: np.ndarray) -> np.ndarray:
         p = self.profile
-        fmax_ref = self._derived()[2]
+        derived = self._derived()
+        fmax_ref = derived[2]
         if self._one_chip and isinstance(v, float) and t_die.ndim == 1:
             fmax = float(fmax_ref[0]) * (1.0 - p.timing_temp_coeff * (float(t_die[0]) - p.t_ref_c))
             x = (float(self.freq_mhz[0]) - fmax) / (p.hw_error_width * fmax)
             x = min(max(x, -60.0), 60.0)
             return np.array([p.hw_error_floor + (1.0 - p.hw_error_floor) / (math.exp(-x) + 1.0)])
+        # f_max = f_ref speed_i g(v_i) / g(V0) x (1 - k_T (T_i - T_ref)), x = (f - f_max) /
+        # (w f_max); the error fraction floor + (1 - floor) / (1 + e^-x), with -x = 1/w - (f/w) / f_max
+        fmax = t_die * -p.timing_temp_coeff
+        fmax += 1.0 + p.timing_temp_coeff * p.t_ref_c
         if fmax_ref is not None and isinstance(v, float):
-            fmax = fmax_ref * self._thermal_factor(t_die)
+            fmax *= fmax_ref
         else:
             v = np.maximum(v, 1e-3)
-            fmax = self._f_ref * self.variation.speed * (self._g(v) / self._g0) * self._thermal_factor(t_die)
-        x = (self.freq_mhz - fmax) / (p.hw_error_width * fmax)
-        np.maximum(x, -60.0, out=x)
-        np.minimum(x, 60.0, out=x)
-        np.negative(x, out=x)
-        np.exp(x, out=x)
-        x += 1.0
-        return p.hw_error_floor + (1.0 - p.hw_error_floor) / x
+            g = v - self._vth
+            np.maximum(g, 1e-6, out=g)
+            g **= p.alpha_power
+            g /= v
+            g *= self._fmax_per_g
+            fmax *= g
+        y = np.divide(derived[3], fmax, out=fmax)
+        np.subtract(1.0 / p.hw_error_width, y, out=y)
+        np.minimum(y, 60.0, out=y)
+        np.maximum(y, -60.0, out=y)
+        np.exp(y, out=y)
+        y += 1.0
+        np.divide(1.0 - p.hw_error_floor, y, out=y)
+        y += p.hw_error_floor
+        return y
 
     def chip_error_fraction(self, voltage: np.ndarray | None = None) -> np.ndarray:
         """Fraction of each chip's returned nonces that are hardware errors."""
@@ -445,7 +462,7 @@ class UnitPhysics:
 
     def valid_rates_hs(self) -> np.ndarray:
         """Hashes/s whose results are correct: the miner's per-chip budget (x hash_scale)."""
-        return self.chip_rates_hs() * (1.0 - self.chip_error_fraction())
+        return self._now()[4]
 
     def ideal_rates_hs(self) -> np.ndarray:
         """Configured hashrate per chip (firmware "ideal", good cores only), hashing or not."""
@@ -475,19 +492,31 @@ class UnitPhysics:
             v2 = v * v
             slope = g_leak * (v2 * self._inv_efold)
         else:
-            per = p.chips_per_chain // p.voltage_domains
+            # Domain d of the string: conductance G_d, voltage v_d = I / G_d; per chip
+            # dP_i/dT_i = dg_i v_d^2 (1 - 2 (g_i / G_d) (1 - v_d / v_string)), computed as
+            # dg_i (a_d + g_i b_d) with the domain factors a, b broadcast over its chips.
             lead = g.shape[:-1]
-            inv = 1.0 / g.reshape(*lead, p.n_chains, p.voltage_domains, per).sum(axis=-1)
+            g3 = g.reshape(*lead, *self._domain_shape)
+            inv = np.add.reduce(g3, axis=-1)
+            np.divide(1.0, inv, out=inv)
             v_string = p.voltage_domains * self.voltage_mv / 1000.0
-            current = v_string / inv.sum(axis=-1, keepdims=True)
-            inv_chip = np.repeat(inv, per, axis=-1).reshape(g.shape)
-            v = np.repeat(current * inv, per, axis=-1).reshape(g.shape)
-            v2 = v * v
-            # dP_i/dT_i = dg v^2 (1 - 2 (g_i / g_domain) (1 - v / v_string))
-            slope = g * inv_chip
-            slope *= (v * (-1.0 / v_string) + 1.0) * -2.0
-            slope += 1.0
-            slope *= g_leak * self._inv_efold * v2
+            vd = np.add.reduce(inv, axis=-1, keepdims=True)
+            np.divide(v_string, vd, out=vd)
+            vd = vd * inv                                 # (..., chains, domains)
+            a = vd * vd
+            b = vd * (2.0 / v_string)
+            b -= 2.0
+            b *= inv
+            b *= a
+            slope = g3 * b[..., None]
+            slope += a[..., None]
+            slope = slope.reshape(g.shape)
+            slope *= g_leak
+            slope *= self._inv_efold
+            v = vd.repeat(self._domain_shape[-1], axis=-1).reshape(g.shape)
+            if self.powered:
+                g3 *= a[..., None]
+                return g, v, slope
         if not self.powered:
             zero = np.zeros(g.shape)
             return zero, v, zero
@@ -584,7 +613,7 @@ class UnitPhysics:
         p = self.profile
         g_full, g_still = 1.0 / p.r_sink_air_full, 1.0 / p.r_sink_air_still
         g = g_still + (g_full - g_still) * min(max(flow, 0.0), 1.2) ** FLOW_EXPONENT
-        return g / self.variation.r_thermal
+        return self._inv_r_thermal * g
 
     def air_heat_capacity(self, flow: float) -> float:
         """m_dot c_p (W/K) of the air stream through one chain."""
@@ -598,10 +627,11 @@ class UnitPhysics:
         if k == 1:                                  # one chip per air stream: half its own heat
             upstream = 0.5 * power
         else:
-            upstream = np.cumsum(power.reshape(p.n_chains, k), axis=1)
-            upstream -= 0.5 * power.reshape(-1, k)
-            upstream = upstream.reshape(-1)
-        upstream /= self.air_heat_capacity(flow)
+            lead = power.shape[:-1]
+            upstream = np.add.accumulate(power.reshape(*lead, p.n_chains, k), axis=-1)
+            upstream = upstream.reshape(power.shape)
+            upstream -= 0.5 * power
+        upstream *= 1.0 / self.air_heat_capacity(flow)
         upstream += ambient_c
         return upstream
 
@@ -636,7 +666,7 @@ class UnitPhysics:
         left = dt
         while left > 1e-12:
             h = min(left, max(period - self._since_control, 1e-9))
-            power, v, slope, err = self._now()
+            power, v, slope, err, valid = self._now()
             rates = self._derived()[1]
             scale = h / floor
             if self._one_chip:
@@ -646,8 +676,7 @@ class UnitPhysics:
                 self._substep(h, (power, slope))
                 left -= h
                 continue
-            good = (1.0 - err) * rates
-            good *= scale
+            good = valid * scale
             bad = rates * err
             bad *= scale
             if valid_nonces is None:
@@ -673,7 +702,7 @@ class UnitPhysics:
             self._control(self._since_control)
             self._since_control = 0.0
             if not self.powered:                # the protection may just have cut the power
-                power, _, slope, _ = self._now()
+                power, _, slope, _, _ = self._now()
                 state = (power, slope)
         pwm = self.fan_pwm.tobytes()                # set in place; changes at control steps
         if pwm != self._fan_target[0]:
@@ -712,7 +741,8 @@ class UnitPhysics:
             return self._thermal_one(h, flow, float(power[0]), float(slope[0]), float(t_die0[0]))
         p = self.profile
         g_a = self.sink_air_conductance(flow)
-        sink_eq = g_a * self.air_temps_c(power, flow, self.ambient_c)
+        sink_eq = self.air_temps_c(power, flow, self.ambient_c)
+        sink_eq *= g_a
         sink_eq += power
         if self._lateral:
             sink_eq[1:] += neighbour_src[:-1] * self._lat_prev
@@ -724,11 +754,13 @@ class UnitPhysics:
         sink *= np.exp(g_tot, out=g_tot)
         sink += sink_eq
         g_eff = self._g_ds - slope
-        safe = np.where(np.abs(g_eff) > 1e-12, g_eff, 1e-12)
         die_eq = self._g_ds * sink
         die_eq += power
         die_eq -= slope * t_die0
-        die_eq /= safe
+        if np.minimum.reduce(np.abs(g_eff)) > 1e-12:
+            die_eq /= g_eff
+        else:
+            die_eq /= np.where(np.abs(g_eff) > 1e-12, g_eff, 1e-12)
         g_eff *= -h / p.c_die
         np.minimum(g_eff, MAX_EXPONENT, out=g_eff)
         die = t_die0 - die_eq
@@ -785,7 +817,7 @@ class UnitPhysics:
         """Sample hardware errors, and returned nonces unless the owner reports them."""
         err_chain = self._per_chain(_poisson(self._noise, errors))
         self.hw_errors_chain += err_chain
-        self._hw_pending += int(err_chain.sum())
+        self._hw_pending += int(np.add.reduce(err_chain))
         if self.sample_nonces:
             self._record(dt, _poisson(self._noise, valid).astype(float))
 
@@ -800,7 +832,7 @@ class UnitPhysics:
     def _per_chain(self, per_chip: np.ndarray) -> np.ndarray:
         """Sums over each chain's chips (chains are contiguous in chip order)."""
         p = self.profile
-        return per_chip.reshape(p.n_chains, p.chips_per_chain).sum(axis=1)
+        return np.add.reduce(per_chip.reshape(p.n_chains, p.chips_per_chain), axis=1)
 
     def add_nonces(self, dt: float, per_chip: np.ndarray) -> None:
         """Genuine chip results (nonces at the chip floor) found during the last ``dt``."""
