@@ -33,9 +33,12 @@ VERSION_CHUNK = 1024
 _U32 = struct.Struct("<I")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ChipResult:
-    """A nonce whose hash meets the chip floor: what the ASIC reports to its controller."""
+    """A nonce whose hash meets the chip floor: what the ASIC reports to its controller.
+
+    Not frozen: one is made per chip result, and a frozen dataclass costs ten times as much
+    to create (a guarded ``object.__setattr__`` per field)."""
 
     chip: int
     nonce: int
@@ -228,7 +231,7 @@ class HashingEngine:
         counts = np.asarray(counts, dtype=np.int64)
         if counts.shape != (self.n_chips,):
             raise ValueError(f"expected {self.n_chips} {what}, got {len(counts)}")
-        if (counts < 0).any():
+        if counts.size and np.minimum.reduce(counts) < 0:
             chip = int(np.argmin(counts))
             raise ValueError(f"negative {what[:-1]} {counts[chip]} for chip {chip}")
         return counts
@@ -246,8 +249,8 @@ class HashingEngine:
         results: list[ChipResult] = []
         ntime = self._job.ntime
         scan = self._scan
-        for chip in np.flatnonzero(counts).tolist():
-            wanted = int(counts[chip])
+        chips = counts.nonzero()[0]
+        for chip, wanted in zip(chips.tolist(), counts[chips].tolist()):
             cursor = self._chips[chip] or self._cursor(chip)
             while wanted > 0:
                 end = self._range_end(cursor)

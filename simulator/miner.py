@@ -86,9 +86,11 @@ class MinerError(ValueError):
     """Bad miner configuration (unknown flavor, malformed pool URL, ...)."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class FoundShare:
-    """A chip result: a nonce meeting the chip floor; ``submitted`` if it met the pool's."""
+    """A chip result: a nonce meeting the chip floor; ``submitted`` if it met the pool's.
+
+    Not frozen, as :class:`~asic_reservoir.simulator.hashing.ChipResult` (one per result)."""
 
     chip: int
     nonce: int
@@ -319,13 +321,15 @@ class StratumMiner:
         return self._floor_target if self._floor_target is not None else self._pool_target
 
     def _report(self, results: list[ChipResult]) -> list[FoundShare]:
+        if not results:
+            return []
         job = self._engine.job
         found = []
-        now = self.clock.now() if results else None     # one tick's results: one instant
+        now = self.clock.now()                          # one tick's results: one instant
         for result in results:
             achieved = share_difficulty(result.digest, self.difficulty_factor)
-            pool_grade = (hash_to_int(result.digest) <= self._pool_target
-                          and achieved >= self._job_difficulty)
+            pool_grade = (achieved >= self._job_difficulty
+                          and hash_to_int(result.digest) <= self._pool_target)
             submit_id = self._submit(job, result) if pool_grade else None
             submitted = submit_id is not None
             if pool_grade and not submitted:
@@ -470,7 +474,17 @@ class StratumMiner:
         self._queue(self._dialect.request(msg_id, method, params))
 
     def _queue(self, line: str) -> bool:
-        """Hand a line to the writer task; False (logged) if the outbox is full."""
+        """Send a line; False (logged) if the outbox is full.
+
+        With nothing waiting before it (outbox empty, socket buffer flushed), the line goes
+        straight to the socket: a share reaches the pool without a writer-task wake-up, in
+        the loop iteration of the tick that found it. Otherwise the writer task sends it in
+        order and waits for the socket to drain."""
+        writer = self._writer
+        if (writer is not None and self._outbox.empty() and not writer.transport.is_closing()
+                and not writer.transport.get_write_buffer_size()):
+            writer.write(line.encode())
+            return True
         try:
             self._outbox.put_nowait(line)
         except asyncio.QueueFull:
