@@ -215,7 +215,7 @@ class SimulatedUnit:
         self._result_listeners: list[Callable[[FoundShare], None]] = []
         self._results_rng = np.random.default_rng(
             None if config.noise_seed is None else [config.noise_seed, RESULTS_STREAM])
-        self._chip_results = np.zeros(p.n_chips)
+        self._no_results = np.zeros(p.n_chips, dtype=np.int64)
         self._ticking = False
         self._ticks = _TickGrid(0.0)
         self._restart_lock = asyncio.Lock()
@@ -348,12 +348,13 @@ class SimulatedUnit:
         ph.step(dt)
         if not self.booting and not self.overheated:
             self._check_temperature()
-        self._chip_results[:] = 0.0
+        found = self._no_results
         if hashing:
             counts = self._result_counts(ph.valid_rates_hs(), dt)
-            if counts is not None:
-                miner.mine_results(counts)
-        ph.add_nonces(dt, self._chip_results)
+            # the miner hashes until every chip found its count, or finds none (no job)
+            if counts is not None and miner.mine_results(counts):
+                found = counts
+        ph.add_nonces(dt, found)
         errors = ph.take_hw_errors()
         if errors:
             miner.inject_hw_errors(errors)
@@ -406,7 +407,6 @@ class SimulatedUnit:
         self._overheat.react(self)
 
     def _on_chip_result(self, share: FoundShare) -> None:
-        self._chip_results[share.chip] += 1
         for callback in self._result_listeners:
             callback(share)
         if self.profile.model == "lv06" and self._listeners:
