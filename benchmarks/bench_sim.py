@@ -13,7 +13,10 @@ the units did before their ticks ran ahead of the loop), the reference of that s
 
 Also the cost of one 0.1 s physics tick per model (step plus the miner's budget), as a
 multiple of one numpy ufunc call on the S9's 189 chips measured in the same run: a tick's
-cost is the count of numpy calls it makes, not the chip count.
+cost is the count of numpy calls it makes, not the chip count. Their sum over the three
+units, ten ticks each per simulated second, is the ceiling the physics alone sets (pool,
+hashing, sockets and telemetry free), printed beside the whole run's simulated seconds per
+CPU second.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from asic_reservoir.drivers.units import open_unit
 from asic_reservoir.simulator import UnitConfig, start_units
 from asic_reservoir.simulator.physics import UnitPhysics
 from asic_reservoir.simulator.profiles import profile
+from asic_reservoir.simulator.unit import TICK_S
 
 WALL_SPEED = 100.0
 TELEMETRY_EVERY_S = 5.0
@@ -138,4 +142,8 @@ def run() -> list[Figure]:
         figures.append(Figure(f"{model} physics tick (0.1 s)", costs[model] * 1e6, "us",
                               "one numpy call on 189 floats", costs["numpy call"] * 1e6,
                               note="the ratio: numpy-call equivalents per tick"))
+    physics_cpu = sum(costs[m] for m in MODELS) / TICK_S      # CPU s per simulated s
+    figures.append(Figure("3 units' physics alone: simulated s per CPU s", 1.0 / physics_cpu, "x",
+                          "the whole run in virtual time", virtual["sim_per_cpu"],
+                          note="the ceiling the ticks set with everything else free"))
     return figures
