@@ -114,6 +114,8 @@ def test_ctrl_c_exits_130_after_restoring_and_leaves_a_resumable_file(tmp_path, 
                                "--quiet")
     assert code == 0, err
     assert f"{steps - done} steps written" in out
+    # in virtual time the run's duration is simulated: 5 s steps, not this host's seconds
+    assert f"{(steps - done) * 5:.1f} s simulated" in out
     assert _check_file(path) == steps
     with RunReader(path) as r:
         np.testing.assert_array_equal([s[1] for s in r.steps(0)], narma_inputs(3, steps)(0))

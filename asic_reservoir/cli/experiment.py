@@ -131,7 +131,7 @@ def run_main(args: argparse.Namespace) -> int:
         return 0
     print(f"{args.out}: {summary.steps_written} steps written, {summary.marked} marked, "
           f"{summary.shares} shares, {summary.late_slots} late slots, "
-          f"{summary.wall_seconds:.1f} s"
+          f"{summary.wall_seconds:.1f} s" + (" simulated" if sims is not None else "")
           + (f", {summary.feedback_missing} slots without a delayed response"
              if loop is not None else ""))
     return 0
