@@ -159,6 +159,7 @@ class StratumMiner:
                  password: str = "x", n_chips: int = 1, clock: Clock | None = None,
                  user_agent: str | None = None, chip_floor_difficulty: float | None = None,
                  on_share: Callable[[FoundShare], None] | None = None, *,
+                 stored_pool: Callable[[], tuple[str, str, str] | None] | None = None,
                  suggest_difficulty: float | None = None, extranonce_subscribe: bool = False,
                  difficulty_factor: float | None = None, backoff_base_s: float = 1.0,
                  backoff_cap_s: float = 30.0, connect_timeout_s: float = 10.0) -> None:
@@ -170,7 +171,9 @@ class StratumMiner:
         ``extranonce_subscribe``: send ``mining.extranonce.subscribe`` (off by default in
         both ESP-Miner and cgminer). ``difficulty_factor``: difficulty scale of the pool
         (LBRY 256, Bitcoin 1). ``backoff_*``: reconnect delays in experiment seconds;
-        ``connect_timeout_s`` is wall time (a socket limit).
+        ``connect_timeout_s`` is wall time (a socket limit). ``stored_pool``: asked before
+        every connection attempt; a (url, worker, password) it returns replaces the pool
+        (a firmware that reads its stored pool whenever it connects).
         """
         if flavor not in FLAVORS:
             raise MinerError(f"unknown flavor {flavor!r}; expected one of {FLAVORS}")
@@ -190,6 +193,7 @@ class StratumMiner:
         self.user_agent = user_agent or DEFAULT_USER_AGENTS[flavor]
         self.chip_floor_difficulty = chip_floor_difficulty
         self.on_share = on_share
+        self.stored_pool = stored_pool
         self.suggest_difficulty = (DEFAULT_SUGGESTED_DIFFICULTY.get(flavor)
                                    if suggest_difficulty is None else suggest_difficulty)
         self.extranonce_subscribe = extranonce_subscribe
@@ -370,6 +374,11 @@ class StratumMiner:
         failures = 0
         while not self._stopping:
             self._wake.clear()
+            stored = self.stored_pool() if self.stored_pool is not None else None
+            if stored is not None:
+                url, self._worker, self._password = stored
+                self._host, self._port = parse_pool_url(url)
+                self._session_id = None
             try:
                 reader, writer = await asyncio.wait_for(
                     asyncio.open_connection(self._host, self._port, limit=MAX_LINE),

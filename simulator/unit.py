@@ -303,7 +303,19 @@ class SimulatedUnit:
                             worker=s["pool_user"], password=s["pool_password"],
                             n_chips=p.n_chips, clock=self.clock,
                             chip_floor_difficulty=p.chip_floor_difficulty * self.hash_scale,
-                            on_share=self._on_chip_result)
+                            on_share=self._on_chip_result,
+                            stored_pool=(self._read_pool_at_connect
+                                         if self.generation.read_at_connect else None))
+
+    def _read_pool_at_connect(self) -> tuple[str, str, str] | None:
+        """What the firmware's stratum task reads from storage when it connects: stored pool
+        settings it re-reads become the running ones; None when nothing changed."""
+        changed = [k for k in self.generation.read_at_connect if self._settings[k] != self._active[k]]
+        if not changed:
+            return None
+        for k in changed:
+            self._active[k] = self._settings[k]
+        return self._active["pool_url"], self._active["pool_user"], self._active["pool_password"]
 
     # ------------------------------------------------------------------ tick loop
     @property

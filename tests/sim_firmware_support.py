@@ -5,6 +5,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 from tests.support import wait_until
 
@@ -44,10 +45,10 @@ REAL_DIFFICULTY = {"s9": 1024.0, "lv06": 1000.0, "lbbox": 8.0}
 
 
 @contextlib.asynccontextmanager
-async def running_unit(model: str, seed: int = 7, speed: float = 50.0, host: str = HOST,
+async def unit_on_pool(model: str, seed: int = 7, speed: float = 50.0, host: str = HOST,
                        rpc_port: int | None = None, http_port: int | None = None,
                        serial: bool = False, firmware: str | None = None) -> AsyncIterator:
-    """A started SimulatedUnit mining on a real loopback pool.
+    """(unit, pool): a started SimulatedUnit mining on a real loopback pool.
 
     Ports default to None (no servers of its own: the tests attach theirs); pass 0 or
     real ports to have the unit start its firmware servers itself.
@@ -69,6 +70,13 @@ async def running_unit(model: str, seed: int = 7, speed: float = 50.0, host: str
         await unit.start()
         try:
             await wait_until(lambda: unit.reading().hashrate_ghs > 0, timeout=20)
-            yield unit
+            yield unit, pool
         finally:
             await unit.stop()
+
+
+@contextlib.asynccontextmanager
+async def running_unit(model: str, **kwargs: Any) -> AsyncIterator:
+    """:func:`unit_on_pool`'s unit alone."""
+    async with unit_on_pool(model, **kwargs) as (unit, _):
+        yield unit

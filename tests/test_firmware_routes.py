@@ -19,7 +19,7 @@ from asic_reservoir.drivers.axeos import AxeOSClient
 from asic_reservoir.drivers.stratum.work import share_difficulty
 from asic_reservoir.simulator.firmware.axeos import AxeOSServer
 from asic_reservoir.simulator.firmware.esp_httpd import firmware_uri
-from tests.sim_firmware_support import HOST, running_unit
+from tests.sim_firmware_support import HOST, running_unit, unit_on_pool
 from tests.support import wait_until
 
 # start_rest_server's registrations, in order: (method, URI); "*" is HTTP_ANY.
@@ -292,6 +292,39 @@ async def test_pool_write_waits_for_a_restart(firmware):
                 await client.post(base + "/api/system/restart")
                 info = await other.wait_for_session(worker="lv06.moved", timeout=120)
             assert info.authorized and unit.reading().pool_user == "lv06.moved"
+        finally:
+            await other.stop()
+
+
+@pytest.mark.virtual_time
+@pytest.mark.parametrize("firmware", ["axeos-2.15", "lucky-2.1.8"])
+async def test_a_dropped_connection_after_a_pool_write(firmware):
+    """Before the restart, a dropped pool connection tells the releases apart: v2.15.0's
+    stratum task reads the stored pool each time it connects (the write takes effect then);
+    v2.1.8 copied URL and port once at init, so it goes back to the boot pool, but re-reads
+    user and password from NVS at each connect."""
+    from asic_reservoir.drivers.stratum import Pool, PoolConfig
+
+    async with unit_on_pool("lv06", firmware=firmware, http_port=0) as (unit, boot):
+        base = f"http://{HOST}:{unit.http_port}"
+        other = Pool(PoolConfig(host=HOST, port=0, refresh_s=None), clock=unit.clock)
+        await other.start()
+        try:
+            host, port = other.url.split("://")[1].rsplit(":", 1)
+            item = {"stratumURL": host, "stratumPort": int(port), "stratumUser": "lv06.moved"}
+            body = ({"pools": [{"id": 0, **item}]} if firmware == "axeos-2.15" else item)
+            async with httpx.AsyncClient() as client:
+                assert (await client.patch(base + "/api/system", json=body)).status_code == 200
+            assert await boot.disconnect(worker="lv06.sim") == 1
+            if firmware == "axeos-2.15":
+                info = await other.wait_for_session(worker="lv06.moved", timeout=120)
+                r = unit.reading()
+                assert not r.pending_restart and boot.sessions == {}
+            else:
+                info = await boot.wait_for_session(worker="lv06.moved", timeout=120)
+                r = unit.reading()
+                assert r.pending_restart and other.sessions == {}      # the URL waits
+            assert info.authorized and r.pool_user == "lv06.moved"
         finally:
             await other.stop()
 

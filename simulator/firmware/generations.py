@@ -27,6 +27,10 @@ class Generation:
     restart_keys: frozenset[str]         # settings stored now and loaded at the next restart
     pause: bool                          # the firmware can stop hashing without a restart
     summary: str
+    # Pool settings the stratum task reads from storage each time it (re)connects, so a
+    # stored write takes effect at the next reconnect (ESP-Miner v2.15.0: all of them;
+    # v2.1.8: user and password, URL and port only at init).
+    read_at_connect: frozenset[str] = frozenset()
 
     def applies_live(self, key: str) -> bool:
         return key not in self.restart_keys
@@ -40,10 +44,11 @@ GENERATIONS: Mapping[str, Generation] = MappingProxyType({g.name: g for g in (
                False,
                "Lucky's ESP-Miner fork as shipped (estimate: upstream v2.1.8 behaviour): PATCH "
                "stores to NVS, clock/voltage/fan mode at restart, manual fan duty live; "
-               "no asic/statistics/pause endpoints"),
+               "no asic/statistics/pause endpoints",
+               read_at_connect=frozenset({"pool_user", "pool_password"})),
     Generation("axeos-2.15", "lv06", "v2.15.0", _POOL, True,
                "current AxeOS: clock, voltage and fan live, pools as a list with ids, "
-               "pause/resume, asic and statistics endpoints"),
+               "pause/resume, asic and statistics endpoints", read_at_connect=_POOL),
     Generation("goldshell-box", "lbbox", "2.2.5", frozenset(), True,
                "Goldshell Box-series web UI: stock plan (level 0), sleep (level 3, the "
                "firmware's pause), manual clocks and pools apply live"),
