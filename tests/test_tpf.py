@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 
 import numpy as np
 import pytest
 
-from asic_reservoir.cli.tpf import tpf_arguments, tpf_main
 from asic_reservoir.tpf import evaluate as tpf
 from asic_reservoir.tpf.evaluate import (energy_relative, evaluate, oracle_energy, paper_saving,
                                 random_abort_energy)
 from asic_reservoir.tpf.sweep import Dataset, SweepConfig, TpfError, features, sweep, sweep_chunk
+from tests.support import main_here
 
 SMALL = SweepConfig(rounds=(5, 125), difficulty_bits=5, hashes=1 << 15, nonces_per_header=1024,
                     headers_per_chunk=4, seed=3)
@@ -181,19 +180,12 @@ def test_scheduler_without_dask_or_on_a_local_cluster():
         assert sweep(config, scheduler=cluster.scheduler_address).equals(sweep(config))
 
 
-def _run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    parser = argparse.ArgumentParser()
-    tpf_arguments(parser)
-    code = tpf_main(parser.parse_args(list(argv)))
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def test_cli_json_report(capsys):
-    code, out, err = _run_cli(capsys, "--rounds", "5", "--difficulty-bits", "4", "--hashes", "16384",
-                              "--nonces-per-header", "1024", "--workers", "1", "--json",
-                              "--predictors", "base-rate", "logistic", "--train-negatives", "2000",
-                              "--abort-fractions", "0.25", "0.75", "--abort", "0.75")
+    code, out, err = main_here(capsys, "tpf", "--rounds", "5", "--difficulty-bits", "4",
+                               "--hashes", "16384", "--nonces-per-header", "1024", "--workers", "1",
+                               "--json", "--predictors", "base-rate", "logistic",
+                               "--train-negatives", "2000", "--abort-fractions", "0.25", "0.75",
+                               "--abort", "0.75")
     assert code == 0
     report = json.loads(out)
     row = report["rounds"][0]
@@ -211,16 +203,16 @@ def test_cli_json_report(capsys):
 
 
 def test_cli_table_and_bad_input(capsys):
-    code, out, _ = _run_cli(capsys, "--rounds", "5", "--difficulty-bits", "4", "--hashes", "8192",
-                            "--nonces-per-header", "1024", "--workers", "0", "--quiet",
-                            "--predictors", "base-rate", "--train-negatives", "1000")
+    code, out, _ = main_here(capsys, "tpf", "--rounds", "5", "--difficulty-bits", "4",
+                             "--hashes", "8192", "--nonces-per-header", "1024", "--workers", "0",
+                             "--quiet", "--predictors", "base-rate", "--train-negatives", "1000")
     assert code == 0 and "verdict:" in out and "base-rate" in out
-    code, _, err = _run_cli(capsys, "--difficulty-bits", "0", "--quiet")
+    code, _, err = main_here(capsys, "tpf", "--difficulty-bits", "0", "--quiet")
     assert code == 2 and "difficulty bits" in err
-    code, _, err = _run_cli(capsys, "--abort-fractions", "0.5", "1.0", "--quiet")
+    code, _, err = main_here(capsys, "tpf", "--abort-fractions", "0.5", "1.0", "--quiet")
     assert code == 2 and "abort fractions" in err
-    code, _, err = _run_cli(capsys, "--difficulty-bits", "30", "--hashes", "1024", "--rounds", "5",
-                            "--workers", "0", "--quiet")
+    code, _, err = main_here(capsys, "tpf", "--difficulty-bits", "30", "--hashes", "1024",
+                             "--rounds", "5", "--workers", "0", "--quiet")
     assert code == 2 and "too few shares" in err
 
 
@@ -235,12 +227,11 @@ def test_in_sample_auc_flatters_a_flexible_predictor():
     assert result.rounds[0].predictors[0].in_sample_auc == 0.5
 
 
-def test_through_the_top_level_dispatcher(capsys):
-    from asic_reservoir.cli.main import main
-
-    code = main(["tpf", "--rounds", "3", "4", "--difficulty-bits", "4", "--hashes", "8192",
-                 "--nonces-per-header", "1024", "--workers", "0", "--quiet", "--json",
-                 "--predictors", "base-rate", "logistic", "--train-negatives", "1000"])
-    report = json.loads(capsys.readouterr().out)
+def test_several_rounds_get_one_verdict(capsys):
+    code, out, _ = main_here(capsys, "tpf", "--rounds", "3", "4", "--difficulty-bits", "4",
+                             "--hashes", "8192", "--nonces-per-header", "1024", "--workers", "0",
+                             "--quiet", "--json", "--predictors", "base-rate", "logistic",
+                             "--train-negatives", "1000")
+    report = json.loads(out)
     assert code == 0 and [r["round"] for r in report["rounds"]] == [3, 4]
     assert report["verdict"].startswith("no predictor beats the base rate in rounds 3, 4")
