@@ -267,33 +267,41 @@ async def test_live_stream_sends_the_info_then_what_changed():
     assert refused.value.status == 429
 
 
+@contextlib.asynccontextmanager
+async def _pool_written(unit, firmware: str, base: str):
+    """Another loopback pool, written into the unit's pool settings (worker ``lv06.moved``)
+    through the release's PATCH; yields that pool."""
+    from asic_reservoir.drivers.stratum import Pool, PoolConfig
+
+    other = Pool(PoolConfig(host=HOST, port=0, refresh_s=None), clock=unit.clock)
+    await other.start()
+    try:
+        host, port = other.url.split("://")[1].rsplit(":", 1)
+        item = {"stratumURL": host, "stratumPort": int(port), "stratumUser": "lv06.moved"}
+        body = ({"pools": [{"id": 0, **item}]} if firmware == "axeos-2.15" else item)
+        async with httpx.AsyncClient() as client:
+            assert (await client.patch(base + "/api/system", json=body)).status_code == 200
+        yield other
+    finally:
+        await other.stop()
+
+
 @pytest.mark.virtual_time
 @pytest.mark.parametrize("firmware", sorted(ROUTES))
 async def test_pool_write_waits_for_a_restart(firmware):
     """Neither release reconnects on a pool write (update_pool_nvs / PATCH only store it;
     the stratum task reads the pool when it connects): the running connection stays on the
     old pool until the restart, then the unit mines on the new one."""
-    from asic_reservoir.drivers.stratum import Pool, PoolConfig
-
-    async with axeos(firmware) as (unit, server, base):
-        other = Pool(PoolConfig(host=HOST, port=0, refresh_s=None), clock=unit.clock)
-        await other.start()
-        try:
-            host, port = other.url.split("://")[1].rsplit(":", 1)
-            item = {"stratumURL": host, "stratumPort": int(port), "stratumUser": "lv06.moved"}
-            body = ({"pools": [{"id": 0, **item}]} if firmware == "axeos-2.15" else item)
-            async with httpx.AsyncClient() as client:
-                assert (await client.patch(base + "/api/system", json=body)).status_code == 200
-                accepted = unit.reading().accepted
-                await wait_until(lambda: unit.reading().accepted >= accepted + 2, timeout=600)
-                assert other.sessions == {}                # nobody came to the new pool
-                r = unit.reading()
-                assert r.pool_user == "lv06.sim" and r.pending_restart and r.pool_connected
-                await client.post(base + "/api/system/restart")
-                info = await other.wait_for_session(worker="lv06.moved", timeout=120)
-            assert info.authorized and unit.reading().pool_user == "lv06.moved"
-        finally:
-            await other.stop()
+    async with axeos(firmware) as (unit, server, base), _pool_written(unit, firmware, base) as other:
+        accepted = unit.reading().accepted
+        await wait_until(lambda: unit.reading().accepted >= accepted + 2, timeout=600)
+        assert other.sessions == {}                # nobody came to the new pool
+        r = unit.reading()
+        assert r.pool_user == "lv06.sim" and r.pending_restart and r.pool_connected
+        async with httpx.AsyncClient() as client:
+            await client.post(base + "/api/system/restart")
+        info = await other.wait_for_session(worker="lv06.moved", timeout=120)
+        assert info.authorized and unit.reading().pool_user == "lv06.moved"
 
 
 @pytest.mark.virtual_time
@@ -303,18 +311,8 @@ async def test_a_dropped_connection_after_a_pool_write(firmware):
     stratum task reads the stored pool each time it connects (the write takes effect then);
     v2.1.8 copied URL and port once at init, so it goes back to the boot pool, but re-reads
     user and password from NVS at each connect."""
-    from asic_reservoir.drivers.stratum import Pool, PoolConfig
-
     async with unit_on_pool("lv06", firmware=firmware, http_port=0) as (unit, boot):
-        base = f"http://{HOST}:{unit.http_port}"
-        other = Pool(PoolConfig(host=HOST, port=0, refresh_s=None), clock=unit.clock)
-        await other.start()
-        try:
-            host, port = other.url.split("://")[1].rsplit(":", 1)
-            item = {"stratumURL": host, "stratumPort": int(port), "stratumUser": "lv06.moved"}
-            body = ({"pools": [{"id": 0, **item}]} if firmware == "axeos-2.15" else item)
-            async with httpx.AsyncClient() as client:
-                assert (await client.patch(base + "/api/system", json=body)).status_code == 200
+        async with _pool_written(unit, firmware, f"http://{HOST}:{unit.http_port}") as other:
             assert await boot.disconnect(worker="lv06.sim") == 1
             if firmware == "axeos-2.15":
                 info = await other.wait_for_session(worker="lv06.moved", timeout=120)
@@ -325,8 +323,6 @@ async def test_a_dropped_connection_after_a_pool_write(firmware):
                 r = unit.reading()
                 assert r.pending_restart and other.sessions == {}      # the URL waits
             assert info.authorized and r.pool_user == "lv06.moved"
-        finally:
-            await other.stop()
 
 
 async def _keep_alive_get(port: int, path: str = "/api/system/info"):
