@@ -53,7 +53,7 @@ import json
 import logging
 import random
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 from urllib.parse import urlsplit
 
 from asic_reservoir.drivers.clock import Clock
@@ -556,10 +556,21 @@ class StratumMiner:
         if not self._established.done():
             self._established.set_result(True)
         if self.suggest_difficulty:
-            self._send("mining.suggest_difficulty", [self.suggest_difficulty])
+            self._send("mining.suggest_difficulty", [self.suggest_difficulty],
+                       self._optional_reply("mining.suggest_difficulty"))
         if self.extranonce_subscribe:
-            self._send("mining.extranonce.subscribe", [])
+            self._send("mining.extranonce.subscribe", [], self._optional_reply(
+                "mining.extranonce.subscribe"))
         return None
+
+    def _optional_reply(self, method: str) -> Callable[[Any, Any], None]:
+        """The reply to a request the firmware goes on without: a refusal is logged, the
+        session carries on (pools answer these with true, an error, or not at all)."""
+        def on_reply(result: Any, error: Any) -> None:
+            if error is not None or result is False:
+                log.info("%s: pool declined %s: result=%r error=%r", self._worker, method,
+                         result, error)
+        return on_reply
 
     # ------------------------------------------------------------------ reading
 

@@ -7,6 +7,7 @@ dialect builds its headers, extranonces and version bits exactly as the pool rea
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from asic_reservoir.drivers.clock import Clock
 from asic_reservoir.drivers.stratum.work import chip_of_nonce
@@ -149,3 +150,20 @@ async def test_client_reconnect_and_pool_restart_with_backoff():
         finally:
             await bm.stop()
             await esp.stop()
+
+
+async def test_replies_to_suggest_difficulty_and_extranonce_subscribe_are_expected(caplog):
+    """ESP-Miner sends both after authorizing and goes on without their replies; the pool's
+    answers (true) are the replies to those requests, not unexpected messages."""
+    async with Pool(PoolConfig(port=0, difficulty=5e-9, refresh_s=None)) as pool:
+        miner = new_miner(pool.url, "esp-miner", "w.suggest", 1, extranonce_subscribe=True)
+        with caplog.at_level(logging.INFO, logger="asic_reservoir.simulator.miner"):
+            await miner.start()
+            try:
+                info = await pool.wait_for_session(worker="w.suggest", timeout=30)
+                await mine_shares(miner, 3)
+            finally:
+                await miner.stop()
+    assert info.suggested_difficulty == 1000
+    assert miner.accepted >= 3
+    assert not [r for r in caplog.records if "unexpected message" in r.getMessage()]
