@@ -175,7 +175,8 @@ def test_scheduler_without_dask_or_on_a_local_cluster():
             sweep(config, scheduler="tcp://127.0.0.1:8786")
         return
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp",
-                      host="127.0.0.1", scheduler_port=0, dashboard_address=None) as cluster:
+                      host="127.0.0.1", scheduler_port=0,
+                      dashboard_address="127.0.0.1:0") as cluster:
         assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
         assert sweep(config, scheduler=cluster.scheduler_address).equals(sweep(config))
 

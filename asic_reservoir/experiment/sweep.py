@@ -143,8 +143,10 @@ def _dask_client(scheduler: str | None, workers: int | None) -> tuple[Any, Any]:
         raise SweepError("sweep needs Dask: pip install 'asic-reservoir[dask]'") from None
     if scheduler:
         return Client(scheduler), None
+    # dashboard_address=None still serves Dask's HTTP endpoints on port 8787 (a second
+    # cluster on the host then warns that it is taken): a free loopback port instead.
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           host=LOOPBACK, dashboard_address=None)
+                           host=LOOPBACK, dashboard_address=f"{LOOPBACK}:0")
     return Client(cluster), cluster
 
 
