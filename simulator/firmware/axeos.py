@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import logging
 import math
 import re
@@ -45,8 +44,8 @@ from asic_reservoir.simulator.firmware.apiformat import suffix_string
 from asic_reservoir.simulator.firmware.axeos_services import AxeOSServices
 from asic_reservoir.simulator.firmware.coinbase import CoinbaseFacts, decode as decode_coinbase
 from asic_reservoir.simulator.firmware.esp_httpd import (
-    CORS_HEADERS, bad_request, cjson_float, cjson_number, cjson_view, httpd_path,
-    method_not_allowed)
+    CORS_HEADERS, NOT_JSON, bad_request, cjson_float, cjson_number, cjson_parse, cjson_view,
+    httpd_path, method_not_allowed)
 from asic_reservoir.simulator.firmware.ota import UploadsV215, UploadsV218
 from asic_reservoir.simulator.firmware.sessions import SessionLimit
 from asic_reservoir.simulator.firmware.webserver import FirmwareWebServer
@@ -55,7 +54,6 @@ from asic_reservoir.simulator.profiles import profile
 
 log = logging.getLogger(__name__)
 
-NOT_JSON = object()            # a PATCH body cJSON_Parse cannot read
 RESTART_DELAY_S = 1.0
 LOG_QUEUE_LIMIT = 1000
 WS_BOOT_CHECK_S = 0.2         # how often an idle log stream notices a reboot
@@ -256,12 +254,7 @@ class AxeOSServer(FirmwareWebServer):
         })
 
     async def _patch(self, request: web.Request) -> web.Response:
-        raw = await request.read()
-        try:
-            body = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            body = NOT_JSON
-        return await self.release.patch(body)
+        return await self.release.patch(cjson_parse(await request.read()))
 
     def unit_changes(self, body: dict, fan_key: str) -> dict[str, Any]:
         """A PATCH body's top-level keys -> the unit's canonical settings."""
@@ -677,9 +670,8 @@ class AxeOS215(AxeOSRelease):
         raw = await request.read()
         if not raw:
             return bad_request("Invalid request length")
-        try:
-            item = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+        item = cjson_parse(raw)
+        if item is NOT_JSON:
             return bad_request("Invalid JSON")
         item = cjson_view(item, _POOL_ITEM_KEYS)
         if not pool_item_valid(item):

@@ -30,7 +30,8 @@ from typing import Any, Callable
 from aiohttp import WSMsgType, web
 
 from asic_reservoir.simulator.firmware.esp_httpd import (
-    CORS_HEADERS, bad_request, cjson_get, cjson_number, json_message, send_err)
+    CORS_HEADERS, NOT_JSON, bad_request, cjson_get, cjson_number, cjson_parse, json_message,
+    send_err)
 from asic_reservoir.simulator.firmware.logbuffer import LogBuffer
 from asic_reservoir.simulator.firmware.scoreboard import Scoreboard, ScoreboardEntry
 
@@ -167,9 +168,8 @@ class AxeOSServices:
         raw = await request.read()
         if not raw:
             return bad_request("Empty request body")
-        try:
-            body = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+        body = cjson_parse(raw)
+        if body is NOT_JSON:
             return bad_request("Invalid JSON")
         label = cjson_get(body, "partition")
         if not isinstance(label, str):
@@ -190,9 +190,8 @@ class AxeOSServices:
         raw = (await request.read())[:THEME_BODY_LIMIT]
         if not raw:
             return send_err(500, "Failed to read request")
-        try:
-            body = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+        body = cjson_parse(raw)
+        if body is NOT_JSON:
             return bad_request("Invalid JSON")
         for key in self.theme:
             value = cjson_get(body, key, _MISSING)

@@ -11,6 +11,8 @@ URIs (``httpd_uri_match_wildcard``: a trailing ``*`` matches the rest of the pat
 
 from __future__ import annotations
 
+import json
+
 import math
 import struct
 from typing import Any
@@ -64,6 +66,18 @@ def httpd_path(uri: str) -> str:
 def firmware_uri(path: str) -> str:
     """The inverse of :func:`httpd_path` on a route's canonical path (``{tail}`` -> ``*``)."""
     return path[:-len("{tail}")] + "*" if path.endswith("{tail}") else path
+
+
+NOT_JSON = object()            # what cjson_parse gives for a body cJSON_Parse cannot read
+
+
+def cjson_parse(raw: bytes) -> Any:
+    """``cJSON_Parse`` on a request body: the document, or :data:`NOT_JSON` where the
+    firmware's parse returns NULL (not UTF-8, not JSON)."""
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return NOT_JSON
 
 
 def cjson_get(obj: Any, key: str, default: Any = None) -> Any:
