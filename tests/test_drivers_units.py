@@ -38,7 +38,7 @@ from asic_reservoir.simulator.firmware.generations import GENERATIONS
 from asic_reservoir.simulator.firmware.antminer_web import (SET_CONF_FIELDS, SET_CONF_REPLY_S,
                                                           positional_fields)
 from tests.sim_firmware_support import running_unit
-from tests.support import free_port, wait_until
+from tests.support import free_port, main_here, wait_until
 
 pytestmark = pytest.mark.virtual_time
 in_lab_loop = pytest.mark.asyncio(loop_scope="module")  # async tests share the lab's loop
@@ -595,10 +595,10 @@ def test_scan_refuses_large_or_bad_ranges(capsys):
     assert cli.scan_hosts("127.77.5.9/32") == ["127.77.5.9"]
     with pytest.raises(ValueError):
         cli.scan_hosts("not-a-range")
+    code, _, err = main_here(capsys, "scan", "10.0.0.0/8")
+    assert code == 2 and err.startswith("asic-reservoir scan:") and "--force" in err
     parser = argparse.ArgumentParser()
     cli.scan_arguments(parser)
-    assert cli.scan_main(parser.parse_args(["10.0.0.0/8"])) == 2
-    assert "--force" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         parser.parse_args(["127.0.0.1/32", "--ports", "0,80"])
 
@@ -691,14 +691,9 @@ async def test_probe_capture_records_raw_replies_and_writes_nothing(lab, firmwar
 
 
 def test_probe_cli_error_exit(capsys):
-    parser = argparse.ArgumentParser()
-    cli.probe_arguments(parser)
-    args = parser.parse_args([f"lv06://127.0.0.1:{free_port()}", "--timeout", "0.5"])
-    assert cli.probe_main(args) == 1
-    assert "refused" in capsys.readouterr().err
-    # the same through the top-level dispatcher
-    assert main(["probe", f"s9://127.0.0.1:{free_port()}", "--timeout", "0.5"]) == 1
-    assert "refused" in capsys.readouterr().err
+    for url in (f"lv06://127.0.0.1:{free_port()}", f"s9://127.0.0.1:{free_port()}"):
+        code, _, err = main_here(capsys, "probe", url, "--timeout", "0.5")
+        assert code == 1 and err.startswith("asic-reservoir probe:") and "refused" in err
     assert main(["scan", "0.0.0.0/0"]) == 2
 
 
@@ -773,10 +768,10 @@ async def test_early_lv06_has_no_pause_and_says_so(lab):
 
 # --------------------------------------------------------------------- set CLI
 
-def _set_args(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    set_cli.set_arguments(parser)
-    return parser.parse_args(list(argv))
+async def _set_cli(*argv: str) -> int:
+    """``asic-reservoir set ARGV`` through the command line's ``main``, off the loop that
+    serves the simulated units."""
+    return await asyncio.to_thread(main, ["set", *argv])
 
 
 @in_lab_loop
@@ -784,8 +779,7 @@ async def test_set_cli_verifies_and_restores_from_its_own_output(lab, capsys, tm
     await settle(lab)
     sim = lab.units["lv06"]
     before = sim.settings()
-    code = await asyncio.to_thread(set_cli.set_main, _set_args(
-        sim.url, "frequency=525", "fan=60", "--json"))
+    code = await _set_cli(sim.url, "frequency=525", "fan=60", "--json")
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and out["result"]["status"] == "applied"
     assert out["commanded"] == {"frequency_mhz": 525.0, "fan_auto": False, "fan_pct": 60.0}
@@ -794,7 +788,7 @@ async def test_set_cli_verifies_and_restores_from_its_own_output(lab, capsys, tm
     assert sim.settings()["frequency_mhz"] == 525 and not sim.settings()["fan_auto"]
     saved = tmp_path / "undo.json"
     saved.write_text(json.dumps(out))
-    code = await asyncio.to_thread(set_cli.set_main, _set_args(sim.url, "--from", str(saved)))
+    code = await _set_cli(sim.url, "--from", str(saved))
     text = capsys.readouterr().out
     assert code == 0 and "applied" in text
     assert {k: sim.settings()[k] for k in ("frequency_mhz", "fan_auto")} == \
@@ -806,12 +800,11 @@ async def test_set_cli_dry_run_and_refusals_send_nothing(lab, capsys):
     await settle(lab)
     sim = lab.units["lv06"]
     before = sim.settings()
-    code = await asyncio.to_thread(set_cli.set_main, _set_args(sim.url, "frequency=500",
-                                                               "--dry-run", "--json"))
+    code = await _set_cli(sim.url, "frequency=500", "--dry-run", "--json")
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and out["dry_run"] and "result" not in out
     for argv in (["frequency=5000"], ["volts=3"], ["frequency=fast"], []):
-        code = await asyncio.to_thread(set_cli.set_main, _set_args(sim.url, *argv))
+        code = await _set_cli(sim.url, *argv)
         assert code == 2 and capsys.readouterr().err.startswith("asic-reservoir set:")
     assert sim.settings() == before
 
@@ -821,12 +814,11 @@ async def test_set_cli_reports_pending_restart_on_the_stock_lv06(lab, capsys):
     await settle(lab)
     sim = lab.generations["lucky-2.1.8"]
     before = sim.settings()["frequency_mhz"]
-    code = await asyncio.to_thread(set_cli.set_main, _set_args(sim.url, "frequency=500", "--json"))
+    code = await _set_cli(sim.url, "frequency=500", "--json")
     out = json.loads(capsys.readouterr().out)
     assert code == set_cli.EXIT_PENDING and out["result"]["status"] == "pending_restart"
     assert sim.reading().frequency_mhz == before                 # still the old clock
     # writing the old value back: stored again; this firmware cannot show what runs
-    assert await asyncio.to_thread(set_cli.set_main, _set_args(
-        sim.url, f"frequency={before:g}")) == set_cli.EXIT_PENDING
+    assert await _set_cli(sim.url, f"frequency={before:g}") == set_cli.EXIT_PENDING
     assert sim.settings()["frequency_mhz"] == before and not sim.reading().pending_restart
     capsys.readouterr()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import socket
 
 import numpy as np
 import pytest
@@ -161,7 +162,7 @@ async def test_chip_result_counts_are_poisson_at_the_physics_rate_and_cost_two_h
     try:
         await pool.set_difficulty(4096 * unit.difficulty_scale)    # 4x the chip floor
         await wait_until(lambda: unit.miner.job is not None)
-        hashes0, found0 = unit.miner.hashes_done, 0
+        hashes0 = unit.miner.hashes_done
         expected = 0.0
         for _ in range(120):
             t0, count0 = unit.physics.time_s, unit.physics._nonces_total.sum()
@@ -427,22 +428,14 @@ async def test_lv06_overheat_protection_stops_hashing_until_restart(pool: Pool) 
 
 
 def test_cli_reports_a_busy_port_clearly(capsys) -> None:
-    import argparse
-    import socket
-
-    from asic_reservoir.cli.sim import sim_arguments, sim_main
-
     busy = socket.socket()
     busy.bind(("127.0.0.2", 0))
     busy.listen()
     try:
-        parser = argparse.ArgumentParser()
-        sim_arguments(parser)
-        args = parser.parse_args(["--pool", "stratum+tcp://127.0.0.1:9", "--units", "s9",
-                                  "--hosts", "127.0.0.2", "--rpc-port",
-                                  str(busy.getsockname()[1]), "--http-port", "0",
-                                  "--duration", "1"])
-        assert sim_main(args) == 1
+        code, _, err = support.main_here(
+            capsys, "sim", "--pool", "stratum+tcp://127.0.0.1:9", "--units", "s9",
+            "--hosts", "127.0.0.2", "--rpc-port", str(busy.getsockname()[1]),
+            "--http-port", "0", "--duration", "1")
     finally:
         busy.close()
-    assert "cannot open a unit's port" in capsys.readouterr().err
+    assert code == 1 and err.startswith("asic-reservoir sim: cannot open a unit's port")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
@@ -10,10 +9,10 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from asic_reservoir.experiment.runs import RunMeta, RunWriter, ShareRow, StepRecord, TelemetryRow, UnitMeta
-from asic_reservoir.cli.tpf import tpf_arguments, tpf_main
 from asic_reservoir.tpf.window import (LeakageError, Telemetry, WindowError, WindowFeatures,
                                        check_leakage, evaluate_windows, load_run, window_features,
                                        window_labels)
+from tests.support import main_here
 
 
 def _rate_driven(seed: int, n_windows: int = 1500):
@@ -139,11 +138,7 @@ def test_loader_reads_a_run_file(tmp_path):
 
 
 def _cli(capsys, *argv):
-    parser = argparse.ArgumentParser()
-    tpf_arguments(parser)
-    code = tpf_main(parser.parse_args(list(argv)))
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    return main_here(capsys, "tpf", *argv)
 
 
 def test_cli_window_mode(tmp_path, capsys):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from asic_reservoir.analysis.readout import ReadoutError
 from asic_reservoir.analysis.report import PlotsUnavailable, _pyplot, dumps
 from asic_reservoir.analysis.runfiles import AnalysisOptions, analyze_files
 from asic_reservoir.analysis.states import StatesError
+from asic_reservoir.cli import CommandError
 from asic_reservoir.drivers.clock import Clock, run_virtual
 from asic_reservoir.drivers.errors import UnitError
 from asic_reservoir.experiment.channels import LOOP_MASK_LEVELS, ChannelError, DelayLoop
@@ -101,14 +101,12 @@ def run_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_main(args: argparse.Namespace) -> int:
     if not args.unit and not args.resume:
-        print("asic-reservoir run: name at least one --unit URL", file=sys.stderr)
-        return 2
+        raise CommandError("name at least one --unit URL", status=2)
     try:
         loop, levels, step_seconds = loop_options(args)
         sims = sim_units(args)
     except (ChannelError, ValueError) as exc:
-        print(f"asic-reservoir run: {exc}", file=sys.stderr)
-        return 2
+        raise CommandError(str(exc), status=2) from exc
     options = dict(steps=args.steps, runs=args.runs, slots=args.slots, seed=args.seed,
                    step_seconds=step_seconds, loop=loop, mask_levels=levels,
                    warmup_seconds=args.warmup, resume=args.resume, progress=not args.quiet,
@@ -124,8 +122,7 @@ def run_main(args: argparse.Namespace) -> int:
                 pool_host=args.pool_host, pool_port=args.pool_port, lbry_port=args.lbry_port,
                 **options))
     except (ExperimentError, ChannelError, RunFileError, UnitError, ValueError, OSError) as exc:
-        print(f"asic-reservoir run: {exc}", file=sys.stderr)
-        return 1
+        raise CommandError(str(exc)) from exc
     if summary.already_complete:
         print(f"{args.out}: already complete, nothing to do")
         return 0
@@ -205,8 +202,7 @@ def analyze_main(args: argparse.Namespace) -> int:
                                                              features=args.features),
                                plots=args.plots)
     except (RunFileError, StatesError, ReadoutError, PlotsUnavailable) as exc:
-        print(f"asic-reservoir analyze: {exc}", file=sys.stderr)
-        return 1
+        raise CommandError(str(exc)) from exc
     print(dumps(report, args.range) if args.json else report.table(args.range))
     return 0
 
@@ -222,8 +218,7 @@ def export_main(args: argparse.Namespace) -> int:
     try:
         files = export_csv(args.runfile, args.outdir)
     except (RunFileError, OSError) as exc:
-        print(f"asic-reservoir export: {exc}", file=sys.stderr)
-        return 1
+        raise CommandError(str(exc)) from exc
     for f in files:
         print(f)
     return 0
@@ -244,8 +239,7 @@ def demo_arguments(parser: argparse.ArgumentParser) -> None:
 def demo_main(args: argparse.Namespace) -> int:
     size = DemoSize(steps=args.steps, runs=args.runs)
     if size.steps < 100 or size.runs < 1:
-        print("asic-reservoir demo: need --steps >= 100, --runs >= 1", file=sys.stderr)
-        return 2
+        raise CommandError("need --steps >= 100, --runs >= 1", status=2)
     with tempfile.TemporaryDirectory(prefix="asic-reservoir-demo-") as tmp:
         workdir = Path(args.keep) if args.keep else Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
@@ -259,8 +253,7 @@ def demo_main(args: argparse.Namespace) -> int:
                                    labels={str(p): spec for p, spec in outputs})
         except (ExperimentError, ChannelError, RunFileError, StatesError, ReadoutError,
                 OSError) as exc:
-            print(f"asic-reservoir demo: {exc}", file=sys.stderr)
-            return 1
+            raise CommandError(str(exc)) from exc
         report.notes.append(
             f"simulated units on loopback in virtual time (one process per configuration), "
             f"{size.steps} steps of "

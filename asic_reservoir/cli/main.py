@@ -2,7 +2,8 @@
 
 Each subcommand lives next to the code it drives; this module only dispatches. A command
 module ``M`` named in :data:`COMMANDS` defines ``<name>_arguments(parser)`` and
-``<name>_main(args) -> int``. Modules are imported only when their command runs, so
+``<name>_main(args) -> int``, raising :class:`~asic_reservoir.cli.CommandError` for a
+failure its user should read. Modules are imported only when their command runs, so
 ``--help`` stays fast and one broken command cannot take the others down.
 """
 
@@ -14,6 +15,7 @@ import logging
 import sys
 
 from asic_reservoir import __version__
+from asic_reservoir.cli import CommandError
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("asic_reservoir.cli.experiment", "NARMA-10 end to end on the bundled simulator, with baselines"),
@@ -70,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv[split + 1:])
     try:
         return int(run(args) or 0)
+    except CommandError as exc:
+        print(f"asic-reservoir {name}: {exc}", file=sys.stderr)
+        return exc.status
     except KeyboardInterrupt:
         print(f"asic-reservoir {name}: interrupted", file=sys.stderr)
         return 130

@@ -14,6 +14,7 @@ import signal
 import sys
 import time
 
+from asic_reservoir.cli import CommandError
 from asic_reservoir.progress import advance_to, progress_bar
 from asic_reservoir.drivers.stratum.work import LBRY_DIFFICULTY_FACTOR
 
@@ -110,12 +111,10 @@ def pool_main(args: argparse.Namespace) -> int:
     try:
         config = _config(args)
     except ValueError as exc:
-        print(f"asic-reservoir pool: {exc}", file=sys.stderr)
-        return 2
+        raise CommandError(str(exc), status=2) from exc
     try:
         totals = asyncio.run(_serve(config, args.duration))
     except OSError as exc:
-        print(f"asic-reservoir pool: cannot listen: {exc}", file=sys.stderr)
-        return 1
+        raise CommandError(f"cannot listen: {exc}") from exc
     print(json.dumps(totals, indent=2) if args.json else _text(totals))
     return 0

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 from dataclasses import asdict
 
+from asic_reservoir.cli import CommandError
 from asic_reservoir.drivers.clock import run_virtual
 from asic_reservoir.experiment.loop import ExperimentError
 from asic_reservoir.puf.fleet import (FleetOptions, evaluate_simulated_fleet, evaluate_units,
@@ -131,8 +131,7 @@ def puf_main(args: argparse.Namespace) -> int:
                         f"{v.distance:.3f} vs threshold {v.threshold:.3f} (FAR {v.far_target:g})"])
                 return 0 if v.accepted else 1
     except (PufError, StoreError, ExperimentError, ValueError) as exc:
-        print(f"asic-reservoir puf {args.action}: {exc}", file=sys.stderr)
-        return 2
+        raise CommandError(f"{args.action}: {exc}", status=2) from exc
     return 0
 
 

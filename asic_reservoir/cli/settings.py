@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 from typing import Any
 
+from asic_reservoir.cli import CommandError
 from asic_reservoir.drivers.errors import UnitError
 from asic_reservoir.drivers.telemetry import SETTINGS_KEYS
 from asic_reservoir.drivers.units import open_unit
@@ -144,8 +144,7 @@ def set_main(args: argparse.Namespace) -> int:
             raise ValueError("nothing to set: give key=value settings or --from FILE")
         out = asyncio.run(_set(args, changes))
     except (UnitError, ValueError) as exc:
-        print(f"asic-reservoir set: {exc}", file=sys.stderr)
-        return 2
+        raise CommandError(str(exc), status=2) from exc
     if args.json:
         print(json.dumps(out, indent=2, default=str))
     else:

@@ -18,10 +18,10 @@ import asyncio
 import ipaddress
 import json
 import signal
-import sys
 import time
 from urllib.parse import urlsplit
 
+from asic_reservoir.cli import CommandError
 from asic_reservoir.drivers.clock import Clock
 from asic_reservoir.progress import advance_to, progress_bar
 from asic_reservoir.simulator.miner import MinerError, parse_pool_url
@@ -199,12 +199,10 @@ def sim_main(args: argparse.Namespace) -> int:
     try:
         configs = build_configs(args)
     except ValueError as exc:
-        print(f"asic-reservoir sim: {exc}", file=sys.stderr)
-        return 2
+        raise CommandError(str(exc), status=2) from exc
     try:
         return asyncio.run(_run(args, configs))
     except OSError as exc:
-        print(f"asic-reservoir sim: cannot open a unit's port: {exc} "
-              "(ports below 1024 need privileges; try --http-port 8080)", file=sys.stderr)
-        return 1
+        raise CommandError(f"cannot open a unit's port: {exc} (ports below 1024 need "
+                           "privileges; try --http-port 8080)") from exc
 

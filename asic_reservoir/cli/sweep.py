@@ -12,13 +12,13 @@ scored together into one report (a scan's points each on their own). Dask is opt
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
 from asic_reservoir.analysis.readout import ReadoutError
 from asic_reservoir.analysis.report import dumps
 from asic_reservoir.analysis.runfiles import AnalysisOptions, analyze_files
 from asic_reservoir.analysis.states import StatesError
+from asic_reservoir.cli import CommandError
 from asic_reservoir.experiment.loop import ExperimentError
 from asic_reservoir.experiment.runs import RunFileError
 from asic_reservoir.experiment.sweep import SweepError, grid, run_sweep
@@ -70,8 +70,7 @@ def sweep_main(args: argparse.Namespace) -> int:
                                labels={p: t.label for p, t in done})
     except (SweepError, ValueError, ExperimentError, RunFileError, StatesError, ReadoutError,
             OSError) as exc:
-        print(f"asic-reservoir sweep: {exc}", file=sys.stderr)
-        return 1
+        raise CommandError(str(exc)) from exc
     report.notes.append(f"{len(done)} tasks on Dask, run files in {args.out}; "
                         f"{time.monotonic() - start:.0f} s wall")
     print(dumps(report) if args.json else report.table())

@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 
+from asic_reservoir.cli import CommandError
 from asic_reservoir.drivers.stratum.work import WorkError
 from asic_reservoir.experiment.runs import RunFileError, RunReader
 from asic_reservoir.progress import progress_bar
@@ -71,8 +71,7 @@ def tpf_main(args: argparse.Namespace) -> int:
                           train_negatives=args.train_negatives, workers=args.workers,
                           on_round=lambda: progress.update(1))
     except (TpfError, WorkError) as exc:
-        print(f"asic-reservoir tpf: {exc}", file=sys.stderr)
-        return 2
+        raise CommandError(str(exc), status=2) from exc
     finally:
         if progress is not None:
             progress.close()
@@ -94,8 +93,7 @@ def _window_main(args: argparse.Namespace) -> int:
             unit = names[0]
         report = window_study(args.run_file, unit, args.run, args.lookback, args.gap)
     except (RunFileError, WindowError, LeakageError, StatsError, OSError) as exc:
-        print(f"asic-reservoir tpf: {exc}", file=sys.stderr)
-        return 2
+        raise CommandError(str(exc), status=2) from exc
     if args.json:
         print(json.dumps(report, indent=2))
     else:

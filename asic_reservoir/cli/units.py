@@ -17,6 +17,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from asic_reservoir.cli import CommandError
 from asic_reservoir.progress import progress_bar
 from asic_reservoir.drivers.capture import capture, write_capture
 from asic_reservoir.drivers.errors import UnitError
@@ -127,14 +128,12 @@ def _print_capture(result: dict[str, Any], path: Path) -> None:
 
 def probe_main(args: argparse.Namespace) -> int:
     if getattr(args, "capture", None) is not None and args.try_writes:
-        print("asic-reservoir probe: --capture only reads; it does not combine with --try-writes",
-              file=sys.stderr)
-        return 2
+        raise CommandError("--capture only reads; it does not combine with --try-writes",
+                           status=2)
     try:
         result = asyncio.run(_probe(args))
     except (UnitError, ValueError, OSError) as exc:
-        print(f"asic-reservoir probe: {exc}", file=sys.stderr)
-        return 1
+        raise CommandError(str(exc)) from exc
     if getattr(args, "capture", None) is not None:
         if args.json:
             print(json.dumps({"url": result["url"], "capture": str(args.capture)}))
@@ -206,15 +205,13 @@ def scan_main(args: argparse.Namespace) -> int:
     try:
         hosts = scan_hosts(args.cidr, args.force)
     except ValueError as exc:
-        print(f"asic-reservoir scan: {exc}", file=sys.stderr)
-        return 2
+        raise CommandError(str(exc), status=2) from exc
     progress = progress_bar(len(hosts), f"scan {args.cidr}", unit="host", enabled=not args.json)
     try:
         found = asyncio.run(scan(hosts, args.ports, concurrency=args.concurrency,
                                  timeout=args.timeout, progress=progress))
     except ValueError as exc:
-        print(f"asic-reservoir scan: {exc}", file=sys.stderr)
-        return 2
+        raise CommandError(str(exc), status=2) from exc
     finally:
         progress.close()
     if args.json:
