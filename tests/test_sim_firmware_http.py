@@ -5,14 +5,17 @@ import asyncio
 import json
 import random
 import re
+from fractions import Fraction
 
 import aiohttp
 import httpx
+import numpy as np
 import pytest
 
 from asic_reservoir.simulator.firmware.antminer_web import (SET_CONF_REPLY_S, AntminerWebServer,
                                                           parse_digest_header, positional_fields)
-from asic_reservoir.simulator.firmware.axeos import AxeOSServer
+from asic_reservoir.simulator.firmware.axeos import AxeOSServer, RateHistory
+from asic_reservoir.simulator.firmware.esp_httpd import cjson_number
 from asic_reservoir.simulator.firmware.goldshell_web import GoldshellWebServer, encrypt_password
 from tests.sim_firmware_support import HOST, running_unit
 from tests.support import wait_until
@@ -153,6 +156,37 @@ async def test_axeos_info_has_lucky_fields():
     finally:
         await server.stop()
         await ctx.__aexit__(None, None, None)
+
+
+def test_axeos_rate_history_gives_each_window_its_exact_mean():
+    rng = random.Random(3)
+    history, samples, t = RateHistory(), [], 0.0
+    for i in range(2000):
+        t += rng.choice([0.05, 0.25, 5.0, 90.0])
+        rate = rng.uniform(1.0, 600.0)
+        history.add(t, rate)
+        samples.append((t, rate))
+        if i % 40 == 0:
+            for window in RateHistory.WINDOWS_S:
+                inside = [x for s, x in samples if s >= t - window]
+                exact = sum(map(Fraction, inside)) / len(inside)
+                mean = history.mean(t, window, -1.0)
+                assert mean == float(exact)
+                assert abs(mean - sum(inside) / len(inside)) <= 1e-12 * mean
+    assert history.mean(t + 3601.0, 3600.0, -1.0) == -1.0       # nothing sampled in the hour
+    history.clear()
+    history.add(t + 4000.0, 7.5)
+    assert history.mean(t + 4000.0, 600.0, -1.0) == 7.5
+
+
+def test_cjson_number_prints_whole_doubles_as_integers_anywhere_in_a_reply():
+    reply = {"a": 2.0, "b": [1.5, np.float64(3.0), {"c": -0.0}], "d": True, "e": None,
+             "f": "2.0", "g": float("inf"), "h": 2.0**53, "i": (4.0,), "j": 7}
+    out = cjson_number(reply)
+    assert out == {"a": 2, "b": [1.5, 3, {"c": 0}], "d": True, "e": None, "f": "2.0",
+                   "g": float("inf"), "h": 2.0**53, "i": (4.0,), "j": 7}
+    assert [type(out[k]) for k in ("a", "d", "h", "j")] == [int, bool, float, int]
+    assert type(out["b"][1]) is int and type(out["b"][2]["c"]) is int
 
 
 async def test_axeos_asic_statistics_and_unknown_routes(axeos):

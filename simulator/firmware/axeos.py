@@ -36,6 +36,7 @@ import ipaddress
 import logging
 import math
 import re
+from collections import deque
 from typing import Any, Awaitable, Callable
 
 from aiohttp import WSMsgType, web
@@ -540,6 +541,43 @@ _POOL_ITEM_KEYS = ("stratumProtocol", "stratumURL", "stratumPort", "stratumUser"
                    "stratumV2AuthorityPubkey", "stratumV2RequireAuth")
 _LEGACY_POOL_KEYS = ("URL", "Port", "User", "SuggestedDifficulty", "ExtranonceSubscribe", "TLS",
                      "Cert", "DecodeCoinbase", "Protocol", "V2AuthorityPubkey", "V2ChannelType")
+class RateHistory:
+    """The hash rates this API sampled in the last hour (unit time), averaged over the
+    10 m and 1 h windows. A unit is polled many times a simulated second in a closed loop,
+    so each window keeps an exact running sum (a double is an integer multiple of
+    2**-1074): O(1) per sample, and the correctly rounded mean of the window's samples."""
+
+    WINDOWS_S = (600.0, 3600.0)
+    _SCALE = 2 ** 1074
+
+    def __init__(self) -> None:
+        self._windows = {w: (deque(), [0]) for w in self.WINDOWS_S}
+
+    @classmethod
+    def _exact(cls, rate: float) -> int:
+        num, den = rate.as_integer_ratio()
+        return num * (cls._SCALE // den)
+
+    def add(self, t: float, rate: float) -> None:
+        exact = self._exact(float(rate))
+        for samples, total in self._windows.values():
+            samples.append((t, exact))
+            total[0] += exact
+
+    def mean(self, now: float, window_s: float, current: float) -> float:
+        """Mean of the samples taken at ``now - window_s`` or later (``current`` if none);
+        unit time only moves forward, so older samples are dropped for good."""
+        samples, total = self._windows[window_s]
+        while samples and samples[0][0] < now - window_s:
+            total[0] -= samples.popleft()[1]
+        return total[0] / (len(samples) * self._SCALE) if samples else current
+
+    def clear(self) -> None:
+        for samples, total in self._windows.values():
+            samples.clear()
+            total[0] = 0
+
+
 STATS_LABELS = ("hashrate", "hashrate_1m", "hashrate_10m", "hashrate_1h", "errorPercentage",
                 "asicTemp", "asicTemp2", "vrTemp", "asicVoltage", "voltage", "power", "current",
                 "fanSpeed", "fanRpm", "fan2Rpm", "wifiRssi", "freeHeap", "responseTime")
@@ -585,7 +623,7 @@ class AxeOS215(AxeOSRelease):
         first = dict(_POOL_DEFAULTS, stratumSuggestedDifficulty=1000)
         self.pools: list[dict[str, Any]] = [first] + [dict(_POOL_DEFAULTS) for _ in range(MAX_POOLS - 1)]
         self.reset_reason = "Reset due to power-on event"
-        self._samples: list[tuple[float, float]] = []       # (unit time s, hash rate GH/s)
+        self._rates_seen = RateHistory()                     # the 10 m and 1 h averages
         self._rows: list[list[float]] = []
         self._last_uptime = 0.0
         self._carried_uptime = 0.0                           # noinit: survives soft resets
@@ -715,31 +753,26 @@ class AxeOS215(AxeOSRelease):
         if r.uptime_s < self._last_uptime:
             self._carried_uptime += self._last_uptime
             self._carried_hashes += self._last_hashes
-            self._samples.clear()
+            self._rates_seen.clear()
             self._rows.clear()
             if self.reset_reason == "Reset due to power-on event":
                 self.reset_reason = "Software reset via esp_restart"
         self._last_uptime = r.uptime_s
         self._last_hashes = r.hashrate_avg_ghs * 1e9 * max(r.uptime_s, 0.0)
         if r.hashrate_ghs > 0:
-            self._samples.append((r.time_s, r.hashrate_ghs))
-            self._samples = [s for s in self._samples if s[0] >= r.time_s - 3600.0]
+            self._rates_seen.add(r.time_s, r.hashrate_ghs)
         every = self.nvs["statsFrequency"]
         now_ms = int(max(r.uptime_s, 0.0) * 1000)
         if every and (not self._rows or now_ms - self._rows[-1][-1] >= every * 1000):
             self._rows = (self._rows + [self._stats_row(r, now_ms)])[-STATS_LIMIT:]
-
-    def _average(self, now: float, window_s: float, current: float) -> float:
-        window = [rate for t, rate in self._samples if t >= now - window_s]
-        return sum(window) / len(window) if window else current
 
     def _rates(self, r: Any) -> tuple[float, float, float, float]:
         """hashRate, 1 m, 10 m, 1 h: the simulated rate is already a 60 s window of chip
         results; the longer ones average what this API sampled (hashrate_monitor_task keeps
         1 m blocks of its 5 s polls: same windows, coarser sampling)."""
         rate = r.hashrate_ghs
-        return (rate, rate, self._average(r.time_s, 600.0, rate),
-                self._average(r.time_s, 3600.0, rate))
+        return (rate, rate, self._rates_seen.mean(r.time_s, 600.0, rate),
+                self._rates_seen.mean(r.time_s, 3600.0, rate))
 
     def _error_percentage(self, r: Any) -> float:
         """hashrate_monitor_task: error hash rate / total x 100; here hardware errors per

@@ -42,14 +42,21 @@ def json_message(message: str, status: int = 200) -> web.Response:
     return web.json_response({"message": message}, status=status, headers=CORS_HEADERS)
 
 
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
 def cjson_number(value: Any) -> Any:
-    """cJSON prints a whole double without a fraction ("%1.15g"): so does this reply."""
+    """cJSON prints a whole double without a fraction ("%1.15g"): so does this reply.
+    (Exact types first: a closed loop polls the full info object several times a slot.)"""
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is dict or (kind is not list and isinstance(value, dict)):
+        return {k: cjson_number(v) for k, v in value.items()}
+    if kind is list or isinstance(value, list):
+        return [cjson_number(v) for v in value]
     if isinstance(value, float) and math.isfinite(value) and value.is_integer() and abs(value) < 2**53:
         return int(value)
-    if isinstance(value, dict):
-        return {k: cjson_number(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [cjson_number(v) for v in value]
     return value
 
 
