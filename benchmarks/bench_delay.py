@@ -26,6 +26,8 @@ grid; on that seed the memory capacity grew with the gain up to ~0.5 and collaps
 where a quarter of the commands clip); N was set by the machine's budget. The table comes
 from series of ``REPORT_SEED``, never used for a choice; every grid point is reported.
 ``BENCH_QUICK=1`` shrinks it to a smoke test without the slow points;
+``BENCH_DELAY_POINTS=THETA:GAIN,...`` records only those points (say a slow theta at another
+gain; the figure is then drawn only to ``BENCH_DELAY_PLOT``);
 ``BENCH_DELAY_KEEP=DIR`` keeps the run files.
 """
 
@@ -70,7 +72,13 @@ FIGURE = Path(__file__).parent / "figures" / "delay_capacity_vs_theta.png"
 def points(slow: bool = True) -> list[tuple[float, float]]:
     """The scanned (theta, gain) points, theta in seconds from the profile's constants:
     die, fan and ``THETA_MID_S`` on every gain; with ``slow`` the regulator and the
-    heatsink at 0 and ``SLOW_GAIN``."""
+    heatsink at 0 and ``SLOW_GAIN``; ``BENCH_DELAY_POINTS`` replaces the grid."""
+    chosen = os.environ.get("BENCH_DELAY_POINTS", "")
+    if chosen:
+        pairs = [p.split(":") for p in chosen.split(",")]
+        if any(len(p) != 2 for p in pairs):
+            raise ValueError(f"BENCH_DELAY_POINTS={chosen!r}: want THETA:GAIN,THETA:GAIN,...")
+        return sorted((float(t), float(g)) for t, g in pairs)
     taus = unit_time_constants(PROFILES[MODEL])
     fast = {round(max(MIN_THETA_S, taus["die"]), 3), round(taus["fan"], 3), THETA_MID_S}
     out = [(t, g) for t in fast for g in GAINS]
@@ -183,7 +191,8 @@ def run() -> list[Figure]:
           f"x {size.runs} runs:")
     print(report.table())
     print(table(report))
-    figure = os.environ.get("BENCH_DELAY_PLOT") or (None if tune else FIGURE)
+    default = None if tune or os.environ.get("BENCH_DELAY_POINTS") else FIGURE
+    figure = os.environ.get("BENCH_DELAY_PLOT") or default
     if figure:
         try:
             print(f"figure: {plot(report, Path(figure), seed)}")

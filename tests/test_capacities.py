@@ -8,11 +8,12 @@ import json
 import numpy as np
 import pytest
 
-from asic_reservoir.analysis.readout import Split, input_delays
+from asic_reservoir.analysis.readout import Split, evaluate, input_delays
 from asic_reservoir.analysis.report import CapacitySummary, Entry, Report, dumps
 from asic_reservoir.analysis.readout import summarize
-from asic_reservoir.analysis.tasks import capacity_profile, narma
-from asic_reservoir.analysis.runfiles import AnalysisOptions, analyze_files
+from asic_reservoir.analysis.tasks import (TaskError, capacity_profile, narma, narma_profile,
+                                           target_profile)
+from asic_reservoir.analysis.runfiles import NEEDS_PLOT, AnalysisOptions, analyze_files
 from asic_reservoir.experiment.record import narma_inputs
 from asic_reservoir.experiment.runs import (RunMeta, RunWriter, SlotRow, StepRecord,
                                             TelemetryRow, UnitMeta)
@@ -88,6 +89,12 @@ def test_capacities_of_known_filters_and_units_scored_together(tmp_path):
     pngs = sorted(p.name for p in (tmp_path / "plots").glob("*capacity_vs_delay.png"))
     assert pngs == ["all_2_states_side_by_side_capacity_vs_delay.png",
                     "late_hand_capacity_vs_delay.png", "slow_hand_capacity_vs_delay.png"]
+    # per basis term: "late" has u(t-2) and u(t-3) and no products; it lands in the JSON
+    assert late.terms[(2,)] > 0.95 and late.terms[(3,)] > 0.95 and late.terms[(0,)] < 0.05
+    assert max(v for k, v in late.terms.items() if len(k) == 2) < 0.05
+    assert len(cap["ipc_terms"]) == 66 and cap["ipc_terms"]["0,9"] < 0.05
+    # what NARMA-10 needs beside every reservoir of the analysis
+    assert (tmp_path / "plots" / NEEDS_PLOT).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_capacity_summary_over_runs():
@@ -134,3 +141,54 @@ def test_consistency_of_one_input_replayed_is_the_noise_floor(tmp_path):
     inputs = narma_inputs(0, 50, "repeated-input")
     assert np.array_equal(inputs(0), inputs(2))
     assert not np.array_equal(narma_inputs(0, 50)(0), narma_inputs(0, 50)(2))
+
+
+def _uniform(n: int = 20_000, seed: int = 5) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(0, 0.5, n)
+
+
+def _lag(x: np.ndarray, k: int) -> np.ndarray:
+    return np.r_[np.zeros(k), x[:len(x) - k]]
+
+
+def test_target_profile_puts_a_known_target_on_its_terms():
+    u = _uniform()
+    x = 4 * u - 1                                   # [0, 0.5] -> [-1, 1], as the basis maps it
+    delayed = target_profile(_lag(u, 3), u)
+    assert delayed.terms[(3,)] == pytest.approx(1.0, abs=1e-9)
+    assert delayed.total == pytest.approx(1.0, abs=1e-3)
+    assert sum(v for k, v in delayed.terms.items() if k != (3,)) < 1e-3
+    product = target_profile(_lag(x, 9) * x, u)     # P1(u(t-9)) P1(u(t)) itself
+    assert product.terms[(0, 9)] == pytest.approx(1.0, abs=0.01)
+    assert product.by_degree[1] < 1e-3
+    # NARMA's raw product u(t-9) u(t) = (1 + x(t-9)) (1 + x(t)) / 16: variances 1/3, 1/3 and
+    # 1/9 on P1(u(t)), P1(u(t-9)) and their product, i.e. shares 3/7, 3/7, 1/7
+    raw = target_profile(_lag(u, 9) * u, u)
+    assert [raw.terms[(0,)], raw.terms[(9,)], raw.terms[(0, 9)]] == pytest.approx(
+        [3 / 7, 3 / 7, 1 / 7], abs=0.02)
+    assert raw.total == pytest.approx(1.0, abs=0.01)
+    assert raw.covered({(0,): 1.0, (9,): 1.0}) == pytest.approx(6 / 7, abs=0.02)
+    assert raw.covered({}) == 0.0
+    with pytest.raises(TaskError, match="rows"):
+        target_profile(u[:5], u)
+    with pytest.raises(TaskError, match="input range"):
+        target_profile(u, u + 1)
+
+
+def test_narma10_profile_predicts_the_delay_ridges_it_is_scored_against():
+    """NARMA-10's variance lies on u(t), u(t-9) and u(t-10) and the product u(t) u(t-9);
+    a ridge on k input delays has capacity 1 on delays < k and 0 elsewhere, so the profile
+    must predict its NRMSE as sqrt(1 - the shares of those delays)."""
+    target = narma_profile()
+    linear = target.linear(20)
+    assert set(np.argsort(linear)[-3:]) == {0, 9, 10}
+    products = {k: v for k, v in target.terms.items() if len(k) == 2}
+    assert max(products, key=products.get) == (0, 9)
+    assert target.by_degree[1] == pytest.approx(0.85, abs=0.02)
+    assert 0.95 < target.total <= 1.0 + 1e-9
+    series = narma(6000, seed=11)
+    split = Split(50, 3000, 1000)
+    for k in (10, 20):
+        ridge = evaluate(input_delays(series.u, k), series.y, split)
+        predicted = np.sqrt(1 - target.covered({(d,): 1.0 for d in range(k)}))
+        assert ridge.nrmse == pytest.approx(predicted, abs=0.03)

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from asic_reservoir.analysis.readout import Split, evaluate, summarize, summarize_scores
-from asic_reservoir.analysis.report import (Entry, PlotsUnavailable, Report, dumps, gains,
-                                   plot_capacity_vs_theta, plot_features, plot_nrmse_vs_slots,
-                                   plot_prediction)
+from asic_reservoir.analysis.report import (CapacitySummary, Entry, PlotsUnavailable, Report,
+                                   dumps, gains, plot_capacity_vs_theta, plot_features,
+                                   plot_nrmse_vs_slots, plot_prediction, plot_task_needs)
+from asic_reservoir.analysis.tasks import target_profile
 
 
 def _report() -> Report:
@@ -112,6 +113,8 @@ def test_gains_are_paired_and_claimed_only_against_the_strongest_memory_control(
 def test_plots_need_matplotlib_or_write_pngs(tmp_path):
     rng = np.random.default_rng(1)
     x = rng.standard_normal((500, 2))
+    u = rng.uniform(0, 0.5, 2000)
+    needs = target_profile(u + np.r_[0.0, u[:-1]] * u, u, max_delay=3)
     score = evaluate(x, x[:, 0] + rng.normal(0, 0.1, 500), Split(0, 200, 100))
     calls = {
         "prediction.png": lambda p: plot_prediction(score, p, title="toy"),
@@ -123,6 +126,10 @@ def test_plots_need_matplotlib_or_write_pngs(tmp_path):
             {"gain 0.3": [(0.25, summarize([2.6, 2.7]), summarize([0.0, 0.1])),
                           (3.0, summarize([3.5, 3.6]), summarize([0.0]))]}, p,
             references={"fan": 1.0}),
+        "needs.png": lambda p: plot_task_needs(
+            needs, {"hw": CapacitySummary(summarize([2.0]), {1: summarize([2.0])}, (1.0, 1.0),
+                                          {(0,): 1.0, (1,): 0.9, (0, 1): 0.3})}, p,
+            scores={"hw": summarize([0.4])}),
     }
     try:
         import matplotlib  # noqa: F401

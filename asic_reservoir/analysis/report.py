@@ -19,7 +19,7 @@ import numpy as np
 from asic_reservoir.analysis.baselines import CONTROLS, HARDWARE_INPUT, INPUT_ONLY, MEMORY_CONTROLS
 from asic_reservoir.analysis.readout import Score, Split, Summary, summarize, summarize_scores
 from asic_reservoir.analysis.statistics import MIN_RUNS, PairedComparison, paired
-from asic_reservoir.analysis.tasks import CapacityProfile
+from asic_reservoir.analysis.tasks import IPC_DELAYS, CapacityProfile, TargetProfile
 
 
 class PlotsUnavailable(ImportError):
@@ -29,11 +29,17 @@ class PlotsUnavailable(ImportError):
 @dataclass(frozen=True)
 class CapacitySummary:
     """Capacities of one kind of states over runs: memory capacity, IPC by degree (each
-    mean ± std over runs) and the mean held-out r^2 per delay (for the plot)."""
+    mean ± std over runs), the mean held-out r^2 per delay (for the plot) and the mean
+    capacity per IPC basis term (``terms``, keyed as in ``tasks.Capacities``; degree 1 from
+    the memory capacity's delays, higher degrees from the IPC). The terms are not zeroed
+    below the chance level as the totals are: weighted by a task's shares (which sum to at
+    most 1) their chance part adds ~1/n_test at most, while zeroing would drop the many
+    small real terms of a slow filter."""
 
     memory: Summary
     ipc: dict[int, Summary]
     per_delay: tuple[float, ...]
+    terms: dict[tuple[int, ...], float] = field(default_factory=dict)
 
     @classmethod
     def from_profiles(cls, profiles: Sequence[CapacityProfile]) -> CapacitySummary:
@@ -45,7 +51,8 @@ class CapacitySummary:
         return cls(summarize([p.memory.total for p in profiles]),
                    {d: summarize([p.ipc.by_degree.get(d, 0.0) for p in profiles])
                     for d in degrees},
-                   tuple(float(v) for v in curve))
+                   tuple(float(v) for v in curve),
+                   _mean_terms([_terms(p, k) for p in profiles]))
 
     def to_json(self) -> dict[str, Any]:
         def cap(s: Summary) -> dict[str, Any]:
@@ -54,7 +61,22 @@ class CapacitySummary:
                     "values": out["values"]}
         return {"memory_capacity": cap(self.memory),
                 "ipc_by_degree": {str(d): cap(v) for d, v in self.ipc.items()},
-                "memory_per_delay": [round(v, 6) for v in self.per_delay]}
+                "memory_per_delay": [round(v, 6) for v in self.per_delay],
+                "ipc_terms": {",".join(map(str, k)): round(v, 6)
+                              for k, v in self.terms.items() if len(k) > 1}}
+
+
+def _terms(profile: CapacityProfile, k_max: int) -> dict[tuple[int, ...], float]:
+    """One run's capacity per basis term: delays 0..k_max from the memory capacity, the
+    higher degrees from the IPC."""
+    out = {(k,): float(v) for k, v in enumerate(profile.memory.per_delay[:k_max])}
+    out.update({key: v for key, v in profile.ipc.terms.items() if len(key) > 1})
+    return out
+
+
+def _mean_terms(runs: Sequence[dict[tuple[int, ...], float]]) -> dict[tuple[int, ...], float]:
+    keys = set.intersection(*(set(r) for r in runs))
+    return {k: float(np.mean([r[k] for r in runs])) for k in sorted(keys, key=lambda k: (len(k), k))}
 
 
 @dataclass(frozen=True)
@@ -429,6 +451,93 @@ def plot_capacity_vs_theta(curves: Mapping[str, Sequence[tuple[float, Summary, S
                         rotation=90, va="top", ha="right", color="grey")
         ax.set_ylim(bottom=0.0)
     axes[0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    return _save(fig, plt, path)
+
+
+def plot_task_needs(target: TargetProfile, capacities: Mapping[str, CapacitySummary],
+                    path: str | Path, title: str = "", task: str = "NARMA-10",
+                    scores: Mapping[str, Summary] | None = None) -> Path:
+    """What a task needs beside what each reservoir has, on the IPC basis (PNG, 3 panels):
+    (a) the task's share of variance on each delayed input u(t-k) (bars) and each
+    reservoir's capacity on it (lines); (b) the same for the degree-2 products
+    P(u(t-i)) P(u(t-j)) grouped by their longer delay max(i, j): the task's share (bars),
+    a reservoir's mean capacity per product (lines); (c) the share of the task each
+    reservoir's capacities cover (:meth:`TargetProfile.covered`, degree 1 and 2 stacked)
+    beside ``scores``' 1 - NRMSE^2 where given. The missing delays and degrees are where
+    the bars stand without lines."""
+    plt = _pyplot()
+    names = list(capacities)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colour = {n: colours[i % len(colours)] for i, n in enumerate(names)}
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8),
+                             gridspec_kw={"width_ratios": [1.25, 1.0, 1.1]})
+    ax = axes[0]
+    k_max = max([k for (k, *rest) in target.terms if not rest], default=0)
+    delays = np.arange(k_max + 1)
+    ax.bar(delays, target.linear(k_max), color="lightgrey", edgecolor="grey",
+           label=f"{task}: share of its variance")
+    for n in names:
+        terms = capacities[n].terms
+        ks = [k for k in delays if (k,) in terms]
+        ax.plot(ks, [terms[(k,)] for k in ks], marker="o", ms=3, lw=1.2, color=colour[n],
+                label=n)
+    ax.set_xlabel("delay k (steps)")
+    ax.set_ylabel("capacity on u(t-k) (lines) / share of the task (bars)")
+    ax.set_xticks(delays[::2])
+    ax.set_ylim(-0.02, 1.05)
+    ax.set_title("(a) degree 1: delayed inputs", fontsize=9)
+    ax.legend(fontsize=6.5, loc="center right")
+    ax = axes[1]
+    pairs = [k for c in capacities.values() for k in c.terms if len(k) == 2]
+    pair_max = max((max(k) for k in pairs), default=IPC_DELAYS)
+    lags = np.arange(pair_max + 1)
+    need = [sum(v for k, v in target.terms.items() if len(k) == 2 and max(k) == m)
+            for m in lags]
+    ax.bar(lags, need, color="lightgrey", edgecolor="grey", label=f"{task}: share")
+    for n in names:
+        terms = capacities[n].terms
+        per = [[v for k, v in terms.items() if len(k) == 2 and max(k) == m] for m in lags]
+        ax.plot(lags, [float(np.mean(p)) if p else np.nan for p in per], marker="o", ms=3,
+                lw=1.2, color=colour[n])
+    key = max((k for k in target.terms if len(k) == 2 and max(k) <= pair_max),
+              key=lambda k: target.terms[k], default=None)
+    if key is not None and target.terms[key] > 0:
+        ax.annotate(f"of which P(u(t-{key[0]})) P(u(t-{key[1]})): {target.terms[key]:.3f}",
+                    (key[1], need[key[1]]), xytext=(0, 12), textcoords="offset points",
+                    fontsize=7, ha="right")
+    ax.set_xlabel("longer delay max(i, j) of the product P(u(t-i)) P(u(t-j))")
+    ax.set_ylabel("mean capacity per product (lines) / share (bars)")
+    ax.set_xticks(lags)
+    ax.set_ylim(-0.02, 1.05)
+    ax.set_title("(b) degree 2: products of two inputs", fontsize=9)
+    ax = axes[2]
+    rows = np.arange(len(names))[::-1]
+    lin = [target.covered({k: v for k, v in capacities[n].terms.items() if len(k) == 1})
+           for n in names]
+    quad = [target.covered({k: v for k, v in capacities[n].terms.items() if len(k) == 2})
+            for n in names]
+    ax.barh(rows, lin, color=[colour[n] for n in names], alpha=0.9, label="degree 1")
+    ax.barh(rows, quad, left=lin, color=[colour[n] for n in names], alpha=0.4, hatch="//",
+            label="degree 2")
+    for r, n in zip(rows, names):
+        s = (scores or {}).get(n)
+        if s is not None and s.n:
+            ax.plot([1 - s.mean ** 2], [r], marker="D", color="black", ms=5,
+                    label="1 - NRMSE^2 measured" if r == rows[0] else None)
+    ax.axvline(target.by_degree.get(1, 0.0), color="grey", ls=":", lw=1)
+    ax.axvline(target.total, color="grey", ls="--", lw=1)
+    ax.annotate(f"task's degree 1: {target.by_degree.get(1, 0.0):.2f}", (
+        target.by_degree.get(1, 0.0), 1.0), xycoords=("data", "axes fraction"), fontsize=7,
+        rotation=90, va="top", ha="right", color="grey")
+    ax.annotate(f"+ degree 2: {target.total:.2f}", (target.total, 1.0),
+                xycoords=("data", "axes fraction"), fontsize=7, rotation=90, va="top",
+                ha="right", color="grey")
+    ax.set_yticks(rows, [n if len(n) <= 34 else n[:32] + "…" for n in names], fontsize=7)
+    ax.set_xlim(0, 1.0)
+    ax.set_xlabel(f"share of {task} covered: sum of share x capacity")
+    ax.set_title("(c) what the capacities cover", fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
     fig.suptitle(title, fontsize=9)
     return _save(fig, plt, path)
 

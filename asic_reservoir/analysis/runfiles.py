@@ -19,10 +19,12 @@ from asic_reservoir.analysis.baselines import (FILTER_BANK, HARDWARE, EchoStateN
 from asic_reservoir.analysis.readout import ReadoutError, Split, summarize
 from asic_reservoir.analysis.report import (CapacitySummary, Entry, LoopSaturation, Report,
                                             plot_capacity_vs_delay, plot_features,
-                                            plot_nrmse_vs_slots, plot_prediction)
+                                            plot_nrmse_vs_slots, plot_prediction,
+                                            plot_task_needs)
 from asic_reservoir.analysis.states import StatesError, states
 from asic_reservoir.analysis.tasks import (CapacityProfile, Consistency, TaskError,
-                                           capacity_profile, consistency, narma_from_input)
+                                           capacity_profile, consistency, narma_from_input,
+                                           narma_profile)
 from asic_reservoir.experiment.record import NARMA_ORDER, narma_inputs
 from asic_reservoir.experiment.runs import RunReader
 
@@ -271,7 +273,8 @@ def _joint_entries(joint: dict, opt: AnalysisOptions, notes: list[str]) -> list[
 
 
 def _plot_capacities(directory: str | Path, report: Any) -> None:
-    """Memory capacity against delay for each unit and channel, beside the software ones."""
+    """Memory capacity against delay for each unit and channel, beside the software ones;
+    and what NARMA-10 needs beside what every one of them has (``NEEDS_PLOT``)."""
     software = {k: c.per_delay for k, c in report.capacities.items()}
     for e in report.entries:
         if not e.capacities:
@@ -281,6 +284,39 @@ def _plot_capacities(directory: str | Path, report: Any) -> None:
                                 **software},
                                Path(directory) / f"{stem}_capacity_vs_delay.png",
                                title=f"{e.unit} {e.channel}")
+    caps, scores = needs_inputs(report)
+    if caps:
+        plot_task_needs(narma_profile(NARMA_ORDER), caps, Path(directory) / NEEDS_PLOT,
+                        title="NARMA-10's shares on delayed inputs and their products, beside "
+                              "the capacities measured (held-out rows, mean over runs)",
+                        scores=scores)
+
+
+NEEDS_PLOT = "narma10_needs_vs_capacities.png"
+
+
+def needs_inputs(report: Any, filter_banks: bool = True
+                 ) -> tuple[dict[str, CapacitySummary], dict[str, Any]]:
+    """Capacities of every entry's hardware states (and, with ``filter_banks``, the first
+    filter bank of each unit) and of the software reservoirs, each with the NRMSE of a
+    ridge on the same features (the states alone, not "hardware + input"): the inputs of
+    ``report.plot_task_needs``."""
+    caps: dict[str, CapacitySummary] = {}
+    scores: dict[str, Any] = {}
+    for e in report.entries:
+        name = f"{e.unit} {e.channel}"
+        if HARDWARE in e.capacities:
+            caps[name] = e.capacities[HARDWARE]
+            if HARDWARE in e.readouts:
+                scores[name] = e.readouts[HARDWARE]
+        bank = f"{FILTER_BANK} ({e.unit})"
+        if filter_banks and FILTER_BANK in e.capacities and bank not in caps:
+            caps[bank] = e.capacities[FILTER_BANK]
+            if FILTER_BANK in e.controls:
+                scores[bank] = e.controls[FILTER_BANK]
+    caps.update(report.capacities)
+    scores.update({k: report.baselines[k] for k in report.capacities if k in report.baselines})
+    return caps, scores
 
 
 def _stem(text: str) -> str:

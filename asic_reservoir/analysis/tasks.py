@@ -16,6 +16,7 @@ y(t+1)". Values before the start of the series are taken as zero; discard a wash
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import math
@@ -223,6 +224,24 @@ def information_processing_capacity(states: np.ndarray, u: np.ndarray, split: Sp
     chance-level terms.
     """
     states, u = _states_and_input(states, u)
+    keys, basis = legendre_basis(u, max_delay, max_degree, low, high)
+    scores, n_test = _heldout_scores(states, basis, split, valid, alphas,
+                                     int(max_delay), squared_correlation=False)
+    threshold = 9.0 / n_test if threshold is None else threshold
+    terms = {k: float(c) for k, c in zip(keys, scores)}
+    by_degree = {d: float(sum(c for k, c in terms.items() if len(k) == d and c >= threshold))
+                 for d in range(1, int(max_degree) + 1)}
+    return Capacities(total=float(sum(by_degree.values())), by_degree=by_degree, terms=terms,
+                      threshold=float(threshold), n_test=n_test)
+
+
+def legendre_basis(u: np.ndarray, max_delay: int, max_degree: int, low: float = 0.0,
+                   high: float = 0.5) -> tuple[list[tuple[int, ...]], np.ndarray]:
+    """The IPC basis: every product of Legendre polynomials of past inputs of total degree
+    1..``max_degree`` over delays 0..``max_delay``, keyed as in :class:`Capacities`, one
+    column each (rows before a delay's first input use zeros). ``u`` is mapped from
+    [low, high] to [-1, 1], where the terms of i.i.d. uniform input are orthogonal."""
+    u = np.asarray(u, dtype=float).ravel()
     if int(max_delay) != max_delay or max_delay < 0:
         raise TaskError(f"max_delay must be a non-negative integer, got {max_delay!r}")
     if int(max_degree) != max_degree or not 1 <= max_degree <= 5:
@@ -242,14 +261,7 @@ def information_processing_capacity(states: np.ndarray, u: np.ndarray, split: Sp
                 target = target * legendre.legval(delayed[delay], [0] * power + [1])
             keys.append(combo)
             columns.append(target)
-    scores, n_test = _heldout_scores(states, np.stack(columns, axis=1), split, valid, alphas,
-                                     int(max_delay), squared_correlation=False)
-    threshold = 9.0 / n_test if threshold is None else threshold
-    terms = {k: float(c) for k, c in zip(keys, scores)}
-    by_degree = {d: float(sum(c for k, c in terms.items() if len(k) == d and c >= threshold))
-                 for d in range(1, int(max_degree) + 1)}
-    return Capacities(total=float(sum(by_degree.values())), by_degree=by_degree, terms=terms,
-                      threshold=float(threshold), n_test=n_test)
+    return keys, np.stack(columns, axis=1)
 
 
 def _states_and_input(states: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -325,6 +337,69 @@ def capacity_profile(states: np.ndarray, u: np.ndarray, split: Split, *,
         information_processing_capacity(states, u, split, max_delay=min(IPC_DELAYS, k),
                                         max_degree=IPC_DEGREE, low=low, high=high,
                                         alphas=alphas, valid=valid))
+
+
+@dataclass(frozen=True)
+class TargetProfile:
+    """What a task needs, on the IPC basis (Hulser et al., Nanophotonics 12, 937, 2023):
+    ``terms[key]`` is the share of the target's variance on that basis function (its
+    squared correlation with it; the shares of orthogonal terms add up to at most 1).
+    ``total`` sums the shares over the basis; ``1 - total`` lies in terms outside it
+    (higher degrees, longer delays)."""
+
+    terms: dict[tuple[int, ...], float] = field(repr=False)
+    total: float
+    by_degree: dict[int, float]
+    n_rows: int
+
+    def linear(self, k_max: int) -> np.ndarray:
+        """Shares on P1(u(t-k)), k = 0..k_max (zero beyond the profiled delays)."""
+        return np.array([self.terms.get((k,), 0.0) for k in range(int(k_max) + 1)])
+
+    def covered(self, capacities: dict[tuple[int, ...], float]) -> float:
+        """sum over terms of share x a reservoir's capacity on that term: the share of the
+        target a linear readout of those capacities reproduces, if the reservoir's terms
+        are independent (the cited paper's estimate of 1 - NMSE; it counts only the terms
+        both measure)."""
+        return float(sum(share * capacities.get(key, 0.0) for key, share in self.terms.items()))
+
+
+def target_profile(y: np.ndarray, u: np.ndarray, *, max_delay: int = MC_DELAYS,
+                   max_degree: int = IPC_DEGREE, low: float = 0.0, high: float = 0.5,
+                   threshold: float | None = None) -> TargetProfile:
+    """A target's shares on the IPC basis of its input (:func:`legendre_basis`), on the
+    rows from ``max_delay`` on (every delayed input exists). Use a long series: a share's
+    chance level is ~1/rows, and shares below ``threshold`` (default ``9 / rows``, as for
+    capacities) count as 0. Measuring a reservoir's capacities on the same basis says which
+    of the target's terms it has and which are missing."""
+    y = np.asarray(y, dtype=float).ravel()
+    u = np.asarray(u, dtype=float).ravel()
+    if len(y) != len(u):
+        raise TaskError(f"target has {len(y)} rows but u has {len(u)}")
+    keys, basis = legendre_basis(u, max_delay, max_degree, low, high)
+    rows = slice(int(max_delay), None)
+    b, t = basis[rows], y[rows]
+    n = len(t)
+    if n < 3 or not t.std() > 0:
+        raise TaskError(f"target profile needs a varying target over >= 3 rows, got {n}")
+    bc, tc = b - b.mean(axis=0), t - t.mean()
+    var_b = (bc ** 2).mean(axis=0)
+    r2 = np.where(var_b > 0, (bc.T @ tc / n) ** 2 / np.where(var_b > 0, var_b, 1.0)
+                  / (tc ** 2).mean(), 0.0)
+    threshold = 9.0 / n if threshold is None else threshold
+    terms = {k: float(v) if v >= threshold else 0.0 for k, v in zip(keys, r2)}
+    by_degree = {d: float(sum(v for k, v in terms.items() if len(k) == d))
+                 for d in range(1, int(max_degree) + 1)}
+    return TargetProfile(terms, float(sum(by_degree.values())), by_degree, n)
+
+
+@functools.lru_cache(maxsize=4)
+def narma_profile(order: int = 10, n_steps: int = 20_000, seed: int = 0, *,
+                  max_delay: int = MC_DELAYS, max_degree: int = IPC_DEGREE) -> TargetProfile:
+    """:func:`target_profile` of NARMA-``order`` on one long series of its standard input
+    (i.i.d. U[0, 0.5]): a property of the task, not of any reservoir."""
+    series = narma(n_steps, order, seed=seed)
+    return target_profile(series.y, series.u, max_delay=max_delay, max_degree=max_degree)
 
 
 @dataclass(frozen=True)

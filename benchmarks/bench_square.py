@@ -1,0 +1,148 @@
+"""Where the open loop's square P2(u(t)) comes from: the LV06's physics alone, driven
+with the slots of ``benchmarks delay``'s open loop at theta 0.25 s, with counterfactuals.
+
+The unit's physics (``simulator.physics.UnitPhysics``, the demo's LV06 identity) runs
+without firmware, sockets or pool: per step, N = 4 slots of ``THETA`` seconds whose clock is
+``clip(1/2 + m_k (x - 1/2), 0, 1)`` of the 400-575 MHz range (the mask of the delay
+benchmark's runs), the input power and chip temperature read mid-slot, as the loop reads
+them. A readout of those readings (and their changes) is scored for P2(u(t)) and the other
+IPC terms, as ``analyze`` scores recorded states, for these variants (each a diagnosis of
+the physics as it is, nothing here changes the simulator):
+
+- as is; the fan held at a fixed duty instead of the firmware's PID;
+- the leakage's temperature dependence removed (a profile with an infinite e-fold
+  temperature: leakage frozen at its 60 C value);
+- Gaussian noise of ``NOISE_W`` on the power reading (the simulated reading has none);
+- the nodes read at the end of their slot instead of mid-slot;
+- the loop closed at gain 0.3 (the fed-back response: the chip temperature as read, or
+  the true die temperature, normalised on the range of an open-loop pass).
+
+``BENCH_QUICK=1`` shortens the runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+
+import numpy as np
+
+from benchmarks import Figure, quick
+
+from asic_reservoir.analysis.readout import Split
+from asic_reservoir.analysis.runfiles import ANALYSIS_ALPHAS
+from asic_reservoir.analysis.tasks import information_processing_capacity
+from asic_reservoir.experiment.simulated import DEMO_SEEDS, REPORT_SEED
+from asic_reservoir.simulator.physics import UnitPhysics
+from asic_reservoir.simulator.profiles import PROFILES
+
+MODEL = "lv06"
+MASK = (-1 / 3, 1 / 3, 1.0, -1 / 3)     # the 4-level mask the delay benchmark's runs drew
+THETA = 0.25
+LO_MHZ, HI_MHZ = 400.0, 575.0
+WARMUP_S = 300.0
+NOISE_W = (0.001, 0.01)
+FAN_PCT = 40.0
+STEPS = 300
+SEEDS = (REPORT_SEED, REPORT_SEED + 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    name: str
+    frozen_leakage: bool = False
+    fan_pct: float | None = None
+    noise_w: float = 0.0
+    gain: float = 0.0
+    true_temperature: bool = False
+    read_at: float = 0.5          # where in its slot a node is read (fraction of theta)
+
+
+VARIANTS = (
+    Variant("as is"),
+    Variant(f"fan held at {FAN_PCT:g} %", fan_pct=FAN_PCT),
+    Variant("read at the slot's end", read_at=1.0),
+    Variant("leakage independent of temperature", frozen_leakage=True),
+    Variant("leakage frozen, fan held", frozen_leakage=True, fan_pct=FAN_PCT),
+    *(Variant(f"{w * 1000:g} mW noise on the power reading", noise_w=w) for w in NOISE_W),
+    Variant("closed loop, gain 0.3, chip temperature as read", gain=0.3),
+    Variant("closed loop, gain 0.3, true die temperature", gain=0.3, true_temperature=True),
+)
+
+
+def record(v: Variant, seed: int, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Input and per-slot (power, chip temperature) readings of one run of ``v``."""
+    profile = PROFILES[MODEL]
+    if v.frozen_leakage:
+        profile = dataclasses.replace(profile, leakage_efold_c=float("inf"))
+    ph = UnitPhysics(profile, DEMO_SEEDS[MODEL], ambient_c=25.0, noise_seed=seed)
+    ph.hashing = True
+    if v.fan_pct is not None:
+        ph.set_fan(auto=False, pct=v.fan_pct)
+    rng = np.random.default_rng([seed, 1])
+    u = rng.uniform(0.0, 0.5, steps)
+    x = u / 0.5
+    n = len(MASK)
+    reading = lambda: float(ph.t_die[0] if v.true_temperature else ph.chip_temps_c()[0])
+    ph.set_frequency(0.5 * (LO_MHZ + HI_MHZ))
+    ph.step(WARMUP_S)
+    lo_hi = _open_loop_range(ph, rng, reading) if v.gain else (0.0, 1.0)
+    fed = deque([0.0] * (n + 1), maxlen=n + 1)   # the delay line: N + 1 slots
+    out = np.zeros((steps, 2 * n))
+    for t in range(steps):
+        for k, m in enumerate(MASK):
+            c = min(max(0.5 + v.gain * fed[0] + m * (x[t] - 0.5), 0.0), 1.0)
+            ph.set_frequency(LO_MHZ + c * (HI_MHZ - LO_MHZ))
+            ph.step(THETA * v.read_at)
+            power = ph.input_power_w() + (rng.normal(0.0, v.noise_w) if v.noise_w else 0.0)
+            temp = reading()
+            out[t, 2 * k:2 * k + 2] = power, temp
+            fed.append((temp - lo_hi[0]) / (lo_hi[1] - lo_hi[0]) - 0.5)
+            ph.step(THETA * (1.0 - v.read_at))
+    return u, out
+
+
+def _open_loop_range(ph: UnitPhysics, rng: np.random.Generator, reading) -> tuple[float, float]:
+    """The response's range over 40 open-loop steps of masked input (the loop's warm-up)."""
+    seen = []
+    for _ in range(40):
+        x = rng.uniform()
+        for m in MASK:
+            ph.set_frequency(LO_MHZ + (0.5 + m * (x - 0.5)) * (HI_MHZ - LO_MHZ))
+            ph.step(THETA / 2)
+            seen.append(reading())
+            ph.step(THETA / 2)
+    half = seen[len(seen) // 2:]
+    return min(half), max(half)
+
+
+def capacities(u: np.ndarray, readings: np.ndarray, columns: list[int]) -> dict:
+    """IPC of the chosen readings and their changes per step, degree <= 2, delays <= 3."""
+    z = readings[:, columns]
+    z = np.hstack([z, np.vstack([np.zeros((1, z.shape[1])), np.diff(z, axis=0)])])
+    c = information_processing_capacity(z, u, Split.fractions(len(u), 50, 0.5, 0.2),
+                                        max_delay=3, max_degree=2, alphas=ANALYSIS_ALPHAS)
+    return {"P1(t)": c.terms[(0,)], "P1(t-1)": c.terms[(1,)], "P2(t)": c.terms[(0, 0)],
+            "degree 2": c.by_degree[2]}
+
+
+def run() -> list[Figure]:
+    steps = 120 if quick() else STEPS
+    power = list(range(0, 2 * len(MASK), 2))
+    everything = list(range(2 * len(MASK)))
+    print(f"simulated {MODEL} physics alone, N = {len(MASK)} slots of {THETA:g} s, mask "
+          f"{[round(m, 3) for m in MASK]}, reads mid-slot, {steps} steps x {len(SEEDS)} runs "
+          f"(input seeds {SEEDS}); held-out capacities, mean over runs:")
+    print("| variant | P2(u(t)): power readings | P2(u(t)): power + temperature | "
+          "temperature alone | P1(u(t-1)), power |")
+    print("|---|---|---|---|---|")
+    figures = []
+    for v in VARIANTS:
+        rows = [(capacities(u, r, power), capacities(u, r, everything),
+                 capacities(u, r, [c + 1 for c in power]))
+                for u, r in (record(v, s, steps) for s in SEEDS)]
+        p2 = [np.mean([r[i]["P2(t)"] for r in rows]) for i in range(3)]
+        mem = np.mean([r[0]["P1(t-1)"] for r in rows])
+        print(f"| {v.name} | {p2[0]:.2f} | {p2[1]:.2f} | {p2[2]:.2f} | {mem:.2f} |")
+        figures.append(Figure(f"P2(u(t)), {v.name}", float(p2[0]), "capacity"))
+    return figures
