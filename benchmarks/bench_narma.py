@@ -17,9 +17,12 @@ chosen on tuning input series, and the reported table comes from fresh series.
    ridges, ESN-100). The closed loop is scored on its own (its features are its own
    choice), not in the "all together" entry.
 
-The published encodings' reporting runs depend on no choice: they record in the same
-process pool as the tuning pass (one process per configuration, longest first), so both
-cores stay busy; the chosen channels and loop record once the tuning pass is scored.
+Schedule: one process per core, each recording one configuration, kept busy to the end:
+the tuning recordings first, then the reporting ones as they become ready (the published
+encodings' depend on no choice, the chosen loop's wait for the loop candidates' scores, the
+chosen channels' and the consistency test's for the open-loop candidates'), longest first
+by expected CPU (``cpu_estimate``); the choices and the loop's report are scored in a thread
+while the cores record, so only the final open-loop analysis runs alone.
 Steps are 5 s (4 theta in the closed loop), in virtual time with 0.1 s physics ticks.
 ``BENCH_QUICK=1`` shrinks every size to a smoke test whose numbers mean little.
 """
@@ -30,6 +33,7 @@ import os
 import resource
 import tempfile
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -39,8 +43,8 @@ from asic_reservoir.analysis.baselines import HARDWARE_INPUT
 from asic_reservoir.analysis.report import Report, gains
 from asic_reservoir.analysis.runfiles import AnalysisOptions, analyze_files
 from asic_reservoir.experiment.simulated import (DEMO_BEST, PUBLISHED, REPORT_SEED, TUNING_SEED,
-                                                 DemoJob, DemoSize, demo_plan, demo_recording,
-                                                 record_all)
+                                                 DemoJob, DemoSize, RecordingPool,
+                                                 SimulatedRecording, demo_plan, demo_recording)
 
 TUNING = DemoSize(steps=600, runs=2)
 REPORTING = DemoSize(steps=600, runs=5)
@@ -90,10 +94,10 @@ def tuning_plan() -> list[DemoJob]:
     return plan + [replace(job, label=f"tune-{job.label}") for job in loop_candidates()]
 
 
-def choose(outputs: list[tuple[Path, DemoJob]]) -> tuple[dict[str, str], tuple[DemoJob, str]]:
-    """On the tuning pass's run files: the best channel per model and the best closed loop
-    (job and readout features), each by the lowest mean hardware + input NRMSE."""
-    report = _analyze_open([(p, job.channel) for p, job in outputs if job.loop is None])
+def choose_channels(outputs: list[tuple[Path, DemoJob]]) -> dict[str, str]:
+    """On the open-loop tuning run files: the best channel per model (where it is not the
+    published encoding), by the lowest mean hardware + input NRMSE."""
+    report = _analyze_open([(p, job.channel) for p, job in outputs])
     print(f"tuning pass (input seed {TUNING_SEED}):")
     print(report.table())
     best: dict[str, tuple[float, str]] = {}
@@ -104,18 +108,39 @@ def choose(outputs: list[tuple[Path, DemoJob]]) -> tuple[dict[str, str], tuple[D
         score = e.readouts[HARDWARE_INPUT].mean
         if model not in best or score < best[model][0]:
             best[model] = (score, e.channel)
+    return {m: spec for m, (_, spec) in best.items() if spec != PUBLISHED}
+
+
+def choose_loop(outputs: list[tuple[Path, DemoJob]]) -> tuple[DemoJob, str]:
+    """On the closed-loop tuning run files: the best loop (job and readout features) by
+    the lowest mean hardware + input NRMSE."""
     loops: list[tuple[float, int, DemoJob, str]] = []
-    for i, (path, job) in enumerate(p for p in outputs if p[1].loop is not None):
+    lines = [f"closed-loop candidates (input seed {TUNING_SEED}):"]
+    for i, (path, job) in enumerate(outputs):
         for features in LOOP_FEATURES:
             entry = _analyze_loop(path, job, features, capacities=False).entries[0]
             score = entry.readouts[HARDWARE_INPUT].mean
             clipped = bench_delay.clipped(entry)
-            print(f"  {loop_label(job, features)}: hardware + input "
-                  f"{entry.readouts[HARDWARE_INPUT].cell(3)}, commands clipped {clipped}")
+            lines.append(f"  {loop_label(job, features)}: hardware + input "
+                         f"{entry.readouts[HARDWARE_INPUT].cell(3)}, commands clipped {clipped}")
             loops.append((score, i, job, features))
+    print("\n".join(lines))
     _, _, job, features = min(loops, key=lambda c: c[:2])
-    chosen = {m: spec for m, (_, spec) in best.items() if spec != PUBLISHED}
-    return chosen, (replace(job, label="loop"), features)
+    return replace(job, label="loop"), features
+
+
+# CPU of a recording, estimated from this benchmark's measured jobs (README): per simulated
+# second of a model's physics and mining, and per command slot (an LV06 slot is a verified
+# write and a poll through its HTTP API). Only the order recordings start in depends on it.
+TICK_CPU_S = {"s9": 3.0e-3, "lbbox": 2.4e-3, "lv06": 0.6e-3}
+SLOT_CPU_S = 3.6e-3
+TUNING_FIRST = 1e6        # tuning recordings start before any reporting one
+
+
+def cpu_estimate(rec: SimulatedRecording) -> float:
+    """Expected CPU seconds of a recording (the warm-up runs once, before the first run)."""
+    simulated = rec.warmup_seconds + rec.runs * rec.steps * rec.step_seconds
+    return simulated * (TICK_CPU_S.get(rec.model, 3e-3) + SLOT_CPU_S * rec.slots / rec.step_seconds)
 
 
 def _cpu_seconds() -> float:
@@ -126,41 +151,72 @@ def _cpu_seconds() -> float:
 
 
 def run() -> list[Figure]:
+    """Both passes on one process per core, kept busy to the end: the tuning recordings
+    first (longest first), then the reporting ones as they become ready (the published
+    encodings' at once, the chosen loop's once the loop candidates are scored, the chosen
+    channels' once the open-loop candidates are), longest first; each choice and the loop's
+    report are scored in a thread of this process while the cores record."""
     tuning, reporting = (QUICK, QUICK) if quick() else (TUNING, REPORTING)
     wall0, cpu0, load = time.perf_counter(), _cpu_seconds(), os.getloadavg()[0]
-    with tempfile.TemporaryDirectory(prefix="bench-narma-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-narma-") as tmp, RecordingPool() as pool, \
+            ThreadPoolExecutor(max_workers=1) as analyst:
         tune_dir, report_dir = Path(tmp) / "tune", Path(tmp) / "report"
         tune_dir.mkdir()
         report_dir.mkdir()
-        # pass 1: the tuning candidates and the published encodings' reporting runs
-        tune_jobs = sorted(tuning_plan(), key=lambda j: j.loop is None)   # loops: longest
-        published = [j for j in demo_plan() if j.label == "published"]
-        recordings = ([demo_recording(j, reporting, report_dir, REPORT_SEED) for j in published]
-                      + [demo_recording(j, tuning, tune_dir, TUNING_SEED) for j in tune_jobs])
-        recordings[0] = replace(recordings[0], progress=True)
-        record_all(recordings)
-        chosen, (loop_job, loop_features) = choose(
-            [(Path(r.path), j) for r, j in zip(recordings[len(published):], tune_jobs)])
-        wall_tuned = time.perf_counter() - wall0
+
+        def add(rec: SimulatedRecording, first: float = 0.0) -> SimulatedRecording:
+            pool.add(rec, first + cpu_estimate(rec))
+            return rec
+
+        tune = [(add(demo_recording(j, tuning, tune_dir, TUNING_SEED), TUNING_FIRST), j)
+                for j in tuning_plan()]
+        published = [(add(demo_recording(j, reporting, report_dir, REPORT_SEED)), j)
+                     for j in demo_plan() if j.label == "published"]
+        waiting = {  # a choice: the tuning recordings it reads
+            "loop": [(Path(r.path), j) for r, j in tune if j.loop is not None],
+            "channels": [(Path(r.path), j) for r, j in tune if j.loop is None]}
+        choices: dict[str, Future] = {}
+        chosen_at: dict[str, float] = {}
+        rest: list[tuple[SimulatedRecording, DemoJob]] = []
+        loop_rec: tuple[SimulatedRecording, DemoJob, str] | None = None
+        loop_report: Future | None = None
+        finished: set[str] = set()
+        while True:
+            for name, inputs in list(waiting.items()):
+                if all(str(p) in finished for p, _ in inputs):
+                    choices[name] = analyst.submit(
+                        choose_loop if name == "loop" else choose_channels, inputs)
+                    del waiting[name]
+            for name in [n for n, f in choices.items() if f.done() and n not in chosen_at]:
+                chosen_at[name] = time.perf_counter() - wall0
+                if name == "loop":
+                    job, features = choices[name].result()
+                    loop_rec = (add(demo_recording(job, reporting, report_dir, REPORT_SEED)),
+                                job, features)
+                else:
+                    plan = demo_plan(choices[name].result() or DEMO_BEST)
+                    rest = [(add(demo_recording(j, reporting, report_dir, REPORT_SEED)), j)
+                            for j in plan if j.label != "published"]
+            if loop_rec is not None and loop_report is None and loop_rec[0].path in finished:
+                loop_report = analyst.submit(_analyze_loop, Path(loop_rec[0].path), *loop_rec[1:])
+            busy = [f for f in choices.values() if not f.done()]
+            if not pool.pending and not busy and not waiting and len(chosen_at) == 2 and \
+                    loop_report is not None:
+                break
+            finished.update(r.path for r in pool.wait(also=busy))
+        chosen = choices["channels"].result()
         print(f"chosen on seed {TUNING_SEED}: {chosen or 'the published encoding everywhere'}"
               f" (the demo's DEMO_BEST: {DEMO_BEST}); closed loop: "
-              f"{loop_label(loop_job, loop_features)}")
-        # pass 2: the chosen channels, the consistency test and the chosen loop
-        rest = [j for j in demo_plan(chosen or DEMO_BEST) if j.label != "published"]
-        later = [demo_recording(j, reporting, report_dir, REPORT_SEED)
-                 for j in [loop_job] + rest]
-        record_all(later)
-        opened = [(Path(r.path), j.channel) for r, j in
-                  zip(recordings[:len(published)] + later[1:], published + rest)]
-        report = _analyze_open(opened)
-        report.entries.extend(_analyze_loop(Path(later[0].path), loop_job,
-                                            loop_features).entries)
+              f"{loop_label(loop_rec[1], loop_rec[2])}")
+        report = _analyze_open([(Path(r.path), j.channel) for r, j in published + rest])
+        report.entries.extend(loop_report.result().entries)
     wall, cpu = time.perf_counter() - wall0, _cpu_seconds() - cpu0
     print(f"reporting pass (input seed {REPORT_SEED}, never used for a choice):")
     print(report.table())
     print(f"sizes: tuning {tuning.runs} runs x {tuning.steps} steps, reporting {reporting.runs} "
-          f"runs x {reporting.steps} steps; wall time {wall:.0f} s ({wall_tuned:.0f} s to the "
-          f"choice), CPU {cpu:.0f} s, {os.cpu_count()} cores, load average {load:.1f} at start")
+          f"runs x {reporting.steps} steps; wall time {wall:.0f} s (loop chosen at "
+          f"{chosen_at['loop']:.0f} s, channels at {chosen_at['channels']:.0f} s), CPU "
+          f"{cpu:.0f} s, {os.cpu_count()} cores, load average {load:.1f} at start")
     figures = [Figure("benchmark wall time", wall, "s", "CPU time", cpu,
                       f"{os.cpu_count()} cores, load average {load:.1f} at start")]
     ridge20 = report.baselines["ridge 20 delays"]

@@ -6,9 +6,13 @@ import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
+
+from asic_reservoir.experiment.runs import RunReader
 from asic_reservoir.experiment.simulated import (DEMO_BEST, DEMO_MODELS, PUBLISHED, REPORT_SEED,
-                                                 TUNING_SEED)
+                                                 TUNING_SEED, RecordingPool, SimulatedRecording)
 from tests.support import main_here
 
 
@@ -55,3 +59,30 @@ def test_demo_json_has_every_unit_channel_baseline_and_control(tmp_path):
 def test_demo_refuses_sizes_it_cannot_score(capsys):
     code, _out, err = main_here(capsys, "demo", "--steps", "10")
     assert code == 2 and "--steps >= 100" in err
+
+
+def _tiny(path: Path, model: str = "lv06") -> SimulatedRecording:
+    return SimulatedRecording(model, PUBLISHED, str(path), steps=3, seed=1, warmup_seconds=0.0)
+
+
+def test_recording_pool_starts_the_ready_recording_of_highest_priority(tmp_path):
+    recs = {name: _tiny(tmp_path / f"{name}.db") for name in "abc"}
+    order: list[str] = []
+    with RecordingPool(processes=1) as pool:
+        pool.add(recs["a"], 0.0)             # starts at once: the only core is free
+        pool.add(recs["b"], 1.0)
+        pool.add(recs["c"], 5.0)             # queued after b, starts before it
+        assert pool.pending == 3
+        while pool.pending:
+            order += [Path(r.path).stem for r in pool.wait()]
+    assert order == ["a", "c", "b"]
+    for rec in recs.values():
+        with RunReader(rec.path) as reader:
+            assert [row[0] for row in reader.steps(0)] == [0, 1, 2]
+
+
+def test_recording_pool_raises_a_failed_recording(tmp_path):
+    with RecordingPool(processes=1) as pool:
+        pool.add(_tiny(tmp_path / "bad.db", model="no-such-model"))
+        with pytest.raises(KeyError, match="no-such-model"):
+            pool.wait()

@@ -5,12 +5,14 @@ demo and the sweep tasks share (one configuration per process), and ``run`` on u
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import os
 import zlib
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -156,13 +158,61 @@ def demo_recording(job: DemoJob, size: DemoSize, workdir: Path, seed: int = REPO
         mask_levels=job.mask_levels, progress=progress)
 
 
+class RecordingPool:
+    """Simulated recordings, each in its own process, one per core (unless ``processes``):
+    the ready recording of highest priority starts whenever a core frees (ties in the order
+    added). Recordings may be added while others record (say, those that depend on a choice
+    made on finished ones), so no core waits for a whole batch.
+
+    Use as a context manager; :meth:`wait` returns the recordings that finished."""
+
+    def __init__(self, processes: int | None = None) -> None:
+        self.workers = max(1, processes or os.cpu_count() or 1)
+        self._executor = ProcessPoolExecutor(max_workers=self.workers)
+        self._ready: list[tuple[float, int, SimulatedRecording]] = []
+        self._running: dict[Future, SimulatedRecording] = {}
+        self._added = itertools.count()
+
+    def __enter__(self) -> RecordingPool:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def add(self, rec: SimulatedRecording, priority: float = 0.0) -> None:
+        """Queue ``rec``; a higher ``priority`` starts first (e.g. its expected CPU time)."""
+        heapq.heappush(self._ready, (-priority, next(self._added), rec))
+        self._fill()
+
+    @property
+    def pending(self) -> int:
+        """Recordings queued or recording."""
+        return len(self._ready) + len(self._running)
+
+    def wait(self, also: Iterable[Future] = ()) -> list[SimulatedRecording]:
+        """Block until a recording (or a future of ``also``) finishes; the recordings that
+        finished, in the order added. A recording that failed raises here."""
+        done, _ = wait([*self._running, *also], return_when=FIRST_COMPLETED)
+        finished = [(f, self._running.pop(f)) for f in done if f in self._running]
+        for future, _rec in finished:
+            future.result()
+        self._fill()
+        return [rec for _f, rec in finished]
+
+    def _fill(self) -> None:
+        while self._ready and len(self._running) < self.workers:
+            rec = heapq.heappop(self._ready)[2]
+            self._running[self._executor.submit(record_simulated, rec)] = rec
+
+
 def record_all(recordings: Sequence[SimulatedRecording], processes: int | None = None) -> None:
     """Record each in its own process (one per core unless ``processes``), in the order
     given: put the longest first, the pool then finishes soonest."""
-    workers = max(1, min(len(recordings), processes or os.cpu_count() or 1))
-    with ProcessPoolExecutor(max_workers=workers) as executor:
-        for future in [executor.submit(record_simulated, rec) for rec in recordings]:
-            future.result()
+    with RecordingPool(min(len(recordings), processes or os.cpu_count() or 1)) as pool:
+        for rec in recordings:
+            pool.add(rec)
+        while pool.pending:
+            pool.wait()
 
 
 def run_demo(size: DemoSize, workdir: Path, progress: bool = True,
