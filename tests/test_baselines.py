@@ -107,6 +107,26 @@ def test_esn_is_causal_and_scaled():
             EchoStateNetwork(**bad)
 
 
+def test_hardware_scores_with_input_controls_given_score_as_without():
+    from asic_reservoir.analysis.baselines import hardware_scores, input_controls
+
+    split = Split(washout=50, train=400, validation=150)
+    s = narma(800, seed=4)
+    states = EchoStateNetwork(10, seed=4).states(s.u)
+    valid = np.ones(800, bool)
+    valid[300:310] = False
+    taus = (1.5, 6.0)
+    fresh = hardware_scores(states, s.u, s.y, split, seed=4, valid=valid, time_constants=taus)
+    given = hardware_scores(states, s.u, s.y, split, seed=4, valid=valid, time_constants=taus,
+                            controls=input_controls(s.u, s.y, split, valid=valid,
+                                                    time_constants=taus))
+    assert list(given) == list(fresh)
+    assert {k: (v.nrmse, v.alpha, v.n_test) for k, v in given.items()} == \
+        {k: (v.nrmse, v.alpha, v.n_test) for k, v in fresh.items()}
+    assert "10 input delays" not in hardware_scores(states, s.u, s.y, split,
+                                                    time_constants=None)
+
+
 def test_hardware_scores_give_readouts_and_controls_per_run():
     from asic_reservoir.analysis.baselines import hardware_scores
     from asic_reservoir.analysis.readout import LeakageError

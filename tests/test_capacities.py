@@ -13,6 +13,7 @@ from asic_reservoir.analysis.report import CapacitySummary, Entry, Report, dumps
 from asic_reservoir.analysis.readout import summarize
 from asic_reservoir.analysis.tasks import (TaskError, capacity_profile, narma, narma_profile,
                                            target_profile)
+from asic_reservoir.analysis import runfiles
 from asic_reservoir.analysis.runfiles import NEEDS_PLOT, AnalysisOptions, analyze_files
 from asic_reservoir.experiment.record import narma_inputs
 from asic_reservoir.experiment.runs import (RunMeta, RunWriter, SlotRow, StepRecord,
@@ -192,3 +193,29 @@ def test_narma10_profile_predicts_the_delay_ridges_it_is_scored_against():
         ridge = evaluate(input_delays(series.u, k), series.y, split)
         predicted = np.sqrt(1 - target.covered({(d,): 1.0 for d in range(k)}))
         assert ridge.nrmse == pytest.approx(predicted, abs=0.03)
+
+
+def test_units_on_one_series_share_what_reads_only_the_input(tmp_path, monkeypatch):
+    """The input-only and memory-matched controls and the filter bank's capacities are fitted
+    once per run for units driven by one series on the same rows, and score as they do for
+    a unit analysed alone."""
+    rng = np.random.default_rng(2)
+    path = tmp_path / "run.db"
+    _run_file(path, {"slow": lambda u: _ema(u, 4.0) + rng.normal(0, 1e-3, len(u)),
+                     "late": lambda u: np.r_[0.0, 0.0, u[:-2]] + rng.normal(0, 1e-3, len(u))})
+    fitted = []
+    real = runfiles.input_controls
+    monkeypatch.setattr(runfiles, "input_controls",
+                        lambda *a, **k: fitted.append(1) or real(*a, **k))
+    together = {e.unit: e for e in analyze_files([path], AnalysisOptions(joint=False)).entries}
+    assert len(fitted) == 2                                  # one per run, not per unit
+    bank = "filter bank + quadratic"
+    for unit in ("slow", "late"):
+        alone = analyze_files([path], AnalysisOptions(units=[unit], joint=False)).entries[0]
+        shared = together[unit]
+        assert list(shared.controls) == list(alone.controls)
+        assert {k: c.values for k, c in shared.controls.items()} == \
+            {k: c.values for k, c in alone.controls.items()}
+        assert shared.capacities[bank].memory.values == alone.capacities[bank].memory.values
+        assert shared.capacities[bank].terms == alone.capacities[bank].terms
+        assert shared.readouts["hardware"].values == alone.readouts["hardware"].values

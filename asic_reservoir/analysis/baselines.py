@@ -13,7 +13,7 @@ scored on exactly the hardware's rows. All use the readout protocol of
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -293,8 +293,8 @@ def hardware_scores(states: np.ndarray, u: np.ndarray, y: np.ndarray, split: Spl
                     alphas: Sequence[float] | np.ndarray = DEFAULT_ALPHAS,
                     check_leakage: bool = True, feature_time_ns: np.ndarray | None = None,
                     input_time_ns: np.ndarray | None = None,
-                    time_constants: Sequence[float] | None = GENERIC_TIME_CONSTANTS_STEPS
-                    ) -> dict[str, Score]:
+                    time_constants: Sequence[float] | None = GENERIC_TIME_CONSTANTS_STEPS,
+                    controls: Mapping[str, Score] | None = None) -> dict[str, Score]:
     """The standard readouts and controls of one run's hardware states.
 
     Returns ``{"hardware": states only, "hardware + input": states + input_lags input
@@ -304,7 +304,8 @@ def hardware_scores(states: np.ndarray, u: np.ndarray, y: np.ndarray, split: Spl
     the hardware's rows (``valid`` and ``split``). With ``check_leakage`` the states first go through
     :func:`~asic_reservoir.analysis.readout.check_no_leakage` (raises ``LeakageError``), including
     its timestamp check when ``feature_time_ns`` (latest raw datum per row) and
-    ``input_time_ns`` (when each u[t] was applied) are given.
+    ``input_time_ns`` (when each u[t] was applied) are given. ``controls``: the
+    :func:`input_controls` of these arguments, when already computed for another unit.
     """
     states = np.asarray(states, dtype=float)
     if states.ndim == 1:
@@ -316,13 +317,29 @@ def hardware_scores(states: np.ndarray, u: np.ndarray, y: np.ndarray, split: Spl
                          feature_time_ns=feature_time_ns,
                          input_time_ns=input_time_ns).raise_if_leaky()
     lagged = input_delays(u, input_lags)
+    hardware = evaluate(states, y, split, alphas=alphas, feature_names=names, valid=valid)
+    with_input = evaluate(np.hstack([states, lagged]), y, split, alphas=alphas,
+                          feature_names=names + delay_names(input_lags), valid=valid)
+    if controls is None:
+        controls = input_controls(u, y, split, input_lags=input_lags,
+                                  time_constants=time_constants, alphas=alphas, valid=valid)
     return {
-        HARDWARE: evaluate(states, y, split, alphas=alphas, feature_names=names, valid=valid),
-        HARDWARE_INPUT: evaluate(np.hstack([states, lagged]), y, split, alphas=alphas,
-                                 feature_names=names + delay_names(input_lags), valid=valid),
-        INPUT_ONLY: input_only_control(u, y, split, input_lags, alphas=alphas, valid=valid),
+        HARDWARE: hardware, HARDWARE_INPUT: with_input, INPUT_ONLY: controls[INPUT_ONLY],
         SHUFFLED: shuffled_states_control(states, y, split, seed, alphas=alphas, valid=valid),
-        **({} if time_constants is None else
-           memory_controls(u, y, split, input_lags=input_lags, time_constants=time_constants,
-                           alphas=alphas, valid=valid)),
+        **{name: score for name, score in controls.items() if name != INPUT_ONLY},
     }
+
+
+def input_controls(u: np.ndarray, y: np.ndarray, split: Split, *, input_lags: int = 1,
+                   time_constants: Sequence[float] | None = GENERIC_TIME_CONSTANTS_STEPS,
+                   alphas: Sequence[float] | np.ndarray = DEFAULT_ALPHAS,
+                   valid: np.ndarray | None = None) -> dict[str, Score]:
+    """The controls of :func:`hardware_scores` that read only the input: ``input only`` and
+    the :func:`memory_controls` (none when ``time_constants`` is None). They depend on the
+    input series and the rows alone, so units driven by one series on the same rows share
+    them (an analysis fits them once, not once per unit)."""
+    out = {INPUT_ONLY: input_only_control(u, y, split, input_lags, alphas=alphas, valid=valid)}
+    if time_constants is not None:
+        out.update(memory_controls(u, y, split, input_lags=input_lags,
+                                   time_constants=time_constants, alphas=alphas, valid=valid))
+    return out

@@ -15,7 +15,8 @@ import numpy as np
 from asic_reservoir.analysis.actuation import actuation, saturation
 from asic_reservoir.analysis.baselines import (FILTER_BANK, HARDWARE, EchoStateNetwork,
                                                filter_bank_features, hardware_scores,
-                                               run_baselines, time_constants_in_steps)
+                                               input_controls, run_baselines,
+                                               time_constants_in_steps)
 from asic_reservoir.analysis.readout import ReadoutError, Split, summarize
 from asic_reservoir.analysis.report import (CapacitySummary, Entry, LoopSaturation, Report,
                                             plot_capacity_vs_delay, plot_features,
@@ -73,6 +74,9 @@ def analyze_files(paths: Sequence[str | Path], options: AnalysisOptions | None =
     grouped_sat: dict[tuple[str, str], list] = {}     # closed loops: saturation per run
     slot_key: dict[tuple[str, str], tuple[tuple[str, str], int]] = {}
     consistencies: dict[tuple[str, str], list[Consistency]] = {}
+    # What reads only the input (controls, the filter bank's capacities) is computed once
+    # per (series, rows, time constants): every unit driven by that series shares it.
+    shared: dict[tuple, dict] = {}
     skipped = 0
     split = None
     for path in paths:
@@ -114,12 +118,17 @@ def analyze_files(paths: Sequence[str | Path], options: AnalysisOptions | None =
                                                 opt.train, opt.validation)
                     split = split or run_split
                     where = f"{Path(path).name}: run {run}: {unit.name}"
+                    rows = (u.tobytes(), run_split, sm.valid.tobytes(), taus)
                     try:
+                        if rows not in shared:
+                            shared[rows] = input_controls(u, y, run_split, valid=sm.valid,
+                                                          alphas=ANALYSIS_ALPHAS,
+                                                          time_constants=taus)
                         scores = hardware_scores(
                             sm.X, u, y, run_split, valid=sm.valid, feature_names=sm.names,
                             seed=run, alphas=ANALYSIS_ALPHAS, check_leakage=opt.check_leakage,
                             feature_time_ns=sm.feature_time_ns, input_time_ns=sm.input_time_ns,
-                            time_constants=taus)
+                            time_constants=taus, controls=shared[rows])
                     except ReadoutError as exc:      # one bad run must not hide the others
                         notes.append(f"{where} not scored: {exc}")
                         continue
@@ -128,9 +137,18 @@ def analyze_files(paths: Sequence[str | Path], options: AnalysisOptions | None =
                     if sat is not None and sat.slots:
                         sats.append(sat)
                     if opt.capacities:
-                        _add_capacities(profiles, {HARDWARE: sm.X,
-                                                   FILTER_BANK: filter_bank_features(u, taus)},
-                                        u, run_split, sm.valid, notes, where)
+                        _add_capacities(profiles, {HARDWARE: sm.X}, u, run_split, sm.valid,
+                                        notes, where)
+                        if (rows, FILTER_BANK) not in shared:
+                            bank: dict[str, list[CapacityProfile]] = {}
+                            failed: list[str] = []
+                            _add_capacities(bank, {FILTER_BANK: filter_bank_features(u, taus)},
+                                            u, run_split, sm.valid, failed, "")
+                            shared[(rows, FILTER_BANK)] = {"profiles": bank, "notes": failed}
+                        bank_run = shared[(rows, FILTER_BANK)]
+                        for name, found in bank_run["profiles"].items():
+                            profiles.setdefault(name, []).extend(found)
+                        notes.extend(where + n for n in bank_run["notes"])
                     skipped += sm.n_marked
                     notes.extend(f"{Path(path).name}: run {run}: {n}" for n in sm.notes)
                     key = (u.tobytes(), run_split)
