@@ -32,6 +32,7 @@ first and would classify the unit as a Bitaxe).
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 import math
@@ -96,7 +97,9 @@ DISPLAYS = ("NONE", "SSD1306 (128x32)", "SSD1309 (128x64)", "SH1107 (64x128)",
 MAX_POOLS = 8                          # main/global_state.h
 
 
+@functools.lru_cache(maxsize=256)
 def is_private(ip: str) -> bool:
+    """Whether ``ip`` is in a private range (cached: every request checks its peer)."""
     try:
         addr = ipaddress.ip_address(ip)
     except ValueError:

@@ -12,6 +12,7 @@ simulator does not encode addresses -- the toolkit's pool pays an ``OP_RETURN`` 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 MAX_OUTPUTS = 6                  # MAX_COINBASE_TX_OUTPUTS (coinbase_decoder.h)
@@ -58,10 +59,12 @@ def _varint(data: bytes, offset: int) -> tuple[int, int]:
     return int.from_bytes(data[offset + 1:offset + 1 + size], "little"), offset + 1 + size
 
 
+@functools.lru_cache(maxsize=64)
 def decode(coinb1: bytes, coinb2: bytes, version: int, nbits: int, extranonce_size: int,
            user: str, decode_outputs: bool = True) -> CoinbaseFacts | None:
     """The firmware's reading of one notify; ``extranonce_size`` = extranonce1 + extranonce2
-    bytes. ``None`` where ``coinbase_process_notification`` gives up before the height."""
+    bytes. ``None`` where ``coinbase_process_notification`` gives up before the height.
+    (Cached: the API decodes the current job on every info request; the facts are frozen.)"""
     offset = 41                                   # version, input count, prevout hash + index
     if len(coinb1) < offset + 2:
         return None
