@@ -168,8 +168,14 @@ def test_target_profile_puts_a_known_target_on_its_terms():
     assert [raw.terms[(0,)], raw.terms[(9,)], raw.terms[(0, 9)]] == pytest.approx(
         [3 / 7, 3 / 7, 1 / 7], abs=0.02)
     assert raw.total == pytest.approx(1.0, abs=0.01)
-    assert raw.covered({(0,): 1.0, (9,): 1.0}) == pytest.approx(6 / 7, abs=0.02)
-    assert raw.covered({}) == 0.0
+    # states holding u(t) and u(t-9) but not their product: NRMSE >= sqrt(1/7); nothing
+    # measured, no floor; a state mixing the two delays 1:1 in one feature reaches 6/7 of
+    # the variance, so its floor must not exceed sqrt(1/7) though each delay's capacity is 1/2
+    zero = {k: 0.0 for k in raw.terms}
+    assert raw.nrmse_floor({**zero, (0,): 1.0, (9,): 1.0}) == pytest.approx(np.sqrt(1 / 7),
+                                                                         abs=0.02)
+    assert raw.nrmse_floor({}) == 0.0
+    assert raw.nrmse_floor({**zero, (0,): 0.5, (9,): 0.5}) <= np.sqrt(1 / 7) + 0.02
     with pytest.raises(TaskError, match="rows"):
         target_profile(u[:5], u)
     with pytest.raises(TaskError, match="input range"):
@@ -178,8 +184,8 @@ def test_target_profile_puts_a_known_target_on_its_terms():
 
 def test_narma10_profile_predicts_the_delay_ridges_it_is_scored_against():
     """NARMA-10's variance lies on u(t), u(t-9) and u(t-10) and the product u(t) u(t-9);
-    a ridge on k input delays has capacity 1 on delays < k and 0 elsewhere, so the profile
-    must predict its NRMSE as sqrt(1 - the shares of those delays)."""
+    a ridge on k input delays has capacity 1 on delays < k and 0 elsewhere, so its NRMSE
+    lies at the floor those capacities leave, within what lies beyond the profiled terms."""
     target = narma_profile()
     linear = target.linear(20)
     assert set(np.argsort(linear)[-3:]) == {0, 9, 10}
@@ -191,8 +197,9 @@ def test_narma10_profile_predicts_the_delay_ridges_it_is_scored_against():
     split = Split(50, 3000, 1000)
     for k in (10, 20):
         ridge = evaluate(input_delays(series.u, k), series.y, split)
-        predicted = np.sqrt(1 - target.covered({(d,): 1.0 for d in range(k)}))
-        assert ridge.nrmse == pytest.approx(predicted, abs=0.03)
+        floor = target.nrmse_floor({key: float(key in {(d,) for d in range(k)})
+                                    for key in target.terms})
+        assert floor - 0.01 <= ridge.nrmse <= floor + 0.05
 
 
 def test_units_on_one_series_share_what_reads_only_the_input(tmp_path, monkeypatch):

@@ -457,14 +457,15 @@ def plot_capacity_vs_theta(curves: Mapping[str, Sequence[tuple[float, Summary, S
 
 def plot_task_needs(target: TargetProfile, capacities: Mapping[str, CapacitySummary],
                     path: str | Path, title: str = "", task: str = "NARMA-10",
-                    scores: Mapping[str, Summary] | None = None) -> Path:
+                    scores: Mapping[str, Summary] | None = None,
+                    aim: float | None = None) -> Path:
     """What a task needs beside what each reservoir has, on the IPC basis (PNG, 3 panels):
     (a) the task's share of variance on each delayed input u(t-k) (bars) and each
     reservoir's capacity on it (lines); (b) the same for the degree-2 products
     P(u(t-i)) P(u(t-j)) grouped by their longer delay max(i, j): the task's share (bars),
-    a reservoir's mean capacity per product (lines); (c) the share of the task each
-    reservoir's capacities cover (:meth:`TargetProfile.covered`, degree 1 and 2 stacked)
-    beside ``scores``' 1 - NRMSE^2 where given. The missing delays and degrees are where
+    a reservoir's mean capacity per product (lines); (c) the NRMSE floor those capacities
+    leave (:meth:`TargetProfile.nrmse_floor`) beside ``scores`` (NRMSE of a readout of the
+    same states) where given, and the ``aim``. The missing delays and degrees are where
     the bars stand without lines."""
     plt = _pyplot()
     names = list(capacities)
@@ -503,7 +504,8 @@ def plot_task_needs(target: TargetProfile, capacities: Mapping[str, CapacitySumm
     key = max((k for k in target.terms if len(k) == 2 and max(k) <= pair_max),
               key=lambda k: target.terms[k], default=None)
     if key is not None and target.terms[key] > 0:
-        ax.annotate(f"of which P(u(t-{key[0]})) P(u(t-{key[1]})): {target.terms[key]:.3f}",
+        lag = lambda d: f"u(t-{d})" if d else "u(t)"
+        ax.annotate(f"of which P({lag(key[0])}) P({lag(key[1])}): {target.terms[key]:.3f}",
                     (key[1], need[key[1]]), xytext=(0, 12), textcoords="offset points",
                     fontsize=7, ha="right")
     ax.set_xlabel("longer delay max(i, j) of the product P(u(t-i)) P(u(t-j))")
@@ -513,30 +515,22 @@ def plot_task_needs(target: TargetProfile, capacities: Mapping[str, CapacitySumm
     ax.set_title("(b) degree 2: products of two inputs", fontsize=9)
     ax = axes[2]
     rows = np.arange(len(names))[::-1]
-    lin = [target.covered({k: v for k, v in capacities[n].terms.items() if len(k) == 1})
-           for n in names]
-    quad = [target.covered({k: v for k, v in capacities[n].terms.items() if len(k) == 2})
-            for n in names]
-    ax.barh(rows, lin, color=[colour[n] for n in names], alpha=0.9, label="degree 1")
-    ax.barh(rows, quad, left=lin, color=[colour[n] for n in names], alpha=0.4, hatch="//",
-            label="degree 2")
+    floors = [target.nrmse_floor(capacities[n].terms) for n in names]
+    ax.barh(rows, floors, color=[colour[n] for n in names], alpha=0.8,
+            label="floor: the lowest NRMSE these capacities allow")
     for r, n in zip(rows, names):
         s = (scores or {}).get(n)
         if s is not None and s.n:
-            ax.plot([1 - s.mean ** 2], [r], marker="D", color="black", ms=5,
-                    label="1 - NRMSE^2 measured" if r == rows[0] else None)
-    ax.axvline(target.by_degree.get(1, 0.0), color="grey", ls=":", lw=1)
-    ax.axvline(target.total, color="grey", ls="--", lw=1)
-    ax.annotate(f"task's degree 1: {target.by_degree.get(1, 0.0):.2f}", (
-        target.by_degree.get(1, 0.0), 1.0), xycoords=("data", "axes fraction"), fontsize=7,
-        rotation=90, va="top", ha="right", color="grey")
-    ax.annotate(f"+ degree 2: {target.total:.2f}", (target.total, 1.0),
-                xycoords=("data", "axes fraction"), fontsize=7, rotation=90, va="top",
-                ha="right", color="grey")
+            ax.plot([s.mean], [r], marker="D", color="black", ms=5, ls="none",
+                    label="NRMSE measured (same states)" if r == rows[0] else None)
+    if aim is not None:
+        ax.axvline(aim, color="black", ls="--", lw=1)
+        ax.annotate(f"aim {aim:g}", (aim, 1.0), xycoords=("data", "axes fraction"),
+                    fontsize=7, rotation=90, va="top", ha="right")
     ax.set_yticks(rows, [n if len(n) <= 34 else n[:32] + "…" for n in names], fontsize=7)
-    ax.set_xlim(0, 1.0)
-    ax.set_xlabel(f"share of {task} covered: sum of share x capacity")
-    ax.set_title("(c) what the capacities cover", fontsize=9)
+    ax.set_xlim(0, 1.1)
+    ax.set_xlabel(f"{task} test NRMSE (std-normalised)")
+    ax.set_title("(c) what the missing terms leave: NRMSE floor", fontsize=9)
     ax.legend(fontsize=7, loc="lower right")
     fig.suptitle(title, fontsize=9)
     return _save(fig, plt, path)

@@ -341,8 +341,8 @@ def capacity_profile(states: np.ndarray, u: np.ndarray, split: Split, *,
 
 @dataclass(frozen=True)
 class TargetProfile:
-    """What a task needs, on the IPC basis (Hulser et al., Nanophotonics 12, 937, 2023):
-    ``terms[key]`` is the share of the target's variance on that basis function (its
+    """What a task needs, on the IPC basis (as in Hulser et al., Nanophotonics 12, 937,
+    2023): ``terms[key]`` is the share of the target's variance on that basis function (its
     squared correlation with it; the shares of orthogonal terms add up to at most 1).
     ``total`` sums the shares over the basis; ``1 - total`` lies in terms outside it
     (higher degrees, longer delays)."""
@@ -356,12 +356,27 @@ class TargetProfile:
         """Shares on P1(u(t-k)), k = 0..k_max (zero beyond the profiled delays)."""
         return np.array([self.terms.get((k,), 0.0) for k in range(int(k_max) + 1)])
 
-    def covered(self, capacities: dict[tuple[int, ...], float]) -> float:
-        """sum over terms of share x a reservoir's capacity on that term: the share of the
-        target a linear readout of those capacities reproduces, if the reservoir's terms
-        are independent (the cited paper's estimate of 1 - NMSE; it counts only the terms
-        both measure)."""
-        return float(sum(share * capacities.get(key, 0.0) for key, share in self.terms.items()))
+    def nrmse_floor(self, capacities: dict[tuple[int, ...], float]) -> float:
+        """The lowest NRMSE a linear readout of states with these capacities can reach.
+
+        At unit target variance, the target's part on a set S of orthogonal terms projects
+        onto the states with norm at most sum_S sqrt(share_b C_b) (C_b, the capacity, is the
+        squared norm of term b's projection; triangle inequality), and the rest with norm at
+        most sqrt(1 - share_S), so R^2 <= (sqrt(1 - share_S) + sum_S sqrt(share_b C_b))^2
+        for every S; S grows from the terms of lowest capacity and the tightest bound is
+        kept. A term without a measured capacity never enters S, so it loosens the floor.
+        Unlike the sum of share x capacity, which assumes the states hold each term apart,
+        this holds for states that mix terms (an exponential average holds many delays in
+        one feature). Capacities measured low (a readout trained on few rows) raise the
+        floor: compare it with NRMSEs of readouts trained like the capacities'."""
+        ranked = sorted((max(float(c), 0.0), self.terms[k]) for k, c in capacities.items()
+                        if self.terms.get(k, 0.0) > 0.0)
+        best, share_s, reach = 1.0, 0.0, 0.0
+        for capacity, share in ranked:
+            share_s += share
+            reach += math.sqrt(share * capacity)
+            best = min(best, (math.sqrt(max(1.0 - share_s, 0.0)) + reach) ** 2)
+        return math.sqrt(max(1.0 - best, 0.0))
 
 
 def target_profile(y: np.ndarray, u: np.ndarray, *, max_delay: int = MC_DELAYS,
