@@ -176,6 +176,13 @@ def test_target_profile_puts_a_known_target_on_its_terms():
                                                                          abs=0.02)
     assert raw.nrmse_floor({}) == 0.0
     assert raw.nrmse_floor({**zero, (0,): 0.5, (9,): 0.5}) <= np.sqrt(1 / 7) + 0.02
+    # the target's part on a term, rebuilt from its coefficient, and the floor that part
+    # leaves when the states hold none of it (sqrt(1/7)) or all of it (0)
+    assert raw.coefficients[(0, 9)] == pytest.approx(1 / 16, rel=0.06)   # ~2 % standard error
+    assert raw.part(u, [(0, 9)]) == pytest.approx(_lag(x, 9) * x / 16, abs=5e-3)
+    assert raw.share([(0, 9), (0, 9)]) == pytest.approx(1 / 7, abs=0.02)
+    assert raw.nrmse_floor_of_part([(0, 9)], 0.0) == pytest.approx(np.sqrt(1 / 7), abs=0.02)
+    assert raw.nrmse_floor_of_part([(0, 9)], 1.0) == 0.0
     with pytest.raises(TaskError, match="rows"):
         target_profile(u[:5], u)
     with pytest.raises(TaskError, match="input range"):

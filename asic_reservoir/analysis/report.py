@@ -458,15 +458,18 @@ def plot_capacity_vs_theta(curves: Mapping[str, Sequence[tuple[float, Summary, S
 def plot_task_needs(target: TargetProfile, capacities: Mapping[str, CapacitySummary],
                     path: str | Path, title: str = "", task: str = "NARMA-10",
                     scores: Mapping[str, Summary] | None = None,
-                    aim: float | None = None) -> Path:
+                    aim: float | None = None,
+                    part_floors: Mapping[str, float] | None = None,
+                    part_label: str = "floor from the far part measured as a whole") -> Path:
     """What a task needs beside what each reservoir has, on the IPC basis (PNG, 3 panels):
     (a) the task's share of variance on each delayed input u(t-k) (bars) and each
     reservoir's capacity on it (lines); (b) the same for the degree-2 products
     P(u(t-i)) P(u(t-j)) grouped by their longer delay max(i, j): the task's share (bars),
     a reservoir's mean capacity per product (lines); (c) the NRMSE floor those capacities
     leave (:meth:`TargetProfile.nrmse_floor`) beside ``scores`` (NRMSE of a readout of the
-    same states) where given, and the ``aim``. The missing delays and degrees are where
-    the bars stand without lines."""
+    same states) where given, ``part_floors`` (:meth:`TargetProfile.nrmse_floor_of_part`)
+    and the ``aim``. The missing delays and degrees are where the bars stand without
+    lines."""
     plt = _pyplot()
     names = list(capacities)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -517,21 +520,25 @@ def plot_task_needs(target: TargetProfile, capacities: Mapping[str, CapacitySumm
     rows = np.arange(len(names))[::-1]
     floors = [target.nrmse_floor(capacities[n].terms) for n in names]
     ax.barh(rows, floors, color=[colour[n] for n in names], alpha=0.8,
-            label="floor: the lowest NRMSE these capacities allow")
+            label="floor from its capacity per term (terms in phase at worst)")
     for r, n in zip(rows, names):
         s = (scores or {}).get(n)
         if s is not None and s.n:
             ax.plot([s.mean], [r], marker="D", color="black", ms=5, ls="none",
                     label="NRMSE measured (same states)" if r == rows[0] else None)
+        if n in (part_floors or {}):
+            ax.plot([part_floors[n]], [r], marker="|", color="black", ms=14, mew=2, ls="none",
+                    label=part_label if r == rows[0] else None)
     if aim is not None:
         ax.axvline(aim, color="black", ls="--", lw=1)
         ax.annotate(f"aim {aim:g}", (aim, 1.0), xycoords=("data", "axes fraction"),
                     fontsize=7, rotation=90, va="top", ha="right")
     ax.set_yticks(rows, [n if len(n) <= 34 else n[:32] + "…" for n in names], fontsize=7)
     ax.set_xlim(0, 1.1)
+    ax.set_ylim(-2.4, len(names) - 0.4)        # room for the legend under the last row
     ax.set_xlabel(f"{task} test NRMSE (std-normalised)")
     ax.set_title("(c) what the missing terms leave: NRMSE floor", fontsize=9)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=6.5, loc="lower left")
     fig.suptitle(title, fontsize=9)
     return _save(fig, plt, path)
 

@@ -351,6 +351,34 @@ class TargetProfile:
     total: float
     by_degree: dict[int, float]
     n_rows: int
+    coefficients: dict[tuple[int, ...], float] = field(default_factory=dict, repr=False)
+    """The target's regression coefficient on each term (per unit of the basis function)."""
+    low: float = 0.0
+    high: float = 0.5
+
+    def part(self, u: np.ndarray, keys) -> np.ndarray:
+        """The target's part on the basis terms ``keys``, on input ``u`` (its coefficients
+        times those terms of ``u``): what a reservoir must hold to reproduce that part."""
+        keys = set(keys)
+        k_max = max((max(k) for k in keys), default=0)
+        degree = max((len(k) for k in keys), default=1)
+        basis_keys, basis = legendre_basis(u, k_max, degree, self.low, self.high)
+        w = np.array([self.coefficients.get(k, 0.0) if k in keys else 0.0 for k in basis_keys])
+        return basis @ w
+
+    def share(self, keys) -> float:
+        """The target's share of variance on the basis terms ``keys``."""
+        return float(sum(self.terms.get(k, 0.0) for k in set(keys)))
+
+    def nrmse_floor_of_part(self, keys, capacity: float) -> float:
+        """The NRMSE floor when the states reproduce the target's part on ``keys`` (share s)
+        with held-out capacity C (1 - NMSE of a readout of that part): R^2 <= (sqrt(1 - s)
+        + sqrt(s C))^2, the rest of the target counted as fully reproducible. Measuring the
+        part as a whole counts whatever the states hold of it in phase, which the per-term
+        floor must assume at worst."""
+        s = self.share(keys)
+        r2 = (math.sqrt(max(1.0 - s, 0.0)) + math.sqrt(s * max(float(capacity), 0.0))) ** 2
+        return math.sqrt(max(1.0 - r2, 0.0))
 
     def linear(self, k_max: int) -> np.ndarray:
         """Shares on P1(u(t-k)), k = 0..k_max (zero beyond the profiled delays)."""
@@ -405,7 +433,9 @@ def target_profile(y: np.ndarray, u: np.ndarray, *, max_delay: int = MC_DELAYS,
     terms = {k: float(v) if v >= threshold else 0.0 for k, v in zip(keys, r2)}
     by_degree = {d: float(sum(v for k, v in terms.items() if len(k) == d))
                  for d in range(1, int(max_degree) + 1)}
-    return TargetProfile(terms, float(sum(by_degree.values())), by_degree, n)
+    coef = np.where(var_b > 0, (bc.T @ tc / n) / np.where(var_b > 0, var_b, 1.0), 0.0)
+    return TargetProfile(terms, float(sum(by_degree.values())), by_degree, n,
+                         {k: float(c) for k, c in zip(keys, coef)}, float(low), float(high))
 
 
 @functools.lru_cache(maxsize=4)
