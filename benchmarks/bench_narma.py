@@ -204,6 +204,7 @@ def run() -> list[Figure]:
                     loop_report is not None:
                 break
             finished.update(r.path for r in pool.wait(also=busy))
+        recorded = time.perf_counter() - wall0      # what follows runs alone
         chosen = choices["channels"].result()
         print(f"chosen on seed {TUNING_SEED}: {chosen or 'the published encoding everywhere'}"
               f" (the demo's DEMO_BEST: {DEMO_BEST}); closed loop: "
@@ -215,7 +216,8 @@ def run() -> list[Figure]:
     print(report.table())
     print(f"sizes: tuning {tuning.runs} runs x {tuning.steps} steps, reporting {reporting.runs} "
           f"runs x {reporting.steps} steps; wall time {wall:.0f} s (loop chosen at "
-          f"{chosen_at['loop']:.0f} s, channels at {chosen_at['channels']:.0f} s), CPU "
+          f"{chosen_at['loop']:.0f} s, channels at {chosen_at['channels']:.0f} s, every "
+          f"recording done at {recorded:.0f} s), CPU "
           f"{cpu:.0f} s, {os.cpu_count()} cores, load average {load:.1f} at start")
     figures = [Figure("benchmark wall time", wall, "s", "CPU time", cpu,
                       f"{os.cpu_count()} cores, load average {load:.1f} at start")]
