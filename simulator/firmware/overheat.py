@@ -13,7 +13,8 @@ One small class per behaviour, chosen by the generation's name (:data:`RESPONSES
 * :class:`CoolThenReduce` -- ESP-Miner v2.15.0 (same file): manual fan 100 % and
   ``overheat_mode`` stored, mining stopped; every 5 s it re-reads the sensors and, after at
   least 6 cycles (30 s) with the chip readings at or below ``SAFE_TEMP`` 45 C (boards whose
-  EMC2101 reads the chip, as the BM1366 Ultra-class boards do) and the regulator at most
+  "chip" reading is the EMC2101, as on the BM1366 Ultra-class boards, where it is the EMC2101's
+  internal board sensor: firmware_notes, "Sensor read path") and the regulator at most
   95 C, stores frequency and core voltage 100 below what they were (floors 400 MHz /
   1000 mV), starts mining again and clears ``overheat_mode``. The reduced values and the
   manual fan stay in NVS: a restart keeps them. A restart *during* the cooling loop leaves
