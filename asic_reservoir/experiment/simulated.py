@@ -191,7 +191,7 @@ class RecordingPool:
 
     def wait(self, also: Iterable[Future] = ()) -> list[SimulatedRecording]:
         """Block until a recording (or a future of ``also``) finishes; the recordings that
-        finished, in the order added. A recording that failed raises here."""
+        finished (a set's order: callers keep their own). A recording that failed raises here."""
         done, _ = wait([*self._running, *also], return_when=FIRST_COMPLETED)
         finished = [(f, self._running.pop(f)) for f in done if f in self._running]
         for future, _rec in finished:
