@@ -10,7 +10,7 @@ theta is scanned against the LV06's physical time constants (from its simulator 
 ``analysis.baselines.unit_time_constants``, cited in ``simulator/profiles.py``): the die
 (floored at 2.5 physics ticks), the fan and ``THETA_MID_S`` on the full gain grid; the
 regulator (20 s: a point is 1.4 simulated days) and the heatsink (71.5 s: 5 simulated
-days, ~300 s of CPU) open loop and at ``SLOW_GAIN``, for the machine's budget (a point
+days, ~300 s of CPU) at ``SLOW_GAINS`` (open loop, 0.3, 0.6), for the machine's budget (a point
 costs ~0.6 ms of CPU per simulated second of 0.1 s physics ticks and ~3.6 ms per slot).
 
 The response range is calibrated in each point's warm-up on mid-slot readings of the
@@ -56,10 +56,9 @@ MASK_LEVELS = 4
 MIN_THETA_S = 0.25    # 2.5 physics ticks of 0.1 s
 THETA_MID_S = 3.0     # a few fan constants, a fraction of the regulator's
 GAINS = tuple(float(g) for g in os.environ.get("BENCH_DELAY_GAINS", "0,0.3,0.6,0.9").split(","))
-# The slow time scales cost 5-20x a fan-scale point: one closed loop each, at the gain
-# grid's point nearest the tuning pass's capacity peak (~0.5, see above), beside the open
-# loop at the same theta.
-SLOW_GAIN = 0.6
+# The slow time scales cost 5-20x a fan-scale point: the two closed loops either side of
+# the tuning pass's capacity peak (~0.5, see above), beside the open loop at the same theta.
+SLOW_GAINS = (0.0, 0.3, 0.6)
 STEPS, RUNS = 300, 5
 # The readout reads the node states as Appeltant et al. do: the fed-back response (and the
 # power it draws) of each virtual node, with their changes; every feature of a slot (~30,
@@ -72,7 +71,7 @@ FIGURE = Path(__file__).parent / "figures" / "delay_capacity_vs_theta.png"
 def points(slow: bool = True) -> list[tuple[float, float]]:
     """The scanned (theta, gain) points, theta in seconds from the profile's constants:
     die, fan and ``THETA_MID_S`` on every gain; with ``slow`` the regulator and the
-    heatsink at 0 and ``SLOW_GAIN``; ``BENCH_DELAY_POINTS`` replaces the grid."""
+    heatsink at ``SLOW_GAINS``; ``BENCH_DELAY_POINTS`` replaces the grid."""
     chosen = os.environ.get("BENCH_DELAY_POINTS", "")
     if chosen:
         pairs = [p.split(":") for p in chosen.split(",")]
@@ -84,7 +83,7 @@ def points(slow: bool = True) -> list[tuple[float, float]]:
     out = [(t, g) for t in fast for g in GAINS]
     if slow:
         out += [(round(taus[k], 3), g) for k in ("regulator", "heatsink")
-                for g in (0.0, SLOW_GAIN)]
+                for g in SLOW_GAINS]
     return sorted(out)
 
 
