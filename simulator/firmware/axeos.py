@@ -544,6 +544,8 @@ _POOL_ITEM_KEYS = ("stratumProtocol", "stratumURL", "stratumPort", "stratumUser"
                    "stratumV2AuthorityPubkey", "stratumV2RequireAuth")
 _LEGACY_POOL_KEYS = ("URL", "Port", "User", "SuggestedDifficulty", "ExtranonceSubscribe", "TLS",
                      "Cert", "DecodeCoinbase", "Protocol", "V2AuthorityPubkey", "V2ChannelType")
+
+
 class RateHistory:
     """The hash rates this API sampled in the last hour (unit time), averaged over the
     10 m and 1 h windows. A unit is polled many times a simulated second in a closed loop,
@@ -554,31 +556,28 @@ class RateHistory:
     _SCALE = 2 ** 1074
 
     def __init__(self) -> None:
-        self._windows = {w: (deque(), [0]) for w in self.WINDOWS_S}
-
-    @classmethod
-    def _exact(cls, rate: float) -> int:
-        num, den = rate.as_integer_ratio()
-        return num * (cls._SCALE // den)
+        self._samples: dict[float, deque[tuple[float, int]]] = {w: deque() for w in self.WINDOWS_S}
+        self._totals: dict[float, int] = dict.fromkeys(self.WINDOWS_S, 0)
 
     def add(self, t: float, rate: float) -> None:
-        exact = self._exact(float(rate))
-        for samples, total in self._windows.values():
+        num, den = float(rate).as_integer_ratio()
+        exact = num * (self._SCALE // den)
+        for window, samples in self._samples.items():
             samples.append((t, exact))
-            total[0] += exact
+            self._totals[window] += exact
 
     def mean(self, now: float, window_s: float, current: float) -> float:
         """Mean of the samples taken at ``now - window_s`` or later (``current`` if none);
         unit time only moves forward, so older samples are dropped for good."""
-        samples, total = self._windows[window_s]
+        samples = self._samples[window_s]
         while samples and samples[0][0] < now - window_s:
-            total[0] -= samples.popleft()[1]
-        return total[0] / (len(samples) * self._SCALE) if samples else current
+            self._totals[window_s] -= samples.popleft()[1]
+        return self._totals[window_s] / (len(samples) * self._SCALE) if samples else current
 
     def clear(self) -> None:
-        for samples, total in self._windows.values():
+        for samples in self._samples.values():
             samples.clear()
-            total[0] = 0
+        self._totals = dict.fromkeys(self.WINDOWS_S, 0)
 
 
 STATS_LABELS = ("hashrate", "hashrate_1m", "hashrate_10m", "hashrate_1h", "errorPercentage",

@@ -48,12 +48,11 @@ _PLAIN = frozenset({str, int, bool, type(None)})
 def cjson_number(value: Any) -> Any:
     """cJSON prints a whole double without a fraction ("%1.15g"): so does this reply.
     (Exact types first: a closed loop polls the full info object several times a slot.)"""
-    kind = type(value)
-    if kind in _PLAIN:
+    if type(value) in _PLAIN:
         return value
-    if kind is dict or (kind is not list and isinstance(value, dict)):
+    if isinstance(value, dict):
         return {k: cjson_number(v) for k, v in value.items()}
-    if kind is list or isinstance(value, list):
+    if isinstance(value, list):
         return [cjson_number(v) for v in value]
     if isinstance(value, float) and math.isfinite(value) and value.is_integer() and abs(value) < 2**53:
         return int(value)
