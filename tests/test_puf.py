@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 
 from asic_reservoir.puf import identify as puf
@@ -28,8 +29,12 @@ def lv06(seed: int, pool_url: str, worker: str, ambient: float = 25.0) -> UnitCo
                       rpc_port=None, http_port=0, ambient_c=ambient, firmware="axeos-2.15")
 
 
-async def read(pool: Pool, clock: Clock, tmp_path, seeds, tag, ambient=25.0):
-    configs = [lv06(s, pool.url, f"{tag}.{s}", ambient) for s in seeds]
+async def read(pool: Pool, clock: Clock, tmp_path, seeds, tag, ambient=25.0, noise_base=None):
+    """One challenge read of each seed's LV06; ``noise_base`` fixes every unit's sensor
+    noise stream (``noise_base + seed``), so a read is repeatable in virtual time."""
+    configs = [dataclasses.replace(lv06(s, pool.url, f"{tag}.{s}", ambient),
+                                   noise_seed=None if noise_base is None else noise_base + s)
+               for s in seeds]
     async with start_units(configs, clock=clock) as units:
         return await asyncio.gather(*[
             puf.read_response(u.url, CHALLENGE, pool, clock, tmp_path / f"{tag}-{s}.db",
@@ -41,13 +46,13 @@ async def read(pool: Pool, clock: Clock, tmp_path, seeds, tag, ambient=25.0):
 @pytest.mark.virtual_time
 async def test_enroll_identify_and_verify_simulated_units(tmp_path):
     clock = Clock.virtual()
-    pool = Pool(PoolConfig(host="127.0.0.1", port=0), clock=clock)
+    pool = Pool(PoolConfig(host="127.0.0.1", port=0, seed=7), clock=clock)
     await pool.start()
     enrolled_seeds = [11, 12, 13, 14, 15]
-    try:
-        first = await read(pool, clock, tmp_path, enrolled_seeds, "e1", ambient=24.0)
-        second = await read(pool, clock, tmp_path, enrolled_seeds, "e2", ambient=26.0)
-        later = await read(pool, clock, tmp_path, [12, 99], "t", ambient=27.0)
+    try:   # every read has its own fixed noise: the verdicts below are the same every run
+        first = await read(pool, clock, tmp_path, enrolled_seeds, "e1", 24.0, noise_base=1000)
+        second = await read(pool, clock, tmp_path, enrolled_seeds, "e2", 26.0, noise_base=2000)
+        later = await read(pool, clock, tmp_path, [12, 99], "t", 27.0, noise_base=3000)
     finally:
         await pool.stop()
     assert first[0].model == "lv06" and len(first[0].feature_names) > 5
@@ -70,6 +75,32 @@ async def test_enroll_identify_and_verify_simulated_units(tmp_path):
             assert puf.identify(store, resp)[0].name == resp.conditions['unit']
         with pytest.raises(puf.PufError, match="not enrolled"):
             puf.verify(store, later[1], "d99")
+
+
+def test_a_read_missing_a_feature_is_judged_on_the_features_it_has(tmp_path):
+    """A step too small for a time constant leaves that feature nan in one read (about one
+    simulated LV06 read in six): identify and verify compare on the rest, as enroll does,
+    instead of ranking every unit at distance nan."""
+    names = ("s0.power_w.level", "s1.fan0_rpm.level", "s1.chip_temp_c.tau", "s1.power_w.ratio")
+    rng = np.random.default_rng(0)
+    centres = {"a": [10.0, 4000, 12, 0.6], "b": [11.0, 4300, 15, 0.7], "c": [12.0, 4600, 18, 0.8]}
+
+    def response(unit: str, nan_at: tuple[int, ...] = ()) -> puf.Response:
+        values = np.array(centres[unit]) * (1 + 0.002 * rng.standard_normal(len(names)))
+        values[list(nan_at)] = np.nan
+        return puf.Response("lv06", "test", names, values, {"unit": unit})
+
+    with EnrollmentStore(tmp_path / "store.db") as store:
+        for unit in centres:
+            for _ in range(2):
+                puf.enroll(store, unit, "lv06://sim", response(unit))
+        read = response("b", nan_at=(2,))
+        ranked = puf.identify(store, read)
+        assert [c.name for c in ranked][0] == "b" and all(np.isfinite(c.distance) for c in ranked)
+        verdict = puf.verify(store, read, "b", far=0.5)
+        assert np.isfinite(verdict.distance) and verdict.accepted
+        with pytest.raises(puf.PufError, match="no features"):
+            puf.identify(store, response("b", nan_at=(0, 1, 2, 3)))
 
 
 @pytest.mark.virtual_time

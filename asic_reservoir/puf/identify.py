@@ -163,7 +163,9 @@ def _references(store: EnrollmentStore, response: Response
     if not enrolled:
         raise PufError(f"no {response.model} units enrolled under challenge "
                        f"{response.challenge_version}; run 'puf enroll' first")
-    common = set(response.feature_names)
+    # A read may lack a feature an enrollment has (a step too small for a time constant is
+    # nan): compare on the features both have, as enroll() does for its own reads.
+    common = {n for n, v in zip(response.feature_names, response.values) if math.isfinite(v)}
     for e in enrolled:
         common &= set(e.feature_names)
     names = tuple(n for n in response.feature_names if n in common)
