@@ -162,7 +162,8 @@ class StratumMiner:
                  stored_pool: Callable[[], tuple[str, str, str] | None] | None = None,
                  suggest_difficulty: float | None = None, extranonce_subscribe: bool = False,
                  difficulty_factor: float | None = None, backoff_base_s: float = 1.0,
-                 backoff_cap_s: float = 30.0, connect_timeout_s: float = 10.0) -> None:
+                 backoff_cap_s: float = 30.0, connect_timeout_s: float = 10.0,
+                 jitter_seed: int | None = None) -> None:
         """See the module doc for the dialects. Keyword-only extras:
 
         ``suggest_difficulty``: sent after authorization; None = the firmware default
@@ -171,7 +172,9 @@ class StratumMiner:
         ``extranonce_subscribe``: send ``mining.extranonce.subscribe`` (off by default in
         both ESP-Miner and cgminer). ``difficulty_factor``: difficulty scale of the pool
         (LBRY 256, Bitcoin 1). ``backoff_*``: reconnect delays in experiment seconds;
-        ``connect_timeout_s`` is wall time (a socket limit). ``stored_pool``: asked before
+        ``connect_timeout_s`` is wall time (a socket limit). ``jitter_seed``: seed of the
+        backoff jitter (None: fresh entropy), so a virtual-time run can reconnect at the same
+        moments every time. ``stored_pool``: asked before
         every connection attempt; a (url, worker, password) it returns replaces the pool
         (a firmware that reads its stored pool whenever it connects).
         """
@@ -208,7 +211,7 @@ class StratumMiner:
         self._engine = HashingEngine(n_chips, algorithm, roll_versions=flavor == "esp-miner")
         self._floor_target = (difficulty_to_target(chip_floor_difficulty, self.difficulty_factor)
                               if chip_floor_difficulty else None)
-        self._rng = random.Random()
+        self._rng = random.Random(jitter_seed)
         # session state
         self._next_id = 1 if flavor == "esp-miner" else 0   # cgminer: static counter from 0
         self._session_id: str | None = None

@@ -62,6 +62,7 @@ __all__ = ["UnitConfig", "SimulatedUnit", "start_units", "auto_hash_scale", "aut
 
 HASHES_PER_CHIP_RESULT = 2.0   # auto hash_scale: the scaled floor accepts one hash in two
 RESULTS_STREAM = 0x5E5         # noise_seed sub-stream of the chip result counts
+BACKOFF_STREAM = 0xB0F         # noise_seed sub-stream of the miner's reconnect jitter
 TICK_S = 0.1                # simulated seconds per physics tick, in every mode and at every speed
 MAX_CATCH_UP_TICKS = 50     # ticks run back to back before yielding to the event loop
 WARMUP_S = 900.0            # simulated seconds of running before the unit appears
@@ -110,7 +111,7 @@ class UnitConfig:
     ambient_c: float = 25.0
     ambient_drift_c: float = 0.0
     serial: bool = False
-    noise_seed: int | None = None        # sensor noise / ambient stream; None: fresh entropy
+    noise_seed: int | None = None        # noise, result counts, backoff jitter; None: fresh
     warmup_s: float = WARMUP_S
     tick_s: float = TICK_S               # simulated seconds per physics tick
     firmware: str | None = None          # firmware generation; None: what a stock unit ships
@@ -303,9 +304,16 @@ class SimulatedUnit:
                             worker=s["pool_user"], password=s["pool_password"],
                             n_chips=p.n_chips, clock=self.clock,
                             chip_floor_difficulty=p.chip_floor_difficulty * self.hash_scale,
-                            on_share=self._on_chip_result,
+                            on_share=self._on_chip_result, jitter_seed=self._jitter_seed(),
                             stored_pool=(self._read_pool_at_connect
                                          if self.generation.read_at_connect else None))
+
+    def _jitter_seed(self) -> int | None:
+        """The miner's backoff jitter follows ``noise_seed`` (a sub-stream), fresh without it."""
+        seed = self.config.noise_seed
+        if seed is None:
+            return None
+        return int(np.random.SeedSequence([seed, BACKOFF_STREAM]).generate_state(1)[0])
 
     def _read_pool_at_connect(self) -> tuple[str, str, str] | None:
         """What the firmware's stratum task reads from storage when it connects: stored pool

@@ -51,7 +51,8 @@ async def unit_on_pool(model: str, seed: int = 7, speed: float = 50.0, host: str
     """(unit, pool): a started SimulatedUnit mining on a real loopback pool.
 
     Ports default to None (no servers of its own: the tests attach theirs); pass 0 or
-    real ports to have the unit start its firmware servers itself.
+    real ports to have the unit start its firmware servers itself. ``seed`` fixes the unit's
+    identity, its sensor noise and the pool's jobs: on a virtual-time loop every run is the same.
     """
     from asic_reservoir.drivers.clock import Clock
     from asic_reservoir.drivers.stratum import Pool, PoolConfig
@@ -60,11 +61,11 @@ async def unit_on_pool(model: str, seed: int = 7, speed: float = 50.0, host: str
     clock = Clock.for_running_loop(speed)   # virtual on a VirtualTimeLoop (speed unused)
     lbry = model == "lbbox"
     async with Pool(PoolConfig(host=HOST, port=None if lbry else 0, lbry_port=0 if lbry else None,
-                               refresh_s=None), clock=clock) as pool:
+                               refresh_s=None, seed=seed), clock=clock) as pool:
         url = pool.lbry_url if lbry else pool.url
         cfg = UnitConfig(model=model, seed=seed, host=host, pool_url=url, worker=f"{model}.sim",
                          password="x", speed=clock.speed, rpc_port=rpc_port, http_port=http_port,
-                         serial=serial, firmware=firmware)
+                         serial=serial, firmware=firmware, noise_seed=seed)
         unit = SimulatedUnit(cfg, clock=clock)
         await pool.set_difficulty(REAL_DIFFICULTY[model] * unit.difficulty_scale)
         await unit.start()

@@ -19,7 +19,8 @@ from asic_reservoir.simulator.firmware.goldshell_web import GoldshellWebServer
 async def _quirky_box(**server_options):
     unit = SimulatedUnit(UnitConfig(model="lbbox", seed=5, host="127.0.0.1",
                                     pool_url="stratum+tcp://127.0.0.1:9",
-                                    rpc_port=None, http_port=None), clock=Clock.virtual())
+                                    rpc_port=None, http_port=None, noise_seed=5),
+                          clock=Clock.virtual())
     await unit.start()
     server = GoldshellWebServer(unit, quirks=True, **server_options)
     port = await server.start("127.0.0.1", 0)

@@ -21,7 +21,7 @@ async def test_sigkill_then_resume_loses_no_step(tmp_path):
     path = tmp_path / "run.db"
     config = UnitConfig(model="lv06", seed=12, host="127.0.0.1",
                         pool_url=f"stratum+tcp://127.0.0.1:{port}", worker="ar.lv06",
-                        speed=SPEED, rpc_port=0, http_port=0)
+                        speed=SPEED, rpc_port=0, http_port=0, noise_seed=12)
     common = ["--speed", str(SPEED), "--pool-port", str(port), "--lbry-port", "0", "--quiet"]
     async with start_units([config], clock=Clock(SPEED)) as (unit,):
         first = await start_cli("run", "narma10", "--unit", unit.url, "--channel",

@@ -157,7 +157,8 @@ async def test_axeos_2_15_info_before_any_job_leaves_the_block_fields_out():
     from asic_reservoir.simulator import SimulatedUnit, UnitConfig
 
     cfg = UnitConfig(model="lv06", seed=3, host=HOST, worker="lv06.sim", password="x",
-                     pool_url=f"stratum+tcp://{HOST}:{free_port()}", firmware="axeos-2.15")
+                     pool_url=f"stratum+tcp://{HOST}:{free_port()}", firmware="axeos-2.15",
+                     noise_seed=3)
     unit = SimulatedUnit(cfg, clock=Clock.for_running_loop(50.0))
     await unit.start()
     server = AxeOSServer(unit)

@@ -209,7 +209,8 @@ async def test_cli_reads_units_named_by_url_in_another_process(tmp_path):
 async def test_evaluate_units_named_by_url(tmp_path):
     from asic_reservoir.puf.fleet import evaluate_units
     nowhere = "stratum+tcp://127.0.0.1:9"
-    configs = [lv06(seed, nowhere, f"ev.{seed}") for seed in (31, 32, 33)]
+    configs = [dataclasses.replace(lv06(seed, nowhere, f"ev.{seed}"), noise_seed=seed)
+               for seed in (31, 32, 33)]
     async with start_units(configs, clock=Clock.virtual()) as units:
         result = await evaluate_units([u.url for u in units], CHALLENGE, reads=1, enroll_reads=2,
                                       speed=SPEED, difficulty_scale=units[0].difficulty_scale,

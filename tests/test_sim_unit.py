@@ -28,9 +28,12 @@ wait_until = functools.partial(support.wait_until, timeout=600.0)
 
 
 def config(model: str, pool_url: str = "stratum+tcp://127.0.0.1:9", **kw) -> UnitConfig:
+    """A unit whose identity and sensor noise both follow ``seed``: the same run every time."""
     kw.setdefault("speed", SPEED)
-    return UnitConfig(model=model, seed=kw.pop("seed", 3), pool_url=pool_url, rpc_port=None,
-                      http_port=None, **kw)
+    seed = kw.pop("seed", 3)
+    kw.setdefault("noise_seed", seed)
+    return UnitConfig(model=model, seed=seed, pool_url=pool_url, rpc_port=None, http_port=None,
+                      **kw)
 
 
 async def sim_time_passes(unit: SimulatedUnit, seconds: float) -> None:
@@ -49,7 +52,7 @@ async def shares_settled(unit: SimulatedUnit) -> None:
 @pytest.fixture
 async def pool():
     clock = Clock.virtual()
-    p = Pool(PoolConfig(port=0, lbry_port=0, difficulty=1.0), clock=clock)
+    p = Pool(PoolConfig(port=0, lbry_port=0, difficulty=1.0, seed=1), clock=clock)   # fixed jobs
     await p.start()
     try:
         yield p
@@ -309,10 +312,35 @@ async def test_identity_is_stable_across_units_and_restarts() -> None:
 
 
 @pytest.mark.virtual_time
+async def test_reconnect_jitter_follows_the_noise_seed() -> None:
+    """A unit whose pool refuses it backs off by the same jittered delays whenever its
+    ``noise_seed`` is the same, so a virtual-time run reconnects at the same moments."""
+    async def asked_delays(noise_seed: int) -> list[float]:
+        unit = SimulatedUnit(config("lv06", "stratum+tcp://127.0.0.1:9", noise_seed=noise_seed))
+        asked: list[float] = []
+        real_sleep = unit.miner._sleep
+
+        async def recording_sleep(seconds: float) -> None:
+            asked.append(seconds)
+            await real_sleep(seconds)
+        unit.miner._sleep = recording_sleep
+        await unit.start()
+        try:
+            await wait_until(lambda: len(asked) >= 4)
+        finally:
+            await unit.stop()
+        return asked[:4]
+
+    first, again, other = [await asked_delays(s) for s in (4, 4, 5)]
+    assert first == again and first != other
+    assert all(0.5 * 2 ** n <= d <= 2 ** n for n, d in enumerate(first))   # 1 s base, doubling
+
+
+@pytest.mark.virtual_time
 async def test_unit_survives_a_pool_that_disappears() -> None:
     clock = Clock.virtual()
     unit = SimulatedUnit(config("lv06", "stratum+tcp://127.0.0.1:9"), clock=clock)
-    pool = Pool(PoolConfig(port=0, difficulty=256 * unit.difficulty_scale), clock=clock)
+    pool = Pool(PoolConfig(port=0, difficulty=256 * unit.difficulty_scale, seed=1), clock=clock)
     await pool.start()
     unit = SimulatedUnit(config("lv06", pool.url), clock=clock)
     await unit.start()
@@ -379,7 +407,7 @@ def test_cli_configs_loopback_only_and_lbry_default() -> None:
 
 
 async def test_cli_runs_units_against_a_pool_and_prints_totals() -> None:
-    pool = Pool(PoolConfig(port=0, lbry_port=0, difficulty=1e-9))
+    pool = Pool(PoolConfig(port=0, lbry_port=0, difficulty=1e-9, seed=1))
     await pool.start()
     try:
         code, out, err = await run_cli("sim", "--pool", pool.url, "--lbry-pool", pool.lbry_url,

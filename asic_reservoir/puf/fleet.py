@@ -177,11 +177,14 @@ async def evaluate_units(urls: Sequence[str], challenge: Challenge, *, reads: in
                          progress: bool = True) -> dict:
     """The same metrics on units named by URL (real or simulated elsewhere), read in
     rounds: every unit once per round, concurrently, on one pool. On a virtual-time loop
-    (units simulated in this process) the reads run in virtual time and ``speed`` is unused."""
+    (units simulated in this process) the reads run in virtual time and ``speed`` is unused.
+    ``seed`` fixes the pool's jobs and the metrics' resampling: simulated units with fixed noise
+    seeds then give the same result every run."""
     if len(urls) < 2:
         raise PufError("a fleet needs at least two units")
     clock = Clock.for_running_loop(speed)
-    pool = Pool(PoolConfig(host=pool_host, port=pool_port, lbry_port=lbry_port), clock=clock)
+    pool = Pool(PoolConfig(host=pool_host, port=pool_port, lbry_port=lbry_port, seed=seed),
+                clock=clock)
     total = enroll_reads + reads
     rounds: list[list[Response]] = []
     async with _reading(pool, len(urls) * total, progress) as (workdir, bar):
