@@ -21,10 +21,23 @@ from tests.sim_firmware_support import (
 )
 from tests.support import wait_until
 
+# Virtual time: the units' clocks jump to the next event, so the rates their RPC reports come
+# from the seeded noise alone and not from how promptly the host ran the tick loop.
+pytestmark = pytest.mark.virtual_time
+
+
+async def rates_settled(unit) -> None:
+    """Wait until the unit has hashed for a whole firmware rate window: a rate read before that
+    comes from the few chip results of a partly filled window (high, since it waited for one)."""
+    start = unit.physics.time_s
+    await wait_until(lambda: unit.physics.time_s >= start + unit.profile.hashrate_window_s,
+                     timeout=120)
+
 
 @pytest.fixture
 async def s9():
     async with running_unit("s9") as unit:
+        await rates_settled(unit)
         server = CgminerRpcServer(unit)
         port = await server.start(HOST, 0)
         yield unit, port
@@ -34,6 +47,7 @@ async def s9():
 @pytest.fixture
 async def lbbox():
     async with running_unit("lbbox") as unit:
+        await rates_settled(unit)
         server = CgminerRpcServer(unit)
         port = await server.start(HOST, 0)
         yield unit, port
