@@ -83,6 +83,17 @@ def overheat_state(info: dict[str, Any]) -> str:
     return ""
 
 
+def vr_temp(info: dict[str, Any]) -> float | None:
+    """The regulator temperature, or None where the board has no sensor for it: ESP-Miner's
+    ``Power_get_vreg_temp`` reads a TPS546 only and returns 0.0 on every other board
+    (``main/power/power.c`` at v2.15.0; the INA260 Ultra class, as the LV06). v2.1.8's info
+    has no ``vrTemp`` at all."""
+    value = info.get("vrTemp")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value == 0:
+        return None
+    return float(value)
+
+
 def split_pool_url(url: str) -> tuple[str, int]:
     """``stratum+tcp://host:port`` -> (host, port); AxeOS stores them separately."""
     parts = urlsplit(url if "://" in url else f"stratum+tcp://{url}")

@@ -589,7 +589,7 @@ def parse_axeos(info: dict[str, Any], unit: str, model: str = "lv06") -> Telemet
         time=time.time(), unit=unit, model=model,
         firmware=str(info.get("version", "")),
         hashrate_ghs=rate, hashrate_avg_ghs=as_float(info.get("hashRate_1m", info.get("hashRate"))),
-        chains=[chain], chip_temp_c=chip_temp, vr_temp_c=as_float(info.get("vrTemp")),
+        chains=[chain], chip_temp_c=chip_temp, vr_temp_c=axeos.vr_temp(info),
         power_w=as_float(info.get("power")), voltage_mv=as_float(info.get("voltage")),
         current_ma=as_float(info.get("current")),
         core_voltage_mv=as_float(info.get("coreVoltageActual", info.get("coreVoltage"))),

@@ -117,7 +117,8 @@ def solve_at(ph: UnitPhysics, pwm: float, ambient_c: float | None = None,
     chip_sensor = np.array([chip[ci][sensed[ci]].max() for ci in range(c)])
     board = np.array([sink[ci][sensed[ci]].max() for ci in range(c)]) + var.board_sensor_offset_c
     input_w = ph.input_power_w(power, flow)
-    vr = ambient + input_w * (1.0 - p.psu_efficiency) * p.r_vr_air + var.vr_sensor_offset_c
+    vr = (ambient + input_w * (1.0 - p.psu_efficiency) * p.r_vr_air + var.vr_sensor_offset_c
+          if p.vr_sensor else 0.0)                               # no sensor: reads 0.0
     return OperatingPoint(
         pwm=float(pwm), ambient_c=ambient, t_die=t, t_sink=t_sink, power_w=power,
         chip_sensor_c=chip_sensor, board_c=board, vr_c=float(vr), fan_rpm=rpm,

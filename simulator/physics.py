@@ -61,6 +61,15 @@ CORRECTOR_ABOVE_S = 0.5     # longer substeps get the trapezoidal corrector
 MAX_EXPONENT = 60.0         # numerical guard only (e^60): protection acts long before
 
 
+def as_read(value: np.ndarray | float, step: float) -> np.ndarray | float:
+    """``value`` as a sensor register of resolution ``step`` holds it (nearest step; 0: exact)."""
+    if step <= 0:
+        return value
+    if isinstance(value, np.ndarray):
+        return np.round(value / step) * step
+    return float(round(value / step) * step)
+
+
 class SettingsError(ValueError):
     """A setting is unknown, out of range, or not changeable on this model."""
 
@@ -858,9 +867,11 @@ class UnitPhysics:
         return self._sensed
 
     def chip_temps_c(self) -> np.ndarray:
-        """Every die's temperature as its diode would read (ground truth + offset + noise)."""
+        """Every die's temperature as its sensor reads (ground truth + offset + noise), to the
+        resolution the firmware gets (``temp_reading_step_c``)."""
         noise = self._noise.normal(0.0, self.profile.sensor_noise_c, self.profile.n_chips)
-        return self.t_die + self.variation.chip_sensor_offset_c + noise
+        return as_read(self.t_die + self.variation.chip_sensor_offset_c + noise,
+                       self.profile.temp_reading_step_c)
 
     def board_temps_c(self) -> np.ndarray:
         """PCB sensor per chain: the heatsink segment under its sensed chips (hottest)."""
@@ -870,6 +881,9 @@ class UnitPhysics:
         return sink + self.variation.board_sensor_offset_c + noise
 
     def vr_temp_c(self) -> float:
+        """The regulator sensor's reading; 0.0 on a board without one (as ESP-Miner reports)."""
+        if not self.profile.vr_sensor:
+            return 0.0
         return float(self.t_vr + self.variation.vr_sensor_offset_c
                      + self._noise.normal(0.0, self.profile.sensor_noise_c))
 

@@ -42,6 +42,12 @@ Sources consulted
   ``THROTTLE_TEMP`` 75 or ``vr_temp`` > ``TPS546_THROTTLE_TEMP`` 105: logs ``OVERHEAT!``,
   sets the fan to 100 % and stops mining (v2.2-v2.10: safe values into NVS and a reboot that
   keeps them; v2.11+: resumes at reduced settings after cooling; firmware/overheat.py).
+- [esp-miner-sensors] ESP-Miner v2.1.8 and v2.15.0, the sensor drivers an Ultra-class
+  (BM1366, ``boardVersion`` 0.11) board reads: ``main/thermal/EMC2101.c``
+  ``EMC2101_get_internal_temp`` (an 8-bit register in whole degrees, plus ``temp_offset``
+  5), ``main/power/INA260.c`` (power register x 10 mW, current x 1.25 mA, voltage x 1.25 mV),
+  ``main/power/power.c`` ``Power_get_vreg_temp`` (a TPS546 only, else 0.0);
+  firmware_notes/lucky-miner-lv06.md, "Sensor read path".
 - [subthreshold] Sub-threshold off-current ``I ~ mu (kT/q)^2 exp(-Vth / (n kT/q))`` with
   ``dVth/dT ~ -0.5 mV/K``: ``d ln I / dT ~ [Vth / (n kT/q) + 0.5] / T + |dVth/dT| / (n kT/q)``
   (textbook MOSFET physics, e.g. Taur & Ning, "Fundamentals of Modern VLSI Devices").
@@ -160,6 +166,10 @@ class Profile:
     spread_sensor_offset_c: float   # sigma of temperature sensor offsets
     sensor_noise_c: float           # sigma of temperature sensor noise per reading
     spread_fan_rpm: float           # sigma of fan max rpm (relative)
+    temp_reading_step_c: float      # resolution of the chip temperature the firmware reads (0: exact)
+    power_reading_step_w: float     # resolution of the power reading (0: exact)
+    current_reading_step_ma: float  # resolution of the input-current reading (0: exact)
+    vr_sensor: bool                 # the board has a regulator temperature sensor (else it reads 0)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -239,8 +249,15 @@ S9 = _check(Profile(
     hashrate_window_s=5.0, boot_time_s=75.0, idle_activity=0.08,
     spread_speed=0.04, spread_leakage=0.3, spread_r_thermal=0.08,
     spread_sensor_offset_c=0.5, sensor_noise_c=0.3, spread_fan_rpm=0.04,
+    temp_reading_step_c=0.0, power_reading_step_w=0.0, current_reading_step_ma=0.0,
+    vr_sensor=True,
     sources={
         **_COMMON_SOURCES,
+        "temp_reading_step_c": "not modelled at the register: bmminer's own code truncates to "
+                               "integer degrees where it uses a reading (fan law)",
+        "power_reading_step_w": "stock bmminer reports no power reading",
+        "current_reading_step_ma": "stock bmminer reports no current reading",
+        "vr_sensor": "as modelled: the PSU/regulator temperature of the profile (not checked)",
         "name": "[bitmain-s9] STATS[0] Type 'Antminer S9'",
         "chip_model": "[bitmain-s9]",
         "algorithm": "[bitmain-s9] SHA-256d",
@@ -349,8 +366,18 @@ LV06 = _check(Profile(
     hashrate_window_s=60.0, boot_time_s=8.0, idle_activity=0.08,
     spread_speed=0.04, spread_leakage=0.3, spread_r_thermal=0.08,
     spread_sensor_offset_c=0.7, sensor_noise_c=0.25, spread_fan_rpm=0.04,
+    temp_reading_step_c=1.0, power_reading_step_w=0.01, current_reading_step_ma=1.25,
+    vr_sensor=False,
     sources={
         **_COMMON_SOURCES,
+        "temp_reading_step_c": "[esp-miner-sensors] Ultra-class boards (boardVersion 0.11): `temp` is "
+                               "the EMC2101's internal register, whole degrees (+5 offset, a "
+                               "board sensor not the die: firmware_notes, 'Sensor read path'); "
+                               "rounding to the nearest degree assumed",
+        "power_reading_step_w": "[esp-miner-sensors] INA260 power register x 10 mW",
+        "current_reading_step_ma": "[esp-miner-sensors] INA260 current register x 1.25 mA",
+        "vr_sensor": "[esp-miner-sensors] Power_get_vreg_temp reads a TPS546 only; INA260 boards "
+                     "return 0.0, so the VR throttle (105 C) never fires on them",
         "name": "protocols.md: Lucky firmware reports minerModel 'LV06'",
         "chip_model": "[esp-miner-bm1366] ASICModel BM1366",
         "algorithm": "SHA-256d (Bitcoin)",
@@ -409,7 +436,8 @@ LV06 = _check(Profile(
                           "turns the core voltage off, runs the fan at 100 % and stops",
         "protect_sensor": "[esp-miner-power] chip_temp_avg / chip_temp2_avg",
         "protect_reads": "[esp-miner-power] the first reading over the limit",
-        "protect_vr_c": "[esp-miner-power] TPS546_THROTTLE_TEMP 105",
+        "protect_vr_c": "[esp-miner-power] TPS546_THROTTLE_TEMP 105, compared with the VR "
+                        "reading, which is 0.0 on this board ([esp-miner-sensors]): never fires",
         "hashrate_window_s": "estimate: ESP-Miner averages nonce difficulty over a longer span; "
                              "at a 256 ticket floor a 5 s window would hold ~2 nonces",
         "boot_time_s": "estimate: ESP32 boot + ASIC init ~5-10 s",
@@ -440,8 +468,14 @@ LBBOX = _check(Profile(
     hashrate_window_s=20.0, boot_time_s=60.0, idle_activity=0.08,
     spread_speed=0.04, spread_leakage=0.3, spread_r_thermal=0.08,
     spread_sensor_offset_c=0.7, sensor_noise_c=0.3, spread_fan_rpm=0.04,
+    temp_reading_step_c=0.0, power_reading_step_w=0.0, current_reading_step_ma=0.0,
+    vr_sensor=True,
     sources={
         **_COMMON_SOURCES,
+        "temp_reading_step_c": "not published (Goldshell web API); read as modelled",
+        "power_reading_step_w": "not published (Goldshell web API); read as modelled",
+        "current_reading_step_ma": "not published (Goldshell web API); read as modelled",
+        "vr_sensor": "as modelled (not checked)",
         "name": "protocols.md: /mcb/status model string (unconfirmed; sibling reports 'Goldshell-SCBox')",
         "chip_model": "estimate: Goldshell does not publish the chip name",
         "algorithm": "[goldshell-lbbox] LBRY",

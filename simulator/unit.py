@@ -52,7 +52,7 @@ from asic_reservoir.simulator.miner import (
     StratumMiner,
     parse_pool_url,
 )
-from asic_reservoir.simulator.physics import SettingsError, UnitPhysics, UnitReading
+from asic_reservoir.simulator.physics import SettingsError, UnitPhysics, UnitReading, as_read
 from asic_reservoir.simulator.profiles import MODELS, Profile, profile
 from asic_reservoir.simulator.ticker import Ticker
 
@@ -637,6 +637,7 @@ class SimulatedUnit:
         p, ph, miner, s = self.profile, self.physics, self.miner, self._active
         chains = ph.chain_readings()
         power = ph.input_power_w()
+        current_ma = power / (p.input_voltage_mv / 1000.0) * 1000.0
         fans = ph.fan_readings()
         chip_temp = max(c.chip_temp_c for c in chains)
         return UnitReading(
@@ -645,8 +646,8 @@ class SimulatedUnit:
             hashrate_ghs=sum(c.rate_ghs for c in chains),
             hashrate_avg_ghs=ph.average_rate_hs() / 1e9,
             hashrate_ideal_ghs=sum(c.rate_ideal_ghs for c in chains),
-            power_w=power, input_voltage_mv=p.input_voltage_mv,
-            current_ma=power / (p.input_voltage_mv / 1000.0) * 1000.0,
+            power_w=as_read(power, p.power_reading_step_w), input_voltage_mv=p.input_voltage_mv,
+            current_ma=as_read(current_ma, p.current_reading_step_ma),
             core_voltage_mv=ph.voltage_mv, core_voltage_actual_mv=ph.core_voltage_actual_mv(),
             frequency_mhz=float(ph.freq_mhz.mean()), chains=chains, chip_temp_c=chip_temp,
             board_temp_c=max(c.board_temp_c for c in chains), vr_temp_c=ph.vr_temp_c(),
