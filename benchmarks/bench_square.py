@@ -9,10 +9,15 @@ them. A readout of those readings (and their changes) is scored for P2(u(t)) and
 IPC terms, as ``analyze`` scores recorded states, for these variants (each a diagnosis of
 the physics as it is, nothing here changes the simulator):
 
-- as is; the fan held at a fixed duty instead of the firmware's PID;
+- as is: read as the LV06's firmware reads its board (power in the INA260's 10 mW steps,
+  the chip temperature in whole degrees, ``temp_reading_step_c`` / ``power_reading_step_w``
+  of the profile);
+- read exactly (both steps 0: how the simulator read them before it modelled the
+  firmware's read path); the counterfactuals below start from these exact readings:
+- the fan held at a fixed duty instead of the firmware's PID;
 - the leakage's temperature dependence removed (a profile with an infinite e-fold
   temperature: leakage frozen at its 60 C value);
-- Gaussian noise of ``NOISE_W`` on the power reading (the simulated reading has none);
+- Gaussian noise of ``NOISE_W`` on the exact power reading;
 - the nodes read at the end of their slot instead of mid-slot;
 - the loop closed at gain 0.3 (the fed-back response: the chip temperature as read, or
   the true die temperature, normalised on the range of an open-loop pass).
@@ -33,7 +38,7 @@ from asic_reservoir.analysis.readout import Split
 from asic_reservoir.analysis.runfiles import ANALYSIS_ALPHAS
 from asic_reservoir.analysis.tasks import information_processing_capacity
 from asic_reservoir.experiment.simulated import DEMO_SEEDS, REPORT_SEED
-from asic_reservoir.simulator.physics import UnitPhysics
+from asic_reservoir.simulator.physics import UnitPhysics, as_read
 from asic_reservoir.simulator.profiles import PROFILES
 
 MODEL = "lv06"
@@ -56,16 +61,18 @@ class Variant:
     gain: float = 0.0
     true_temperature: bool = False
     read_at: float = 0.5          # where in its slot a node is read (fraction of theta)
+    exact: bool = True            # readings without the firmware's steps
 
 
 VARIANTS = (
-    Variant("as is"),
+    Variant("as is (the firmware's read path)", exact=False),
+    Variant("read exactly"),
     Variant(f"fan held at {FAN_PCT:g} %", fan_pct=FAN_PCT),
     Variant("read at the slot's end", read_at=1.0),
     Variant("leakage independent of temperature", frozen_leakage=True),
     Variant("leakage frozen, fan held", frozen_leakage=True, fan_pct=FAN_PCT),
     *(Variant(f"{w * 1000:g} mW noise on the power reading", noise_w=w) for w in NOISE_W),
-    Variant("closed loop, gain 0.3, chip temperature as read", gain=0.3),
+    Variant("closed loop, gain 0.3, chip temperature as read", gain=0.3, exact=False),
     Variant("closed loop, gain 0.3, true die temperature", gain=0.3, true_temperature=True),
 )
 
@@ -75,6 +82,8 @@ def record(v: Variant, seed: int, steps: int) -> tuple[np.ndarray, np.ndarray]:
     profile = PROFILES[MODEL]
     if v.frozen_leakage:
         profile = dataclasses.replace(profile, leakage_efold_c=float("inf"))
+    if v.exact:
+        profile = dataclasses.replace(profile, temp_reading_step_c=0.0, power_reading_step_w=0.0)
     ph = UnitPhysics(profile, DEMO_SEEDS[MODEL], ambient_c=25.0, noise_seed=seed)
     ph.hashing = True
     if v.fan_pct is not None:
@@ -94,7 +103,8 @@ def record(v: Variant, seed: int, steps: int) -> tuple[np.ndarray, np.ndarray]:
             c = min(max(0.5 + v.gain * fed[0] + m * (x[t] - 0.5), 0.0), 1.0)
             ph.set_frequency(LO_MHZ + c * (HI_MHZ - LO_MHZ))
             ph.step(THETA * v.read_at)
-            power = ph.input_power_w() + (rng.normal(0.0, v.noise_w) if v.noise_w else 0.0)
+            power = as_read(ph.input_power_w() + (rng.normal(0.0, v.noise_w) if v.noise_w else 0.0),
+                            profile.power_reading_step_w)
             temp = reading()
             out[t, 2 * k:2 * k + 2] = power, temp
             fed.append((temp - lo_hi[0]) / (lo_hi[1] - lo_hi[0]) - 0.5)
