@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from asic_reservoir.simulator.control import BmminerFan, Protection, Sensors, fan_law, protection
+from asic_reservoir.simulator.control import BmminerFan, Sensors, fan_law, protection
 from asic_reservoir.simulator.physics import UnitPhysics
 
 __all__ = ["OperatingPoint", "Outcome", "solve_at", "settle"]

@@ -634,7 +634,7 @@ class SimulatedUnit:
 
     # ------------------------------------------------------------------ telemetry
     def reading(self) -> UnitReading:
-        p, ph, miner, s = self.profile, self.physics, self.miner, self._active
+        p, ph, miner = self.profile, self.physics, self.miner
         chains = ph.chain_readings()
         power = ph.input_power_w()
         current_ma = power / (p.input_voltage_mv / 1000.0) * 1000.0
