@@ -42,7 +42,6 @@ import logging
 import math
 import random
 import re
-import time
 from collections import deque
 from typing import Any
 
