@@ -110,3 +110,16 @@ def test_envelopes_on_fixture_readings():
             lv.check_settings(bad)
     for env in ENVELOPES.values():
         assert env.sources and env.frequency_mhz[0] < env.frequency_mhz[1]
+
+
+@pytest.mark.parametrize("info, expected", [
+    ({"vrTemp": 52.5}, 52.5),      # a TPS546 board reports its regulator
+    ({"vrTemp": 0}, None),         # every other board: Power_get_vreg_temp returns 0.0
+    ({"vrTemp": 0.0}, None),
+    ({}, None),                    # v2.1.8 has no vrTemp
+    ({"vrTemp": True}, None),
+    ({"vrTemp": "hot"}, None),
+])
+def test_axeos_vr_temperature_zero_means_no_sensor(info, expected):
+    assert axeos.vr_temp(info) == expected
+    assert parse_axeos({"temp": 60, **info}, "u").vr_temp_c == expected

@@ -428,3 +428,18 @@ def test_esp_miner_overheat_stops_the_lv06_and_runs_the_fan_full() -> None:
     assert ph.fan_pwm[0] == 100.0 and not ph.powered
     ph.set_powered(True)
     assert ph.trip is None
+
+
+def test_each_model_reads_its_sensors_at_its_firmwares_resolution():
+    """The LV06's firmware reads whole degrees (EMC2101) and has no regulator sensor; the
+    S9's readings keep their fractions (bmminer truncates where it uses them)."""
+    lv06, s9 = (UnitPhysics(PROFILES[m], 3, ambient_c=25.0, noise_seed=3) for m in ("lv06", "s9"))
+    for ph in (lv06, s9):
+        ph.hashing = True
+        ph.step(60.0)
+    temps = np.concatenate([lv06.chip_temps_c() for _ in range(20)])
+    assert np.array_equal(temps, np.round(temps))
+    assert lv06.vr_temp_c() == 0.0 and lv06.sensors().vr_c == 0.0
+    assert float(lv06.sensors().chip_c[0]).is_integer()
+    s9_temps = s9.chip_temps_c()
+    assert not np.array_equal(s9_temps, np.round(s9_temps)) and s9.vr_temp_c() > 25.0
