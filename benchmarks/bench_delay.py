@@ -104,10 +104,7 @@ def record(size: DemoSize, seed: int, tmp: Path) -> list[tuple[Path, str]]:
     first (the slow points set the wall time; the progress bar follows the first); run
     files and labels."""
     jobs = [job(theta, gain) for theta, gain in sorted(points(slow=not quick()), reverse=True)]
-    for j in jobs:                        # a kept directory may hold an earlier pass
-        for old in tmp.glob(f"{j.model}-{j.label}.db*"):
-            old.unlink()
-    recorded = run_demo(size, tmp, progress=True, plan=jobs, seed=seed)
+    recorded = run_demo(size, tmp, progress=True, plan=jobs, seed=seed, fresh=True)
     return [(path, label(j.step_seconds / j.slots, j.loop.gain))
             for (path, _), j in zip(recorded, jobs)]
 

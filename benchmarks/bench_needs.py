@@ -55,10 +55,7 @@ def record(size: DemoSize, workdir: Path) -> tuple[list[tuple[Path, str]], Path]
     """The open-loop channels and the closed loop, each in its own process."""
     loop = bench_delay.job(LOOP_THETA, LOOP_GAIN)
     jobs = [*OPEN, loop]
-    for j in jobs:
-        for old in workdir.glob(f"{j.model}-{j.label}.db*"):
-            old.unlink()
-    recorded = run_demo(size, workdir, progress=True, plan=jobs, seed=REPORT_SEED)
+    recorded = run_demo(size, workdir, progress=True, plan=jobs, seed=REPORT_SEED, fresh=True)
     return recorded[:-1], recorded[-1][0]
 
 

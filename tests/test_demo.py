@@ -17,6 +17,10 @@ from tests.support import main_here
 
 
 def test_demo_json_has_every_unit_channel_baseline_and_control(tmp_path):
+    # An earlier pass left a run file in the kept directory: the demo records afresh
+    # (resuming it would fail on this one, and would mix two passes on a real one).
+    (tmp_path / "lv06-best.db").write_bytes(b"an earlier, unrelated pass")
+    (tmp_path / "lv06-best.db-wal").write_bytes(b"its stale log")
     proc = subprocess.run(
         [sys.executable, "-m", "asic_reservoir", "demo", "--steps", "100", "--runs", "1",
          "--json", "--quiet", "--keep", str(tmp_path)],

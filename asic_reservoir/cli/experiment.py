@@ -243,12 +243,9 @@ def demo_main(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="asic-reservoir-demo-") as tmp:
         workdir = Path(args.keep) if args.keep else Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
-        for pattern in ("*-published.db*", "*-best.db*", "*-repeat.db*"):
-            for old in workdir.glob(pattern):
-                old.unlink()
         start = time.monotonic()
         try:
-            outputs = run_demo(size, workdir, progress=not args.quiet)
+            outputs = run_demo(size, workdir, progress=not args.quiet, fresh=True)
             report = analyze_files([p for p, _ in outputs],
                                    labels={str(p): spec for p, spec in outputs})
         except (ExperimentError, ChannelError, RunFileError, StatesError, ReadoutError,

@@ -298,6 +298,12 @@ def _integrity(conn: sqlite3.Connection, path: Path) -> None:
         raise RunFileCorruptError(f"{path}: damaged run file ({'; '.join(result)})")
 
 
+def remove_run_file(path: str | os.PathLike) -> None:
+    """Delete a run file with its SQLite sidecars (``-wal``, ``-shm``), if there."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+
+
 class RunWriter:
     """Appends finished steps to a run file; each step is one transaction.
 
@@ -316,8 +322,7 @@ class RunWriter:
             if not overwrite:
                 raise RunFileError(f"{path}: exists; pass --resume to continue it or choose "
                                    f"another --out")
-            for suffix in ("", "-wal", "-shm"):
-                Path(str(path) + suffix).unlink(missing_ok=True)
+            remove_run_file(path)
         meta.created = meta.created or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         # Built under another name and renamed into place: a reader (or a resume after a
         # kill) finds either no run file or one with its schema and metadata, never half one.

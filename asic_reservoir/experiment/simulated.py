@@ -21,7 +21,7 @@ from asic_reservoir.drivers.stratum import Pool, PoolConfig
 from asic_reservoir.experiment.channels import DelayLoop
 from asic_reservoir.experiment.loop import ExperimentError, ExperimentSummary
 from asic_reservoir.experiment.record import run_experiment
-from asic_reservoir.experiment.runs import RunFileError, RunReader, RunWriter
+from asic_reservoir.experiment.runs import RunFileError, RunReader, RunWriter, remove_run_file
 from asic_reservoir.simulator import UnitConfig, start_units
 from asic_reservoir.simulator.firmware.generations import DEMO_FIRMWARE
 from asic_reservoir.simulator.names import SimUnitName, parse_sim_unit
@@ -217,15 +217,20 @@ def record_all(recordings: Sequence[SimulatedRecording], processes: int | None =
 
 def run_demo(size: DemoSize, workdir: Path, progress: bool = True,
              plan: Sequence[DemoJob] | None = None, seed: int = REPORT_SEED,
-             processes: int | None = None) -> list[tuple[Path, str]]:
+             processes: int | None = None, fresh: bool = False) -> list[tuple[Path, str]]:
     """Record NARMA-10 on simulated S9, LV06 and LB-Box units: the published encoding on
     each, the best encoding on a second copy of every unit that can carry one (same identity
     seed), the consistency test. Every configuration records in its own process (one per
     core unless ``processes``), each with its own pool and a noise stream of its own.
-    ``seed`` draws the input series (:data:`REPORT_SEED` unless tuning)."""
+    ``seed`` draws the input series (:data:`REPORT_SEED` unless tuning). A run file already
+    in ``workdir`` is resumed, unless ``fresh`` deletes it first (a kept directory of an
+    earlier pass)."""
     plan = list(plan or demo_plan())
     recordings = [demo_recording(job, size, workdir, seed, progress and i == 0)
                   for i, job in enumerate(plan)]
+    if fresh:
+        for rec in recordings:
+            remove_run_file(rec.path)
     record_all(recordings, processes)
     return [(Path(rec.path), job.channel) for rec, job in zip(recordings, plan)]
 
