@@ -22,6 +22,14 @@ the physics as it is, nothing here changes the simulator):
 - the loop closed at gain 0.3 (the fed-back response: the chip temperature as read, or
   the true die temperature, normalised on the range of an open-loop pass).
 
+Second, the demo's live channels (``fan``, ``frequency+fan:invert=1``: one 5 s step per input,
+read at the step's end through the firmware's read path), whose square survives that read
+path: P2(u(t)) from the temperature, the power and the fan's tachometer apart, from the
+power and the tachometer together and from all three; as is, with the heatsink-to-air
+resistance made independent of the airflow (``r_sink_air_still`` set to ``r_sink_air_full``:
+the fan then moves air but no heat), and with no overhead power (``overhead_power_w`` 0: the
+fan, whose share of it grows with the cube of its speed, then draws nothing).
+
 ``BENCH_QUICK=1`` shortens the runs.
 """
 
@@ -126,6 +134,39 @@ def _open_loop_range(ph: UnitPhysics, rng: np.random.Generator, reading) -> tupl
     return min(half), max(half)
 
 
+LIVE_STEP_S = 5.0
+FAN_LO_PCT, FAN_HI_PCT = 30.0, 100.0      # the fan channel's default range
+LIVE_VARIANTS = {"as modelled": {},
+                 "air resistance independent of airflow": {"r_sink_air_still": "r_sink_air_full"},
+                 "no overhead (fan) power": {"overhead_power_w": 0.0}}
+
+
+def record_live(channel: str, variant: str, seed: int, steps: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Input and per-step (temperature, power, fan rpm) readings of a live channel, read as
+    the firmware reads them, on the profile changed as ``LIVE_VARIANTS[variant]`` says."""
+    profile = PROFILES[MODEL]
+    changes = {k: getattr(profile, v) if isinstance(v, str) else v
+               for k, v in LIVE_VARIANTS[variant].items()}
+    profile = dataclasses.replace(profile, **changes)
+    ph = UnitPhysics(profile, DEMO_SEEDS[MODEL], ambient_c=25.0, noise_seed=seed)
+    ph.hashing = True
+    ph.set_fan(auto=False, pct=0.5 * (FAN_LO_PCT + FAN_HI_PCT))
+    ph.step(WARMUP_S)
+    u = np.random.default_rng([seed, 2]).uniform(0.0, 0.5, steps)
+    out = np.zeros((steps, 3))
+    for t, x in enumerate(u / 0.5):
+        if channel == "fan":
+            ph.set_fan(pct=FAN_LO_PCT + x * (FAN_HI_PCT - FAN_LO_PCT))
+        else:
+            ph.set_frequency(LO_MHZ + x * (HI_MHZ - LO_MHZ))
+            ph.set_fan(pct=FAN_LO_PCT + (1.0 - x) * (FAN_HI_PCT - FAN_LO_PCT))
+        ph.step(LIVE_STEP_S)
+        out[t] = (ph.chip_temps_c()[0], as_read(ph.input_power_w(), profile.power_reading_step_w),
+                  round(ph.fan_readings()[0][0]))
+    return u, out
+
+
 def capacities(u: np.ndarray, readings: np.ndarray, columns: list[int]) -> dict:
     """IPC of the chosen readings and their changes per step, degree <= 2, delays <= 3."""
     z = readings[:, columns]
@@ -155,4 +196,16 @@ def run() -> list[Figure]:
         mem = np.mean([r[0]["P1(t-1)"] for r in rows])
         print(f"| {v.name} | {p2[0]:.2f} | {p2[1]:.2f} | {p2[2]:.2f} | {mem:.2f} |")
         figures.append(Figure(f"P2(u(t)), {v.name}", float(p2[0]), "capacity"))
+    print(f"\nthe demo's live channels, physics alone: one {LIVE_STEP_S:g} s step per input, read "
+          f"at its end through the firmware's read path, {steps} steps x {len(SEEDS)} runs:")
+    print("| channel | physics | P2(u(t)): temperature | power | fan rpm | power + rpm | "
+          "temperature + rpm | all three |")
+    print("|---|---|---|---|---|---|---|---|")
+    for channel in ("fan", "frequency + fan inverted"):
+        for variant in LIVE_VARIANTS:
+            runs = [record_live(channel, variant, s, steps) for s in SEEDS]
+            p2 = [np.mean([capacities(u, r, cols)["P2(t)"] for u, r in runs])
+                  for cols in ([0], [1], [2], [1, 2], [0, 2], [0, 1, 2])]
+            print(f"| {channel} | {variant} | " + " | ".join(f"{v:.2f}" for v in p2) + " |")
+            figures.append(Figure(f"P2(u(t)), {channel}, {variant}", float(p2[5]), "capacity"))
     return figures
