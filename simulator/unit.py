@@ -33,7 +33,7 @@ import asyncio
 import contextlib
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, AsyncIterator, Callable, Sequence
 
 import numpy as np
@@ -224,6 +224,8 @@ class SimulatedUnit:
         self._started = False
         self._fan_log_due = 0.0
         self._results_seen = (0, 0)
+        self._polled: UnitReading | None = None   # the firmware's last sensor read, if it polls
+        self._poll_due = 0.0
 
     # ------------------------------------------------------------------ identity
     @property
@@ -380,6 +382,10 @@ class SimulatedUnit:
             miner.inject_hw_errors(errors)
         if self.profile.model == "lv06" and self._listeners:
             self._esp_miner_lines(now)
+        poll = self.generation.sensor_poll_s
+        if poll and now >= self._poll_due - 1e-9:
+            self._polled = self._fresh_reading()
+            self._poll_due = now + poll
 
     def _result_counts(self, valid_rates_hs: np.ndarray, dt: float) -> np.ndarray | None:
         """Chip results at the floor during ``dt`` (None: none at all): independent Poisson
@@ -634,6 +640,19 @@ class SimulatedUnit:
 
     # ------------------------------------------------------------------ telemetry
     def reading(self) -> UnitReading:
+        """What the firmware reports now. A firmware that polls its sensors
+        (``generation.sensor_poll_s``: stock ESP-Miner v2.1.8, every 2 s) serves the
+        temperatures, power, current and fan speed of its last poll."""
+        fresh = self._fresh_reading()
+        polled = self._polled
+        if polled is None:
+            return fresh
+        return replace(
+            fresh, power_w=polled.power_w, current_ma=polled.current_ma,
+            input_voltage_mv=polled.input_voltage_mv, chip_temp_c=polled.chip_temp_c,
+            board_temp_c=polled.board_temp_c, vr_temp_c=polled.vr_temp_c, fans=polled.fans)
+
+    def _fresh_reading(self) -> UnitReading:
         p, ph, miner = self.profile, self.physics, self.miner
         chains = ph.chain_readings()
         power = ph.input_power_w()

@@ -506,3 +506,35 @@ async def test_s9_rpc_replies_carry_bmminers_fields_in_order():
     assert list(device) == S9_STATS_DEVICE, set(device) ^ set(S9_STATS_DEVICE)
     pool = replies["pools"]["POOLS"][0]
     assert pool["Stratum URL"] == HOST        # extract_sockaddr: the host, without the port
+
+
+@pytest.mark.virtual_time
+@pytest.mark.parametrize("firmware", ["lucky-2.1.8", "axeos-2.15"])
+async def test_info_serves_the_sensors_last_poll(firmware):
+    """ESP-Miner's power task reads temperature, power, current and fan speed every POLL_RATE
+    and the API serves the last values: 2 s on the stock v2.1.8 (a reading held through
+    eight reads 0.25 s apart), 100 ms on v2.15.0 (a new reading, with new tachometer jitter,
+    at nearly every read)."""
+    ctx, unit, server, base = await _axeos(firmware)
+    try:
+        seen = []
+        async with aiohttp.ClientSession() as session:
+            for _ in range(40):
+                async with session.get(base + "/api/system/info") as reply:
+                    info = await reply.json()
+                rpm = info.get("fanSpeedRpm", info.get("fanrpm"))
+                seen.append((info["power"], info["temp"], info["current"], rpm))
+                await unit.clock.sleep(0.25)
+    finally:
+        await server.stop()
+        await ctx.__aexit__(None, None, None)
+    runs = [1]
+    for a, b in zip(seen, seen[1:]):
+        if a == b:
+            runs[-1] += 1
+        else:
+            runs.append(1)
+    if firmware == "lucky-2.1.8":
+        assert len(runs) >= 4 and all(r == 8 for r in runs[1:-1]), runs
+    else:
+        assert len(runs) >= 30, runs

@@ -31,6 +31,9 @@ class Generation:
     # stored write takes effect at the next reconnect (ESP-Miner v2.15.0: all of them;
     # v2.1.8: user and password, URL and port only at init).
     read_at_connect: frozenset[str] = frozenset()
+    # How often the firmware reads its sensors (ESP-Miner's power_management_task POLL_RATE);
+    # its API serves the last values read. 0: read when asked (no slower than a physics tick).
+    sensor_poll_s: float = 0.0
 
     def applies_live(self, key: str) -> bool:
         return key not in self.restart_keys
@@ -45,7 +48,7 @@ GENERATIONS: Mapping[str, Generation] = MappingProxyType({g.name: g for g in (
                "Lucky's ESP-Miner fork as shipped (estimate: upstream v2.1.8 behaviour): PATCH "
                "stores to NVS, clock/voltage/fan mode at restart, manual fan duty live; "
                "no asic/statistics/pause endpoints",
-               read_at_connect=frozenset({"pool_user", "pool_password"})),
+               read_at_connect=frozenset({"pool_user", "pool_password"}), sensor_poll_s=2.0),
     Generation("axeos-2.15", "lv06", "v2.15.0", _POOL, True,
                "current AxeOS: clock, voltage and fan live, pools as a list with ids, "
                "pause/resume, asic and statistics endpoints", read_at_connect=_POOL),
