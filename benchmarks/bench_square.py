@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import deque
+from collections.abc import Callable
 
 import numpy as np
 
@@ -46,8 +47,8 @@ from asic_reservoir.analysis.readout import Split
 from asic_reservoir.analysis.runfiles import ANALYSIS_ALPHAS
 from asic_reservoir.analysis.tasks import information_processing_capacity
 from asic_reservoir.experiment.simulated import DEMO_SEEDS, REPORT_SEED
-from asic_reservoir.simulator.physics import UnitPhysics, as_read
-from asic_reservoir.simulator.profiles import PROFILES
+from asic_reservoir.simulator.physics import UnitPhysics
+from asic_reservoir.simulator.profiles import PROFILES, Profile
 
 MODEL = "lv06"
 MASK = (-1 / 3, 1 / 3, 1.0, -1 / 3)     # the 4-level mask the delay benchmark's runs drew
@@ -111,8 +112,7 @@ def record(v: Variant, seed: int, steps: int) -> tuple[np.ndarray, np.ndarray]:
             c = min(max(0.5 + v.gain * fed[0] + m * (x[t] - 0.5), 0.0), 1.0)
             ph.set_frequency(LO_MHZ + c * (HI_MHZ - LO_MHZ))
             ph.step(THETA * v.read_at)
-            power = as_read(ph.input_power_w() + (rng.normal(0.0, v.noise_w) if v.noise_w else 0.0),
-                            profile.power_reading_step_w)
+            power = ph.power_reading_w() + (rng.normal(0.0, v.noise_w) if v.noise_w else 0.0)
             temp = reading()
             out[t, 2 * k:2 * k + 2] = power, temp
             fed.append((temp - lo_hi[0]) / (lo_hi[1] - lo_hi[0]) - 0.5)
@@ -136,20 +136,19 @@ def _open_loop_range(ph: UnitPhysics, rng: np.random.Generator, reading) -> tupl
 
 LIVE_STEP_S = 5.0
 FAN_LO_PCT, FAN_HI_PCT = 30.0, 100.0      # the fan channel's default range
-LIVE_VARIANTS = {"as modelled": {},
-                 "air resistance independent of airflow": {"r_sink_air_still": "r_sink_air_full"},
-                 "no overhead (fan) power": {"overhead_power_w": 0.0}}
+LIVE_VARIANTS: dict[str, Callable[[Profile], Profile]] = {
+    "as modelled": lambda p: p,
+    "air resistance independent of airflow":
+        lambda p: dataclasses.replace(p, r_sink_air_still=p.r_sink_air_full),
+    "no overhead (fan) power": lambda p: dataclasses.replace(p, overhead_power_w=0.0),
+}
 
 
 def record_live(channel: str, variant: str, seed: int, steps: int
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Input and per-step (temperature, power, fan rpm) readings of a live channel, read as
     the firmware reads them, on the profile changed as ``LIVE_VARIANTS[variant]`` says."""
-    profile = PROFILES[MODEL]
-    changes = {k: getattr(profile, v) if isinstance(v, str) else v
-               for k, v in LIVE_VARIANTS[variant].items()}
-    profile = dataclasses.replace(profile, **changes)
-    ph = UnitPhysics(profile, DEMO_SEEDS[MODEL], ambient_c=25.0, noise_seed=seed)
+    ph = UnitPhysics(LIVE_VARIANTS[variant](PROFILES[MODEL]), DEMO_SEEDS[MODEL], ambient_c=25.0, noise_seed=seed)
     ph.hashing = True
     ph.set_fan(auto=False, pct=0.5 * (FAN_LO_PCT + FAN_HI_PCT))
     ph.step(WARMUP_S)
@@ -162,8 +161,7 @@ def record_live(channel: str, variant: str, seed: int, steps: int
             ph.set_frequency(LO_MHZ + x * (HI_MHZ - LO_MHZ))
             ph.set_fan(pct=FAN_LO_PCT + (1.0 - x) * (FAN_HI_PCT - FAN_LO_PCT))
         ph.step(LIVE_STEP_S)
-        out[t] = (ph.chip_temps_c()[0], as_read(ph.input_power_w(), profile.power_reading_step_w),
-                  round(ph.fan_readings()[0][0]))
+        out[t] = ph.chip_temps_c()[0], ph.power_reading_w(), round(ph.fan_readings()[0][0])
     return u, out
 
 

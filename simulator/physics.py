@@ -873,6 +873,10 @@ class UnitPhysics:
         return as_read(self.t_die + self.variation.chip_sensor_offset_c + noise,
                        self.profile.temp_reading_step_c)
 
+    def power_reading_w(self) -> float:
+        """The input power as the firmware's power sensor reads it (``power_reading_step_w``)."""
+        return as_read(self.input_power_w(), self.profile.power_reading_step_w)
+
     def board_temps_c(self) -> np.ndarray:
         """PCB sensor per chain: the heatsink segment under its sensed chips (hottest)."""
         p = self.profile

@@ -655,8 +655,7 @@ class SimulatedUnit:
     def _fresh_reading(self) -> UnitReading:
         p, ph, miner = self.profile, self.physics, self.miner
         chains = ph.chain_readings()
-        power = ph.input_power_w()
-        current_ma = power / (p.input_voltage_mv / 1000.0) * 1000.0
+        current_ma = ph.input_power_w() / (p.input_voltage_mv / 1000.0) * 1000.0
         fans = ph.fan_readings()
         chip_temp = max(c.chip_temp_c for c in chains)
         return UnitReading(
@@ -665,7 +664,7 @@ class SimulatedUnit:
             hashrate_ghs=sum(c.rate_ghs for c in chains),
             hashrate_avg_ghs=ph.average_rate_hs() / 1e9,
             hashrate_ideal_ghs=sum(c.rate_ideal_ghs for c in chains),
-            power_w=as_read(power, p.power_reading_step_w), input_voltage_mv=p.input_voltage_mv,
+            power_w=ph.power_reading_w(), input_voltage_mv=p.input_voltage_mv,
             current_ma=as_read(current_ma, p.current_reading_step_ma),
             core_voltage_mv=ph.voltage_mv, core_voltage_actual_mv=ph.core_voltage_actual_mv(),
             frequency_mhz=float(ph.freq_mhz.mean()), chains=chains, chip_temp_c=chip_temp,
