@@ -28,6 +28,7 @@ import aiohttp
 from asic_reservoir.drivers.errors import ConnectionRefused, MalformedReply, Timeout
 from asic_reservoir.drivers.events import LogEvent, parse_line
 from asic_reservoir.drivers.http import HttpClient, connect_failure
+from asic_reservoir.drivers.telemetry import as_float
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +89,8 @@ def vr_temp(info: dict[str, Any]) -> float | None:
     ``Power_get_vreg_temp`` reads a TPS546 only and returns 0.0 on every other board
     (``main/power/power.c`` at v2.15.0; the INA260 Ultra class, as the LV06). v2.1.8's info
     has no ``vrTemp`` at all."""
-    value = info.get("vrTemp")
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value == 0:
-        return None
-    return float(value)
+    value = as_float(info.get("vrTemp"))
+    return None if value == 0 else value
 
 
 def split_pool_url(url: str) -> tuple[str, int]:

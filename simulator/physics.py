@@ -877,6 +877,12 @@ class UnitPhysics:
         """The input power as the firmware's power sensor reads it (``power_reading_step_w``)."""
         return as_read(self.input_power_w(), self.profile.power_reading_step_w)
 
+    def current_reading_ma(self) -> float:
+        """The input current as the firmware's sensor reads it (``current_reading_step_ma``)."""
+        p = self.profile
+        amps = self.input_power_w() / (p.input_voltage_mv / 1000.0)
+        return as_read(amps * 1000.0, p.current_reading_step_ma)
+
     def board_temps_c(self) -> np.ndarray:
         """PCB sensor per chain: the heatsink segment under its sensed chips (hottest)."""
         p = self.profile

@@ -52,7 +52,7 @@ from asic_reservoir.simulator.miner import (
     StratumMiner,
     parse_pool_url,
 )
-from asic_reservoir.simulator.physics import SettingsError, UnitPhysics, UnitReading, as_read
+from asic_reservoir.simulator.physics import SettingsError, UnitPhysics, UnitReading
 from asic_reservoir.simulator.profiles import MODELS, Profile, profile
 from asic_reservoir.simulator.ticker import Ticker
 
@@ -649,13 +649,12 @@ class SimulatedUnit:
             return fresh
         return replace(
             fresh, power_w=polled.power_w, current_ma=polled.current_ma,
-            input_voltage_mv=polled.input_voltage_mv, chip_temp_c=polled.chip_temp_c,
-            board_temp_c=polled.board_temp_c, vr_temp_c=polled.vr_temp_c, fans=polled.fans)
+            chip_temp_c=polled.chip_temp_c, board_temp_c=polled.board_temp_c,
+            vr_temp_c=polled.vr_temp_c, fans=polled.fans)
 
     def _fresh_reading(self) -> UnitReading:
         p, ph, miner = self.profile, self.physics, self.miner
         chains = ph.chain_readings()
-        current_ma = ph.input_power_w() / (p.input_voltage_mv / 1000.0) * 1000.0
         fans = ph.fan_readings()
         chip_temp = max(c.chip_temp_c for c in chains)
         return UnitReading(
@@ -665,7 +664,7 @@ class SimulatedUnit:
             hashrate_avg_ghs=ph.average_rate_hs() / 1e9,
             hashrate_ideal_ghs=sum(c.rate_ideal_ghs for c in chains),
             power_w=ph.power_reading_w(), input_voltage_mv=p.input_voltage_mv,
-            current_ma=as_read(current_ma, p.current_reading_step_ma),
+            current_ma=ph.current_reading_ma(),
             core_voltage_mv=ph.voltage_mv, core_voltage_actual_mv=ph.core_voltage_actual_mv(),
             frequency_mhz=float(ph.freq_mhz.mean()), chains=chains, chip_temp_c=chip_temp,
             board_temp_c=max(c.board_temp_c for c in chains), vr_temp_c=ph.vr_temp_c(),
